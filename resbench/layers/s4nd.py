@@ -1,0 +1,263 @@
+"""S4ND: an N-d state-space layer with diagonal kernels, one 1-d SSM per axis (Nguyen et al., 2022).
+
+The N-d kernel is the outer product of one 1-d kernel per axis, so the convolution is separable:
+each axis's 1-d convolution is applied in turn. Parameter names and shapes follow the official
+`state-spaces/s4` layer (kernel="diag", disc="zoh") so official weights load by name.
+
+A layer is defined on a reference grid `l_max`. At another resolution the same continuous kernel
+is resampled by scaling the step: `rate = l_max / L` per axis (rate < 1 on a finer grid).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from resbench.errors import ResbenchError
+
+__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "conv_toeplitz", "conv_fft", "AUTO_TOEPLITZ_MAX_LEN"]
+
+# `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
+# Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
+AUTO_TOEPLITZ_MAX_LEN = 128
+
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "id": nn.Identity, None: nn.Identity}
+
+
+class SSMKernel(nn.Module):
+    """One axis's diagonal SSM kernel, zero-order hold: (ch, H, Lk) taps at a given rate."""
+
+    def __init__(self, d_model: int, d_state: int, n_ssm: int, channels: int,
+                 init: str, dt_min: float, dt_max: float):
+        super().__init__()
+        if d_state % 2:
+            raise ResbenchError(f"S4ND d_state={d_state}: expected an even number (complex pairs)")
+        if d_model % n_ssm:
+            raise ResbenchError(f"S4ND n_ssm={n_ssm}: expected a divisor of d_model={d_model}")
+        H, S, N2 = d_model, n_ssm, d_state // 2
+        self.H, self.S = H, S
+        # dt log-uniform in [dt_min, dt_max]; stored as its log ("inv_dt", the official name)
+        log_dt = torch.rand(H, 1) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)  # (H, 1)
+        self.inv_dt = nn.Parameter(log_dt)
+        if init == "diag-lin":  # A = -1/2 + i*pi*n (S4D-Lin)
+            imag = math.pi * torch.arange(N2, dtype=torch.float32).expand(S, N2)
+        elif init == "diag-inv":  # A = -1/2 + i*N/pi*(N/(2n+1) - 1) (S4D-Inv)
+            n = torch.arange(N2, dtype=torch.float32)
+            imag = (d_state / math.pi * (d_state / (2 * n + 1) - 1)).expand(S, N2)
+        else:
+            raise ResbenchError(f"S4ND init={init!r}: expected 'diag-lin' or 'diag-inv'")
+        self.A_real = nn.Parameter(torch.full((S, N2), math.log(0.5)))  # (S, N2): Re A = -exp(A_real)
+        self.A_imag = nn.Parameter(imag.clone())  # (S, N2): Im A = -A_imag
+        B = torch.zeros(1, S, N2, 2)
+        B[..., 0] = 1.0
+        self.B = nn.Parameter(B)  # (1, S, N2, 2) complex as (re, im)
+        self.C = nn.Parameter(torch.randn(channels, H, N2, 2) * 0.5 ** 0.5)  # (ch, H, N2, 2)
+
+    def dt(self) -> torch.Tensor:
+        return self.inv_dt.exp().squeeze(-1)  # (H,) step of the reference grid
+
+    def A(self) -> torch.Tensor:
+        A = -self.A_real.exp() - 1j * self.A_imag  # (S, N2)
+        return A.repeat(self.H // self.S, 1)  # (H, N2): channel h uses row h mod S
+
+    def bandlimit_mask(self, alpha: float | None) -> torch.Tensor:
+        """1 for modes whose frequency on the reference grid is below alpha/2 cycles per step."""
+        A = self.A()
+        if alpha is None:
+            return torch.ones(A.shape, device=A.device)  # (H, N2)
+        freqs = self.dt()[:, None] * A.imag.abs() / (2 * math.pi)  # (H, N2), independent of rate
+        return (freqs < alpha / 2).to(A.real.dtype)
+
+    def forward(self, length: int, rate: float = 1.0, bandlimit: float | None = None) -> torch.Tensor:
+        A = self.A()  # (H, N2)
+        dtA = A * (self.dt() * rate)[:, None]  # (H, N2): the step shrinks as resolution grows
+        B = torch.view_as_complex(self.B).repeat(1, self.H // self.S, 1)  # (1, H, N2)
+        C = torch.view_as_complex(self.C) * self.bandlimit_mask(bandlimit)  # (ch, H, N2)
+        Cz = B * C * (dtA.exp() - 1) / A  # (ch, H, N2), zero-order hold
+        pos = torch.arange(length, device=A.device)  # (Lk,)
+        vandermonde = torch.exp(dtA[:, :, None] * pos)  # (H, N2, Lk)
+        return 2 * torch.einsum("chn,hnl->chl", Cz, vandermonde).real  # (ch, H, Lk)
+
+
+def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
+    """(ch, H, Lk) causal (+ anticausal) taps -> (H, L, L) matrix T with y = T @ u along one axis.
+
+    T[i, j] = k[0, h, i-j] for 0 <= i-j < Lk and, with two channels, k[1, h, j-i-1] for 1 <= j-i <= Lk.
+    """
+    ch, H, Lk = k.shape
+    L = length
+    full = k.new_zeros(H, 2 * L - 1)  # (H, 2L-1): taps for offsets d = i-j in [-(L-1), L-1]
+    full[:, L - 1:L - 1 + Lk] = k[0]
+    if ch == 2:
+        n_back = min(Lk, L - 1)
+        full[:, L - 1 - n_back:L - 1] = k[1, :, :n_back].flip(-1)  # offset -d holds k[1, d-1]
+    i = torch.arange(L, device=k.device)
+    return full[:, i[:, None] - i[None, :] + L - 1]  # (H, L, L)
+
+
+def conv_toeplitz(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Separable convolution of u (B, H, *L) by one (ch, H, Lk) kernel per axis, as matrix products."""
+    y = u
+    for axis, k in enumerate(kernels):
+        dim = 2 + axis
+        T = toeplitz_from_kernel(k, u.shape[dim])  # (H, L, L)
+        y = y.movedim(dim, -1)  # (B, H, ..., L)
+        shape = y.shape
+        y = y.reshape(shape[0], shape[1], -1, shape[-1])  # (B, H, M, L)
+        y = torch.matmul(y, T.transpose(-1, -2))  # (B, H, M, L)
+        y = y.reshape(shape).movedim(-1, dim)
+    return y
+
+
+def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The official algorithm: outer-product N-d kernel, FFT convolution padded to L + Lk per axis."""
+    spatial = u.shape[2:]
+    full_kernel = None
+    sizes = []
+    for k, L in zip(kernels, spatial):
+        Lk = k.shape[-1]
+        # causal taps at the front, anticausal taps flipped at the back: a circular kernel of length L+Lk
+        k_axis = F.pad(k[0], (0, L))  # (H, Lk+L)
+        if k.shape[0] == 2:
+            k_axis = k_axis + F.pad(k[1].flip(-1), (L, 0))
+        sizes.append(L + Lk)
+        # grow the outer product one axis at a time: (H, n1, ..., n_axis)
+        full_kernel = k_axis if full_kernel is None else full_kernel[..., None] * k_axis.view(
+            k_axis.shape[0], *([1] * (full_kernel.dim() - 1)), -1)
+    dims = tuple(range(-len(spatial), 0))
+    k_f = torch.fft.rfftn(full_kernel, s=sizes, dim=dims)  # (H, n1, ..., n_N/2+1)
+    u_f = torch.fft.rfftn(u, s=sizes, dim=dims)  # (B, H, n1, ..., n_N/2+1)
+    y = torch.fft.irfftn(u_f * k_f, s=sizes, dim=dims)  # (B, H, n1, ..., nN)
+    return y[(..., *[slice(0, L) for L in spatial])]  # (B, H, *L)
+
+
+class S4ND(nn.Module):
+    """S4ND layer: (B, H, *L) -> (B, H, *L) (transposed=True) or (B, *L, H) -> (B, *L, H).
+
+    forward(x, rate, bandlimit, method):
+      rate      float or one value per axis; rate = l_max / L keeps the kernel's continuous extent.
+      bandlimit `...` (default): the layer's own alpha; a float: that alpha; None: off.
+                The mask depends only on the weights, so it can change at evaluation time.
+      method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= AUTO_TOEPLITZ_MAX_LEN).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 64, dim: int = 2, l_max: int | Sequence[int] = 32,
+                 bidirectional: bool = True, bandlimit: float | None = None, n_ssm: int | None = 1,
+                 init: str = "diag-lin", dt_min: float = 0.001, dt_max: float = 0.1,
+                 activation: str | None = "gelu", final_act: str | None = "glu", dropout: float = 0.0,
+                 transposed: bool = True):
+        super().__init__()
+        if dim not in (1, 2, 3):
+            raise ResbenchError(f"S4ND dim={dim}: expected 1, 2 or 3")
+        l_max = [l_max] * dim if isinstance(l_max, int) else list(l_max)
+        if len(l_max) != dim or any(int(n) < 1 for n in l_max):
+            raise ResbenchError(f"S4ND l_max={l_max}: expected {dim} positive lengths")
+        if activation not in _ACTIVATIONS:
+            raise ResbenchError(f"S4ND activation={activation!r}: expected one of gelu, relu, silu, id")
+        if final_act not in ("glu", "id", None):
+            raise ResbenchError(f"S4ND final_act={final_act!r}: expected 'glu' or 'id'")
+        self.d_model, self.dim, self.l_max = d_model, dim, [int(n) for n in l_max]
+        self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
+        n_ssm = d_model if n_ssm is None else n_ssm
+        channels = 2 if bidirectional else 1
+        self.kernel = nn.ModuleList(
+            SSMKernel(d_model, d_state, n_ssm, channels, init, dt_min, dt_max) for _ in range(dim))
+        self.D = nn.Parameter(torch.randn(1, d_model))  # (1, H) skip connection
+        self.activation = _ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        out = 2 * d_model if final_act == "glu" else d_model
+        self.output_linear = nn.Sequential(nn.Linear(d_model, out), nn.GLU(-1) if final_act == "glu" else nn.Identity())
+
+    def rates(self, rate: float | Sequence[float]) -> list[float]:
+        rates = [float(rate)] * self.dim if isinstance(rate, (int, float)) else [float(r) for r in rate]
+        if len(rates) != self.dim or any(not r > 0 for r in rates):
+            raise ResbenchError(f"S4ND rate={rate}: expected a positive number or {self.dim} of them")
+        return rates
+
+    def kernels(self, spatial: Sequence[int], rate: float | Sequence[float] = 1.0,
+                bandlimit: float | None = ...) -> list[torch.Tensor]:
+        """Per-axis taps (ch, H, Lk) with Lk = min(L, round(l_max / rate))."""
+        alpha = self.bandlimit if bandlimit is ... else bandlimit
+        out = []
+        for kernel, L, l_max, r in zip(self.kernel, spatial, self.l_max, self.rates(rate)):
+            length = max(1, min(L, round(l_max / r)))
+            out.append(kernel(length, r, alpha))
+        return out
+
+    def forward(self, x: torch.Tensor, rate: float | Sequence[float] = 1.0, bandlimit: float | None = ...,
+                method: str = "auto") -> torch.Tensor:
+        if not self.transposed:
+            x = x.movedim(-1, 1)  # (B, H, *L)
+        if x.dim() != 2 + self.dim:
+            raise ResbenchError(f"S4ND input shape {tuple(x.shape)}: expected (B, {self.d_model}, "
+                                f"{', '.join(['L'] * self.dim)})")
+        spatial = x.shape[2:]
+        ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
+        if method == "auto":
+            method = "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
+        if method == "toeplitz":
+            y = conv_toeplitz(x, ks)
+        elif method == "fft":
+            y = conv_fft(x, ks)
+        else:
+            raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
+        y = y + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
+        y = self.dropout(self.activation(y))
+        y = self.output_linear(y.movedim(1, -1))  # (B, *L, H): linear + GLU over channels
+        return y if not self.transposed else y.movedim(-1, 1)
+
+    # ---- official weights -------------------------------------------------------------------
+    _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
+                    "kernel", "activation", "final_act", "transposed", "disc", "dt_min", "dt_max", "dropout",
+                    "channels", "dt_transform", "lr", "wd", "tie_dropout", "verbose"}
+
+    @classmethod
+    def from_state_spaces(cls, config: dict, state_dict: dict) -> "S4ND":
+        """Build a layer from an official S4ND config and load its state dict by name.
+
+        Options this layer cannot reproduce exactly are refused, never approximated.
+        """
+        unknown = sorted(set(config) - cls._CONFIG_KEYS)
+        if unknown:
+            raise ResbenchError(f"official S4ND config option {unknown[0]!r} is not supported")
+        required = {"kernel": "diag", "disc": "zoh", "channels": 1, "dt_transform": "exp"}
+        defaults = {"kernel": "dplr", "disc": "zoh", "channels": 1, "dt_transform": "exp"}
+        for key, want in required.items():
+            got = config.get(key, defaults[key])
+            if got != want:
+                raise ResbenchError(f"official S4ND option {key}={got!r} is not supported (expected {want!r})")
+        if "d_model" not in config:
+            raise ResbenchError("official S4ND config: 'd_model' is missing")
+        dim = int(config.get("dim", 2))
+        l_max = config.get("l_max", 1)
+        layer = cls(d_model=config["d_model"], d_state=config.get("d_state", 64), dim=dim,
+                    l_max=l_max if l_max is not None else 1, bidirectional=config.get("bidirectional", False),
+                    bandlimit=config.get("bandlimit"), n_ssm=config.get("n_ssm", 1),
+                    init=_init_name(config),
+                    dt_min=config.get("dt_min", 0.001), dt_max=config.get("dt_max", 0.1),
+                    activation=config.get("activation", "gelu"), final_act=config.get("final_act", "glu"),
+                    dropout=config.get("dropout", 0.0), transposed=config.get("transposed", True))
+        sd = {k.replace(".log_dt", ".inv_dt"): v for k, v in state_dict.items()}  # older releases' name
+        own = layer.state_dict()
+        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+        if missing or unexpected:
+            what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+            raise ResbenchError(f"official S4ND state dict does not match its config: {what}")
+        for name, value in own.items():
+            if value.shape != sd[name].shape:
+                raise ResbenchError(f"official S4ND state dict: {name} has shape {tuple(sd[name].shape)}, "
+                                    f"the config implies {tuple(value.shape)}")
+        layer.load_state_dict(sd)
+        return layer
+
+
+def _init_name(config: dict) -> str:
+    """Init only sets the starting weights, which the state dict replaces; refuse non-diagonal ones."""
+    init = config.get("init", "diag-lin")
+    if not str(init).startswith("diag"):
+        raise ResbenchError(f"official S4ND option init={init!r} is not supported (expected a diag-* init)")
+    return init if init in ("diag-lin", "diag-inv") else "diag-lin"
