@@ -231,3 +231,18 @@ def test_untransposed_layout():
         layer.transposed = False
         b = layer(x.movedim(1, -1), rate=0.9).movedim(-1, 1)
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_cached_kernels_give_identical_outputs_and_are_dropped():
+    from resbench.layers.s4nd import cached_kernels
+
+    layer = random_layer(2, bandlimit=0.5)
+    x = torch.randn(3, 4, 10, 7)
+    with torch.no_grad():
+        plain = [layer(x, rate=r, bandlimit=b) for r in (0.5, 1.0) for b in (..., None)]
+        with cached_kernels(layer):
+            for _ in range(2):  # second pass is served from the cache
+                cached = [layer(x, rate=r, bandlimit=b) for r in (0.5, 1.0) for b in (..., None)]
+                assert all(torch.equal(a, b) for a, b in zip(plain, cached))
+            assert len(layer._kernel_cache) == 4
+    assert layer._kernel_cache is None

@@ -10,6 +10,7 @@ is resampled by scaling the step: `rate = l_max / L` per axis (rate < 1 on a fin
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Sequence
 
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 
-__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "conv_toeplitz", "conv_fft", "AUTO_TOEPLITZ_MAX_LEN"]
+__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_toeplitz", "conv_fft",
+           "cached_kernels", "AUTO_TOEPLITZ_MAX_LEN"]
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
 # Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
@@ -101,10 +103,14 @@ def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
 
 def conv_toeplitz(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
     """Separable convolution of u (B, H, *L) by one (ch, H, Lk) kernel per axis, as matrix products."""
+    return apply_toeplitz(u, [toeplitz_from_kernel(k, L) for k, L in zip(kernels, u.shape[2:])])
+
+
+def apply_toeplitz(u: torch.Tensor, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Apply one (H, L, L) matrix per axis to u (B, H, *L), axis by axis."""
     y = u
-    for axis, k in enumerate(kernels):
+    for axis, T in enumerate(matrices):
         dim = 2 + axis
-        T = toeplitz_from_kernel(k, u.shape[dim])  # (H, L, L)
         y = y.movedim(dim, -1)  # (B, H, ..., L)
         shape = y.shape
         y = y.reshape(shape[0], shape[1], -1, shape[-1])  # (B, H, M, L)
@@ -162,6 +168,7 @@ class S4ND(nn.Module):
             raise ResbenchError(f"S4ND final_act={final_act!r}: expected 'glu' or 'id'")
         self.d_model, self.dim, self.l_max = d_model, dim, [int(n) for n in l_max]
         self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
+        self._kernel_cache: dict | None = None  # set by cached_kernels(): operators per (size, rate, alpha)
         n_ssm = d_model if n_ssm is None else n_ssm
         channels = 2 if bidirectional else 1
         self.kernel = nn.ModuleList(
@@ -195,20 +202,32 @@ class S4ND(nn.Module):
         if x.dim() != 2 + self.dim:
             raise ResbenchError(f"S4ND input shape {tuple(x.shape)}: expected (B, {self.d_model}, "
                                 f"{', '.join(['L'] * self.dim)})")
-        spatial = x.shape[2:]
-        ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
+        spatial = tuple(x.shape[2:])
         if method == "auto":
             method = "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
-        if method == "toeplitz":
-            y = conv_toeplitz(x, ks)
-        elif method == "fft":
-            y = conv_fft(x, ks)
-        else:
+        if method not in ("toeplitz", "fft"):
             raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
+        y = self._convolve(x, spatial, rate, bandlimit, method)
         y = y + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
         y = self.dropout(self.activation(y))
         y = self.output_linear(y.movedim(1, -1))  # (B, *L, H): linear + GLU over channels
         return y if not self.transposed else y.movedim(-1, 1)
+
+    def _convolve(self, x, spatial, rate, bandlimit, method) -> torch.Tensor:
+        def operators():
+            ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
+            return [toeplitz_from_kernel(k, L) for k, L in zip(ks, spatial)] if method == "toeplitz" else ks
+
+        cache = self._kernel_cache
+        if cache is None or torch.is_grad_enabled():  # training: kernels change every step
+            ops = operators()
+        else:
+            alpha = self.bandlimit if bandlimit is ... else bandlimit
+            key = (spatial, tuple(self.rates(rate)), alpha, method)
+            if key not in cache:
+                cache[key] = operators()
+            ops = cache[key]
+        return apply_toeplitz(x, ops) if method == "toeplitz" else conv_fft(x, ops)
 
     # ---- official weights -------------------------------------------------------------------
     _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
@@ -261,3 +280,20 @@ def _init_name(config: dict) -> str:
     if not str(init).startswith("diag"):
         raise ResbenchError(f"official S4ND option init={init!r} is not supported (expected a diag-* init)")
     return init if init in ("diag-lin", "diag-inv") else "diag-lin"
+
+
+@contextlib.contextmanager
+def cached_kernels(module: nn.Module):
+    """Within the block, each S4ND layer computes its kernels once per (size, rate, bandlimit, method).
+
+    For evaluation only (grad disabled); weights must not change inside the block. The cache is
+    dropped on exit.
+    """
+    layers = [m for m in module.modules() if isinstance(m, S4ND)]
+    for layer in layers:
+        layer._kernel_cache = {}
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer._kernel_cache = None
