@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` (main job on the shipped checkpoints) and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+STAMP := .setup-done
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) cli.py sweep checkpoints/ -o results/demo
+	$(PYTHON) cli.py report results/demo -o reports/demo
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -q
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/bench_layer.py
+
+clean:
+	rm -rf $(STAMP) results .pytest_cache

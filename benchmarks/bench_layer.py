@@ -1,0 +1,52 @@
+"""Eval forward time of the S4ND layer per method and image side (prints a table; asserts nothing).
+
+Usage: python benchmarks/bench_layer.py [--sides 8,14,28,56,112] [--batch 64] [--width 128] [--repeats 3]
+"""
+
+import argparse
+import time
+
+import torch
+
+from resbench.layers.s4nd import AUTO_TOEPLITZ_MAX_LEN, S4ND
+
+
+def best_time(fn, repeats):
+    fn()  # warm-up: allocator and kernel caches
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sides", default="8,14,28,56,112")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--d-state", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(f"S4ND eval forward, H={args.width}, d_state={args.d_state}, batch={args.batch}, "
+          f"threads={args.threads}, auto: Toeplitz up to side {AUTO_TOEPLITZ_MAX_LEN}")
+    print(f"{'side':>5} {'toeplitz ms':>12} {'fft ms':>9} {'auto ms':>9} {'fft/auto':>9} "
+          f"{'auto/best':>10} {'max |diff|':>11}")
+    for side in [int(s) for s in args.sides.split(",")]:
+        layer = S4ND(args.width, d_state=args.d_state, dim=2, l_max=side, bandlimit=0.5).eval()
+        x = torch.randn(args.batch, args.width, side, side)
+        with torch.inference_mode():
+            outs = {m: layer(x, method=m) for m in ("toeplitz", "fft")}
+            ms = {m: 1e3 * best_time(lambda: layer(x, method=m), args.repeats)
+                  for m in ("toeplitz", "fft", "auto")}
+        diff = (outs["toeplitz"] - outs["fft"]).abs().max().item()
+        print(f"{side:>5} {ms['toeplitz']:>12.1f} {ms['fft']:>9.1f} {ms['auto']:>9.1f} "
+              f"{ms['fft'] / ms['auto']:>8.1f}x {ms['auto'] / min(ms['toeplitz'], ms['fft']):>10.2f} {diff:>11.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Self-describing checkpoints: save atomically, load without running code, validate before use."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resbench.errors import ResbenchError
+
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256", "load_checkpoint",
+           "save_checkpoint", "find_checkpoints", "package_versions"]
+
+FORMAT = "resbench-checkpoint"
+VERSION = 1
+# provenance keys every checkpoint carries (values may be None when unknown)
+PROVENANCE_KEYS = ("dataset", "train_res", "schedule", "epochs", "seed", "bandlimit", "native_accuracy",
+                   "wall_time_s", "versions")
+
+
+def package_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "timm", "resbench"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: which model, how it was configured and trained, and its weights."""
+
+    model: str
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    data_stats: dict[str, list[float]]  # {"mean": [...], "std": [...]} per input channel
+    state_dict: dict[str, torch.Tensor]
+    path: Path | None = None
+    sha256: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build_model(self) -> torch.nn.Module:
+        """The model with these weights, in eval mode."""
+        from resbench.models import create_model
+
+        model = create_model(self.model, **self.config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+    @property
+    def train_res(self) -> tuple[int, int]:
+        res = self.provenance.get("train_res") or self.config.get("train_res")
+        return (int(res), int(res)) if isinstance(res, int) else (int(res[0]), int(res[1]))
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path else self.model
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "model": self.model, "config": self.config,
+                "provenance": self.provenance, "data_stats": self.data_stats, "state_dict": self.state_dict,
+                **({"extra": self.extra} if self.extra else {})}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResbenchError(f"{path}: is a directory, expected a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    buf = io.BytesIO()
+    torch.save(ckpt.to_dict(), buf)
+    path = Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and validate; every failure is a ResbenchError naming the file and what was wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise ResbenchError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise ResbenchError(f"{path}: is not a file, expected a resbench checkpoint (.pt)")
+    if path.stat().st_size == 0:
+        raise ResbenchError(f"{path}: empty file, expected a resbench checkpoint")
+    try:
+        # weights_only: plain containers and tensors only; a pickle that would run code is refused
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated, foreign or malicious files
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({reason})") from None
+    ckpt = _validate(raw, path)
+    ckpt.sha256 = file_sha256(path)
+    return ckpt
+
+
+def _validate(raw: Any, path: Path) -> Checkpoint:
+    from resbench.models import create_model, list_models
+
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ResbenchError(f"{path}: not a resbench checkpoint (no format={FORMAT!r} field); "
+                            "official S4ND weights are imported with 'resbench import-s4nd'")
+    if raw.get("version") != VERSION:
+        raise ResbenchError(f"{path}: checkpoint format version {raw.get('version')!r}, expected {VERSION}")
+    for key, kind in (("model", str), ("config", dict), ("provenance", dict), ("state_dict", dict),
+                      ("data_stats", dict)):
+        if not isinstance(raw.get(key), kind):
+            raise ResbenchError(f"{path}: field {key!r} missing or not a {kind.__name__}")
+    if raw["model"] not in list_models():
+        raise ResbenchError(f"{path}: unknown model {raw['model']!r} (known: {', '.join(list_models())})")
+    try:
+        model = create_model(raw["model"], **raw["config"])
+    except ResbenchError as e:
+        raise ResbenchError(f"{path}: invalid config: {e}") from None
+    own = model.state_dict()
+    sd = raw["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ResbenchError(f"{path}: state_dict holds values that are not tensors")
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise ResbenchError(f"{path}: state dict does not match model {raw['model']!r} "
+                            f"({len(missing)} missing, {len(unexpected)} unexpected keys; {what})")
+    for key, value in own.items():
+        if sd[key].shape != value.shape:
+            raise ResbenchError(f"{path}: state dict entry {key!r} has shape {tuple(sd[key].shape)}, "
+                                f"the config implies {tuple(value.shape)}")
+    stats = raw["data_stats"]
+    if not (isinstance(stats.get("mean"), (list, tuple)) and isinstance(stats.get("std"), (list, tuple))):
+        raise ResbenchError(f"{path}: data_stats needs 'mean' and 'std' lists")
+    return Checkpoint(model=raw["model"], config=raw["config"], provenance=raw["provenance"],
+                      data_stats={"mean": list(stats["mean"]), "std": list(stats["std"])},
+                      state_dict=sd, path=path, extra=raw.get("extra", {}))
+
+
+def find_checkpoints(paths) -> list[Path]:
+    """Expand files and folders (their *.pt files, sorted) into a list of checkpoint paths."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.glob("*.pt") if q.is_file())
+            if not found:
+                raise ResbenchError(f"{p}: folder holds no checkpoints (*.pt)")
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise ResbenchError(f"{p}: checkpoint not found")
+    return out

@@ -1,0 +1,174 @@
+"""The base every resbench model derives from: config, resolution-change policies, bandlimit switch."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import numbers
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from resbench.errors import ResbenchError
+from resbench.layers.s4nd import S4ND
+
+__all__ = ["ModelConfig", "ResModel", "policies", "resize_input", "train_hw", "set_bandlimit", "bandlimit_of",
+           "bandlimit", "count_params", "s4nd_layers", "check_positive_int", "check_bandlimit"]
+
+RESIZE_INPUT = "resize-input"
+# The reference policy every model offers, whatever its own ("native") way to handle a new size is.
+_COMMON_POLICIES = {
+    RESIZE_INPUT: "resize the test image back to the training size (bilinear, antialias) before the model sees it",
+}
+
+
+def policies(native: str) -> dict[str, str]:
+    """A model's POLICIES: its own `native` description plus the common reference policies."""
+    return {"native": native, **_COMMON_POLICIES}
+
+
+def check_positive_int(what: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ResbenchError(f"{what}={value!r}: expected a positive integer")
+    return int(value)
+
+
+def check_bandlimit(what: str, value) -> float | None:
+    """None (off) or a positive alpha; bools are refused because True would read as alpha 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ResbenchError(f"{what}={value!r}: expected a positive number (alpha) or None (off)")
+    return float(value)
+
+
+def train_hw(train_res) -> tuple[int, int]:
+    """`train_res` as (h, w): an int means a square grid."""
+    if isinstance(train_res, (list, tuple)):
+        if len(train_res) != 2:
+            raise ResbenchError(f"train_res={list(train_res)}: expected an int or [h, w]")
+        return check_positive_int("train_res height", train_res[0]), check_positive_int("train_res width", train_res[1])
+    size = check_positive_int("train_res", train_res)
+    return size, size
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Fields every model shares; each model's config extends it."""
+    in_chans: int = 1  # 1 for grayscale (Fashion-MNIST), 3 for RGB
+    num_classes: int = 10
+    train_res: int | list[int] = 14  # reference training size, int or [h, w]: defines the models' reference grid
+
+    def __post_init__(self):
+        check_positive_int("in_chans", self.in_chans)
+        check_positive_int("num_classes", self.num_classes)
+        train_hw(self.train_res)
+
+
+def _jsonable(value):
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def resize_input(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, *size), bilinear with antialias; the input itself when already that size."""
+    from resbench.data import resize_images
+
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return resize_images(x, tuple(size))
+
+
+class ResModel(nn.Module):
+    """An image classifier (B, C, H, W) -> (B, num_classes) that accepts any H, W >= `min_size`.
+
+    Subclasses set `config_class`, `POLICIES` (policy name -> one-line description, with "native" and
+    "resize-input"), `has_bandlimit`, `min_size`, and implement `_forward`; `register_model` sets `name`.
+    """
+
+    name: str = ""
+    config_class: type[ModelConfig] = ModelConfig
+    POLICIES: dict[str, str] = {}
+    has_bandlimit: bool = False
+    min_size: int = 1  # smallest input side the architecture can take
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.train_size = train_hw(config.train_res)  # (h, w) reference grid
+        if min(self.train_size) < self.min_size:
+            raise ResbenchError(f"{self.name} train_res={config.train_res}: expected at least {self.min_size} "
+                                f"pixels a side for this architecture")
+
+    def config_dict(self) -> dict:
+        """The config as plain JSON-able values: `create_model(self.name, **d)` rebuilds the model."""
+        return {f.name: _jsonable(getattr(self.config, f.name)) for f in dataclasses.fields(self.config)}
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.config.in_chans or min(x.shape[-2:]) < self.min_size:
+            raise ResbenchError(f"{self.name} input of shape {tuple(x.shape)}: expected (B, {self.config.in_chans}, "
+                                f"H, W) with H, W >= {self.min_size}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The "native" policy: (B, C, H, W) -> (B, num_classes) logits at the input's own size."""
+        self.check_input(x)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_policy(self, x: torch.Tensor, policy: str) -> torch.Tensor:
+        """Apply the named resolution-change policy to x, then the model."""
+        if policy not in self.POLICIES:
+            raise ResbenchError(f"policy {policy!r} for model {self.name}: expected one of "
+                                f"{', '.join(self.POLICIES)}")
+        if policy == RESIZE_INPUT:
+            x = resize_input(x, self.train_size)
+        return self(x)
+
+
+def s4nd_layers(model: nn.Module) -> list[S4ND]:
+    return [m for m in model.modules() if isinstance(m, S4ND)]
+
+
+def set_bandlimit(model: nn.Module, alpha: float | None) -> None:
+    """Set every S4ND layer's bandlimit (None: off). Only a float attribute changes, never a weight.
+
+    The model's config keeps the value it was built (and trained) with.
+    """
+    alpha = check_bandlimit("bandlimit", alpha)
+    layers = s4nd_layers(model)
+    if alpha is not None and not layers:
+        raise ResbenchError(f"bandlimit={alpha}: model {getattr(model, 'name', type(model).__name__)} has no "
+                            f"S4ND layers; expected None")
+    for layer in layers:
+        layer.bandlimit = alpha
+
+
+def bandlimit_of(model: nn.Module) -> float | None:
+    """The S4ND layers' common bandlimit alpha; None when off or when the model has no S4ND layer."""
+    values = {layer.bandlimit for layer in s4nd_layers(model)}
+    if len(values) > 1:
+        raise ResbenchError(f"model S4ND layers have different bandlimits {sorted(values, key=str)}: "
+                            f"expected one value (use set_bandlimit)")
+    return values.pop() if values else None
+
+
+@contextlib.contextmanager
+def bandlimit(model: nn.Module, alpha: float | None) -> Iterator[nn.Module]:
+    """Within the block every S4ND layer uses `alpha`; each layer's own value is restored after."""
+    layers = s4nd_layers(model)
+    saved = [layer.bandlimit for layer in layers]
+    set_bandlimit(model, alpha)
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.bandlimit = value
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameter values (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())

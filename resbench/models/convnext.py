@@ -1,0 +1,124 @@
+"""A small ConvNeXt built from timm's ConvNeXt stages, and its S4ND twin (depthwise convs -> S4ND layers)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+from timm.layers import LayerNorm, LayerNorm2d, NormMlpClassifierHead, trunc_normal_
+from timm.models.convnext import ConvNeXtStage
+
+from resbench.errors import ResbenchError
+from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
+from resbench.models.iso import RateS4ND, S4NDFields, s4nd_layer
+from resbench.models.registry import register_model
+
+__all__ = ["ConvNeXtShape", "ConvNeXtConfig", "S4NDConvNeXtConfig", "ConvNeXt", "S4NDConvNeXt"]
+
+
+@dataclasses.dataclass
+class ConvNeXtShape(ModelConfig):
+    depths: list[int] = dataclasses.field(default_factory=lambda: [2, 2, 2])  # blocks per stage
+    dims: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])  # channels per stage
+    patch_size: int = 1  # stem stride; every later stage halves the grid, so 7 px inputs need 1 with 3 stages
+    ls_init_value: float | None = 1e-6  # layer-scale init (timm's ConvNeXt default); None: no layer scale
+    drop_path_rate: float = 0.1  # stochastic depth, growing stage by stage
+
+
+@dataclasses.dataclass
+class ConvNeXtConfig(ConvNeXtShape):
+    kernel_size: int = 7  # depthwise conv taps
+
+
+@dataclasses.dataclass
+class S4NDConvNeXtConfig(S4NDFields, ConvNeXtShape):
+    pass
+
+
+def _init_weights(module: nn.Module) -> None:
+    """timm's ConvNeXt init: truncated normal (std 0.02) conv and linear weights, zero biases."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class ConvNeXtBase(ResModel):
+    """patch stem -> ConvNeXt stages (the first at stem resolution, each later one halves it) -> pooled head."""
+
+    config_class = ConvNeXtShape
+
+    def __init__(self, config: ConvNeXtShape, kernel_size: int):
+        depths = [check_positive_int("depths entry", d) for d in config.depths]
+        dims = [check_positive_int("dims entry", d) for d in config.dims]
+        if not depths or len(depths) != len(dims):
+            raise ResbenchError(f"depths={list(config.depths)}, dims={list(config.dims)}: expected lists of the "
+                                f"same non-zero length (one entry per stage)")
+        patch = check_positive_int("patch_size", config.patch_size)
+        self.min_size = patch * 2 ** (len(depths) - 1)  # every stage keeps at least one pixel
+        super().__init__(config)
+        self.convnext = nn.Module()  # timm's names below it: stem, stages.i.blocks.j.conv_dw, head
+        self.convnext.stem = nn.Sequential(nn.Conv2d(config.in_chans, dims[0], patch, stride=patch),
+                                           LayerNorm2d(dims[0]))
+        n_blocks = sum(depths)
+        drop_path = [config.drop_path_rate * i / max(1, n_blocks - 1) for i in range(n_blocks)]
+        stages, prev = [], dims[0]
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            stages.append(ConvNeXtStage(prev, dim, kernel_size=kernel_size, stride=1 if i == 0 else 2,
+                                        depth=depth, drop_path_rates=drop_path[sum(depths[:i]):sum(depths[:i + 1])],
+                                        ls_init_value=config.ls_init_value, norm_layer=LayerNorm2d,
+                                        norm_layer_cl=LayerNorm))
+            prev = dim
+        self.convnext.stages = nn.Sequential(*stages)
+        self.convnext.head = NormMlpClassifierHead(dims[-1], config.num_classes, pool_type="avg",
+                                                   norm_layer=LayerNorm2d)
+        self.convnext.apply(_init_weights)
+
+    def stage_sizes(self, size: tuple[int, int]) -> list[tuple[int, int]]:
+        """Feature-map (h, w) of each stage for an input of `size`: stem floor(L/p), then floor(L/2) per stage."""
+        h, w = size[0] // self.config.patch_size, size[1] // self.config.patch_size
+        out = []
+        for i in range(len(self.config.depths)):
+            if i:
+                h, w = h // 2, w // 2
+            out.append((h, w))
+        return out
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convnext.stem(x)  # (B, dims[0], H/p, W/p)
+        x = self.convnext.stages(x)  # (B, dims[-1], h, w)
+        return self.convnext.head(x)  # (B, num_classes)
+
+
+@register_model("convnext")
+class ConvNeXt(ConvNeXtBase):
+    """Small ConvNeXt: fully convolutional, so a new size just means a bigger feature map."""
+
+    config_class = ConvNeXtConfig
+    POLICIES = policies("fully convolutional: the same discrete depthwise kernels on the bigger grid, global mean pool")
+
+    def __init__(self, config: ConvNeXtConfig):
+        k = config.kernel_size
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+            raise ResbenchError(f"convnext kernel_size={k!r}: expected an odd positive integer")
+        super().__init__(config, kernel_size=k)
+
+
+@register_model("s4nd_convnext")
+class S4NDConvNeXt(ConvNeXtBase):
+    """S4ND-ConvNeXt: every depthwise conv `stages[i].blocks[j].conv_dw` is an S4ND layer.
+
+    Each layer's reference grid l_max is its stage's feature size at train_res; as in the official
+    S4ND-ConvNeXt it has no activation and no GLU (the block's MLP follows it).
+    """
+
+    config_class = S4NDConvNeXtConfig
+    POLICIES = policies("rescale each S4ND step per axis: rate = stage size at train_res / stage size at test")
+    has_bandlimit = True
+
+    def __init__(self, config: S4NDConvNeXtConfig):
+        super().__init__(config, kernel_size=3)  # the smallest conv: it is replaced right away
+        for stage, (dim, l_max) in zip(self.convnext.stages, zip(config.dims, self.stage_sizes(self.train_size))):
+            for block in stage.blocks:
+                block.conv_dw = RateS4ND(s4nd_layer(config, dim, l_max, activation="id", final_act="id"))

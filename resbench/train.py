@@ -1,0 +1,232 @@
+"""Training, in one readable function: config dataclass, progressive resizing, resumable epochs."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_versions, save_checkpoint
+from resbench.errors import ResbenchError
+
+__all__ = ["TrainConfig", "parse_schedule", "train", "evaluate", "state_path"]
+
+# parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
+SSM_PARAM = re.compile(r"(^|\.)kernel\.\d+\.(inv_dt|A_real|A_imag|B)$")
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    schedule: list[tuple[int, int]] = field(default_factory=lambda: [(14, 3)])  # [(size, epochs), ...]
+    batch_size: int = 64
+    lr: float = 5e-3             # AdamW, all but the SSM parameters
+    weight_decay: float = 0.05
+    ssm_lr: float = 1e-3         # SSM step, A and B
+    ssm_weight_decay: float = 0.0
+    warmup_frac: float = 0.05    # linear warm-up, then cosine to zero, over all steps of all phases
+    label_smoothing: float = 0.0
+    seed: int = 0
+    limit: int | None = None     # first N training images (quick runs and tests)
+    test_limit: int | None = None
+    threads: int = 2
+    model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
+
+    @property
+    def train_res(self) -> int:
+        return self.schedule[-1][0]  # the model's reference grid is the final size
+
+    @property
+    def epochs(self) -> int:
+        return sum(e for _, e in self.schedule)
+
+
+def parse_schedule(text: str) -> list[tuple[int, int]]:
+    """'7:2,14:1,28:1' -> [(7, 2), (14, 1), (28, 1)]: train at each size for that many epochs, in order."""
+    items = str(text).split(",")
+    out = []
+    for item in items:
+        m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", item)
+        if not m:
+            raise ResbenchError(f"schedule {text!r}: item {item!r} is not SIZE:EPOCHS (example: 7:2,14:1,28:1)")
+        size, epochs = int(m.group(1)), int(m.group(2))
+        if not 4 <= size <= 1024:
+            raise ResbenchError(f"schedule {text!r}: size {size} is outside 4..1024")
+        if not 1 <= epochs <= 10000:
+            raise ResbenchError(f"schedule {text!r}: epochs {epochs} must be at least 1")
+        out.append((size, epochs))
+    return out
+
+
+def state_path(out: Path) -> Path:
+    """Where the resumable training state of a run writing `out` lives."""
+    return out.with_name(out.name + ".state")
+
+
+def _param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    ssm, decay, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        if SSM_PARAM.search(name):
+            ssm.append(p)
+        elif p.dim() >= 2:
+            decay.append(p)
+        else:  # biases, norms and the S4ND skip D
+            no_decay.append(p)
+    groups = [{"params": decay, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "lr": cfg.lr, "weight_decay": 0.0}]
+    if ssm:
+        groups.append({"params": ssm, "lr": cfg.ssm_lr, "weight_decay": cfg.ssm_weight_decay})
+    return groups
+
+
+def _lr_factor(step: int, total: int, warmup_frac: float) -> float:
+    warmup = max(1, int(total * warmup_frac))
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
+             policy: str = "native") -> tuple[int, float]:
+    """(correct, mean loss) of `model` on images x (N, C, H, W) and labels y (N,)."""
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(x), batch_size):
+        logits = model.forward_policy(x[i:i + batch_size], policy)  # (b, classes)
+        loss += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
+    return correct, loss / max(1, len(x))
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False,
+          on_epoch_end: Callable[[int], None] | None = None) -> Checkpoint:
+    """Train `cfg.model` on `cfg.dataset` following the schedule; write the checkpoint to `out`.
+
+    After every epoch the full training state is written atomically next to `out` (`out.state`);
+    with `resume=True` a killed run continues after its last finished epoch and ends with the same
+    weights as an uninterrupted run.
+    """
+    from rich.console import Console
+
+    from resbench import data
+    from resbench.models import create_model
+
+    out = Path(out)
+    if out.is_dir():
+        raise ResbenchError(f"{out}: is a directory, expected the checkpoint file to write")
+    torch.set_num_threads(cfg.threads)
+    console = Console(stderr=True, quiet=quiet)
+    info = data.dataset_info(cfg.dataset, cfg.data_dir)
+    stats = data.dataset_stats(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **{"in_chans": info.in_chans, "num_classes": info.num_classes,
+                                       "train_res": cfg.train_res, **cfg.model_overrides})
+    n_train = len(data.load_raw(cfg.dataset, "train", cfg.data_dir, limit=cfg.limit, seed=cfg.seed)[1])
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(_param_groups(model, cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, cfg.warmup_frac))
+
+    start_epoch, elapsed, history = 0, 0.0, []
+    spath = state_path(out)
+    if resume and spath.exists():
+        state = _load_state(spath)
+        if state["config"] != asdict(cfg):
+            raise ResbenchError(f"{spath}: saved for a different training config; remove it or drop --resume")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, elapsed, history = state["epoch"], state["elapsed"], state["history"]
+        console.log(f"resuming {out.name} after epoch {start_epoch}/{cfg.epochs}")
+
+    phases = [size for size, epochs in cfg.schedule for _ in range(epochs)]  # size of each epoch
+    loaded_size, x_train, y_train = None, None, None
+    for epoch in range(start_epoch, cfg.epochs):
+        size = phases[epoch]
+        if size != loaded_size:
+            x_train, y_train = data.load(cfg.dataset, "train", size, cfg.data_dir, stats=stats,
+                                         limit=cfg.limit, seed=cfg.seed)  # (N, C, s, s)
+            loaded_size = size
+        t0 = time.perf_counter()
+        # per-epoch seeds make a resumed run draw the same shuffles and dropout masks
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+        loss_sum, correct, seen = 0.0, 0, 0
+        model.train()
+        with _progress(console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", steps_per_epoch) as (bar, task):
+            for i in range(0, len(order), cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
+                xb, yb = x_train[idx], y_train[idx]  # (b, C, s, s), (b,)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.item() * len(idx)
+                correct += (logits.argmax(1) == yb).sum().item()
+                seen += len(idx)
+                bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+        elapsed += time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
+                        "seconds": round(elapsed, 1)})
+        console.log(f"epoch {epoch + 1}/{cfg.epochs} size {size} loss {loss_sum / seen:.4f} "
+                    f"train acc {correct / seen:.4f} ({elapsed:.0f}s)")
+        _save_state(spath, {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "elapsed": elapsed,
+                            "history": history})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1)
+
+    x_test, y_test = data.load(cfg.dataset, "test", cfg.train_res, cfg.data_dir, stats=stats,
+                               limit=cfg.test_limit, seed=cfg.seed)
+    correct, test_loss = evaluate(model, x_test, y_test)
+    accuracy = correct / len(y_test)
+    console.log(f"native test accuracy at {cfg.train_res}: {accuracy:.4f} on {len(y_test)} images")
+    ckpt = Checkpoint(
+        model=cfg.model, config=model.config_dict(),
+        provenance={"dataset": cfg.dataset, "train_res": cfg.train_res, "schedule": [list(s) for s in cfg.schedule],
+                    "epochs": cfg.epochs, "seed": cfg.seed, "bandlimit": getattr(model.config, "bandlimit", None),
+                    "native_accuracy": accuracy, "native_test_n": len(y_test), "native_test_loss": test_loss,
+                    "wall_time_s": round(elapsed, 1), "versions": package_versions(),
+                    "train_config": asdict(cfg), "history": history},
+        data_stats={"mean": list(stats[0]), "std": list(stats[1])},
+        state_dict=model.state_dict())
+    save_checkpoint(ckpt, out)
+    spath.unlink(missing_ok=True)
+    return ckpt
+
+
+@contextmanager
+def _progress(console, description: str, total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        yield bar, bar.add_task(description, total=total, loss=float("nan"), acc=0.0)
+
+
+def _save_state(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ResbenchError(f"{path}: unreadable training state ({type(e).__name__}); remove it to start over")
