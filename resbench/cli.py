@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -167,6 +168,122 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
     prov = ckpt.provenance
     click.echo(f"wrote {out}: native accuracy {prov['native_accuracy']:.4f} at {prov['train_res']} "
                f"after {prov['epochs']} epochs, {prov['wall_time_s']:.0f}s")
+
+
+def _split_list(text: str, option: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",")]
+    if not text or any(not t for t in items):
+        raise ResbenchError(f"{option} {text!r}: expected a comma-separated list without empty items")
+    return items
+
+
+@cli.command("sweep")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path())
+@click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
+              "(default: multiples of 7 from half the smallest to twice the largest train size).")
+@click.option("--bandlimit", default="on,off", show_default=True,
+              help="Bandlimit settings for S4ND models: on (trained alpha), off, or an alpha.")
+@click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
+@click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own).")
+@click.option("--data-dir", default=None, help="Folder of the dataset files.")
+@click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--batch-size", default=256, show_default=True, type=int)
+@click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
+def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit, seed, batch_size, shard, quiet,
+              out):
+    """Evaluate checkpoints over a grid of test sizes, policies and bandlimit settings.
+
+    Resumable: rerunning the same command skips the cells already in OUT.
+
+    \b
+    Examples:
+      resbench sweep checkpoints/ -o results/
+      resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
+    """
+    from resbench.data import parse_sizes
+    from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_table
+
+    if limit is not None and limit < 1:
+        raise ResbenchError(f"--limit {limit}: expected a positive number of images")
+    if batch_size < 1:
+        raise ResbenchError(f"--batch-size {batch_size}: expected a positive number")
+    cfg = SweepConfig(checkpoints=list(checkpoints), out=out,
+                      test_res=parse_sizes(test_res) if test_res is not None else None,
+                      bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
+                      dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
+                      shard=parse_shard(shard))
+    df = run_sweep(cfg, quiet=quiet)
+    if not quiet:
+        _console().print(summary_table(df))
+    click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+@cli.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--out", required=True, type=click.Path(), help="Folder to merge into.")
+def merge_cmd(sources, out):
+    """Join sweep folders (for example shards run on other machines) into one.
+
+    \b
+    Example:
+      resbench merge results/part1 results/part2 -o results/all
+    """
+    from resbench.sweep import merge_sweeps
+
+    df = merge_sweeps(list(sources), out)
+    click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+@cli.command("report")
+@click.argument("sweeps", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--out", required=True, type=click.Path(), help="OUT/NAME: writes NAME.md, NAME.pdf, figures.")
+@click.option("--format", "formats", default="md,pdf,png,svg", show_default=True, help="What to write.")
+@click.option("--kernels", default=None, type=click.Path(), help="Add kernel spectra and aliasing of this checkpoint.")
+def report_cmd(sweeps, out, formats, kernels):
+    """Write a markdown + PDF report (figures as PNG/SVG) from one or more sweep folders.
+
+    \b
+    Example:
+      resbench report results/demo -o reports/demo --kernels checkpoints/s4nd_iso_7.pt
+    """
+    from resbench.report import parse_formats, write_report
+
+    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels)
+    if result["missing"]:
+        click.echo(f"note: {len(result['missing'])} planned cells have no result (listed in the report)", err=True)
+    click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")
+
+
+@cli.command("plot-kernels")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--test-res", default="14,28,56", show_default=True, help="Test sizes whose grids to show.")
+@click.option("-o", "--out", required=True, type=click.Path(), help="Output folder.")
+def plot_kernels_cmd(checkpoint, test_res, out):
+    """Plot S4ND / ckconv kernels as resampled at each test size, their spectra and Nyquist limits,
+    and write aliasing.csv (energy above each test grid's Nyquist, bandlimit on and off).
+
+    \b
+    Example:
+      resbench plot-kernels checkpoints/s4nd_iso_7.pt --test-res 7,14,28 -o reports/kernels
+    """
+    from resbench.data import parse_sizes
+    from resbench.report import kernel_analysis, save_figure
+    from resbench.checkpoints import atomic_write_bytes
+
+    sizes = parse_sizes(test_res)
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ResbenchError(f"{out_dir}: exists and is not a folder")
+    kfig, table, afig = kernel_analysis(checkpoint, sizes)
+    written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
+                                                                                    ["png", "svg"])
+    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
+    summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
+    click.echo(summary.round(3).to_string())
+    click.echo(f"wrote {', '.join(written + ['aliasing.csv'])} in {out_dir}")
 
 
 def main(argv=None) -> int:

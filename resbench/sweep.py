@@ -27,7 +27,7 @@ from resbench.checkpoints import Checkpoint, atomic_write_bytes, find_checkpoint
 from resbench.errors import ResbenchError
 
 __all__ = ["SweepConfig", "Cell", "plan_cells", "run_sweep", "read_results", "wilson_interval", "parse_shard",
-           "default_test_sizes", "merge_sweeps", "RESULT_COLUMNS"]
+           "default_test_sizes", "merge_sweeps", "summary_table", "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "n", "correct", "accuracy", "ci_low", "ci_high", "loss",
@@ -338,7 +338,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     cells = plan_cells(ckpts, cfg)
     todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg) not in done]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_meta(out, cfg, ckpts, started, None)
+    _write_meta(out, cfg, ckpts, cells, started, None)
 
     console = Console(stderr=True, quiet=quiet)
     console.log(f"sweep: {len(cells)} cells in this shard, {len(cells) - len(todo)} already done, "
@@ -373,11 +373,12 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
             if on_cell_done is not None:
                 on_cell_done(row)
     df = write_tables(out) if read_rows(out) else _results_frame([])
-    _write_meta(out, cfg, ckpts, started, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    _write_meta(out, cfg, ckpts, cells, started, datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return df
 
 
-def _write_meta(out: Path, cfg: SweepConfig, ckpts: list[Checkpoint], started: str, finished: str | None):
+def _write_meta(out: Path, cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell], started: str,
+                finished: str | None):
     meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started, "finished": finished,
             "versions": package_versions(),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -386,9 +387,30 @@ def _write_meta(out: Path, cfg: SweepConfig, ckpts: list[Checkpoint], started: s
                        "test_res": None if cfg.test_res is None else [data.format_size(s) for s in cfg.test_res]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
                              "train_res": data.format_size(c.train_res),
-                             "native_accuracy": c.provenance.get("native_accuracy")} for c in ckpts]}
+                             "native_accuracy": c.provenance.get("native_accuracy")} for c in ckpts],
+            "planned_cells": [[ckpts[c.ckpt_index].name, data.format_size(c.test_res), c.policy, c.bandlimit]
+                              for c in cells]}
     name = "meta.json" if cfg.shard[1] == 1 else f"meta-{cfg.shard[0]}of{cfg.shard[1]}.json"
     atomic_write_bytes(out / name, json.dumps(meta, indent=2, default=str).encode())
+
+
+def summary_table(df: pd.DataFrame):
+    """A rich table: accuracy (%) by test size, one row per checkpoint, policy and bandlimit."""
+    from rich.table import Table
+
+    ok = df[df["error"] == ""]
+    sizes = sorted(ok["test_res"].unique(), key=lambda s: data.parse_size(s))
+    table = Table(title="accuracy (%) by test size")
+    for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
+        table.add_column(col, justify="right" if col in sizes else "left")
+    for (ckpt, train, policy, bl), g in ok.groupby(["checkpoint", "train_res", "policy", "bandlimit"], sort=True):
+        acc = dict(zip(g["test_res"], g["accuracy"]))
+        table.add_row(ckpt, str(train), policy, bl,
+                      *[f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes])
+    failed = len(df) - len(ok)
+    if failed:
+        table.caption = f"{failed} cell(s) failed: see the error column of results.csv"
+    return table
 
 
 def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:

@@ -1,0 +1,140 @@
+"""Continuous kernels seen from each test grid: resampled taps, spectra and an aliasing metric.
+
+Aliasing metric. Each continuous kernel (an S4ND layer's SSM impulse response along one axis, or a
+CKConv kernel MLP along one axis) is written in units of *training pixels*. Its spectrum is taken
+from a dense sampling, `oversample` samples per training pixel over the kernel's whole support
+(S4ND: [0, l_max) for the causal and the anticausal kernel; CKConv: the training kernel's extent),
+zero-padded to at least twice that length:
+
+    E(f) = sum over the channels of a group of |DFT(k)(f)|^2,   f in cycles per training pixel
+    aliasing(test size s) = sum_{|f| > f_N} E(f) / sum_f E(f),    f_N = 0.5 * s / train size
+
+i.e. the fraction of the continuous kernel's spectral energy above the Nyquist frequency of the
+test grid (half a cycle per *test* pixel), per (layer, axis, channel group, test size, bandlimit).
+A kernel band-limited below f_N scores ~0; energy the test grid cannot represent (it folds back as
+aliases) raises the score toward 1. Energy above the dense grid's own Nyquist (oversample / 2) is
+not counted; with the default of 64 samples per training pixel this is far above any test grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from resbench.checkpoints import Checkpoint
+from resbench.errors import ResbenchError
+from resbench.layers.s4nd import S4ND
+
+__all__ = ["KernelSpectrum", "kernel_spectra", "aliasing_table", "aliasing_fraction", "resampled_taps"]
+
+
+@dataclass
+class KernelSpectrum:
+    layer: str            # module name in the model
+    axis: int
+    group: str            # "forward", "backward" (S4ND directions) or "all" (CKConv channels)
+    bandlimit: str        # "on", "off" or "n/a"
+    freqs: np.ndarray     # (F,) cycles per training pixel, >= 0
+    energy: np.ndarray    # (F,) summed over the group's channels
+    train_len: int        # training feature length along this axis (pixels)
+
+
+def aliasing_fraction(freqs: np.ndarray, energy: np.ndarray, nyquist: float) -> float:
+    """Fraction of `energy` at frequencies above `nyquist` (one-sided spectra: 0 <= freqs)."""
+    total = float(energy.sum())
+    return float(energy[freqs > nyquist + 1e-12].sum()) / total if total > 0 else 0.0
+
+
+def _one_sided_energy(k: np.ndarray, oversample: int) -> tuple[np.ndarray, np.ndarray]:
+    """(C, n) densely sampled kernels -> frequencies (cycles per training pixel) and summed energy."""
+    n = k.shape[-1]
+    nfft = 1 << max(1, math.ceil(math.log2(2 * n)))
+    spec = np.abs(np.fft.rfft(k, n=nfft, axis=-1)) ** 2  # (C, nfft/2+1)
+    weights = np.full(spec.shape[-1], 2.0)  # one-sided: interior bins stand for +f and -f
+    weights[0] = 1.0
+    if nfft % 2 == 0:
+        weights[-1] = 1.0
+    return np.fft.rfftfreq(nfft, d=1.0 / oversample), (spec * weights).sum(0)
+
+
+def _s4nd_layers(model: torch.nn.Module) -> list[tuple[str, S4ND]]:
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, S4ND)]
+
+
+def _ckconv_layers(model: torch.nn.Module):
+    from resbench.models.ckconv import ContinuousDepthwiseConv2d
+
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ContinuousDepthwiseConv2d)]
+
+
+@torch.no_grad()
+def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectrum]:
+    """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or n/a (CKConv)."""
+    model = ckpt.build_model()
+    out: list[KernelSpectrum] = []
+    s4nd = _s4nd_layers(model)
+    for name, layer in s4nd:
+        settings = [("on", layer.bandlimit), ("off", None)] if layer.bandlimit is not None else [("off", None)]
+        for axis, (kern, l_max) in enumerate(zip(layer.kernel, layer.l_max)):
+            for label, alpha in settings:
+                # rate 1/M: M samples per reference step over the kernel's full support of l_max steps
+                k = kern(l_max * oversample, 1.0 / oversample, alpha).double().numpy()  # (ch, H, n)
+                for c in range(k.shape[0]):
+                    freqs, energy = _one_sided_energy(k[c], oversample)
+                    out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max))
+    for name, conv in _ckconv_layers(model):
+        half = (conv.taps - 1) / 2
+        offsets = torch.arange(-half * oversample, half * oversample + 1, dtype=torch.float64) / oversample / half
+        rows, cols = torch.meshgrid(offsets, offsets, indexing="ij")
+        positions = torch.stack([rows, cols], -1).to(conv.kernel_net[0].weight)  # (n, n, 2)
+        k = conv.continuous_kernel(positions).double().numpy()  # (n, n, C)
+        for axis in (0, 1):
+            # the other axis is summed out of the energy: E(f_axis) = sum_{f_other} |K(f_axis, f_other)|^2
+            spec = np.abs(np.fft.fft2(np.moveaxis(k, -1, 0), s=(2 * k.shape[0],) * 2)) ** 2  # (C, 2n, 2n)
+            spec = spec.sum(axis=2 - axis)  # (C, 2n) along the kept axis
+            f = np.fft.fftfreq(spec.shape[-1], d=1.0 / oversample)
+            fa = np.abs(f)
+            uniq = np.unique(fa)
+            energy = np.array([spec[:, fa == u].sum() for u in uniq])
+            out.append(KernelSpectrum(name, axis, "all", "n/a", uniq, energy, conv.train_size[axis]))
+    if not out:
+        raise ResbenchError(f"{ckpt.path}: model {ckpt.model!r} has no continuous kernels "
+                            "(plot-kernels takes S4ND and ckconv checkpoints)")
+    return out
+
+
+def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] | None = None) -> pd.DataFrame:
+    """One row per (layer, axis, group, test size, bandlimit): the aliasing fraction defined above."""
+    from resbench.data import format_size
+
+    spectra = spectra if spectra is not None else kernel_spectra(ckpt)
+    train = ckpt.train_res
+    rows = []
+    for sp in spectra:
+        for size in test_sizes:
+            nyquist = 0.5 * size[sp.axis] / train[sp.axis]  # cycles per training pixel
+            rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
+                         "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
+                         "bandlimit": sp.bandlimit, "nyquist_cycles_per_train_px": nyquist,
+                         "aliasing": aliasing_fraction(sp.freqs, sp.energy, nyquist)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, channel: int = 0,
+                   bandlimit: str = "on") -> tuple[np.ndarray, np.ndarray]:
+    """Positions (training pixels) and taps of one S4ND kernel as the model samples it at test `size`."""
+    model = ckpt.build_model()
+    layers = _s4nd_layers(model)
+    if not layers:
+        raise ResbenchError(f"{ckpt.path}: no S4ND layers to resample")
+    _, layer = layers[layer_index]
+    rate = ckpt.train_res[axis] / size[axis]
+    length = max(1, round(layer.l_max[axis] / rate))
+    alpha = layer.bandlimit if bandlimit == "on" else None
+    k = layer.kernel[axis](length, rate, alpha)[0, channel].double().numpy()  # (Lk,) causal taps
+    return np.arange(length) * rate, k / rate  # / rate: per unit of training pixel, comparable across sizes

@@ -1,0 +1,140 @@
+"""Figures of a resolution study, each derived from the results frame (or a kernel analysis)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on CPU servers and CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from resbench.data import parse_size  # noqa: E402
+
+__all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side"]
+
+STYLE = {"on": "-", "n/a": "-", "off": "--"}
+
+
+def side(size: str) -> float:
+    """Plot position of a size label: its pixel count's square root ('28x20' -> ~23.7)."""
+    h, w = parse_size(size)
+    return float(np.sqrt(h * w))
+
+
+def _native_or_reference(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["error"] == "") & (df["policy"] == "native")]
+
+
+def accuracy_vs_test_res(df: pd.DataFrame):
+    """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands."""
+    ok = df[df["error"] == ""]
+    trains = sorted(ok["train_res"].unique(), key=side)
+    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 4.2), squeeze=False,
+                             sharey=True)
+    colors = {c: plt.cm.tab10(i % 10) for i, c in enumerate(sorted(ok["checkpoint"].unique()))}
+    for ax, train in zip(axes[0], trains):
+        part = ok[ok["train_res"] == train]
+        for (ckpt, policy, bl), g in part.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
+            g = g.assign(x=g["test_res"].map(side)).sort_values("x")
+            style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
+            label = f"{ckpt} ({policy}{'' if bl == 'n/a' else ', bandlimit ' + bl})"
+            ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt], label=label)
+            ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
+        ax.axvline(side(train), color="0.5", lw=0.8)
+        ax.set_title(f"trained at {train}")
+        ax.set_xlabel("test resolution (side, px)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower left")
+    axes[0][0].set_ylabel("top-1 accuracy (%)")
+    fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dotted: resize-input)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def train_test_heatmaps(df: pd.DataFrame):
+    """A train x test accuracy table per model (native policy; bandlimit on where the model has one)."""
+    ok = _native_or_reference(df)
+    ok = ok[ok["bandlimit"].isin(["on", "n/a"])]
+    models = sorted(ok["model"].unique())
+    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(4.6 * max(1, len(models)), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = ok[ok["model"] == model]
+        # one row per checkpoint (progressive runs share a train size with their full-size twin)
+        rows = sorted(part["checkpoint"].unique(), key=lambda c: (side(part[part.checkpoint == c].train_res.iloc[0]), c))
+        cols = sorted(part["test_res"].unique(), key=side)
+        grid = np.full((len(rows), len(cols)), np.nan)
+        for _, r in part.iterrows():
+            grid[rows.index(r["checkpoint"]), cols.index(r["test_res"])] = 100 * r["accuracy"]
+        ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        for i, j in np.ndindex(grid.shape):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if grid[i, j] < 60 else "black")
+        ax.set_xticks(range(len(cols)), cols, fontsize=7)
+        ax.set_yticks(range(len(rows)), [f"{c} ({part[part.checkpoint == c].train_res.iloc[0]})" for c in rows],
+                      fontsize=7)
+        ax.set_xlabel("test resolution")
+        ax.set_title(model, fontsize=9)
+    fig.suptitle("Top-1 accuracy (%), train x test (native policy)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
+    """Per S4ND layer: resampled taps (axis 0, channel 0) and the magnitude spectrum with test Nyquists."""
+    layers = sorted({s.layer for s in spectra})
+    fig, axes = plt.subplots(len(layers), 2, figsize=(10, 2.6 * len(layers)), squeeze=False)
+    train = ckpt.train_res
+    for row, name in enumerate(layers):
+        ax_k, ax_f = axes[row]
+        if taps_fn is not None:
+            for j, size in enumerate(test_sizes):
+                for bl in ("on", "off"):
+                    pos, k = taps_fn(size, row, bl)
+                    ax_k.plot(pos, k, STYLE[bl], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=1,
+                              marker=".", ms=2, label=f"test {size[0]}x{size[1]}, bandlimit {bl}")
+            ax_k.set_xlabel("position (training pixels)")
+            ax_k.set_title(f"{name}: causal kernel, axis 0, channel 0", fontsize=8)
+            if row == 0:
+                ax_k.legend(fontsize=6)
+        else:
+            ax_k.axis("off")
+        for sp in [s for s in spectra if s.layer == name and s.axis == 0]:
+            if sp.group == "backward":
+                continue
+            norm = sp.energy / sp.energy.max()
+            ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE.get(sp.bandlimit, "-"), lw=1,
+                          label=f"bandlimit {sp.bandlimit}")
+        for j, size in enumerate(test_sizes):
+            ax_f.axvline(0.5 * size[0] / train[0], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=0.8)
+            ax_f.text(0.5 * size[0] / train[0], 1.5, f"Nyq {size[0]}", rotation=90, fontsize=6, va="bottom")
+        ax_f.set_xlim(0, max(1.0, 0.75 * max(s[0] for s in test_sizes) / train[0]))
+        ax_f.set_ylim(1e-8, 10)
+        ax_f.set_xlabel("frequency (cycles per training pixel)")
+        ax_f.set_title(f"{name}: energy spectrum, axis 0 (vertical: Nyquist of each test grid)", fontsize=8)
+        if row == 0:
+            ax_f.legend(fontsize=6)
+    fig.suptitle(f"{ckpt.name}: continuous kernels resampled at {', '.join(f'{h}x{w}' for h, w in test_sizes)}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def aliasing_figure(table: pd.DataFrame):
+    """Mean aliasing fraction over layers, axes and groups vs test size; one line per checkpoint and bandlimit."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (ckpt, bl), g in table.groupby(["checkpoint", "bandlimit"], sort=True):
+        m = g.groupby("test_res")["aliasing"].mean().reset_index()
+        m = m.assign(x=m["test_res"].map(side)).sort_values("x")
+        ax.plot(m["x"], m["aliasing"], STYLE.get(bl, "-"), marker="o", ms=3, label=f"{ckpt}, bandlimit {bl}")
+    ax.set_xlabel("test resolution (side, px)")
+    ax.set_ylabel("kernel energy above test Nyquist (fraction)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Aliasing of the continuous kernels at each test grid", fontsize=9)
+    fig.tight_layout()
+    return fig
