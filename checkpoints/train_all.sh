@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The exact recipes of the shipped checkpoints (Fashion-MNIST, CPU, 2 threads). Each run logs to
+# checkpoints/logs/NAME.log and can be resumed after a kill (--resume). Usage: bash checkpoints/train_all.sh [NAME...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p checkpoints/logs
+declare -A RECIPE=(
+  [s4nd_iso_7]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5"
+  [conv2d_iso_7]="conv2d_iso --train-res 7 --epochs 3"
+  [s4nd_iso_14]="s4nd_iso --train-res 14 --epochs 5 --bandlimit 0.5"
+  [conv2d_iso_14]="conv2d_iso --train-res 14 --epochs 3"
+  [ckconv_14]="ckconv --train-res 14 --epochs 3"
+  [convnext_14]="convnext --train-res 14 --epochs 3"
+  [s4nd_convnext_14]="s4nd_convnext --train-res 14 --epochs 3 --bandlimit 0.5"
+  [vit_14]="vit --train-res 14 --epochs 3"
+  [s4nd_iso_28]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5"
+  [s4nd_iso_prog28]="s4nd_iso --schedule 7:1,14:2,28:1 --bandlimit 0.5"
+  [conv2d_iso_28]="conv2d_iso --train-res 28 --epochs 3"
+)
+ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
+       s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28)
+for name in "${@:-${ORDER[@]}}"; do
+  [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
+  echo "== $name: resbench train ${RECIPE[$name]} --seed 0 -o checkpoints/$name.pt"
+  python cli.py train ${RECIPE[$name]} --seed 0 --resume -o "checkpoints/$name.pt" 2>&1 | tee "checkpoints/logs/$name.log"
+done
