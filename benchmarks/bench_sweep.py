@@ -1,0 +1,57 @@
+"""Sweep speed: images/s per model and test size, and the wall time of the default full sweep.
+
+Usage:
+  python benchmarks/bench_sweep.py                       # images/s per shipped checkpoint and test size
+  python benchmarks/bench_sweep.py --full -o /tmp/full   # + wall time of `resbench sweep checkpoints/` (10k images)
+"""
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from resbench.checkpoints import find_checkpoints, load_checkpoint
+from resbench.models import cached_kernels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--checkpoints", default="checkpoints")
+    parser.add_argument("--sizes", default="7,14,28,56")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--full", action="store_true", help="also time the default full sweep")
+    parser.add_argument("-o", "--out", default="/tmp/resbench-bench-sweep")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"eval images/s (native policy, batch {args.batch}, threads {args.threads})")
+    print(f"{'checkpoint':<22}" + "".join(f"{s:>9}" for s in sizes) + "   ms/img at largest vs smallest, per pixel")
+    for path in find_checkpoints([args.checkpoints]):
+        ckpt = load_checkpoint(path)
+        model = ckpt.build_model()
+        rates = []
+        for s in sizes:
+            x = torch.randn(args.batch, model.config.in_chans, s, s)
+            with torch.inference_mode(), cached_kernels(model):
+                model(x)  # warm-up (and kernel cache)
+                t0 = time.perf_counter()
+                model(x)
+                rates.append(args.batch / (time.perf_counter() - t0))
+        per_pixel = (1 / rates[-1] / sizes[-1] ** 2) / (1 / rates[0] / sizes[0] ** 2)
+        print(f"{path.stem:<22}" + "".join(f"{r:>9.0f}" for r in rates) + f"   {per_pixel:.2f}")
+    if args.full:
+        from resbench.sweep import SweepConfig, run_sweep
+
+        out = Path(args.out)
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.perf_counter()
+        df = run_sweep(SweepConfig(checkpoints=[args.checkpoints], out=str(out)), quiet=True)
+        print(f"default full sweep: {len(df)} cells, {int(df['n'].sum())} image evaluations, "
+              f"{time.perf_counter() - t0:.0f} s wall")
+
+
+if __name__ == "__main__":
+    main()
