@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 import platform
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,14 +118,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if path.stat().st_size == 0:
         raise ResbenchError(f"{path}: empty file, expected a resbench checkpoint")
     try:
-        # weights_only: plain containers and tensors only; a pickle that would run code is refused
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only: plain containers and tensors only; a pickle that would run code is refused.
+        # torch warns about the pickle protocol of files it then refuses; the error below says what matters
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({reason})") from None
+        raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({_load_failure(e)})") from None
     ckpt = _validate(raw, path)
     ckpt.sha256 = file_sha256(path)
     return ckpt
+
+
+def _load_failure(e: Exception) -> str:
+    """A short reason for a failed torch.load (torch's own messages run to many lines of advice)."""
+    if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):
+        return "holds objects that are not plain tensors/containers (refused without running them)"
+    return "truncated, corrupt or not a torch file"
 
 
 def _validate(raw: Any, path: Path) -> Checkpoint:

@@ -78,7 +78,7 @@ def info_cmd(checkpoint, as_json):
 
     table = Table(title=str(ckpt.path), show_header=False)
     table.add_column("field", style="bold")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # fold, not "…": the sha256 must stay whole in 80 columns
     for key in ("model", "parameters", "sha256", "has_bandlimit"):
         table.add_row(key, f"{info[key]:,}" if key == "parameters" else str(info[key]))
     for key, value in info["policies"].items():

@@ -37,7 +37,7 @@ class KernelSpectrum:
     layer: str            # module name in the model
     axis: int
     group: str            # "forward", "backward" (S4ND directions) or "all" (CKConv channels)
-    bandlimit: str        # "on", "off" or "n/a"
+    bandlimit: str        # "on", "off" or "none"
     freqs: np.ndarray     # (F,) cycles per training pixel, >= 0
     energy: np.ndarray    # (F,) summed over the group's channels
     train_len: int        # training feature length along this axis (pixels)
@@ -73,7 +73,7 @@ def _ckconv_layers(model: torch.nn.Module):
 
 @torch.no_grad()
 def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectrum]:
-    """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or n/a (CKConv)."""
+    """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv)."""
     model = ckpt.build_model()
     out: list[KernelSpectrum] = []
     s4nd = _s4nd_layers(model)
@@ -100,7 +100,7 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectru
             fa = np.abs(f)
             uniq = np.unique(fa)
             energy = np.array([spec[:, fa == u].sum() for u in uniq])
-            out.append(KernelSpectrum(name, axis, "all", "n/a", uniq, energy, conv.train_size[axis]))
+            out.append(KernelSpectrum(name, axis, "all", "none", uniq, energy, conv.train_size[axis]))
     if not out:
         raise ResbenchError(f"{ckpt.path}: model {ckpt.model!r} has no continuous kernels "
                             "(plot-kernels takes S4ND and ckconv checkpoints)")

@@ -14,7 +14,7 @@ from resbench.data import parse_size  # noqa: E402
 
 __all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side"]
 
-STYLE = {"on": "-", "n/a": "-", "off": "--"}
+STYLE = {"on": "-", "none": "-", "off": "--"}
 
 
 def side(size: str) -> float:
@@ -39,7 +39,7 @@ def accuracy_vs_test_res(df: pd.DataFrame):
         for (ckpt, policy, bl), g in part.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
             g = g.assign(x=g["test_res"].map(side)).sort_values("x")
             style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
-            label = f"{ckpt} ({policy}{'' if bl == 'n/a' else ', bandlimit ' + bl})"
+            label = f"{ckpt} ({policy}{'' if bl == 'none' else ', bandlimit ' + bl})"
             ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt], label=label)
             ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
         ax.axvline(side(train), color="0.5", lw=0.8)
@@ -57,7 +57,7 @@ def accuracy_vs_test_res(df: pd.DataFrame):
 def train_test_heatmaps(df: pd.DataFrame):
     """A train x test accuracy table per model (native policy; bandlimit on where the model has one)."""
     ok = _native_or_reference(df)
-    ok = ok[ok["bandlimit"].isin(["on", "n/a"])]
+    ok = ok[ok["bandlimit"].isin(["on", "none"])]
     models = sorted(ok["model"].unique())
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(4.6 * max(1, len(models)), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models):

@@ -68,7 +68,7 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ok = df[df["error"] == ""].copy()
     ok["acc"] = (100 * ok["accuracy"]).round(2)
     native_pol = ok[ok["policy"] == "native"]
-    reference = native_pol[native_pol["bandlimit"].isin(["on", "n/a"])]
+    reference = native_pol[native_pol["bandlimit"].isin(["on", "none"])]
     at_train = reference[reference["test_res"] == reference["train_res"]]
     native = at_train[["checkpoint", "model", "train_res", "acc", "ci_low", "ci_high", "n"]].copy()
     native["ci95"] = [f"{100 * lo:.1f}-{100 * hi:.1f}" for lo, hi in zip(native.pop("ci_low"), native.pop("ci_high"))]
@@ -85,7 +85,7 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ablation = (on - off).dropna().round(2).rename("on - off").reset_index()
     ablation_table = _pivot(ablation, ["checkpoint", "train_res"], "on - off") if len(ablation) else ablation
 
-    ref_bl = ok[ok["bandlimit"].isin(["on", "n/a"])]
+    ref_bl = ok[ok["bandlimit"].isin(["on", "none"])]
     pol = ref_bl.pivot_table(index=["checkpoint", "train_res", "test_res"], columns="policy", values="acc",
                              aggfunc="first").reset_index()
     if {"native", "resize-input"} <= set(pol.columns):

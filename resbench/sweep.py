@@ -57,7 +57,7 @@ class Cell:
     ckpt_index: int
     test_res: tuple[int, int]
     policy: str
-    bandlimit: str  # "on", "off", "n/a" or an alpha as text
+    bandlimit: str  # "on", "off", "none" or an alpha as text
 
     def key(self, ckpt: Checkpoint, cfg: SweepConfig) -> tuple:
         return (ckpt.sha256, data.format_size(self.test_res), self.policy, self.bandlimit, cfg.seed,
@@ -72,7 +72,8 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the exact bounds hold p; min/max keep float rounding from pushing one past it when p is 0 or 1
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -94,17 +95,17 @@ def default_test_sizes(train_sizes: Iterable[tuple[int, int]]) -> list[tuple[int
 
 
 def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
-    """Settings that apply to this checkpoint: 'n/a' for models without a bandlimit."""
+    """Settings that apply to this checkpoint: 'none' for models without a bandlimit."""
     trained_alpha = ckpt.config.get("bandlimit")
     if "bandlimit" not in ckpt.config:
-        return ["n/a"]
+        return ["none"]
     return [b for b in requested if not (b == "on" and trained_alpha is None)] or ["off"]
 
 
 def _alpha(ckpt: Checkpoint, setting: str):
     if setting == "on":
         return ckpt.config.get("bandlimit")
-    if setting in ("off", "n/a"):
+    if setting in ("off", "none"):
         return None
     return float(setting)
 
@@ -176,9 +177,17 @@ def read_results(out: str | Path) -> pd.DataFrame:
     if not rows:
         csv = out / "results.csv"
         if csv.is_file():
-            return pd.read_csv(csv)
+            return _read_results_csv(csv)
         raise ResbenchError(f"{out}: no sweep results here (expected results.csv or cells*.jsonl)")
     return _results_frame(rows)
+
+
+def _read_results_csv(path: Path) -> pd.DataFrame:
+    """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
+    text = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy", "bandlimit",
+            "error"]
+    numbers = {c: [""] for c in RESULT_COLUMNS if c not in text}  # to_csv writes NaN as ""
+    return pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=False, na_values=numbers)
 
 
 def _results_frame(rows: list[dict]) -> pd.DataFrame:
@@ -270,7 +279,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     class_n = torch.zeros(num_classes, dtype=torch.long)
     class_correct = torch.zeros(num_classes, dtype=torch.long)
     loss = 0.0
-    ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "n/a" else _nullcontext()
+    ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else _nullcontext()
     with torch.inference_mode(), ctx, cached_kernels(model):
         for x, y in images.batches(cell.test_res, batch):
             logits = model.forward_policy(x, cell.policy)  # (b, classes)
@@ -328,7 +337,8 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     names = [c.name for c in ckpts]
     datasets = {cfg.dataset or c.provenance.get("dataset") or "fashion-mnist" for c in ckpts}
     for name in sorted(datasets):
-        data.dataset_info(name, cfg.data_dir)  # missing dataset: user error before any work
+        # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
+        data.load_raw(name, "test", cfg.data_dir, limit=1)  # missing dataset: user error before any work
     _check_out_dir(out)
     torch.set_num_threads(cfg.threads)
 

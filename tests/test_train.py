@@ -1,0 +1,154 @@
+"""Tests for resbench.train: learning, determinism, resuming a killed run, progressive schedules, parsing."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import tiny_config, tiny_train
+from resbench.checkpoints import load_checkpoint
+from resbench.errors import ResbenchError
+from resbench.train import parse_schedule, state_path
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class Interrupt(KeyboardInterrupt):
+    """What a Ctrl-C after an epoch looks like to train()."""
+
+
+def interrupt_after(epoch):
+    def callback(done):
+        if done == epoch:
+            raise Interrupt
+
+    return callback
+
+
+# ---------------------------------------------------------------------------------------------
+# a run
+
+
+def test_training_lowers_the_loss_and_writes_a_usable_checkpoint(tmp_path):
+    out = tmp_path / "s4nd.pt"
+    ckpt = tiny_train(tiny_config("s4nd_iso", schedule=[(14, 3)], limit=128, bandlimit=0.5), out)
+    history = ckpt.provenance["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"] < history[0]["loss"] - 0.02  # with lr 0 the two differ by < 0.005
+    loaded = load_checkpoint(out)
+    assert loaded.model == "s4nd_iso" and loaded.config["bandlimit"] == 0.5
+    assert loaded.provenance["epochs"] == 3 and loaded.provenance["train_res"] == 14
+    assert loaded.provenance["dataset"] == "synthetic" and loaded.provenance["bandlimit"] == 0.5
+    assert 0.0 <= loaded.provenance["native_accuracy"] <= 1.0
+    assert_same_weights(loaded.state_dict, ckpt.state_dict)
+    with torch.inference_mode():
+        logits = loaded.build_model()(torch.randn(3, 1, 14, 14))
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    assert not state_path(out).exists()
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = tiny_train(tiny_config(seed=3), tmp_path / "a.pt")
+    b = tiny_train(tiny_config(seed=3), tmp_path / "b.pt")
+    assert_same_weights(a.state_dict, b.state_dict)
+    assert_same_weights(load_checkpoint(tmp_path / "a.pt").state_dict, b.state_dict)
+
+
+def test_other_seed_other_weights(tmp_path):
+    a = tiny_train(tiny_config(seed=3), tmp_path / "a.pt")
+    b = tiny_train(tiny_config(seed=4), tmp_path / "b.pt")
+    assert any(not torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_output_path_that_is_a_directory(tmp_path):
+    with pytest.raises(ResbenchError, match="is a directory"):
+        tiny_train(tiny_config(), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# resuming
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    cfg = tiny_config(schedule=[(14, 3)])
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(Interrupt):
+        tiny_train(cfg, out, on_epoch_end=interrupt_after(1))
+    assert not out.exists()
+    state = torch.load(state_path(out), map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+
+    epochs_run = []
+    resumed = tiny_train(cfg, out, resume=True, on_epoch_end=epochs_run.append)
+    assert epochs_run == [2, 3]  # continues after the saved epoch, does not redo it
+    assert [h["epoch"] for h in resumed.provenance["history"]] == [1, 2, 3]
+    assert not state_path(out).exists()
+
+    straight = tiny_train(cfg, tmp_path / "straight.pt")
+    assert_same_weights(resumed.state_dict, straight.state_dict)
+    assert [h["loss"] for h in resumed.provenance["history"]] == [h["loss"] for h in straight.provenance["history"]]
+
+
+def test_without_resume_a_leftover_state_is_ignored(tmp_path):
+    cfg = tiny_config(schedule=[(14, 2)])
+    out = tmp_path / "a.pt"
+    with pytest.raises(Interrupt):
+        tiny_train(cfg, out, on_epoch_end=interrupt_after(1))
+    epochs_run = []
+    ckpt = tiny_train(cfg, out, on_epoch_end=epochs_run.append)
+    assert epochs_run == [1, 2] and len(ckpt.provenance["history"]) == 2
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    out = tmp_path / "a.pt"
+    with pytest.raises(Interrupt):
+        tiny_train(tiny_config(schedule=[(14, 2)]), out, on_epoch_end=interrupt_after(1))
+    with pytest.raises(ResbenchError, match="different training config"):
+        tiny_train(tiny_config(schedule=[(14, 2)], seed=1), out, resume=True)
+    assert state_path(out).exists()  # the refusal keeps the state for the right command
+
+
+def test_unreadable_state_is_a_user_error(tmp_path):
+    out = tmp_path / "a.pt"
+    state_path(out).write_bytes(b"not a state")
+    with pytest.raises(ResbenchError, match="unreadable training state"):
+        tiny_train(tiny_config(), out, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# progressive resizing
+
+
+def test_progressive_schedule(tmp_path):
+    ckpt = tiny_train(tiny_config(schedule=[(7, 1), (14, 1)]), tmp_path / "prog.pt")
+    prov = load_checkpoint(tmp_path / "prog.pt").provenance
+    assert prov["schedule"] == [[7, 1], [14, 1]]
+    assert [h["size"] for h in prov["history"]] == [7, 14]
+    assert prov["train_res"] == 14 and prov["epochs"] == 2
+    assert ckpt.train_res == (14, 14)
+
+
+# ---------------------------------------------------------------------------------------------
+# parse_schedule
+
+
+def test_parse_schedule_accepts():
+    assert parse_schedule("7:2,14:1,28:1") == [(7, 2), (14, 1), (28, 1)]
+    assert parse_schedule(" 14 : 3 ") == [(14, 3)]
+
+
+@pytest.mark.parametrize("text", ["", "7", "7:0", "abc", "7:2,,14:1", "0:1", "7:-1", "7:2,", "7:1.5", "2000:1"])
+def test_parse_schedule_refuses(text):
+    with pytest.raises(ResbenchError) as info:
+        parse_schedule(text)
+    assert repr(text) in str(info.value) and "\n" not in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(4, 1024), st.integers(1, 10000)), min_size=1, max_size=6))
+def test_parse_schedule_round_trip(schedule):
+    assert parse_schedule(",".join(f"{size}:{epochs}" for size, epochs in schedule)) == schedule
