@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from resbench.errors import ResbenchError
 
 __all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_toeplitz", "conv_fft",
-           "cached_kernels", "AUTO_TOEPLITZ_MAX_LEN"]
+           "cached_kernels", "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
 # Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
@@ -101,22 +101,40 @@ def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
     return full[:, i[:, None] - i[None, :] + L - 1]  # (H, L, L)
 
 
-def conv_toeplitz(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Separable convolution of u (B, H, *L) by one (ch, H, Lk) kernel per axis, as matrix products."""
-    return apply_toeplitz(u, [toeplitz_from_kernel(k, L) for k, L in zip(kernels, u.shape[2:])])
+def channel_major(dim: int) -> list[int]:
+    """Permutation (B, H, L1, ..., LN) -> (H, L1, ..., L_{N-1}, B, LN).
+
+    In that layout every axis's Toeplitz product is one large matrix product per channel (the batch
+    sits between the axes), instead of B*H tiny ones: about 1.6x faster on CPU at 28x28.
+    """
+    return [1, *range(2, 1 + dim), 0, 1 + dim]
 
 
 def apply_toeplitz(u: torch.Tensor, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Apply one (H, L, L) matrix per axis to u (B, H, *L), axis by axis."""
+    """Apply one (H, L, L) matrix per axis to u in channel-major layout (H, L1, ..., B, LN)."""
     y = u
-    for axis, T in enumerate(matrices):
-        dim = 2 + axis
-        y = y.movedim(dim, -1)  # (B, H, ..., L)
+    axis_dims = [*range(1, len(matrices)), len(matrices) + 1]  # where each axis sits; B is at len(matrices)
+    for dim, T in zip(axis_dims, matrices):
         shape = y.shape
-        y = y.reshape(shape[0], shape[1], -1, shape[-1])  # (B, H, M, L)
-        y = torch.matmul(y, T.transpose(-1, -2))  # (B, H, M, L)
-        y = y.reshape(shape).movedim(-1, dim)
+        L = shape[dim]
+        if dim == y.dim() - 1:
+            y = torch.bmm(y.reshape(shape[0], -1, L), T.transpose(-1, -2))  # (H, M, L)
+        else:
+            pre = math.prod(shape[1:dim])
+            y = torch.matmul(T.unsqueeze(1), y.reshape(shape[0], pre, L, -1))  # (H, pre, L, post)
+        y = y.reshape(shape)
     return y
+
+
+def conv_toeplitz(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Separable convolution of u (B, H, *L) by one (ch, H, Lk) kernel per axis, as matrix products."""
+    perm = channel_major(len(kernels))
+    y = apply_toeplitz(u.permute(perm), [toeplitz_from_kernel(k, L) for k, L in zip(kernels, u.shape[2:])])
+    return y.permute(_inverse(perm))
+
+
+def _inverse(perm: Sequence[int]) -> list[int]:
+    return sorted(range(len(perm)), key=lambda i: perm[i])
 
 
 def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -207,27 +225,39 @@ class S4ND(nn.Module):
             method = "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
         if method not in ("toeplitz", "fft"):
             raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
-        y = self._convolve(x, spatial, rate, bandlimit, method)
-        y = y + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
+        ops = self._operators(spatial, rate, bandlimit, method)
+        if method == "fft":
+            y = conv_fft(x, ops) + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
+            y = self.output_linear(self.dropout(self.activation(y)).movedim(1, -1))  # (B, *L, H)
+            return y if not self.transposed else y.movedim(-1, 1)
+        # Toeplitz: work channel-major, (H, L1, ..., B, LN), so every product below is a large GEMM
+        perm = channel_major(self.dim)
+        u = x.permute(perm)  # (H, L1, ..., B, LN)
+        y = apply_toeplitz(u, ops) + u * self.D.view(-1, *([1] * (self.dim + 1)))
         y = self.dropout(self.activation(y))
-        y = self.output_linear(y.movedim(1, -1))  # (B, *L, H): linear + GLU over channels
-        return y if not self.transposed else y.movedim(-1, 1)
+        linear = self.output_linear[0]
+        z = torch.addmm(linear.bias[:, None], linear.weight, y.reshape(self.d_model, -1))  # (H or 2H, M)
+        if isinstance(self.output_linear[1], nn.GLU):
+            a, gate = z.chunk(2, dim=0)  # GLU over channels, as nn.GLU on the official layout
+            z = a * torch.sigmoid(gate)
+        z = z.reshape(u.shape)  # (H, L1, ..., B, LN)
+        inverse = _inverse(perm)  # back to (B, H, *L)
+        return z.permute(inverse) if self.transposed else z.permute(inverse).movedim(1, -1)
 
-    def _convolve(self, x, spatial, rate, bandlimit, method) -> torch.Tensor:
+    def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:
+        """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis; cached under cached_kernels()."""
         def operators():
             ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
             return [toeplitz_from_kernel(k, L) for k, L in zip(ks, spatial)] if method == "toeplitz" else ks
 
         cache = self._kernel_cache
         if cache is None or torch.is_grad_enabled():  # training: kernels change every step
-            ops = operators()
-        else:
-            alpha = self.bandlimit if bandlimit is ... else bandlimit
-            key = (spatial, tuple(self.rates(rate)), alpha, method)
-            if key not in cache:
-                cache[key] = operators()
-            ops = cache[key]
-        return apply_toeplitz(x, ops) if method == "toeplitz" else conv_fft(x, ops)
+            return operators()
+        alpha = self.bandlimit if bandlimit is ... else bandlimit
+        key = (spatial, tuple(self.rates(rate)), alpha, method)
+        if key not in cache:
+            cache[key] = operators()
+        return cache[key]
 
     # ---- official weights -------------------------------------------------------------------
     _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
