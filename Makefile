@@ -16,7 +16,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(PYTHON) cli.py sweep checkpoints/ -o results/demo
-	$(PYTHON) cli.py report results/demo -o reports/demo
+	$(PYTHON) cli.py report results/demo -o reports/demo --kernels checkpoints/s4nd_iso_7.pt
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

@@ -141,8 +141,7 @@ def _validate(raw: Any, path: Path) -> Checkpoint:
     from resbench.models import create_model, list_models
 
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise ResbenchError(f"{path}: not a resbench checkpoint (no format={FORMAT!r} field); "
-                            "official S4ND weights are imported with 'resbench import-s4nd'")
+        raise ResbenchError(f"{path}: not a resbench checkpoint (no format={FORMAT!r} field)")
     if raw.get("version") != VERSION:
         raise ResbenchError(f"{path}: checkpoint format version {raw.get('version')!r}, expected {VERSION}")
     for key, kind in (("model", str), ("config", dict), ("provenance", dict), ("state_dict", dict),
