@@ -281,6 +281,10 @@ def plot_kernels_cmd(checkpoint, test_res, out):
     written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
                                                                                     ["png", "svg"])
     atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
+    import matplotlib.pyplot as plt
+
+    plt.close(kfig)
+    plt.close(afig)
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
     click.echo(summary.round(3).to_string())
     click.echo(f"wrote {', '.join(written + ['aliasing.csv'])} in {out_dir}")

@@ -85,7 +85,7 @@ def train_test_heatmaps(df: pd.DataFrame):
 
 def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
     """Per S4ND layer: resampled taps (axis 0, channel 0) and the magnitude spectrum with test Nyquists."""
-    layers = sorted({s.layer for s in spectra})
+    layers = list(dict.fromkeys(s.layer for s in spectra))  # module order: taps_fn takes the index in it
     fig, axes = plt.subplots(len(layers), 2, figsize=(10, 2.6 * len(layers)), squeeze=False)
     train = ckpt.train_res
     for row, name in enumerate(layers):

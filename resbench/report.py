@@ -93,7 +93,8 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         pol = pol[pol["test_res"] != pol["train_res"]]
         pol["winner"] = ["native (zero-shot)" if a > b else "resize-input" if b > a else "tie"
                          for a, b in zip(pol["native"], pol["resize-input"])]
-        pol = pol.assign(_s=pol["test_res"].map(side)).sort_values(["checkpoint", "_s"]).drop(columns="_s")
+        pol = pol.assign(_s=pol["test_res"].map(side)).sort_values(["checkpoint", "_s"], kind="stable")
+        pol = pol.drop(columns="_s")
         pol.columns.name = None
     return {"Native accuracy (test size = train size, native policy)": native.reset_index(drop=True),
             "Drop from native accuracy (points; native policy)": drop_table,
