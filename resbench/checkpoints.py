@@ -23,6 +23,8 @@ __all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256
 FORMAT = "resbench-checkpoint"
 VERSION = 1
 # provenance keys every checkpoint carries (values may be None when unknown)
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 PROVENANCE_KEYS = ("dataset", "train_res", "schedule", "epochs", "seed", "bandlimit", "native_accuracy",
                    "wall_time_s", "versions")
 
@@ -83,6 +85,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
