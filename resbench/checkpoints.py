@@ -18,7 +18,7 @@ import torch
 from resbench.errors import ResbenchError
 
 __all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256", "load_checkpoint",
-           "save_checkpoint", "find_checkpoints", "package_versions"]
+           "save_checkpoint", "find_checkpoints", "package_versions", "writable_folder"]
 
 FORMAT = "resbench-checkpoint"
 VERSION = 1
@@ -93,6 +93,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:
         raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def writable_folder(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be written in it (a user error, not a traceback)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ResbenchError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK):
+        raise ResbenchError(f"{folder}: output folder is not writable")
+    return folder
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:

@@ -278,13 +278,15 @@ def plot_kernels_cmd(checkpoint, test_res, out):
     if out_dir.exists() and not out_dir.is_dir():
         raise ResbenchError(f"{out_dir}: exists and is not a folder")
     kfig, table, afig = kernel_analysis(checkpoint, sizes)
-    written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
-                                                                                    ["png", "svg"])
-    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
     import matplotlib.pyplot as plt
 
-    plt.close(kfig)
-    plt.close(afig)
+    try:
+        written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
+                                                                                        ["png", "svg"])
+    finally:  # an unwritable OUT must not leave the figures open in a long-lived process
+        plt.close(kfig)
+        plt.close(afig)
+    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
     click.echo(summary.round(3).to_string())
     click.echo(f"wrote {', '.join(written + ['aliasing.csv'])} in {out_dir}")

@@ -113,8 +113,10 @@ def parse_size(s) -> tuple[int, int]:
         m = _SIZE_RE.fullmatch(s)
         if m is None:
             raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
-        h = int(m.group(1))
-        w = int(m.group(2) or m.group(1))
+        try:
+            h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+        except ValueError:  # more digits than int() converts (4300): far above MAX_SIZE, refused below
+            h = w = MAX_SIZE + 1
     else:
         raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
     if not (1 <= h <= MAX_SIZE and 1 <= w <= MAX_SIZE):

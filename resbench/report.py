@@ -195,48 +195,51 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     df, metas = load_sweeps(dirs)
     missing = missing_cells(df, metas)
     tables = report_tables(df)
-    figures = {"accuracy": ("Accuracy vs test resolution", accuracy_vs_test_res(df)),
-               "heatmap": ("Train x test accuracy", train_test_heatmaps(df))}
     aliasing = None
-    if kernels:
-        sizes = kernel_sizes or sorted({parse_size(s) for s in df["test_res"]}, key=lambda s: s[0] * s[1])
-        kfig, aliasing, afig = kernel_analysis(kernels, sizes)
-        figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
-        figures["aliasing"] = ("Aliasing of the kernels", afig)
-    written: list[str] = []
-    links = {}
-    for key, (_, fig) in figures.items():
-        files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
-        written += files
-        links[key] = next((f for f in files if f.endswith(".png")), files[0] if files else None)
-    if aliasing is not None:
-        atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
-        written.append(f"{out.name}_aliasing.csv")
-    pages: list[str] = []
-    if "pdf" in formats:
-        buf = io.BytesIO()
-        with PdfPages(buf) as pdf:
-            fig, ax = plt.subplots(figsize=(11.7, 8.3))
-            ax.axis("off")
-            text = "resbench resolution report\n\n" + "\n".join(_header(df, metas, dirs, missing))
-            if missing:
-                text += "\n\nMissing cells:\n" + "\n".join(missing[:40]) + ("\n..." if len(missing) > 40 else "")
-            ax.text(0, 1, text, va="top", family="monospace", fontsize=6.5, wrap=True)
-            pdf.savefig(fig)
-            pages.append("header")
-            plt.close(fig)
-            for key, (title, fig) in figures.items():
+    figures = {}
+    try:
+        figures["accuracy"] = ("Accuracy vs test resolution", accuracy_vs_test_res(df))
+        figures["heatmap"] = ("Train x test accuracy", train_test_heatmaps(df))
+        if kernels:
+            sizes = kernel_sizes or sorted({parse_size(s) for s in df["test_res"]}, key=lambda s: s[0] * s[1])
+            kfig, aliasing, afig = kernel_analysis(kernels, sizes)
+            figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
+            figures["aliasing"] = ("Aliasing of the kernels", afig)
+        written: list[str] = []
+        links = {}
+        for key, (_, fig) in figures.items():
+            files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
+            written += files
+            links[key] = next((f for f in files if f.endswith(".png")), files[0] if files else None)
+        if aliasing is not None:
+            atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
+            written.append(f"{out.name}_aliasing.csv")
+        pages: list[str] = []
+        if "pdf" in formats:
+            buf = io.BytesIO()
+            with PdfPages(buf) as pdf:
+                fig, ax = plt.subplots(figsize=(11.7, 8.3))
+                ax.axis("off")
+                text = "resbench resolution report\n\n" + "\n".join(_header(df, metas, dirs, missing))
+                if missing:
+                    text += "\n\nMissing cells:\n" + "\n".join(missing[:40]) + ("\n..." if len(missing) > 40 else "")
+                ax.text(0, 1, text, va="top", family="monospace", fontsize=6.5, wrap=True)
                 pdf.savefig(fig)
-                pages.append(key)
-            for title, table in tables.items():
-                for page in _table_pages(title, table):
-                    pdf.savefig(page)
-                    pages.append(title)
-                    plt.close(page)
-        atomic_write_bytes(out.with_name(f"{out.name}.pdf"), buf.getvalue())
-        written.append(f"{out.name}.pdf")
-    for _, fig in figures.values():
-        plt.close(fig)
+                pages.append("header")
+                plt.close(fig)
+                for key, (title, fig) in figures.items():
+                    pdf.savefig(fig)
+                    pages.append(key)
+                for title, table in tables.items():
+                    for page in _table_pages(title, table):
+                        pdf.savefig(page)
+                        pages.append(title)
+                        plt.close(page)
+            atomic_write_bytes(out.with_name(f"{out.name}.pdf"), buf.getvalue())
+            written.append(f"{out.name}.pdf")
+    finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
+        for _, fig in figures.values():
+            plt.close(fig)
     if "md" in formats:
         md = [f"# Resolution report: {out.name}", "", *_header(df, metas, dirs, missing), ""]
         if missing:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from resbench import data
-from resbench.checkpoints import Checkpoint, atomic_write_bytes, find_checkpoints, load_checkpoint, package_versions
+from resbench.checkpoints import (Checkpoint, atomic_write_bytes, find_checkpoints, load_checkpoint, package_versions,
+                                  writable_folder)
 from resbench.errors import ResbenchError
 
 __all__ = ["SweepConfig", "Cell", "plan_cells", "run_sweep", "read_results", "wilson_interval", "parse_shard",
@@ -244,11 +245,38 @@ def _batch_size_for(model: torch.nn.Module, size: tuple[int, int], requested: in
     return max(1, min(requested, MEMORY_BUDGET // per_image))
 
 
+def _dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
+    """The dataset a checkpoint is tested on: --dataset, else the one it was trained on."""
+    return cfg.dataset or ckpt.provenance.get("dataset") or "fashion-mnist"
+
+
+def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig) -> int:
+    """The batch of one cell: resize-input runs the model at the training size, native at the test size."""
+    return _batch_size_for(model, ckpt.train_res if cell.policy == "resize-input" else cell.test_res,
+                           cfg.batch_size)
+
+
+def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -> None:
+    """User errors any cell would hit, raised before any work: a test set the model cannot take, a size no
+    batch fits."""
+    for i, ckpt in enumerate(ckpts):
+        model = ckpt.build_model()
+        info = data.dataset_info(_dataset_name(ckpt, cfg), cfg.data_dir)
+        takes = (model.config.in_chans, model.config.num_classes)
+        if takes != (info.in_chans, info.num_classes):
+            raise ResbenchError(f"{ckpt.path}: the model takes {takes[0]} channel(s) and {takes[1]} classes, "
+                                f"dataset {info.name!r} has {info.in_chans} and {info.num_classes}; "
+                                f"choose a --dataset like the one it was trained on")
+        for cell in cells:
+            if cell.ckpt_index == i:
+                _cell_batch_size(model, ckpt, cell, cfg)
+
+
 class _TestImages:
     """A checkpoint's test split, kept raw in memory and resized batch by batch (memory stays bounded)."""
 
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
-        self.dataset = cfg.dataset or ckpt.provenance.get("dataset") or "fashion-mnist"
+        self.dataset = _dataset_name(ckpt, cfg)
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         if self.dataset == "synthetic":
@@ -274,8 +302,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     from resbench.models import bandlimit as bandlimit_ctx, cached_kernels
 
     t0 = time.perf_counter()
-    batch = _batch_size_for(model, cell.test_res if cell.policy != "resize-input" else ckpt.train_res,
-                            cfg.batch_size)
+    batch = _cell_batch_size(model, ckpt, cell, cfg)
     class_n = torch.zeros(num_classes, dtype=torch.long)
     class_correct = torch.zeros(num_classes, dtype=torch.long)
     loss = 0.0
@@ -307,12 +334,7 @@ class _nullcontext:
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ResbenchError(f"{out}: exists and is not a folder; expected an output folder for the sweep")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ResbenchError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
-    if not os.access(out, os.W_OK):
-        raise ResbenchError(f"{out}: output folder is not writable")
+    writable_folder(out)
 
 
 def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
@@ -335,17 +357,17 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     paths = find_checkpoints(cfg.checkpoints)
     ckpts = [load_checkpoint(p) for p in paths]  # validates every file before any work
     names = [c.name for c in ckpts]
-    datasets = {cfg.dataset or c.provenance.get("dataset") or "fashion-mnist" for c in ckpts}
-    for name in sorted(datasets):
+    for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
         data.load_raw(name, "test", cfg.data_dir, limit=1)  # missing dataset: user error before any work
+    cells = plan_cells(ckpts, cfg)
+    _check_cells(ckpts, cells, cfg)
     _check_out_dir(out)
     torch.set_num_threads(cfg.threads)
 
     log = _log_path(out, cfg.shard)
     _repair_log(log)
     done = {tuple(r.get(c) for c in KEY_COLUMNS) for r in read_rows(out) if not r.get("error")}
-    cells = plan_cells(ckpts, cfg)
     todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg) not in done]
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_meta(out, cfg, ckpts, cells, started, None)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_versions, save_checkpoint
+from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_versions, save_checkpoint, writable_folder
 from resbench.errors import ResbenchError
 
 __all__ = ["TrainConfig", "parse_schedule", "train", "evaluate", "state_path"]
@@ -60,7 +60,10 @@ def parse_schedule(text: str) -> list[tuple[int, int]]:
         m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", item)
         if not m:
             raise ResbenchError(f"schedule {text!r}: item {item!r} is not SIZE:EPOCHS (example: 7:2,14:1,28:1)")
-        size, epochs = int(m.group(1)), int(m.group(2))
+        try:
+            size, epochs = int(m.group(1)), int(m.group(2))
+        except ValueError:  # more digits than int() converts (4300): far outside the ranges below
+            raise ResbenchError(f"schedule {text!r}: item {item!r} holds a number far too large") from None
         if not 4 <= size <= 1024:
             raise ResbenchError(f"schedule {text!r}: size {size} is outside 4..1024")
         if not 1 <= epochs <= 10000:
@@ -134,6 +137,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
     model = create_model(cfg.model, **{"in_chans": info.in_chans, "num_classes": info.num_classes,
                                        "train_res": cfg.train_res, **cfg.model_overrides})
     n_train = len(data.load_raw(cfg.dataset, "train", cfg.data_dir, limit=cfg.limit, seed=cfg.seed)[1])
+    # a missing test split (the final evaluation's) or an unwritable output: refused now, not after training
+    data.load_raw(cfg.dataset, "test", cfg.data_dir, limit=1)
+    writable_folder(out.parent)
     steps_per_epoch = math.ceil(n_train / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(_param_groups(model, cfg))

@@ -1,10 +1,13 @@
-"""Shared fixtures: tiny models trained on the synthetic set, and ways to run the CLI and compare sweeps."""
+"""Shared fixtures and helpers: tiny models trained on the synthetic set, ways to run the CLI, files to feed it."""
 
+import gzip
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -32,6 +35,17 @@ def tiny_train(cfg, out, **kwargs):
     threads = torch.get_num_threads()
     try:
         return train(cfg, out, quiet=True, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def quiet_sweep(cfg):
+    """resbench.sweep.run_sweep, quiet, restoring torch's thread count (run_sweep sets it for the whole process)."""
+    from resbench.sweep import run_sweep
+
+    threads = torch.get_num_threads()
+    try:
+        return run_sweep(cfg, quiet=True)
     finally:
         torch.set_num_threads(threads)
 
@@ -84,3 +98,55 @@ def assert_user_error(code, err, *names):
     assert lines[0].startswith("resbench: error: "), err
     for name in names:
         assert str(name) in lines[0], (name, err)
+
+
+# ---------------------------------------------------------------------------------------------
+# files to feed the code: checkpoints and dataset files written here
+
+
+def make_checkpoint(model="conv2d_iso", seed=0, **config):
+    """An untrained tiny model wrapped as a Checkpoint (no training needed to test the file format)."""
+    from resbench.checkpoints import Checkpoint
+    from resbench.models import create_model
+
+    config = {"d_model": 8, "n_layers": 1, "train_res": 14, **config}
+    torch.manual_seed(seed)
+    net = create_model(model, **config)
+    return Checkpoint(model=model, config=net.config_dict(),
+                      provenance={"dataset": "synthetic", "train_res": 14, "schedule": [[14, 1]], "epochs": 1,
+                                  "seed": seed, "bandlimit": None, "native_accuracy": 0.5, "wall_time_s": 1.0,
+                                  "versions": {"torch": str(torch.__version__)}, "history": [{"epoch": 1, "loss": 1.0}]},
+                      data_stats={"mean": [0.5], "std": [0.25]}, state_dict=net.state_dict())
+
+
+class RunsCode:
+    """Unpickling this runs `touch MARKER`: what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> Path:
+    """An unsigned-byte IDX file: magic 0x000008NN, NN big-endian uint32 dims, then the bytes."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    blob = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        blob = gzip.compress(blob)
+    path.write_bytes(blob)
+    return path
+
+
+def write_mnist(root: Path, n_train=12, n_test=5, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, n, dtype=np.uint8)
+        write_idx(root / f"{prefix}-images-idx3-ubyte", x, gz)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", y, gz)
+        out[split] = (x, y)
+    return out

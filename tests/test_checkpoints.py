@@ -2,28 +2,16 @@
 
 import hashlib
 import io
-import os
 import pickle
 import random
 
 import pytest
 import torch
 
-from resbench.checkpoints import FORMAT, VERSION, Checkpoint, file_sha256, load_checkpoint, save_checkpoint
+from conftest import RunsCode, make_checkpoint
+from resbench.checkpoints import FORMAT, VERSION, file_sha256, load_checkpoint, save_checkpoint
 from resbench.errors import ResbenchError
 from resbench.models import create_model
-
-
-def make_checkpoint(model="conv2d_iso", seed=0, **config):
-    """An untrained tiny model wrapped as a Checkpoint (no training needed to test the file format)."""
-    config = {"d_model": 8, "n_layers": 1, "train_res": 14, **config}
-    torch.manual_seed(seed)
-    net = create_model(model, **config)
-    return Checkpoint(model=model, config=net.config_dict(),
-                      provenance={"dataset": "synthetic", "train_res": 14, "schedule": [[14, 1]], "epochs": 1,
-                                  "seed": seed, "bandlimit": None, "native_accuracy": 0.5, "wall_time_s": 1.0,
-                                  "versions": {"torch": str(torch.__version__)}, "history": [{"epoch": 1, "loss": 1.0}]},
-                      data_stats={"mean": [0.5], "std": [0.25]}, state_dict=net.state_dict())
 
 
 def raw_dict(**changes):
@@ -132,20 +120,10 @@ def test_json_text(tmp_path):
     assert "not a loadable resbench checkpoint" in refusal(path)
 
 
-class _RunsCode:
-    """Unpickling this runs `touch MARKER`: what a malicious checkpoint does."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dumps"])
 def test_pickle_that_runs_code_is_refused_without_running_it(tmp_path, writer):
     marker = tmp_path / "MARKER"
-    payload = {"format": FORMAT, "version": VERSION, "model": "conv2d_iso", "evil": _RunsCode(marker)}
+    payload = {"format": FORMAT, "version": VERSION, "model": "conv2d_iso", "evil": RunsCode(marker)}
     if writer == "torch.save":
         buf = io.BytesIO()
         torch.save(payload, buf)
@@ -154,7 +132,7 @@ def test_pickle_that_runs_code_is_refused_without_running_it(tmp_path, writer):
         blob = pickle.dumps(payload)
     # the payload is live: plain pickle would run it (checked on a copy, so the test cannot pass vacuously)
     probe = tmp_path / "probe"
-    pickle.loads(pickle.dumps(_RunsCode(probe)))
+    pickle.loads(pickle.dumps(RunsCode(probe)))
     assert probe.exists()
     path = tmp_path / "evil.pt"
     path.write_bytes(blob)

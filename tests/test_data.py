@@ -1,9 +1,7 @@
 """Tests for resbench.data: file parsers on files written here, synthetic fields, sizes, resizing."""
 
-import gzip
 import os
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import write_idx, write_mnist
 from resbench import data
 from resbench.errors import ResbenchError
 
@@ -28,29 +27,6 @@ def _fresh_caches():
 
 # ---------------------------------------------------------------------------------------------
 # helpers that write dataset files
-
-
-def write_idx(path: Path, array: np.ndarray, gz: bool) -> Path:
-    """An unsigned-byte IDX file: magic 0x000008NN, NN big-endian uint32 dims, then the bytes."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    blob = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        blob = gzip.compress(blob)
-    path.write_bytes(blob)
-    return path
-
-
-def write_mnist(root: Path, n_train=12, n_test=5, gz=True, seed=0):
-    rng = np.random.default_rng(seed)
-    out = {}
-    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
-        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, n, dtype=np.uint8)
-        write_idx(root / f"{prefix}-images-idx3-ubyte", x, gz)
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", y, gz)
-        out[split] = (x, y)
-    return out
 
 
 def write_cifar(root: Path, n=4, protocol=pickle.DEFAULT_PROTOCOL, seed=0):

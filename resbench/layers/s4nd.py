@@ -232,14 +232,13 @@ class S4ND(nn.Module):
             return y if not self.transposed else y.movedim(-1, 1)
         # Toeplitz: work channel-major, (H, L1, ..., B, LN), so every product below is a large GEMM
         perm = channel_major(self.dim)
-        u = x.permute(perm)  # (H, L1, ..., B, LN)
-        y = apply_toeplitz(u, ops) + u * self.D.view(-1, *([1] * (self.dim + 1)))
+        u = x.permute(perm).contiguous()  # (H, L1, ..., B, LN); contiguous: elementwise ops on a view are slow
+        y = torch.addcmul(apply_toeplitz(u, ops), u, self.D.view(-1, *([1] * (self.dim + 1))))  # + D * u
         y = self.dropout(self.activation(y))
         linear = self.output_linear[0]
         z = torch.addmm(linear.bias[:, None], linear.weight, y.reshape(self.d_model, -1))  # (H or 2H, M)
         if isinstance(self.output_linear[1], nn.GLU):
-            a, gate = z.chunk(2, dim=0)  # GLU over channels, as nn.GLU on the official layout
-            z = a * torch.sigmoid(gate)
+            z = F.glu(z, dim=0)  # (H, M): GLU over channels, as nn.GLU does on the official layout
         z = z.reshape(u.shape)  # (H, L1, ..., B, LN)
         inverse = _inverse(perm)  # back to (B, H, *L)
         return z.permute(inverse) if self.transposed else z.permute(inverse).movedim(1, -1)
