@@ -504,26 +504,30 @@ def _synthetic_params(split: str, seed: int) -> tuple[np.ndarray, ...]:
     return labels.astype(np.int64), fx, fy, phase, amp
 
 
-def render_synthetic(split, size, seed=0, limit=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The synthetic split sampled at pixel centres of an (h, w) grid: (x float32 (N, 1, h, w) in [0, 1], y)."""
+def render_synthetic(split, size, seed=0, limit=None, start=0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The synthetic split sampled at pixel centres of an (h, w) grid: (x float32 (N, 1, h, w) in [0, 1], y).
+
+    Images `start` to `limit` (exclusive) of the split, so large sizes can be rendered batch by batch.
+    """
     split = _check_split(split)
     h, w = parse_size(size)
     limit = _check_limit(limit)
     labels, fx, fy, phase, amp = _synthetic_params(split, int(seed))
     n = len(labels) if limit is None else min(limit, len(labels))
+    start = min(max(0, int(start)), n)
     ys = (np.arange(h) + 0.5) / h  # (h,) row centres on [0, 1]
     xs = (np.arange(w) + 0.5) / w  # (w,) column centres on [0, 1]
-    out = np.empty((n, 1, h, w), dtype=np.float32)  # (N, 1, h, w)
+    out = np.empty((n - start, 1, h, w), dtype=np.float32)  # (N, 1, h, w)
     step = max(1, 2 ** 22 // (h * w * fx.shape[1]))  # images per chunk: bounds the complex temporaries
-    for s in range(0, n, step):
+    for s in range(start, n, step):
         e = min(n, s + step)
         # separable: cos(2pi(fx x + fy y) + phase) = Re(exp(2pi i fx x) * exp(i(2pi fy y + phase)))
         ey = amp[s:e, :, None] * np.exp(1j * (2 * np.pi * fy[s:e, :, None] * ys + phase[s:e, :, None]))  # (n, K+1, h)
         ex = np.exp(2j * np.pi * fx[s:e, :, None] * xs)  # (n, K+1, w)
         field = np.einsum("nkh,nkw->nhw", ey, ex).real  # (n, h, w) in [-1, 1]
         # float32: the dtype models take; the float64 sums above keep sizes consistent to ~1e-7
-        out[s:e, 0] = (0.5 + 0.5 * field).astype(np.float32)
-    return torch.from_numpy(out), torch.from_numpy(labels[:n].copy())  # (N, 1, h, w), (N,)
+        out[s - start:e - start, 0] = (0.5 + 0.5 * field).astype(np.float32)
+    return torch.from_numpy(out), torch.from_numpy(labels[start:n].copy())  # (N, 1, h, w), (N,)
 
 
 # ----------------------------------------------------------------------------------------------

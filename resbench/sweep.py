@@ -251,9 +251,16 @@ def _dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
 
 
 def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig) -> int:
-    """The batch of one cell: resize-input runs the model at the training size, native at the test size."""
-    return _batch_size_for(model, ckpt.train_res if cell.policy == "resize-input" else cell.test_res,
-                           cfg.batch_size)
+    """The batch of one cell: resize-input runs the model at the training size, native at the test size;
+    either way the test images themselves exist at the test size."""
+    batch = _batch_size_for(model, ckpt.train_res if cell.policy == "resize-input" else cell.test_res,
+                            cfg.batch_size)
+    per_image = 3 * model.config.in_chans * cell.test_res[0] * cell.test_res[1] * 4  # resized, normalised, temp
+    if per_image > MEMORY_BUDGET:
+        raise ResbenchError(f"test size {data.format_size(cell.test_res)}: one test image needs about "
+                            f"{per_image / 1024 ** 3:.1f} GiB (budget {MEMORY_BUDGET / 1024 ** 3:.0f} GiB); "
+                            "choose a smaller size")
+    return max(1, min(batch, MEMORY_BUDGET // per_image))
 
 
 def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -> None:
@@ -283,17 +290,16 @@ class _TestImages:
             self.raw, self.labels = None, data.load_raw("synthetic", "test", limit=cfg.limit, seed=cfg.seed)[1]
         else:
             self.raw, self.labels = data.load_raw(self.dataset, "test", cfg.data_dir, cfg.limit, cfg.seed)
-        self._synthetic_cache: dict = {}
 
     def batches(self, size: tuple[int, int], batch: int):
         mean = torch.tensor(self.stats[0])[:, None, None]  # (C, 1, 1)
         std = torch.tensor(self.stats[1])[:, None, None]  # (C, 1, 1)
-        if self.raw is None:  # synthetic: rendered at the size itself, the point of that dataset
-            if size not in self._synthetic_cache:
-                self._synthetic_cache = {size: data.render_synthetic("test", size, self.cfg.seed, self.cfg.limit)[0]}
-            x_all = self._synthetic_cache[size]
         for i in range(0, len(self.labels), batch):
-            x = x_all[i:i + batch] if self.raw is None else data.resize_images(self.raw[i:i + batch], size)
+            if self.raw is None:  # synthetic: rendered at the size itself, the point of that dataset
+                x = data.render_synthetic("test", size, self.cfg.seed, limit=min(i + batch, len(self.labels)),
+                                          start=i)[0]
+            else:
+                x = data.resize_images(self.raw[i:i + batch], size)
             yield (x - mean) / std, self.labels[i:i + batch]  # (b, C, h, w), (b,)
 
 

@@ -443,3 +443,9 @@ def test_channel_stats():
     torch.testing.assert_close(torch.tensor(std, dtype=torch.float64), want_std, atol=1e-6, rtol=0)
     mean_u8, _ = data.channel_stats((x * 255).round().to(torch.uint8))
     assert abs(mean_u8[0] - mean[0]) < 0.01
+
+
+def test_synthetic_renders_in_parts_equal_the_whole():
+    whole_x, whole_y = data.render_synthetic("test", (9, 7), seed=3, limit=50)
+    part_x, part_y = data.render_synthetic("test", (9, 7), seed=3, limit=50, start=20)
+    assert torch.equal(part_x, whole_x[20:]) and torch.equal(part_y, whole_y[20:])

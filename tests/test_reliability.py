@@ -478,6 +478,26 @@ def test_sweep_at_4096_is_refused_before_any_work(trained, tmp_path, cli):
     assert not out.exists()
 
 
+def test_resize_input_at_a_huge_size_is_refused_for_its_input_images(trained, tmp_path, cli, monkeypatch):
+    """resize-input runs the model at the training size, but the test images exist at the test size."""
+    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 64 * 1024 ** 2)
+    out = tmp_path / "out"
+    code, _, err = cli("sweep", trained["s4nd"], "--test-res", "7,4000", "--policy", "resize-input",
+                       "--limit", "10", "-o", out)
+    assert_user_error(code, err, "4000", "GiB")
+    assert not out.exists()
+
+
+def test_input_images_bound_the_batch(trained, s4nd_model, monkeypatch):
+    from resbench.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(trained["s4nd"])
+    cfg = sweep.SweepConfig(checkpoints=[], out="", batch_size=10 ** 9)
+    cell = sweep.Cell(0, (1000, 1000), "resize-input", "on")
+    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 120 * 10 ** 6)  # ~10 input images of 12 MB each
+    assert 1 <= sweep._cell_batch_size(s4nd_model, ckpt, cell, cfg) <= 10
+
+
 def set_budget_for_batch(monkeypatch, model, size, most: int) -> int:
     """Halve MEMORY_BUDGET until `size` gets a batch of `most` or fewer (then between most / 2 and most)."""
     budget = 2 ** 40
