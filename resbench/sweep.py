@@ -7,6 +7,7 @@ cell. A run killed at any moment loses at most the cell in flight, and a rerun s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -263,11 +264,13 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     return max(1, min(batch, MEMORY_BUDGET // per_image))
 
 
-def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -> None:
+def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -> list[torch.nn.Module]:
     """User errors any cell would hit, raised before any work: a test set the model cannot take, a size no
-    batch fits."""
+    batch fits. Returns the checkpoints' models, built once for the check and reused by the sweep."""
+    models = []
     for i, ckpt in enumerate(ckpts):
         model = ckpt.build_model()
+        models.append(model)
         info = data.dataset_info(_dataset_name(ckpt, cfg), cfg.data_dir)
         takes = (model.config.in_chans, model.config.num_classes)
         if takes != (info.in_chans, info.num_classes):
@@ -277,6 +280,7 @@ def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -
         for cell in cells:
             if cell.ckpt_index == i:
                 _cell_batch_size(model, ckpt, cell, cfg)
+    return models
 
 
 class _TestImages:
@@ -312,7 +316,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     class_n = torch.zeros(num_classes, dtype=torch.long)
     class_correct = torch.zeros(num_classes, dtype=torch.long)
     loss = 0.0
-    ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else _nullcontext()
+    ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else contextlib.nullcontext()
     with torch.inference_mode(), ctx, cached_kernels(model):
         for x, y in images.batches(cell.test_res, batch):
             logits = model.forward_policy(x, cell.policy)  # (b, classes)
@@ -327,14 +331,6 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
             "ci_high": high, "loss": loss / n if n else float("nan"), "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
             "class_n": class_n.tolist(), "class_correct": class_correct.tolist()}
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _check_out_dir(out: Path) -> None:
@@ -367,7 +363,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
         data.load_raw(name, "test", cfg.data_dir, limit=1)  # missing dataset: user error before any work
     cells = plan_cells(ckpts, cfg)
-    _check_cells(ckpts, cells, cfg)
+    models = _check_cells(ckpts, cells, cfg)
     _check_out_dir(out)
     torch.set_num_threads(cfg.threads)
 
@@ -389,7 +385,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
         for cell in todo:
             ckpt = ckpts[cell.ckpt_index]
             if cell.ckpt_index != current:  # cells come grouped by checkpoint: build each model once
-                model, images, current = ckpt.build_model(), _TestImages(ckpt, cfg), cell.ckpt_index
+                model, images, current = models[cell.ckpt_index], _TestImages(ckpt, cfg), cell.ckpt_index
             progress.update(task, description=f"{names[cell.ckpt_index]} @ {data.format_size(cell.test_res)} "
                                               f"{cell.policy} bl={cell.bandlimit}")
             row = {"model": ckpt.model, "checkpoint": names[cell.ckpt_index], "checkpoint_sha256": ckpt.sha256,

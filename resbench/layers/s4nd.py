@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 
-__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_toeplitz", "conv_fft",
+__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
            "cached_kernels", "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
@@ -124,13 +124,6 @@ def apply_toeplitz(u: torch.Tensor, matrices: Sequence[torch.Tensor]) -> torch.T
             y = torch.matmul(T.unsqueeze(1), y.reshape(shape[0], pre, L, -1))  # (H, pre, L, post)
         y = y.reshape(shape)
     return y
-
-
-def conv_toeplitz(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Separable convolution of u (B, H, *L) by one (ch, H, Lk) kernel per axis, as matrix products."""
-    perm = channel_major(len(kernels))
-    y = apply_toeplitz(u.permute(perm), [toeplitz_from_kernel(k, L) for k, L in zip(kernels, u.shape[2:])])
-    return y.permute(_inverse(perm))
 
 
 def _inverse(perm: Sequence[int]) -> list[int]:
