@@ -8,6 +8,8 @@ import time
 
 import torch
 
+import common
+
 from resbench.layers.s4nd import AUTO_TOEPLITZ_MAX_LEN, S4ND
 
 
@@ -28,12 +30,10 @@ def main():
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = common.parse(parser, malloc="default")
     torch.manual_seed(0)
     print(f"S4ND eval forward, H={args.width}, d_state={args.d_state}, batch={args.batch}, "
-          f"threads={args.threads}, auto: Toeplitz up to side {AUTO_TOEPLITZ_MAX_LEN}")
+          f"threads={args.threads}, malloc={args.malloc}, auto: Toeplitz up to side {AUTO_TOEPLITZ_MAX_LEN}")
     print(f"{'side':>5} {'toeplitz ms':>12} {'fft ms':>9} {'auto ms':>9} {'fft/auto':>9} "
           f"{'auto/best':>10} {'max |diff|':>11}")
     for side in [int(s) for s in args.sides.split(",")]:

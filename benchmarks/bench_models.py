@@ -5,6 +5,8 @@ import time
 
 import torch
 
+import common
+
 from resbench.models import count_params, create_model, list_models
 
 
@@ -14,11 +16,9 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--train-res", type=int, default=14)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = common.parse(parser)
     print(f"defaults (1 channel, 10 classes, trained at {args.train_res}); eval, batch {args.batch} at "
-          f"{args.size}x{args.size}, threads {args.threads}, best of {args.repeats}")
+          f"{args.size}x{args.size}, threads {args.threads}, malloc {args.malloc}, best of {args.repeats}")
     print(f"{'model':<15} {'parameters':>11} {'ms/batch':>9}")
     x = torch.randn(args.batch, 1, args.size, args.size)
     for name in list_models():

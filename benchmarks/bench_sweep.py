@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+import common
+
 from resbench.checkpoints import find_checkpoints, load_checkpoint
 from resbench.models import cached_kernels
 
@@ -21,13 +23,11 @@ def main():
     parser.add_argument("--checkpoints", default="checkpoints")
     parser.add_argument("--sizes", default="7,14,28,56")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full", action="store_true", help="also time the default full sweep")
     parser.add_argument("-o", "--out", default="/tmp/resbench-bench-sweep")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = common.parse(parser)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"eval images/s (native policy, batch {args.batch}, threads {args.threads})")
+    print(f"eval images/s (native policy, batch {args.batch}, threads {args.threads}, malloc {args.malloc})")
     print(f"{'checkpoint':<22}" + "".join(f"{s:>9}" for s in sizes) + "   ms/img at largest vs smallest, per pixel")
     for path in find_checkpoints([args.checkpoints]):
         ckpt = load_checkpoint(path)

@@ -1,12 +1,14 @@
 """Images/s of one s4nd_iso training step at 14 and 28, Toeplitz vs FFT path (prints a table).
 
-Usage: python benchmarks/bench_train.py [--sizes 14,28] [--batch 64] [--steps 5] [--threads 2]
+Usage: python benchmarks/bench_train.py [--sizes 14,28] [--batch 64] [--steps 5] [--threads 2] [--malloc keep|default]
 """
 
 import argparse
 import time
 
 import torch
+
+import common
 import torch.nn.functional as F
 
 from resbench.models import create_model
@@ -18,10 +20,9 @@ def main():
     parser.add_argument("--sizes", default="14,28")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = common.parse(parser)
     print(f"s4nd_iso training step (default config), batch {args.batch}, threads {args.threads}, "
+          f"malloc {args.malloc}, "
           f"best of {args.steps} steps")
     print(f"{'size':>5} {'method':>9} {'ms/step':>9} {'images/s':>9}")
     for size in [int(s) for s in args.sizes.split(",")]:

@@ -22,5 +22,5 @@ ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
   echo "== $name: resbench train ${RECIPE[$name]} --seed 0 -o checkpoints/$name.pt"
-  python cli.py train ${RECIPE[$name]} --seed 0 --resume -o "checkpoints/$name.pt" 2>&1 | tee "checkpoints/logs/$name.log"
+  python cli.py train ${RECIPE[$name]} --seed 0 --resume -o "checkpoints/$name.pt" 2>&1 | tee -a "checkpoints/logs/$name.log"
 done

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from resbench.errors import ResbenchError
+from resbench.runtime import keep_freed_memory
 
 __all__ = ["cli", "main"]
 
@@ -294,6 +295,7 @@ def plot_kernels_cmd(checkpoint, test_res, out):
 
 def main(argv=None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2; bugs keep their traceback."""
+    keep_freed_memory()
     try:
         cli.main(args=argv, prog_name="resbench", standalone_mode=False)
     except ResbenchError as e:

@@ -325,3 +325,18 @@ def test_gradients_reach_every_parameter(name):
     model(torch.randn(4, 1, 14, 14)).logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert not missing
+
+
+def test_fast_dropout_keeps_the_expected_fraction_and_scale():
+    from resbench.models.iso import FastDropout
+
+    torch.manual_seed(0)
+    drop = FastDropout(0.25).train()
+    x = torch.ones(200_000, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.01
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.75))
+    y.sum().backward()  # the gradient goes through the same mask
+    assert torch.equal(x.grad != 0, kept)
+    assert torch.equal(drop.eval()(x), x)

@@ -246,3 +246,19 @@ def test_cached_kernels_give_identical_outputs_and_are_dropped():
                 assert all(torch.equal(a, b) for a, b in zip(plain, cached))
             assert len(layer._kernel_cache) == 4
     assert layer._kernel_cache is None
+
+
+@pytest.mark.parametrize("final_act", ["glu", "id"])
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_chunked_evaluation_equals_the_autograd_path(monkeypatch, final_act, chunk):
+    """Without grad the Toeplitz path applies the output linear chunk by chunk; with grad in one go."""
+    import resbench.layers.s4nd as s4nd
+
+    monkeypatch.setattr(s4nd, "CHUNK_ELEMENTS", chunk)  # 7: one column per chunk; 64: uneven chunks
+    layer = S4ND(4, d_state=8, dim=2, l_max=9, bandlimit=0.5, final_act=final_act).eval()
+    x = torch.randn(3, 4, 9, 5)
+    whole = layer(x, rate=0.7, method="toeplitz").detach()
+    with torch.inference_mode():
+        chunked = layer(x, rate=0.7, method="toeplitz")
+    assert chunked.shape == whole.shape
+    assert torch.allclose(chunked, whole, atol=1e-6)

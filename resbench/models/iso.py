@@ -15,7 +15,7 @@ from resbench.models.base import ModelConfig, ResModel, check_bandlimit, check_p
 from resbench.models.registry import register_model
 
 __all__ = ["IsoConfig", "S4NDFields", "S4NDIsoConfig", "IsoModel", "S4NDIso", "Conv2dIso",
-           "RateS4ND", "PreNormBlock", "glu_mixer"]
+           "RateS4ND", "PreNormBlock", "FastDropout", "glu_mixer"]
 
 
 @dataclasses.dataclass
@@ -73,6 +73,19 @@ def glu_mixer(spatial: nn.Module, d_model: int) -> nn.Sequential:
     return nn.Sequential(spatial, nn.GELU(), nn.Conv2d(d_model, 2 * d_model, 1), nn.GLU(dim=1))
 
 
+class FastDropout(nn.Dropout):
+    """nn.Dropout with its mask drawn by torch.rand: on this CPU 13 ms instead of 23 ms for a
+    (64, 64, 28, 28) batch (bernoulli_ alone is 18.5 ms), about 9% of an s4nd_iso training step."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0
+        scaled_keep = torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))  # 1/(1-p) with probability 1-p, else 0
+        return x * scaled_keep
+
+
 class PreNormBlock(nn.Module):
     """x + dropout(mixer(LayerNorm over channels(x)))."""
 
@@ -80,7 +93,7 @@ class PreNormBlock(nn.Module):
         super().__init__()
         self.norm = LayerNorm2d(d_model)
         self.mixer = mixer
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, H, W)
         return x + self.dropout(self.mixer(self.norm(x)))

@@ -1,0 +1,19 @@
+"""Options every benchmark shares: CPU threads and the allocator setting (see resbench/runtime.py)."""
+
+import argparse
+
+import torch
+
+from resbench.runtime import keep_freed_memory
+
+
+def parse(parser: argparse.ArgumentParser, malloc: str = "keep") -> argparse.Namespace:
+    """Add --threads/--malloc to `parser`, parse, apply them; `malloc` is the default ("keep", as the CLI runs)."""
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--malloc", choices=["keep", "default"], default=malloc,
+                        help="keep: reuse freed memory, as the resbench CLI does; default: glibc as it comes")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.malloc == "keep" and not keep_freed_memory():
+        args.malloc = "default (keep unavailable)"
+    return args
