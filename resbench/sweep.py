@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 import torch
@@ -307,8 +307,15 @@ class _TestImages:
             yield (x - mean) / std, self.labels[i:i + batch]  # (b, C, h, w), (b,)
 
 
+def _cell_work(ckpt: Checkpoint, cell: Cell, n_images: int) -> int:
+    """A cell's cost for the progress bar: images x pixels at the size the model runs."""
+    h, w = ckpt.train_res if cell.policy == "resize-input" else cell.test_res
+    return n_images * h * w
+
+
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
-                  num_classes: int) -> dict:
+                  num_classes: int, on_batch: Callable[[int], None] | None = None) -> dict:
+    """Score one cell; `on_batch(n)` is called after each batch of n images."""
     from resbench.models import bandlimit as bandlimit_ctx, cached_kernels
 
     t0 = time.perf_counter()
@@ -324,6 +331,8 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
             hit = logits.argmax(1) == y
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
             class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
+            if on_batch is not None:
+                on_batch(len(y))
     n, correct = int(class_n.sum()), int(class_correct.sum())
     seconds = time.perf_counter() - t0
     low, high = wilson_interval(correct, n)
@@ -342,8 +351,7 @@ def _check_out_dir(out: Path) -> None:
 def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
     """Evaluate every cell not already in OUT; return the full results frame of OUT."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     out = Path(cfg.out)
     for policy in cfg.policy:
@@ -377,15 +385,28 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     console = Console(stderr=True, quiet=quiet)
     console.log(f"sweep: {len(cells)} cells in this shard, {len(cells) - len(todo)} already done, "
                 f"{len(todo)} to run")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    # The bar advances batch by batch in units of images x model pixels, so that its ETA holds when
+    # cells differ a hundredfold in cost (7x7 against 56x56).
+    n_by_dataset = {name: len(data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)[1])  # parsed once, cached
+                    for name in {_dataset_name(c, cfg) for c in ckpts}}
+    n_test = {i: n_by_dataset[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
+    work = [_cell_work(ckpts[c.ckpt_index], c, n_test[c.ckpt_index]) for c in todo]
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
                   TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=quiet) as progress:
-        task = progress.add_task("cells", total=len(todo), ips=0.0)
+        task = progress.add_task("cells", total=max(1, sum(work)), ips=0.0, cells=f"0/{len(todo)}")
         current, model, images = None, None, None
-        for cell in todo:
+        for done_cells, (cell, cell_work) in enumerate(zip(todo, work)):
             ckpt = ckpts[cell.ckpt_index]
             if cell.ckpt_index != current:  # cells come grouped by checkpoint: build each model once
                 model, images, current = models[cell.ckpt_index], _TestImages(ckpt, cfg), cell.ckpt_index
+            started_cell, seen = time.perf_counter(), 0
+            per_image = cell_work // max(1, n_test[cell.ckpt_index])
+
+            def on_batch(n: int) -> None:
+                nonlocal seen
+                seen += n
+                progress.update(task, advance=n * per_image, ips=seen / max(1e-9, time.perf_counter() - started_cell))
             progress.update(task, description=f"{names[cell.ckpt_index]} @ {data.format_size(cell.test_res)} "
                                               f"{cell.policy} bl={cell.bandlimit}")
             row = {"model": ckpt.model, "checkpoint": names[cell.ckpt_index], "checkpoint_sha256": ckpt.sha256,
@@ -394,7 +415,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
                    "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed,
                    "limit": -1 if cfg.limit is None else cfg.limit}
             try:
-                row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes))
+                row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes, on_batch))
             except ResbenchError:
                 raise
             except (RuntimeError, MemoryError, ValueError) as e:  # a failed cell is a row, not a gap
@@ -403,7 +424,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
                             "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
             _append_row(log, row)
             write_tables(out)
-            progress.update(task, advance=1, ips=row.get("images_per_s") or 0.0)
+            progress.update(task, completed=sum(work[:done_cells + 1]), cells=f"{done_cells + 1}/{len(todo)}")
             if on_cell_done is not None:
                 on_cell_done(row)
     df = write_tables(out) if read_rows(out) else _results_frame([])
