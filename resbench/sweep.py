@@ -21,12 +21,12 @@ from typing import Callable, Iterable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from resbench import data
 from resbench.checkpoints import (Checkpoint, atomic_write_bytes, find_checkpoints, load_checkpoint, package_versions,
                                   writable_folder)
 from resbench.errors import ResbenchError
+from resbench.scoring import score
 
 __all__ = ["SweepConfig", "Cell", "plan_cells", "run_sweep", "read_results", "wilson_interval", "parse_shard",
            "default_test_sizes", "merge_sweeps", "summary_table", "RESULT_COLUMNS"]
@@ -316,30 +316,20 @@ def _cell_work(ckpt: Checkpoint, cell: Cell, n_images: int) -> int:
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
                   num_classes: int, on_batch: Callable[[int], None] | None = None) -> dict:
     """Score one cell; `on_batch(n)` is called after each batch of n images."""
-    from resbench.models import bandlimit as bandlimit_ctx, cached_kernels
+    from resbench.models import bandlimit as bandlimit_ctx
 
     t0 = time.perf_counter()
     batch = _cell_batch_size(model, ckpt, cell, cfg)
-    class_n = torch.zeros(num_classes, dtype=torch.long)
-    class_correct = torch.zeros(num_classes, dtype=torch.long)
-    loss = 0.0
     ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else contextlib.nullcontext()
-    with torch.inference_mode(), ctx, cached_kernels(model):
-        for x, y in images.batches(cell.test_res, batch):
-            logits = model.forward_policy(x, cell.policy)  # (b, classes)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
-            hit = logits.argmax(1) == y
-            class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
-            class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
-            if on_batch is not None:
-                on_batch(len(y))
-    n, correct = int(class_n.sum()), int(class_correct.sum())
+    with ctx:
+        result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch)
     seconds = time.perf_counter() - t0
+    n, correct = result.n, result.correct
     low, high = wilson_interval(correct, n)
     return {"n": n, "correct": correct, "accuracy": correct / n if n else float("nan"), "ci_low": low,
-            "ci_high": high, "loss": loss / n if n else float("nan"), "seconds": round(seconds, 3),
+            "ci_high": high, "loss": result.loss, "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
-            "class_n": class_n.tolist(), "class_correct": class_correct.tolist()}
+            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist()}
 
 
 def _check_out_dir(out: Path) -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_versions, save_checkpoint, writable_folder
 from resbench.errors import ResbenchError
+from resbench.scoring import score
 
 __all__ = ["TrainConfig", "parse_schedule", "train", "evaluate", "state_path"]
 
@@ -104,13 +105,9 @@ def _lr_factor(step: int, total: int, warmup_frac: float) -> float:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
              policy: str = "native") -> tuple[int, float]:
     """(correct, mean loss) of `model` on images x (N, C, H, W) and labels y (N,)."""
-    model.eval()
-    correct, loss = 0, 0.0
-    for i in range(0, len(x), batch_size):
-        logits = model.forward_policy(x[i:i + batch_size], policy)  # (b, classes)
-        loss += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
-    return correct, loss / max(1, len(x))
+    batches = ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))
+    result = score(model, batches, model.config.num_classes, policy)
+    return result.correct, result.loss if len(x) else 0.0
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False,
