@@ -218,7 +218,7 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
                       shard=parse_shard(shard))
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        _console().print(summary_table(df))
+        _console().print(summary_table(df, df.attrs.get("checkpoint_sha256")))
     click.echo(f"{len(df)} cells in {out}/results.csv")
 
 

@@ -46,9 +46,23 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
     df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed"], keep="last")
+    df = current_checkpoints_only(df, metas)
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), metas
+
+
+def current_checkpoints_only(df: pd.DataFrame, metas: list[dict]) -> pd.DataFrame:
+    """Drop the rows of a checkpoint file that has since been replaced (same name, other sha256).
+
+    A sweep folder keeps every row it ever computed; the newest sweep's meta.json names the file
+    each checkpoint name refers to now. Names no meta mentions are kept as they are.
+    """
+    current = {}
+    for meta in sorted(metas, key=lambda m: str(m.get("started") or "")):
+        current.update({c["name"]: c["sha256"] for c in meta.get("checkpoints", []) if "name" in c and "sha256" in c})
+    now = df["checkpoint"].map(current)
+    return df[now.isna() | (df["checkpoint_sha256"] == now)]
 
 
 def missing_cells(df: pd.DataFrame, metas: list[dict]) -> list[str]:

@@ -419,6 +419,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
                 on_cell_done(row)
     df = write_tables(out) if read_rows(out) else _results_frame([])
     _write_meta(out, cfg, ckpts, cells, started, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    df.attrs["checkpoint_sha256"] = [c.sha256 for c in ckpts]  # the files this run swept
     return df
 
 
@@ -439,11 +440,16 @@ def _write_meta(out: Path, cfg: SweepConfig, ckpts: list[Checkpoint], cells: lis
     atomic_write_bytes(out / name, json.dumps(meta, indent=2, default=str).encode())
 
 
-def summary_table(df: pd.DataFrame):
-    """A rich table: accuracy (%) by test size, one row per checkpoint, policy and bandlimit."""
+def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
+    """A rich table: accuracy (%) by test size, one row per checkpoint, policy and bandlimit.
+
+    `sha256s` keeps only those checkpoint files (a folder may hold rows of since-replaced ones).
+    """
     from rich.table import Table
 
     ok = df[df["error"] == ""]
+    if sha256s is not None:
+        ok = ok[ok["checkpoint_sha256"].isin(set(sha256s))]
     sizes = sorted(ok["test_res"].unique(), key=lambda s: data.parse_size(s))
     table = Table(title="accuracy (%) by test size")
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:

@@ -282,3 +282,26 @@ def test_report_command_end_to_end(sweep, trained, tmp_path):
     assert f"in {tmp_path}" in result.stdout
     md = (tmp_path / "demo.md").read_text()
     assert "Kernel aliasing" in md and str(trained["s4nd"]) in md
+
+
+def test_rows_of_a_replaced_checkpoint_leave_the_report(trained, tmp_path):
+    """Retraining a checkpoint under the same name adds rows for the new file; the report uses only those."""
+    from resbench.checkpoints import load_checkpoint, save_checkpoint
+    from resbench.report import load_sweeps
+
+    ckdir, out = tmp_path / "ck", tmp_path / "sweep"
+    ckdir.mkdir()
+    path = ckdir / "model.pt"
+    shutil.copy(trained["s4nd"], path)
+    cfg = SweepConfig(checkpoints=[str(ckdir)], out=str(out), test_res=[(7, 7)], policy=["native"],
+                      bandlimit=["on"], limit=20, threads=1)
+    run_sweep(cfg, quiet=True)
+    old_sha = read_results(out)["checkpoint_sha256"].iloc[0]
+    ckpt = load_checkpoint(path)
+    ckpt.provenance["note"] = "retrained"  # another file under the same name
+    save_checkpoint(ckpt, path)
+    run_sweep(cfg, quiet=True)
+    rows = read_results(out)
+    assert len(rows) == 2 and old_sha in set(rows["checkpoint_sha256"])  # the folder keeps both
+    df, _ = load_sweeps([out])
+    assert len(df) == 1 and df["checkpoint_sha256"].iloc[0] != old_sha
