@@ -90,9 +90,9 @@ class SSMKernel(nn.Module):
         pos = torch.arange(length, device=A.device, dtype=dtA.real.dtype)  # (Lk,)
         decay = torch.exp(dtA.real[:, :, None] * pos)  # (H, N2, Lk)
         phase = dtA.imag[:, :, None] * pos  # (H, N2, Lk)
-        v_re, v_im = decay * torch.cos(phase), decay * torch.sin(phase)  # (H, N2, Lk)
-        k = torch.einsum("chn,hnl->chl", Cz.real, v_re) - torch.einsum("chn,hnl->chl", Cz.imag, v_im)
-        return 2 * k  # (ch, H, Lk)
+        v = torch.cat([decay * torch.cos(phase), decay * torch.sin(phase)], dim=1)  # (H, 2*N2, Lk): Re, Im
+        c = torch.cat([Cz.real, -Cz.imag], dim=-1).transpose(0, 1)  # (H, ch, 2*N2): Re(c v) = c_re v_re - c_im v_im
+        return 2 * torch.bmm(c, v).transpose(0, 1)  # (ch, H, Lk)
 
 
 def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
