@@ -16,6 +16,7 @@ import common
 
 from resbench.checkpoints import find_checkpoints, load_checkpoint
 from resbench.models import cached_kernels
+from resbench.sweep import CACHE_PIXELS
 
 
 def main():
@@ -27,19 +28,22 @@ def main():
     parser.add_argument("-o", "--out", default="/tmp/resbench-bench-sweep")
     args = common.parse(parser)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"eval images/s (native policy, batch {args.batch}, threads {args.threads}, malloc {args.malloc})")
+    print(f"eval images/s (native policy, batch {args.batch} or {CACHE_PIXELS} pixels if fewer, threads {args.threads}, malloc {args.malloc})")
     print(f"{'checkpoint':<22}" + "".join(f"{s:>9}" for s in sizes) + "   ms/img at largest vs smallest, per pixel")
     for path in find_checkpoints([args.checkpoints]):
         ckpt = load_checkpoint(path)
         model = ckpt.build_model()
         rates = []
         for s in sizes:
-            x = torch.randn(args.batch, model.config.in_chans, s, s)
+            batch = min(args.batch, max(8, CACHE_PIXELS // (s * s)))  # the sweep's own rule
+            x = torch.randn(batch, model.config.in_chans, s, s)
             with torch.inference_mode(), cached_kernels(model):
                 model(x)  # warm-up (and kernel cache)
-                t0 = time.perf_counter()
-                model(x)
-                rates.append(args.batch / (time.perf_counter() - t0))
+                t0, n = time.perf_counter(), 0
+                while n < 256 or time.perf_counter() - t0 < 0.5:  # at least 256 images and half a second
+                    model(x)
+                    n += batch
+                rates.append(n / (time.perf_counter() - t0))
         per_pixel = (1 / rates[-1] / sizes[-1] ** 2) / (1 / rates[0] / sizes[0] ** 2)
         print(f"{path.stem:<22}" + "".join(f"{r:>9.0f}" for r in rates) + f"   {per_pixel:.2f}")
     if args.full:
