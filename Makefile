@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# DEMO_ARGS adds sweep options, e.g. make demo DEMO_ARGS='--test-res 7,14,21,28' (how reports/demo was made)
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	$(PYTHON) cli.py sweep checkpoints/ -o results/demo
+	$(PYTHON) cli.py sweep checkpoints/ -o results/demo $(DEMO_ARGS)
 	$(PYTHON) cli.py report results/demo -o reports/demo --kernels checkpoints/s4nd_iso_7.pt
 
 test: $(STAMP)
