@@ -7,7 +7,7 @@ mkdir -p checkpoints/logs
 declare -A RECIPE=(
   [s4nd_iso_7]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5"
   [conv2d_iso_7]="conv2d_iso --train-res 7 --epochs 3"
-  [s4nd_iso_14]="s4nd_iso --train-res 14 --epochs 5 --bandlimit 0.5"
+  [s4nd_iso_14]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5"
   [conv2d_iso_14]="conv2d_iso --train-res 14 --epochs 3"
   [ckconv_14]="ckconv --train-res 14 --epochs 3"
   [convnext_14]="convnext --train-res 14 --epochs 3"
