@@ -16,7 +16,7 @@ import common
 
 from resbench.checkpoints import find_checkpoints, load_checkpoint
 from resbench.models import cached_kernels
-from resbench.sweep import CACHE_PIXELS
+from resbench.sweep import CACHE_PIXELS, cache_batch
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
         model = ckpt.build_model()
         rates = []
         for s in sizes:
-            batch = min(args.batch, max(8, CACHE_PIXELS // (s * s)))  # the sweep's own rule
+            batch = cache_batch(args.batch, (s, s))  # the sweep's own rule
             x = torch.randn(batch, model.config.in_chans, s, s)
             with torch.inference_mode(), cached_kernels(model):
                 model(x)  # warm-up (and kernel cache)

@@ -7,9 +7,9 @@ import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 
 import common
-import torch.nn.functional as F
 
 from resbench.models import create_model
 from resbench.models.base import s4nd_layers

@@ -257,12 +257,21 @@ def _dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
     return cfg.dataset or ckpt.provenance.get("dataset") or "fashion-mnist"
 
 
+def cache_batch(requested: int, size: tuple[int, int]) -> int:
+    """`requested`, cut to at most CACHE_PIXELS model pixels per batch (at least 8 images)."""
+    return min(requested, max(8, CACHE_PIXELS // (size[0] * size[1])))
+
+
+def _model_size(ckpt: Checkpoint, cell: Cell) -> tuple[int, int]:
+    """The size the model runs at: the training size under resize-input, the test size natively."""
+    return ckpt.train_res if cell.policy == "resize-input" else cell.test_res
+
+
 def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig) -> int:
-    """The batch of one cell: resize-input runs the model at the training size, native at the test size;
-    either way the test images themselves exist at the test size. Batches hold at most CACHE_PIXELS
-    model pixels (at least 8 images)."""
-    h, w = ckpt.train_res if cell.policy == "resize-input" else cell.test_res
-    batch = _batch_size_for(model, (h, w), min(cfg.batch_size, max(8, CACHE_PIXELS // (h * w))))
+    """The batch of one cell, for the size the model runs at; the test images themselves exist at the
+    test size either way."""
+    size = _model_size(ckpt, cell)
+    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size))
     per_image = 3 * model.config.in_chans * cell.test_res[0] * cell.test_res[1] * 4  # resized, normalised, temp
     if per_image > MEMORY_BUDGET:
         raise ResbenchError(f"test size {data.format_size(cell.test_res)}: one test image needs about "
@@ -312,12 +321,6 @@ class _TestImages:
             else:
                 x = data.resize_images(self.raw[i:i + batch], size)
             yield (x - mean) / std, self.labels[i:i + batch]  # (b, C, h, w), (b,)
-
-
-def _cell_work(ckpt: Checkpoint, cell: Cell, n_images: int) -> int:
-    """A cell's cost for the progress bar: images x pixels at the size the model runs."""
-    h, w = ckpt.train_res if cell.policy == "resize-input" else cell.test_res
-    return n_images * h * w
 
 
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
@@ -387,18 +390,18 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     n_by_dataset = {name: len(data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)[1])  # parsed once, cached
                     for name in {_dataset_name(c, cfg) for c in ckpts}}
     n_test = {i: n_by_dataset[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
-    work = [_cell_work(ckpts[c.ckpt_index], c, n_test[c.ckpt_index]) for c in todo]
+    pixels = [math.prod(_model_size(ckpts[c.ckpt_index], c)) for c in todo]  # per image, as the model runs
+    work = [n_test[c.ckpt_index] * p for c, p in zip(todo, pixels)]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
                   TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task("cells", total=max(1, sum(work)), ips=0.0, cells=f"0/{len(todo)}")
         current, model, images = None, None, None
-        for done_cells, (cell, cell_work) in enumerate(zip(todo, work)):
+        for done_cells, (cell, per_image) in enumerate(zip(todo, pixels)):
             ckpt = ckpts[cell.ckpt_index]
             if cell.ckpt_index != current:  # cells come grouped by checkpoint: build each model once
                 model, images, current = models[cell.ckpt_index], _TestImages(ckpt, cfg), cell.ckpt_index
             started_cell, seen = time.perf_counter(), 0
-            per_image = cell_work // max(1, n_test[cell.ckpt_index])
 
             def on_batch(n: int) -> None:
                 nonlocal seen
