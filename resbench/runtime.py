@@ -2,8 +2,8 @@
 
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and
 unmaps it on free, so each large activation is page-faulted and zeroed again on every batch. On
-this project's VM that was about 40% of a sweep's CPU time (system time), and it halved the FFT
-path's speed. `keep_freed_memory()` asks glibc to serve everything from its heap and to keep up to
+this project's VM that was about 40% of a sweep's CPU time (system time), and it made the S4ND FFT
+path 3x slower (28x28: 368 against 121 ms). `keep_freed_memory()` asks glibc to serve everything from its heap and to keep up to
 1 GiB of freed memory. Measured with benchmarks/bench_models.py (batch 64 at 28x28): s4nd_iso
 240 -> 183 ms, conv2d_iso 190 -> 130 ms. The CLI calls it once at start; `RESBENCH_MALLOC=default`
 leaves the allocator alone. Elsewhere than glibc it does nothing.
