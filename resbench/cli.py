@@ -218,8 +218,19 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
                       shard=parse_shard(shard))
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        _console().print(summary_table(df, df.attrs.get("checkpoint_sha256")))
+        _print_wide(_console(), summary_table(df, df.attrs.get("checkpoint_sha256")))
     click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+def _print_wide(console, table) -> None:
+    """Print a table whole: into a log file or pipe (80 columns by default) at the width it needs, so
+    names are never cut to 's4n…'; a terminal keeps its own width."""
+    from rich.measure import Measurement
+
+    if not console.is_terminal:
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console.width = max(console.width, needed)
+    console.print(table)
 
 
 @cli.command("merge")

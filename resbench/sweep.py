@@ -463,7 +463,7 @@ def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
     sizes = sorted(ok["test_res"].unique(), key=lambda s: data.parse_size(s))
     table = Table(title="accuracy (%) by test size")
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
-        table.add_column(col, justify="right" if col in sizes else "left")
+        table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
     for (ckpt, train, policy, bl), g in ok.groupby(["checkpoint", "train_res", "policy", "bandlimit"], sort=True):
         acc = dict(zip(g["test_res"], g["accuracy"]))
         table.add_row(ckpt, str(train), policy, bl,

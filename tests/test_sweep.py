@@ -387,3 +387,15 @@ def test_user_errors_in_a_real_process(full_copy, ckpt_dir, tmp_path, case):
     result = run_cli(*args[case])
     assert_user_error(result.returncode, result.stderr, junk if case == "junk checkpoint" else "/nonexistent")
     assert snapshot(full_copy) == before
+
+
+def test_summary_printed_to_a_log_file_keeps_whole_names(cli, ckpt_dir, tmp_path):
+    """Eight test sizes do not fit 80 columns; a log file (not a terminal) still gets every name and size."""
+    sizes = ["7", "14", "21", "28", "35", "42", "49", "56"]
+    code, out, err = cli("sweep", ckpt_dir, "--test-res", ",".join(sizes), "--policy", "native",
+                         "--limit", "4", "-o", tmp_path / "out")
+    assert code == 0, err
+    table = out[:out.index("cells in")]
+    for name in ["s4nd_iso_14", "conv2d_iso_14", "native", *sizes]:
+        assert name in table, (name, table)
+    assert "…" not in table, table
