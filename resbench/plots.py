@@ -27,26 +27,35 @@ def _native_or_reference(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["error"] == "") & (df["policy"] == "native")]
 
 
+def checkpoint_colors(names) -> dict:
+    """A distinct colour per checkpoint name: tab10 up to 10 names, tab20 beyond (no two share one up to 20)."""
+    names = sorted(names)
+    cmap, n = (plt.cm.tab10, 10) if len(names) <= 10 else (plt.cm.tab20, 20)
+    return {name: cmap(i % n) for i, name in enumerate(names)}
+
+
 def accuracy_vs_test_res(df: pd.DataFrame):
     """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands."""
     ok = df[df["error"] == ""]
     trains = sorted(ok["train_res"].unique(), key=side)
-    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 4.2), squeeze=False,
+    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 5.0), squeeze=False,
                              sharey=True)
-    colors = {c: plt.cm.tab10(i % 10) for i, c in enumerate(sorted(ok["checkpoint"].unique()))}
+    colors = checkpoint_colors(ok["checkpoint"].unique())
     for ax, train in zip(axes[0], trains):
         part = ok[ok["train_res"] == train]
+        labelled = set()  # one legend entry per checkpoint (its colour); the line styles are in the title
         for (ckpt, policy, bl), g in part.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
             g = g.assign(x=g["test_res"].map(side)).sort_values("x")
             style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
-            label = f"{ckpt} ({policy}{'' if bl == 'none' else ', bandlimit ' + bl})"
+            label = None if ckpt in labelled else ckpt
+            labelled.add(ckpt)
             ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt], label=label)
             ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}")
         ax.set_xlabel("test resolution (side, px)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
     fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dotted: resize-input)",
                  fontsize=9)

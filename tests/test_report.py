@@ -305,3 +305,12 @@ def test_rows_of_a_replaced_checkpoint_leave_the_report(trained, tmp_path):
     assert len(rows) == 2 and old_sha in set(rows["checkpoint_sha256"])  # the folder keeps both
     df, _ = load_sweeps([out])
     assert len(df) == 1 and df["checkpoint_sha256"].iloc[0] != old_sha
+
+
+@pytest.mark.parametrize("n", [3, 10, 11, 20])
+def test_each_checkpoint_gets_its_own_colour(n):
+    from resbench.plots import checkpoint_colors
+
+    colors = checkpoint_colors([f"ckpt_{i}" for i in range(n)])
+    assert len(colors) == n
+    assert len(set(colors.values())) == n  # with tab10 alone, the 11th name repeated the first colour
