@@ -236,6 +236,26 @@ def test_s4nd_convnext_rates_follow_each_stage():
         assert rate == pytest.approx([l_max[0] / spatial[0], l_max[1] / spatial[1]])
 
 
+def test_s4nd_convnext_with_s4nd_downsampling_has_no_kernel_fixed_in_pixels():
+    """downsample="s4nd": between stages an S4ND layer at the previous stage's grid, then 2x2 mean pooling;
+    the only convolutions left are 1x1 (stem with patch 1, channel changes)."""
+    model = build("s4nd_convnext", downsample="s4nd")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.kernel_size == (1, 1) and m.stride == (1, 1) for m in convs)
+    seen = rates_seen(model, torch.randn(1, 1, 28, 28))
+    # per stage: its downsampling layer (stages 1 and 2, on the grid before pooling), then its two blocks
+    assert [tuple(l_max) for l_max, _, _ in seen] == ([(14, 14)] * 2 + [(14, 14)] + [(7, 7)] * 2
+                                                      + [(7, 7)] + [(3, 3)] * 2)
+    assert [spatial for _, spatial, _ in seen] == ([(28, 28)] * 2 + [(28, 28)] + [(14, 14)] * 2
+                                                   + [(14, 14)] + [(7, 7)] * 2)
+    for size in SIZES:
+        assert model(torch.randn(2, 1, *size)).shape == (2, 10)
+    with pytest.raises(ResbenchError, match="downsample"):
+        create_model("s4nd_convnext", downsample="strided")
+    # checkpoints written before the option existed keep timm's strided conv
+    assert build("s4nd_convnext").config.downsample == "conv"
+
+
 def test_s4nd_iso_toeplitz_and_fft_agree_at_the_training_size():
     model = build("s4nd_iso")
     x = torch.randn(4, 1, 14, 14)

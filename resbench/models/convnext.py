@@ -33,7 +33,13 @@ class ConvNeXtConfig(ConvNeXtShape):
 
 @dataclasses.dataclass
 class S4NDConvNeXtConfig(S4NDFields, ConvNeXtShape):
-    pass
+    # between stages: "conv" = timm's LayerNorm + strided 2x2 conv (a discrete kernel, fixed in pixels);
+    # "s4nd" = LayerNorm -> S4ND layer (output linear + GLU, no activation) -> 2x2 average pool -> 1x1 conv,
+    # as the official S4ND-ConvNeXt's downsample_type=s4nd, so no layer's reach is fixed in pixels
+    downsample: str = "conv"
+
+
+DOWNSAMPLES = ("conv", "s4nd")
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -118,7 +124,17 @@ class S4NDConvNeXt(ConvNeXtBase):
     has_bandlimit = True
 
     def __init__(self, config: S4NDConvNeXtConfig):
+        if config.downsample not in DOWNSAMPLES:
+            raise ResbenchError(f"s4nd_convnext downsample={config.downsample!r}: expected one of "
+                                f"{', '.join(DOWNSAMPLES)}")
         super().__init__(config, kernel_size=3)  # the smallest conv: it is replaced right away
-        for stage, (dim, l_max) in zip(self.convnext.stages, zip(config.dims, self.stage_sizes(self.train_size))):
+        sizes = self.stage_sizes(self.train_size)
+        for i, (stage, dim, l_max) in enumerate(zip(self.convnext.stages, config.dims, sizes)):
             for block in stage.blocks:
                 block.conv_dw = RateS4ND(s4nd_layer(config, dim, l_max, activation="id", final_act="id"))
+            if i and config.downsample == "s4nd":
+                prev = config.dims[i - 1]  # the previous stage's channels, on its grid sizes[i - 1]
+                stage.downsample = nn.Sequential(
+                    LayerNorm2d(prev), RateS4ND(s4nd_layer(config, prev, sizes[i - 1], activation="id")),
+                    nn.AvgPool2d(2), nn.Conv2d(prev, dim, 1))
+                _init_weights(stage.downsample[-1])
