@@ -45,8 +45,11 @@ class KernelSpectrum:
 
 def aliasing_fraction(freqs: np.ndarray, energy: np.ndarray, nyquist: float) -> float:
     """Fraction of `energy` at frequencies above `nyquist` (one-sided spectra: 0 <= freqs)."""
-    total = float(energy.sum())
-    return float(energy[freqs > nyquist + 1e-12].sum()) / total if total > 0 else 0.0
+    above_mask = freqs > nyquist + 1e-12
+    above, below = float(energy[above_mask].sum()), float(energy[~above_mask].sum())
+    # above / (above + below), not above / energy.sum(): two summation orders can round the
+    # numerator past the total (1.0000000000000002); this form is <= 1 in floating point too
+    return above / (above + below) if above + below > 0 else 0.0
 
 
 def _one_sided_energy(k: np.ndarray, oversample: int) -> tuple[np.ndarray, np.ndarray]:

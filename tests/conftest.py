@@ -10,6 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests: random exploration locally; in CI (.ci/run exports HYPOTHESIS_PROFILE=ci) a fixed
+# seed, so a run's verdict depends on the code alone, never on the examples drawn that day.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -179,9 +179,31 @@ def test_bandlimit_switch_at_evaluation():
     assert all(torch.equal(before[k], v) for k, v in layer.state_dict().items())
 
 
+# options as a real official run config carries them (official_s4 fixture's model.layer, S4ND-ConvNeXt's
+# contract_version) that leave an evaluated layer's output unchanged
+NO_EFFECT_OPTIONS = {"contract_version": 1, "trank": 1, "rank": 1, "initializer": None, "weight_norm": False,
+                     "tie_dropout": True, "deterministic": False, "verbose": True, "linear": False,
+                     "lr": {"dt": 0.001, "A": 0.001, "B": 0.001}, "_name_": "s4nd", "return_state": True,
+                     "ln": False, "hyper_act": None, "out_channels": None}
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: Path(p).stem)
+def test_official_options_without_effect_are_accepted_and_change_nothing(path):
+    data = torch.load(path, weights_only=True)
+    plain = S4ND.from_state_spaces(data["config"], data["state_dict"]).eval()
+    for options in ({"contract_version": 1}, {"contract_version": 0}, NO_EFFECT_OPTIONS,
+                    {"mode": "diag", **{k: v for k, v in data["config"].items() if k != "kernel"}}):
+        layer = S4ND.from_state_spaces({**data["config"], **options}, data["state_dict"]).eval()
+        for rec in data["records"]:
+            with torch.no_grad():
+                assert torch.equal(layer(rec["input"], rate=rec["rate"]), plain(rec["input"], rate=rec["rate"]))
+
+
 @pytest.mark.parametrize("change,needle", [
     ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 2}, "channels"),
-    ({"init": "legs"}, "init"), ({"frobnicate": 1}, "frobnicate"),
+    ({"init": "legs"}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
+    ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "linear"),
+    ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"), ({"mode": "dplr", "kernel": None}, "kernel"),
 ])
 def test_unsupported_official_options_are_refused(change, needle):
     data = torch.load(FIXTURES[0], weights_only=True)

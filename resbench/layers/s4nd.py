@@ -277,9 +277,25 @@ class S4ND(nn.Module):
         return cache[key]
 
     # ---- official weights -------------------------------------------------------------------
+    # Official options read into the layer.
     _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
-                    "kernel", "activation", "final_act", "transposed", "disc", "dt_min", "dt_max", "dropout",
-                    "channels", "dt_transform", "lr", "wd", "tie_dropout", "verbose"}
+                    "activation", "final_act", "transposed", "dt_min", "dt_max", "dropout"}
+    # Official options that do not change an evaluated layer's output: training settings (learning
+    # rates, weight decay, dropout tying), start-up only (weight initialiser, C init, logging), what
+    # forward returns besides y, and `rank` (the DPLR low-rank size, unused by the diagonal kernel).
+    # `contract_version` only reorders the einsums that average over the tensor rank `trank`; with
+    # trank 1 (checked below) both versions compute the same convolution.
+    _NO_EFFECT_KEYS = {"_name_", "lr", "wd", "tie_dropout", "verbose", "initializer", "deterministic",
+                       "return_state", "rank", "contract_version"}
+    # Official options that change the result: accepted only at the value this layer reproduces.
+    # (value required, the official default when the key is absent)
+    _FIXED_KEYS = {"kernel": ("diag", "dplr"), "disc": ("zoh", "zoh"), "channels": (1, 1),
+                   "dt_transform": ("exp", "exp"), "trank": (1, 1), "weight_norm": (False, False),
+                   "ln": (False, False), "hyper_act": (None, None), "out_channels": (None, None),
+                   # linear=True drops the activation and output linear; the official class default is
+                   # True but every config sets it (linear: false), so an absent key is not refused
+                   # here: a state dict without output_linear is, below
+                   "linear": (False, False)}
 
     @classmethod
     def from_state_spaces(cls, config: dict, state_dict: dict) -> "S4ND":
@@ -287,13 +303,16 @@ class S4ND(nn.Module):
 
         Options this layer cannot reproduce exactly are refused, never approximated.
         """
-        unknown = sorted(set(config) - cls._CONFIG_KEYS)
+        config = dict(config)
+        mode = config.pop("mode", None)  # the official layer's older name for `kernel`
+        if config.get("kernel") is None and mode is not None:
+            config["kernel"] = mode
+        known = cls._CONFIG_KEYS | cls._NO_EFFECT_KEYS | set(cls._FIXED_KEYS)
+        unknown = sorted(set(config) - known)
         if unknown:
             raise ResbenchError(f"official S4ND config option {unknown[0]!r} is not supported")
-        required = {"kernel": "diag", "disc": "zoh", "channels": 1, "dt_transform": "exp"}
-        defaults = {"kernel": "dplr", "disc": "zoh", "channels": 1, "dt_transform": "exp"}
-        for key, want in required.items():
-            got = config.get(key, defaults[key])
+        for key, (want, default) in cls._FIXED_KEYS.items():
+            got = config.get(key, default)
             if got != want:
                 raise ResbenchError(f"official S4ND option {key}={got!r} is not supported (expected {want!r})")
         if "d_model" not in config:
