@@ -1,7 +1,9 @@
 # The two commands of the README: `make demo` (main job on the shipped checkpoints) and `make test`.
+# PYTHON may be any interpreter, e.g. a virtual environment's: make test PYTHON=.venv/bin/python
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-STAMP := .setup-done
+# one set-up stamp per interpreter (its prefix and version), so switching PYTHON installs into the new one
+STAMP := .setup-done-$(shell $(PYTHON) -c 'import sys; print(sys.prefix, sys.version)' 2>/dev/null | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test bench clean
 
@@ -14,7 +16,8 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# DEMO_ARGS adds sweep options, e.g. make demo DEMO_ARGS='--test-res 7,14,21,28' (how reports/demo was made)
+# DEMO_ARGS adds sweep options, e.g. make demo DEMO_ARGS='--test-res 7,14,28 --limit 1000' for a quick look;
+# reports/demo was made with no DEMO_ARGS (the full default sweep, see the README)
 DEMO_ARGS ?=
 
 demo: $(STAMP)
@@ -28,4 +31,4 @@ bench: $(STAMP)
 	$(PYTHON) benchmarks/bench_layer.py
 
 clean:
-	rm -rf $(STAMP) results .pytest_cache
+	rm -rf .setup-done* results .pytest_cache

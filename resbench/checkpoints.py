@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import platform
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 
 from resbench.errors import ResbenchError
+from resbench.store import atomic_write_bytes, writable_folder  # noqa: F401  (re-exported: older imports)
 
 __all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256", "load_checkpoint",
            "save_checkpoint", "find_checkpoints", "package_versions", "writable_folder"]
@@ -23,8 +22,6 @@ __all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256
 FORMAT = "resbench-checkpoint"
 VERSION = 1
 # provenance keys every checkpoint carries (values may be None when unknown)
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 PROVENANCE_KEYS = ("dataset", "train_res", "schedule", "epochs", "seed", "bandlimit", "native_accuracy",
                    "wall_time_s", "versions")
 
@@ -75,36 +72,6 @@ class Checkpoint:
         return {"format": FORMAT, "version": VERSION, "model": self.model, "config": self.config,
                 "provenance": self.provenance, "data_stats": self.data_stats, "state_dict": self.state_dict,
                 **({"extra": self.extra} if self.extra else {})}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
-    path = Path(path)
-    if path.is_dir():
-        raise ResbenchError(f"{path}: is a directory, expected a file path to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
-
-
-def writable_folder(folder: Path) -> Path:
-    """Create `folder` if needed and check that files can be written in it (a user error, not a traceback)."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ResbenchError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
-    if not os.access(folder, os.W_OK):
-        raise ResbenchError(f"{folder}: output folder is not writable")
-    return folder
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:

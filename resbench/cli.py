@@ -8,10 +8,13 @@ from pathlib import Path
 
 import click
 
+from resbench.crash import crash_line, write_crash_file
 from resbench.errors import ResbenchError
 from resbench.runtime import keep_freed_memory
 
 __all__ = ["cli", "main"]
+
+_RUN = {"debug": False}  # set by the group's --debug option, read by main() when a command fails
 
 
 def _console(stderr: bool = False):
@@ -22,13 +25,15 @@ def _console(stderr: bool = False):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="resbench")
-def cli():
+@click.option("--debug", is_flag=True, help="On an internal error print the traceback instead of writing a crash file.")
+def cli(debug):
     """Zero-shot resolution robustness of S4ND and baseline models.
 
     \b
     Example:
       resbench sweep checkpoints/ -o results/ && resbench report results/ -o reports/demo
     """
+    _RUN["debug"] = debug
 
 
 @cli.command("models")
@@ -106,17 +111,13 @@ def _parse_overrides(items) -> dict:
 
 
 def _parse_bandlimit(text: str | None):
+    """--bandlimit of `train`: ... (the model's default), None (off) or an alpha in (0, 1]."""
+    from resbench.resolution import parse_bandlimit
+
     if text is None:
         return ...
-    if text.lower() in ("off", "none"):
-        return None
-    try:
-        alpha = float(text)
-    except ValueError:
-        alpha = -1.0
-    if not alpha > 0:
-        raise ResbenchError(f"--bandlimit {text!r}: expected a positive alpha such as 0.5, or 'off'")
-    return alpha
+    setting = parse_bandlimit(text, names=("off", "none"))
+    return None if setting in ("off", "none") else float(setting)
 
 
 @cli.command("train")
@@ -134,11 +135,12 @@ def _parse_bandlimit(text: str | None):
 @click.option("--weight-decay", default=0.05, show_default=True, type=float)
 @click.option("--set", "overrides", multiple=True, help="Model config field KEY=VALUE (repeatable).")
 @click.option("--limit", default=None, type=int, help="Use only the first N training images.")
+@click.option("--test-limit", default=None, type=int, help="Final test on the first N test images only.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.state if a killed run left one.")
 @click.option("--quiet", is_flag=True)
 @click.option("-o", "--out", required=True, type=click.Path(), help="Checkpoint file to write.")
 def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, seed, batch_size, lr, ssm_lr,
-              weight_decay, overrides, limit, resume, quiet, out):
+              weight_decay, overrides, limit, test_limit, resume, quiet, out):
     """Train MODEL and write a self-describing checkpoint.
 
     \b
@@ -147,11 +149,18 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
       resbench train s4nd_iso --schedule 7:2,14:1,28:1 -o checkpoints/s4nd_iso_prog28.pt
     """
     from resbench.models import create_model
-    from resbench.train import TrainConfig, parse_schedule, train
+    from resbench.train import EPOCHS, SIZES, TrainConfig, parse_schedule, train
 
     if schedule is not None and (train_res is not None or epochs is not None):
         raise ResbenchError("--schedule: give either --schedule or --train-res/--epochs, not both")
-    sched = parse_schedule(schedule) if schedule else parse_schedule(f"{train_res or 14}:{epochs or 3}")
+    for name, value, allowed in (("--train-res", train_res, SIZES), ("--epochs", epochs, EPOCHS)):
+        if value is not None and value not in allowed:
+            raise ResbenchError(f"{name} {value}: expected a whole number in {allowed.start}..{allowed.stop - 1}")
+    for name, value in (("--batch-size", batch_size), ("--limit", limit), ("--test-limit", test_limit)):
+        if value is not None and value < 1:
+            raise ResbenchError(f"{name} {value}: expected a positive number")
+    sched = parse_schedule(schedule) if schedule else [(14 if train_res is None else train_res,
+                                                        3 if epochs is None else epochs)]
     model_overrides = _parse_overrides(overrides)
     alpha = _parse_bandlimit(bandlimit)
     probe = create_model(model, **model_overrides)  # unknown model or field: user error before any work
@@ -159,16 +168,15 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
         if not probe.has_bandlimit:
             raise ResbenchError(f"--bandlimit: model {model!r} has no bandlimit")
         model_overrides["bandlimit"] = alpha
-    for name, value in (("--batch-size", batch_size), ("--limit", limit if limit is not None else 1)):
-        if value < 1:
-            raise ResbenchError(f"{name} {value}: expected a positive number")
     cfg = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, schedule=sched, batch_size=batch_size,
                       lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed, limit=limit,
-                      model_overrides=model_overrides)
+                      test_limit=test_limit, model_overrides=model_overrides)
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
     prov = ckpt.provenance
+    epochs_done = f"{prov['epochs']} epoch{'' if prov['epochs'] == 1 else 's'}"
     click.echo(f"wrote {out}: native accuracy {prov['native_accuracy']:.4f} at {prov['train_res']} "
-               f"after {prov['epochs']} epochs, {prov['wall_time_s']:.0f}s")
+               f"on {prov['native_test_n']} test images after {epochs_done} (training {prov['train_time_s']:.0f} s, "
+               f"final test {prov['test_time_s']:.0f} s, {prov['wall_time_s']:.0f} s in all)")
 
 
 def _split_list(text: str, option: str) -> list[str]:
@@ -305,10 +313,13 @@ def plot_kernels_cmd(checkpoint, test_res, out):
 
 
 def main(argv=None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2; bugs keep their traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2; an internal error (a bug)
+    becomes one line naming the command and the failing step, its traceback in a crash file, exit code 1."""
     keep_freed_memory()
+    _RUN["debug"] = False
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cli.main(args=argv, prog_name="resbench", standalone_mode=False)
+        cli.main(args=args, prog_name="resbench", standalone_mode=False)
     except ResbenchError as e:
         click.echo(f"resbench: error: {e}", err=True)
         sys.exit(2)
@@ -318,6 +329,11 @@ def main(argv=None) -> int:
     except click.ClickException as e:
         click.echo(f"resbench: error: {e.format_message()}", err=True)
         sys.exit(e.exit_code)
+    except Exception as e:  # a bug: say where, keep the details in a file
+        if _RUN["debug"]:
+            raise
+        click.echo(crash_line(e, args, write_crash_file(e, args)), err=True)
+        sys.exit(1)
     return 0
 
 

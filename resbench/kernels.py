@@ -28,6 +28,7 @@ import torch
 from resbench.checkpoints import Checkpoint
 from resbench.errors import ResbenchError
 from resbench.layers.s4nd import S4ND
+from resbench.resolution import kernel_rates
 
 __all__ = ["KernelSpectrum", "kernel_spectra", "aliasing_table", "aliasing_fraction", "resampled_taps"]
 
@@ -119,7 +120,7 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
     rows = []
     for sp in spectra:
         for size in test_sizes:
-            nyquist = 0.5 * size[sp.axis] / train[sp.axis]  # cycles per training pixel
+            nyquist = 0.5 / kernel_rates(train, size)[sp.axis]  # half a cycle per test step, in reference steps
             rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
                          "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
                          "bandlimit": sp.bandlimit, "nyquist_cycles_per_train_px": nyquist,
@@ -136,7 +137,7 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     if not layers:
         raise ResbenchError(f"{ckpt.path}: no S4ND layers to resample")
     _, layer = layers[layer_index]
-    rate = ckpt.train_res[axis] / size[axis]
+    rate = kernel_rates(ckpt.train_res, size)[axis]
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit == "on" else None
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().numpy()  # (Lk,) causal taps

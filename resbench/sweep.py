@@ -1,17 +1,18 @@
 """The train x test resolution grid: every (checkpoint, test size, policy, bandlimit) cell -> one tidy row.
 
-Finished cells are appended to a per-shard JSON-lines log (one line per cell, flushed and fsynced);
-`results.csv` and `per_class.csv` are rebuilt from the logs and replaced atomically after every
-cell. A run killed at any moment loses at most the cell in flight, and a rerun skips what is done.
+A sweep is validated (every user error before any work), planned (the cells, the images each uses)
+and executed cell by cell. Each finished cell is appended to the folder's log and the tables are
+rebuilt atomically (resbench.store), so a run killed at any moment loses at most the cell in
+flight, and a rerun skips what is done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,18 +24,17 @@ import pandas as pd
 import torch
 
 from resbench import data
-from resbench.checkpoints import (Checkpoint, atomic_write_bytes, find_checkpoints, load_checkpoint, package_versions,
-                                  writable_folder)
+from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
 from resbench.errors import ResbenchError
+from resbench.resolution import bandlimit_alpha, parse_bandlimit
 from resbench.scoring import score
+from resbench.store import (KEY_COLUMNS, RESULT_COLUMNS, append_row, check_out_dir, log_path, merge_sweeps,
+                            read_results, read_rows, repair_log, row_key, write_run, write_tables)
 
-__all__ = ["SweepConfig", "Cell", "plan_cells", "run_sweep", "read_results", "wilson_interval", "parse_shard",
-           "default_test_sizes", "merge_sweeps", "summary_table", "RESULT_COLUMNS"]
+__all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
+           "read_results", "wilson_interval", "parse_shard", "default_test_sizes", "merge_sweeps", "summary_table",
+           "RESULT_COLUMNS", "KEY_COLUMNS", "write_tables", "read_rows"]
 
-RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                  "bandlimit", "alpha", "seed", "n", "correct", "accuracy", "ci_low", "ci_high", "loss",
-                  "seconds", "images_per_s", "error"]
-KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit"]
 MEMORY_BUDGET = 2 * 1024 ** 3  # bytes of activations one batch may take; larger cells use smaller batches
 
 
@@ -61,9 +61,9 @@ class Cell:
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
-    def key(self, ckpt: Checkpoint, cfg: SweepConfig) -> tuple:
-        return (ckpt.sha256, data.format_size(self.test_res), self.policy, self.bandlimit, cfg.seed,
-                -1 if cfg.limit is None else cfg.limit)
+    def key(self, ckpt: Checkpoint, seed: int, images: int) -> tuple:
+        """The cell's identity in the store; `images`: the test images used, -1 for the whole split."""
+        return (ckpt.sha256, data.format_size(self.test_res), self.policy, self.bandlimit, seed, images)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -105,11 +105,13 @@ def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
 
 
 def _alpha(ckpt: Checkpoint, setting: str):
-    if setting == "on":
-        return ckpt.config.get("bandlimit")
-    if setting in ("off", "none"):
-        return None
-    return float(setting)
+    return bandlimit_alpha(setting, ckpt.config.get("bandlimit"))
+
+
+def images_key(limit: int | None, available: int) -> int:
+    """The test images a cell uses, as keyed in the store: -1 for the whole split (a --limit at or
+    above its size included), else the limit; so `--limit 99999` on 10k images is the full run."""
+    return -1 if limit is None or limit >= available else limit
 
 
 def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
@@ -119,116 +121,6 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
              for bl in _bandlimit_values(ckpt, cfg.bandlimit)]
     k, n = cfg.shard
     return cells[k - 1::n]
-
-
-# ----------------------------------------------------------------------------------------------
-# the results log and the tables derived from it
-
-
-def _log_path(out: Path, shard: tuple[int, int]) -> Path:
-    k, n = shard
-    return out / ("cells.jsonl" if n == 1 else f"cells-{k}of{n}.jsonl")
-
-
-def _read_log(path: Path) -> list[dict]:
-    """Complete lines only: a line cut short by a kill is ignored (and dropped by _repair_log)."""
-    rows = []
-    with open(path, "rb") as f:
-        for line in f.read().split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
-
-
-def _repair_log(path: Path) -> None:
-    """A kill can leave a partial last line; rewrite the log with its complete lines before appending."""
-    if not path.exists():
-        return
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        rows = _read_log(path)
-        atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
-
-
-def _append_row(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_rows(out: Path) -> list[dict]:
-    """Every logged cell of a sweep folder; for a key logged twice the last success (else last row) wins."""
-    latest: dict[tuple, dict] = {}
-    for path in sorted(Path(out).glob("cells*.jsonl")):
-        for row in _read_log(path):
-            key = tuple(row.get(c) for c in KEY_COLUMNS)
-            if key not in latest or not row.get("error") or latest[key].get("error"):
-                latest[key] = row
-    return list(latest.values())
-
-
-def read_results(out: str | Path) -> pd.DataFrame:
-    """The results frame of a sweep folder (from its logs, so it is complete even mid-run)."""
-    out = Path(out)
-    rows = read_rows(out) if out.is_dir() else []
-    if not rows:
-        csv = out / "results.csv"
-        if csv.is_file():
-            return _read_results_csv(csv)
-        raise ResbenchError(f"{out}: no sweep results here (expected results.csv or cells*.jsonl)")
-    return _results_frame(rows)
-
-
-def _read_results_csv(path: Path) -> pd.DataFrame:
-    """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
-    text = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy", "bandlimit",
-            "error"]
-    numbers = {c: [""] for c in RESULT_COLUMNS if c not in text}  # to_csv writes NaN as ""
-    return pd.read_csv(path, dtype=dict.fromkeys(text, str), keep_default_na=False, na_values=numbers)
-
-
-def _results_frame(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame([{c: r.get(c) for c in RESULT_COLUMNS} for r in rows], columns=RESULT_COLUMNS)
-    df["error"] = df["error"].fillna("")
-    order = ["model", "checkpoint", "train_res", "policy", "bandlimit", "test_res"]
-    df["_side"] = df["test_res"].map(lambda s: data.parse_size(s)[0] * 10000 + data.parse_size(s)[1])
-    df = df.sort_values(order[:-1] + ["_side"], kind="stable").drop(columns="_side").reset_index(drop=True)
-    return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
-
-
-def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
-    out = []
-    for r in rows:
-        for cls, (n, correct) in enumerate(zip(r.get("class_n") or [], r.get("class_correct") or [])):
-            out.append({"checkpoint": r["checkpoint"], "checkpoint_sha256": r["checkpoint_sha256"],
-                        "test_res": r["test_res"], "policy": r["policy"], "bandlimit": r["bandlimit"],
-                        "seed": r["seed"], "class": cls, "n": n, "correct": correct})
-    return pd.DataFrame(out, columns=["checkpoint", "checkpoint_sha256", "test_res", "policy", "bandlimit", "seed",
-                                      "class", "n", "correct"])
-
-
-def write_tables(out: Path) -> pd.DataFrame:
-    """Rebuild results.csv (+ .parquet when pyarrow is there) and per_class.csv from the logs, atomically."""
-    rows = read_rows(out)
-    df = _results_frame(rows)
-    atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
-    atomic_write_bytes(out / "per_class.csv", _per_class_frame(rows).to_csv(index=False).encode())
-    try:
-        import io
-
-        import pyarrow  # noqa: F401  (optional)
-
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        atomic_write_bytes(out / "results.parquet", buf.getvalue())
-    except ImportError:
-        pass
-    return df
 
 
 # ----------------------------------------------------------------------------------------------
@@ -342,125 +234,221 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
             "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist()}
 
 
-def _check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ResbenchError(f"{out}: exists and is not a folder; expected an output folder for the sweep")
-    writable_folder(out)
+# ----------------------------------------------------------------------------------------------
+# validate, plan, execute
 
 
-def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
-    """Evaluate every cell not already in OUT; return the full results frame of OUT."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+@dataclass
+class SweepPlan:
+    """What a validated sweep will do: its checkpoints (models built), all planned cells, those left to run."""
+    cfg: SweepConfig
+    ckpts: list[Checkpoint]
+    models: list[torch.nn.Module]
+    cells: list[Cell]        # every cell of this shard
+    todo: list[Cell]         # those not yet in the folder
+    n_test: dict[int, int]   # checkpoint index -> test images each of its cells uses
+    images: dict[int, int]   # checkpoint index -> the store's key for them (images_key)
 
-    out = Path(cfg.out)
+
+def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch.nn.Module]]:
+    """Every user error a sweep can hit, raised before any work: options, checkpoint files, datasets, sizes,
+    the output folder. Returns the checkpoints, the shard's cells and the checkpoints' models."""
     for policy in cfg.policy:
         if policy not in ("native", "resize-input"):
             raise ResbenchError(f"--policy {policy!r}: expected native or resize-input")
-    for b in cfg.bandlimit:
-        if b not in ("on", "off"):
-            try:
-                if not float(b) > 0:
-                    raise ValueError
-            except ValueError:
-                raise ResbenchError(f"--bandlimit {b!r}: expected on, off or a positive alpha") from None
-    paths = find_checkpoints(cfg.checkpoints)
-    ckpts = [load_checkpoint(p) for p in paths]  # validates every file before any work
-    names = [c.name for c in ckpts]
+    cfg.bandlimit = [parse_bandlimit(b) for b in cfg.bandlimit]
+    ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)]  # validates every file
     for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
-        data.load_raw(name, "test", cfg.data_dir, limit=1)  # missing dataset: user error before any work
+        data.load_raw(name, "test", cfg.data_dir, limit=1)
     cells = plan_cells(ckpts, cfg)
     models = _check_cells(ckpts, cells, cfg)
-    _check_out_dir(out)
-    torch.set_num_threads(cfg.threads)
-
-    log = _log_path(out, cfg.shard)
-    _repair_log(log)
-    done = {tuple(r.get(c) for c in KEY_COLUMNS) for r in read_rows(out) if not r.get("error")}
-    todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg) not in done]
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_meta(out, cfg, ckpts, cells, started, None)
-
-    console = Console(stderr=True, quiet=quiet)
-    console.log(f"sweep: {len(cells)} cells in this shard, {len(cells) - len(todo)} already done, "
-                f"{len(todo)} to run")
-    # The bar advances batch by batch in units of images x model pixels, so that its ETA holds when
-    # cells differ a hundredfold in cost (7x7 against 56x56).
-    n_by_dataset = {name: len(data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)[1])  # parsed once, cached
-                    for name in {_dataset_name(c, cfg) for c in ckpts}}
-    n_test = {i: n_by_dataset[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
-    pixels = [math.prod(_model_size(ckpts[c.ckpt_index], c)) for c in todo]  # per image, as the model runs
-    work = [n_test[c.ckpt_index] * p for c, p in zip(todo, pixels)]
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
-                  TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=quiet) as progress:
-        task = progress.add_task("cells", total=max(1, sum(work)), ips=0.0, cells=f"0/{len(todo)}")
-        current, model, images = None, None, None
-        for done_cells, (cell, per_image) in enumerate(zip(todo, pixels)):
-            ckpt = ckpts[cell.ckpt_index]
-            if cell.ckpt_index != current:  # cells come grouped by checkpoint: build each model once
-                model, images, current = models[cell.ckpt_index], _TestImages(ckpt, cfg), cell.ckpt_index
-            started_cell, seen = time.perf_counter(), 0
-
-            def on_batch(n: int) -> None:
-                nonlocal seen
-                seen += n
-                progress.update(task, advance=n * per_image, ips=seen / max(1e-9, time.perf_counter() - started_cell))
-            progress.update(task, description=f"{names[cell.ckpt_index]} @ {data.format_size(cell.test_res)} "
-                                              f"{cell.policy} bl={cell.bandlimit}")
-            row = {"model": ckpt.model, "checkpoint": names[cell.ckpt_index], "checkpoint_sha256": ckpt.sha256,
-                   "dataset": images.dataset, "train_res": data.format_size(ckpt.train_res),
-                   "test_res": data.format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
-                   "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed,
-                   "limit": -1 if cfg.limit is None else cfg.limit}
-            try:
-                row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes, on_batch))
-            except ResbenchError:
-                raise
-            except (RuntimeError, MemoryError, ValueError) as e:  # a failed cell is a row, not a gap
-                row.update({"n": 0, "correct": 0, "accuracy": float("nan"), "ci_low": float("nan"),
-                            "ci_high": float("nan"), "loss": float("nan"), "seconds": 0.0, "images_per_s": None,
-                            "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"})
-            _append_row(log, row)
-            write_tables(out)
-            progress.update(task, completed=sum(work[:done_cells + 1]), cells=f"{done_cells + 1}/{len(todo)}")
-            if on_cell_done is not None:
-                on_cell_done(row)
-    df = write_tables(out) if read_rows(out) else _results_frame([])
-    _write_meta(out, cfg, ckpts, cells, started, datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    df.attrs["checkpoint_sha256"] = [c.sha256 for c in ckpts]  # the files this run swept
-    return df
+    check_out_dir(Path(cfg.out))
+    return ckpts, cells, models
 
 
-def _write_meta(out: Path, cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell], started: str,
-                finished: str | None):
-    meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started, "finished": finished,
-            "versions": package_versions(),
+def plan(cfg: SweepConfig) -> SweepPlan:
+    """Validate, then find the cells the folder does not hold yet (keyed by the test images really used)."""
+    ckpts, cells, models = validate(cfg)
+    available = {name: len(data.load_raw(name, "test", cfg.data_dir, seed=cfg.seed)[1])  # parsed once, cached
+                 for name in {_dataset_name(c, cfg) for c in ckpts}}
+    full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
+    n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
+    images = {i: images_key(cfg.limit, n) for i, n in full.items()}
+    repair_log(log_path(Path(cfg.out), cfg.shard))
+    done = {row_key(r) for r in read_rows(Path(cfg.out)) if not r.get("error")}
+    todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index]) not in done]
+    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images)
+
+
+def _code_commit() -> dict:
+    """The git commit of resbench's own source tree, when it is a checkout (None otherwise), and whether
+    files differ from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if head.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
+
+
+def _run_record(p: SweepPlan, run_id: str, started: str, finished: str | None) -> dict:
+    cfg = p.cfg
+    return {"run_id": run_id, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started,
+            "finished": finished, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k != "test_res"},
                        "test_res": None if cfg.test_res is None else [data.format_size(s) for s in cfg.test_res]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
-                             "train_res": data.format_size(c.train_res),
-                             "native_accuracy": c.provenance.get("native_accuracy")} for c in ckpts],
-            "planned_cells": [[ckpts[c.ckpt_index].name, data.format_size(c.test_res), c.policy, c.bandlimit]
-                              for c in cells]}
-    name = "meta.json" if cfg.shard[1] == 1 else f"meta-{cfg.shard[0]}of{cfg.shard[1]}.json"
-    atomic_write_bytes(out / name, json.dumps(meta, indent=2, default=str).encode())
+                             "train_res": data.format_size(c.train_res), "test_images": p.n_test[i],
+                             "native_accuracy": c.provenance.get("native_accuracy")} for i, c in enumerate(p.ckpts)],
+            "planned_cells": [[p.ckpts[c.ckpt_index].name, data.format_size(c.test_res), c.policy, c.bandlimit]
+                              for c in p.cells]}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
+    """The identifying part of a cell's row; evaluate_cell adds the measurement."""
+    ckpt = p.ckpts[cell.ckpt_index]
+    return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
+            "dataset": images.dataset, "train_res": data.format_size(ckpt.train_res),
+            "test_res": data.format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
+            "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "limit": p.images[cell.ckpt_index],
+            "class_names": list(data.dataset_info(images.dataset, p.cfg.data_dir).classes)}
+
+
+def _failed(e: Exception) -> dict:
+    """The measurement part of a failed cell's row: a failed cell is a row, not a gap."""
+    nan = float("nan")
+    return {"n": 0, "correct": 0, "accuracy": nan, "ci_low": nan, "ci_high": nan, "loss": nan, "seconds": 0.0,
+            "images_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _Progress:
+    """Progress of a sweep: a rich bar in a terminal, else (a pipe, nohup, CI, a log file) one line per cell.
+
+    Both advance in units of images x model pixels, so the ETA holds when cells differ a hundredfold in
+    cost (7x7 against 56x56).
+    """
+
+    def __init__(self, console, work: list[int]):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.console, self.work, self.total = console, work, max(1, sum(work))
+        self.start = time.perf_counter()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
+                            TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=console, transient=True, disable=console.quiet or not console.is_terminal)
+        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, cells=f"0/{len(work)}")
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def cell_started(self, description: str, per_image: int) -> Callable[[int], None]:
+        """Show the cell; returns the per-batch callback (images done in the batch)."""
+        self.bar.update(self.task, description=description)
+        started, seen = time.perf_counter(), 0
+
+        def on_batch(n: int) -> None:
+            nonlocal seen
+            seen += n
+            self.bar.update(self.task, advance=n * per_image, ips=seen / max(1e-9, time.perf_counter() - started))
+        return on_batch
+
+    def cell_done(self, index: int, description: str, row: dict) -> None:
+        done = sum(self.work[:index + 1])
+        self.bar.update(self.task, completed=done, cells=f"{index + 1}/{len(self.work)}")
+        if self.bar.disable and not self.console.quiet:
+            elapsed = time.perf_counter() - self.start
+            eta = elapsed / done * (self.total - done) if done else 0.0
+            result = (f"{100 * row['accuracy']:.2f}%, {row['images_per_s'] or 0:.0f} img/s" if not row["error"]
+                      else f"failed: {row['error']}")
+            self.console.print(f"cell {index + 1}/{len(self.work)} {description}: {result}; "
+                               f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", soft_wrap=True, highlight=False)
+
+
+def execute(p: SweepPlan, console, on_cell_done=None) -> None:
+    """Run the plan's cells in order; after each, append its row and rebuild the tables."""
+    out, log = Path(p.cfg.out), log_path(Path(p.cfg.out), p.cfg.shard)
+    pixels = [math.prod(_model_size(p.ckpts[c.ckpt_index], c)) for c in p.todo]  # per image, as the model runs
+    work = [p.n_test[c.ckpt_index] * px for c, px in zip(p.todo, pixels)]
+    with _Progress(console, work) as progress:
+        current, images = None, None
+        for i, (cell, per_image) in enumerate(zip(p.todo, pixels)):
+            ckpt, model = p.ckpts[cell.ckpt_index], p.models[cell.ckpt_index]
+            if cell.ckpt_index != current:  # cells come grouped by checkpoint: load each test set once
+                images, current = _TestImages(ckpt, p.cfg), cell.ckpt_index
+            description = f"{ckpt.name} @ {data.format_size(cell.test_res)} {cell.policy} bl={cell.bandlimit}"
+            on_batch = progress.cell_started(description, per_image)
+            row = _cell_row(p, cell, images)
+            try:
+                row.update(evaluate_cell(model, images, ckpt, cell, p.cfg, model.config.num_classes, on_batch))
+            except ResbenchError:
+                raise
+            except (RuntimeError, MemoryError, ValueError) as e:
+                row.update(_failed(e))
+            append_row(log, row)
+            write_tables(out)
+            progress.cell_done(i, description, row)
+            if on_cell_done is not None:
+                on_cell_done(row)
+
+
+def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
+    """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files)."""
+    from rich.console import Console
+
+    p = plan(cfg)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    started = _now()
+    k, n = cfg.shard
+    run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
+    write_run(out, _run_record(p, run_id, started, None))
+    console = Console(stderr=True, quiet=quiet, highlight=False)
+    console.log(f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
+                f"{len(p.todo)} to run")
+    execute(p, console, on_cell_done)
+    df = write_tables(out) if read_rows(out) else _empty_frame()
+    write_run(out, _run_record(p, run_id, started, _now()))
+    df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
+    return df
+
+
+def _empty_frame() -> pd.DataFrame:
+    from resbench.store import results_frame
+
+    return results_frame([])
 
 
 def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
     """A rich table: accuracy (%) by test size, one row per checkpoint, policy and bandlimit.
 
-    `sha256s` keeps only those checkpoint files (a folder may hold rows of since-replaced ones).
+    `sha256s` keeps only those checkpoint files (the files a run swept); failures are counted among them.
     """
     from rich.table import Table
 
-    ok = df[df["error"] == ""]
     if sha256s is not None:
-        ok = ok[ok["checkpoint_sha256"].isin(set(sha256s))]
-    sizes = sorted(ok["test_res"].unique(), key=lambda s: data.parse_size(s))
+        df = df[df["checkpoint_sha256"].isin(set(sha256s))]
+    ok = df[df["error"] == ""]
+    sizes = sorted(ok["test_res"].unique(), key=data.parse_size)
     table = Table(title="accuracy (%) by test size")
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
         table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
@@ -468,28 +456,7 @@ def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
         acc = dict(zip(g["test_res"], g["accuracy"]))
         table.add_row(ckpt, str(train), policy, bl,
                       *[f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes])
-    failed = len(df) - len(ok)
+    failed = int((df["error"] != "").sum())
     if failed:
         table.caption = f"{failed} cell(s) failed: see the error column of results.csv"
     return table
-
-
-def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:
-    """Join the cell logs of several sweep folders (e.g. shards run elsewhere) into OUT."""
-    out_path = Path(out)
-    _check_out_dir(out_path)
-    rows = []
-    for src in map(Path, sources):
-        if not src.is_dir() or not list(src.glob("cells*.jsonl")):
-            raise ResbenchError(f"{src}: not a sweep folder (no cells*.jsonl)")
-        rows.extend(read_rows(src))
-        for meta in src.glob("meta*.json"):
-            target = out_path / meta.name
-            if not target.exists():
-                atomic_write_bytes(target, meta.read_bytes())
-    existing = read_rows(out_path) if list(out_path.glob("cells*.jsonl")) else []
-    merged = {tuple(r.get(c) for c in KEY_COLUMNS): r for r in existing + rows}
-    atomic_write_bytes(out_path / "cells.jsonl", "".join(json.dumps(r) + "\n" for r in merged.values()).encode())
-    for extra in out_path.glob("cells-*.jsonl"):
-        extra.unlink()
-    return write_tables(out_path)

@@ -19,10 +19,12 @@ from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_version
 from resbench.errors import ResbenchError
 from resbench.scoring import score
 
-__all__ = ["TrainConfig", "parse_schedule", "train", "evaluate", "state_path"]
+__all__ = ["TrainConfig", "SIZES", "EPOCHS", "parse_schedule", "train", "evaluate", "state_path"]
 
 # parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
 SSM_PARAM = re.compile(r"(^|\.)kernel\.\d+\.(inv_dt|A_real|A_imag|B)$")
+SIZES = range(4, 1025)  # train sizes a schedule accepts
+EPOCHS = range(1, 10001)  # epochs one phase of a schedule accepts
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     limit: int | None = None     # first N training images (quick runs and tests)
-    test_limit: int | None = None
+    test_limit: int | None = None  # first N test images for the final test
     threads: int = 2
     model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
 
@@ -65,10 +67,10 @@ def parse_schedule(text: str) -> list[tuple[int, int]]:
             size, epochs = int(m.group(1)), int(m.group(2))
         except ValueError:  # more digits than int() converts (4300): far outside the ranges below
             raise ResbenchError(f"schedule {text!r}: item {item!r} holds a number far too large") from None
-        if not 4 <= size <= 1024:
-            raise ResbenchError(f"schedule {text!r}: size {size} is outside 4..1024")
-        if not 1 <= epochs <= 10000:
-            raise ResbenchError(f"schedule {text!r}: epochs {epochs} must be at least 1")
+        if size not in SIZES:
+            raise ResbenchError(f"schedule {text!r}: size {size} is outside {SIZES.start}..{SIZES.stop - 1}")
+        if epochs not in EPOCHS:
+            raise ResbenchError(f"schedule {text!r}: epochs {epochs} is outside {EPOCHS.start}..{EPOCHS.stop - 1}")
         out.append((size, epochs))
     return out
 
@@ -103,10 +105,10 @@ def _lr_factor(step: int, total: int, warmup_frac: float) -> float:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-             policy: str = "native") -> tuple[int, float]:
-    """(correct, mean loss) of `model` on images x (N, C, H, W) and labels y (N,)."""
+             policy: str = "native", on_batch: Callable[[int], None] | None = None) -> tuple[int, float]:
+    """(correct, mean loss) of `model` on images x (N, C, H, W) and labels y (N,); `on_batch(b)` after each batch."""
     batches = ((x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size))
-    result = score(model, batches, model.config.num_classes, policy)
+    result = score(model, batches, model.config.num_classes, policy, on_batch)
     return result.correct, result.loss if len(x) else 0.0
 
 
@@ -116,13 +118,16 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
 
     After every epoch the full training state is written atomically next to `out` (`out.state`);
     with `resume=True` a killed run continues after its last finished epoch and ends with the same
-    weights as an uninterrupted run.
+    weights as an uninterrupted run. Provenance times the run: `train_time_s` the epochs,
+    `test_time_s` the final test, `wall_time_s` all of it (with a resume, the earlier runs up to
+    their last saved epoch too).
     """
     from rich.console import Console
 
     from resbench import data
     from resbench.models import create_model
 
+    run_start = time.perf_counter()
     out = Path(out)
     if out.is_dir():
         raise ResbenchError(f"{out}: is a directory, expected the checkpoint file to write")
@@ -142,7 +147,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
     opt = torch.optim.AdamW(_param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, cfg.warmup_frac))
 
-    start_epoch, elapsed, history = 0, 0.0, []
+    start_epoch, train_time, earlier_wall, history = 0, 0.0, 0.0, []
     spath = state_path(out)
     if resume and spath.exists():
         state = _load_state(spath)
@@ -151,7 +156,8 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        start_epoch, elapsed, history = state["epoch"], state["elapsed"], state["history"]
+        start_epoch, train_time, history = state["epoch"], state["elapsed"], state["history"]
+        earlier_wall = state.get("wall", train_time)  # a state saved before "wall" was: its epochs at least
         console.log(f"resuming {out.name} after epoch {start_epoch}/{cfg.epochs}")
 
     phases = [size for size, epochs in cfg.schedule for _ in range(epochs)]  # size of each epoch
@@ -168,7 +174,9 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
         order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
         loss_sum, correct, seen = 0.0, 0, 0
         model.train()
-        with _progress(console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", steps_per_epoch) as (bar, task):
+        with _progress(console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", steps_per_epoch,
+                       "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}", loss=float("nan"),
+                       acc=0.0) as (bar, task):
             for i in range(0, len(order), cfg.batch_size):
                 idx = order[i:i + cfg.batch_size]
                 xb, yb = x_train[idx], y_train[idx]  # (b, C, s, s), (b,)
@@ -182,28 +190,35 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
                 correct += (logits.argmax(1) == yb).sum().item()
                 seen += len(idx)
                 bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
-        elapsed += time.perf_counter() - t0
+        train_time += time.perf_counter() - t0
         history.append({"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
-                        "seconds": round(elapsed, 1)})
+                        "seconds": round(train_time, 1)})
         console.log(f"epoch {epoch + 1}/{cfg.epochs} size {size} loss {loss_sum / seen:.4f} "
-                    f"train acc {correct / seen:.4f} ({elapsed:.0f}s)")
+                    f"train acc {correct / seen:.4f} ({train_time:.0f}s)")
+        # "elapsed": the epochs' time; "wall": everything until now, earlier runs included
         _save_state(spath, {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "elapsed": elapsed,
-                            "history": history})
+                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "elapsed": train_time,
+                            "wall": earlier_wall + time.perf_counter() - run_start, "history": history})
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1)
 
+    t0 = time.perf_counter()
     x_test, y_test = data.load(cfg.dataset, "test", cfg.train_res, cfg.data_dir, stats=stats,
-                               limit=cfg.test_limit, seed=cfg.seed)
-    correct, test_loss = evaluate(model, x_test, y_test)
+                               limit=cfg.test_limit, seed=cfg.seed)  # (N, C, r, r), (N,)
+    with _progress(console, f"final test @ {cfg.train_res}px", len(y_test)) as (bar, task):
+        correct, test_loss = evaluate(model, x_test, y_test, on_batch=lambda b: bar.update(task, advance=b))
+    test_time = time.perf_counter() - t0
     accuracy = correct / len(y_test)
-    console.log(f"native test accuracy at {cfg.train_res}: {accuracy:.4f} on {len(y_test)} images")
+    console.log(f"native test accuracy at {cfg.train_res}: {accuracy:.4f} on {len(y_test)} images "
+                f"(final test {test_time:.0f}s)")
+    wall_time = earlier_wall + time.perf_counter() - run_start
     ckpt = Checkpoint(
         model=cfg.model, config=model.config_dict(),
         provenance={"dataset": cfg.dataset, "train_res": cfg.train_res, "schedule": [list(s) for s in cfg.schedule],
                     "epochs": cfg.epochs, "seed": cfg.seed, "bandlimit": getattr(model.config, "bandlimit", None),
                     "native_accuracy": accuracy, "native_test_n": len(y_test), "native_test_loss": test_loss,
-                    "wall_time_s": round(elapsed, 1), "versions": package_versions(),
+                    "wall_time_s": round(wall_time, 1), "train_time_s": round(train_time, 1),
+                    "test_time_s": round(test_time, 1), "versions": package_versions(),
                     "train_config": asdict(cfg), "history": history},
         data_stats={"mean": list(stats[0]), "std": list(stats[1])},
         state_dict=model.state_dict())
@@ -213,13 +228,13 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
 
 
 @contextmanager
-def _progress(console, description: str, total: int):
+def _progress(console, description: str, total: int, fields_text: str = "", **fields):
+    """A transient rich bar of `total` steps; `fields_text` shows `fields`, which bar.update may change."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields_text),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
-        yield bar, bar.add_task(description, total=total, loss=float("nan"), acc=0.0)
+        yield bar, bar.add_task(description, total=total, **fields)
 
 
 def _save_state(path: Path, state: dict) -> None:

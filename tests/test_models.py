@@ -225,15 +225,17 @@ def test_s4nd_iso_native_rate_is_train_over_test_per_axis():
     assert all(rate == [1.0, 1.0] for _, _, rate in rates_seen(model, torch.randn(1, 1, 14, 14)))
 
 
-def test_s4nd_convnext_rates_follow_each_stage():
+def test_s4nd_convnext_every_stage_runs_at_the_global_rate():
     model = build("s4nd_convnext")
     assert all(isinstance(b.conv_dw, RateS4ND) for s in model.convnext.stages for b in s.blocks)
     seen = rates_seen(model, torch.randn(1, 1, 28, 28))
     assert len(seen) == sum(model.config.depths)
     assert [tuple(l_max) for l_max, _, _ in seen] == [(14, 14)] * 2 + [(7, 7)] * 2 + [(3, 3)] * 2
     assert [spatial for _, spatial, _ in seen] == [(28, 28)] * 2 + [(14, 14)] * 2 + [(7, 7)] * 2
-    for l_max, spatial, rate in seen:
-        assert rate == pytest.approx([l_max[0] / spatial[0], l_max[1] / spatial[1]])
+    # a stage's pixel is 2^i input pixels at every size: train/test, not its own rounded sizes (3/7 at stage 2)
+    for size in [(21, 21), (7, 7), (35, 21), (28, 28)]:
+        for l_max, spatial, rate in rates_seen(model, torch.randn(1, 1, *size)):
+            assert rate == pytest.approx([14 / size[0], 14 / size[1]]), (size, l_max, spatial)
 
 
 def test_s4nd_convnext_with_s4nd_downsampling_has_no_kernel_fixed_in_pixels():

@@ -319,7 +319,7 @@ def test_default_test_sizes():
 
 
 def snapshot(out: Path) -> dict:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("sizes", ["abc", "0", "-3", "", "14,,28", "100000", "7x"])

@@ -1,14 +1,19 @@
 """Tests for resbench.train: learning, determinism, resuming a killed run, progressive schedules, parsing."""
 
+import re
+import time
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import resbench.data
+import resbench.train
 from conftest import tiny_config, tiny_train
 from resbench.checkpoints import load_checkpoint
 from resbench.errors import ResbenchError
-from resbench.train import parse_schedule, state_path
+from resbench.train import parse_schedule, state_path, train
 
 
 def assert_same_weights(a, b):
@@ -67,6 +72,69 @@ def test_other_seed_other_weights(tmp_path):
 def test_output_path_that_is_a_directory(tmp_path):
     with pytest.raises(ResbenchError, match="is a directory"):
         tiny_train(tiny_config(), tmp_path)
+
+
+class JumpingClock:
+    """Stands in for resbench.train's `time` module: real time plus the jumps a test adds, so a step
+    can be made to "take" minutes without waiting for them."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.offset
+
+    def taking(self, seconds, fn):
+        """`fn`, made to take `seconds` more on this clock."""
+
+        def slow(*args, **kwargs):
+            self.offset += seconds
+            return fn(*args, **kwargs)
+
+        return slow
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = JumpingClock()
+    monkeypatch.setattr(resbench.train, "time", clock)
+    return clock
+
+
+def test_wall_time_counts_the_final_test(tmp_path, clock, monkeypatch):
+    monkeypatch.setattr(resbench.train, "score", clock.taking(20.0, resbench.train.score))  # a 20 s test pass
+    prov = tiny_train(tiny_config(schedule=[(14, 2)]), tmp_path / "a.pt").provenance
+    assert prov["test_time_s"] >= 20.0
+    assert prov["train_time_s"] == prov["history"][-1]["seconds"]  # the epochs only
+    assert prov["wall_time_s"] >= prov["train_time_s"] + prov["test_time_s"] - 0.15  # each rounded to 0.1 s
+    assert load_checkpoint(tmp_path / "a.pt").provenance["test_time_s"] == prov["test_time_s"]
+
+
+def test_wall_time_of_a_resumed_run_adds_the_earlier_run(tmp_path, clock, monkeypatch):
+    cfg = tiny_config(schedule=[(14, 2)])
+    out = tmp_path / "a.pt"
+    with monkeypatch.context() as m:
+        m.setattr(resbench.data, "dataset_stats", clock.taking(30.0, resbench.data.dataset_stats))
+        with pytest.raises(Interrupt):  # a first run that spends 30 s before its first epoch, then is killed
+            tiny_train(cfg, out, on_epoch_end=interrupt_after(1))
+    prov = tiny_train(cfg, out, resume=True).provenance
+    assert prov["wall_time_s"] >= 30.0 + prov["test_time_s"]
+    assert prov["train_time_s"] == prov["history"][-1]["seconds"]
+
+
+def test_final_test_shows_progress_and_logs_its_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws its bars as on a terminal
+    monkeypatch.setenv("COLUMNS", "200")  # and does not wrap the log lines
+    threads = torch.get_num_threads()
+    try:
+        train(tiny_config(), tmp_path / "a.pt")  # 64 test images
+    finally:
+        torch.set_num_threads(threads)
+    err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\]8;[^\x1b]*\x1b\\", "", capsys.readouterr().err)  # no escapes
+    bar = err.find("final test @ 14px")
+    assert bar >= 0, err
+    assert "64/64" in err[bar:]  # advanced over every test image
+    assert "native test accuracy at 14" in err[bar:] and "on 64 images" in err[bar:]
 
 
 # ---------------------------------------------------------------------------------------------

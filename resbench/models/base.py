@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 
 from resbench.errors import ResbenchError
+from resbench.resolution import check_alpha, kernel_rates
 from resbench.layers.s4nd import S4ND
 
 __all__ = ["ModelConfig", "ResModel", "policies", "resize_input", "train_hw", "set_bandlimit", "bandlimit_of",
-           "bandlimit", "count_params", "s4nd_layers", "check_positive_int", "check_bandlimit"]
+           "bandlimit", "count_params", "s4nd_layers", "check_positive_int"]
 
 RESIZE_INPUT = "resize-input"
 # The reference policy every model offers, whatever its own ("native") way to handle a new size is.
@@ -32,15 +33,6 @@ def check_positive_int(what: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ResbenchError(f"{what}={value!r}: expected a positive integer")
     return int(value)
-
-
-def check_bandlimit(what: str, value) -> float | None:
-    """None (off) or a positive alpha; bools are refused because True would read as alpha 1."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ResbenchError(f"{what}={value!r}: expected a positive number (alpha) or None (off)")
-    return float(value)
 
 
 def train_hw(train_res) -> tuple[int, int]:
@@ -112,8 +104,15 @@ class ResModel(nn.Module):
                                 f"H, W) with H, W >= {self.min_size}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The "native" policy: (B, C, H, W) -> (B, num_classes) logits at the input's own size."""
+        """The "native" policy: (B, C, H, W) -> (B, num_classes) logits at the input's own size.
+
+        Every resolution-aware layer (one with `set_input_rate`) gets the model's one rate first.
+        """
         self.check_input(x)
+        rate = kernel_rates(self.train_size, x.shape[-2:])
+        for layer in self.modules():
+            if hasattr(layer, "set_input_rate"):
+                layer.set_input_rate(rate)
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +137,7 @@ def set_bandlimit(model: nn.Module, alpha: float | None) -> None:
 
     The model's config keeps the value it was built (and trained) with.
     """
-    alpha = check_bandlimit("bandlimit", alpha)
+    alpha = check_alpha(alpha)
     layers = s4nd_layers(model)
     if alpha is not None and not layers:
         raise ResbenchError(f"bandlimit={alpha}: model {getattr(model, 'name', type(model).__name__)} has no "

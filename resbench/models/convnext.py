@@ -120,7 +120,7 @@ class S4NDConvNeXt(ConvNeXtBase):
     """
 
     config_class = S4NDConvNeXtConfig
-    POLICIES = policies("rescale each S4ND step per axis: rate = stage size at train_res / stage size at test")
+    POLICIES = policies("rescale each S4ND step per axis: rate = train/test input size, the same at every stage")
     has_bandlimit = True
 
     def __init__(self, config: S4NDConvNeXtConfig):

@@ -11,7 +11,8 @@ from timm.layers import LayerNorm2d
 
 from resbench.errors import ResbenchError
 from resbench.layers.s4nd import S4ND
-from resbench.models.base import ModelConfig, ResModel, check_bandlimit, check_positive_int, policies
+from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
+from resbench.resolution import check_alpha
 from resbench.models.registry import register_model
 
 __all__ = ["IsoConfig", "S4NDFields", "S4NDIsoConfig", "IsoModel", "S4NDIso", "Conv2dIso",
@@ -42,7 +43,7 @@ class S4NDIsoConfig(S4NDFields, IsoConfig):
 def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs) -> S4ND:
     """A bidirectional diag-lin S4ND layer from a config's S4ND settings; kwargs set its output part."""
     check_positive_int("d_state", config.d_state)
-    check_bandlimit("bandlimit", config.bandlimit)
+    check_alpha(config.bandlimit)
     if not 0 < config.dt_min <= config.dt_max:
         raise ResbenchError(f"dt_min={config.dt_min}, dt_max={config.dt_max}: expected 0 < dt_min <= dt_max")
     return S4ND(d_model, d_state=config.d_state, dim=2, l_max=list(l_max), bidirectional=True,
@@ -51,21 +52,24 @@ def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs)
 
 
 class RateS4ND(nn.Module):
-    """An S4ND layer whose step follows its input: rate = l_max / L per axis (the S4ND "native" policy).
+    """An S4ND layer whose step follows the model's input size (the S4ND "native" policy).
 
-    `method` is passed to the layer ("auto", "toeplitz" or "fft"); all give the same result.
+    Resolution-aware: the model calls `set_input_rate` with resolution.kernel_rates(train, input)
+    before each forward, the same rate for every layer whatever its stage. `method` is passed to
+    the layer ("auto", "toeplitz" or "fft"); all give the same result.
     """
 
     def __init__(self, s4nd: S4ND, method: str = "auto"):
         super().__init__()
         self.s4nd = s4nd
         self.method = method
+        self.rate = (1.0,) * s4nd.dim  # per axis; the model's training size until a model sets it
 
-    def rates(self, spatial: Sequence[int]) -> list[float]:
-        return [l_max / L for l_max, L in zip(self.s4nd.l_max, spatial)]
+    def set_input_rate(self, rate: Sequence[float]) -> None:
+        self.rate = tuple(rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L1, L2) -> (B, H, L1, L2)
-        return self.s4nd(x, rate=self.rates(x.shape[2:]), method=self.method)
+        return self.s4nd(x, rate=self.rate, method=self.method)
 
 
 def glu_mixer(spatial: nn.Module, d_model: int) -> nn.Sequential:

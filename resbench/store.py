@@ -1,0 +1,296 @@
+"""The results store of a sweep folder: per-shard cell logs, the tables rebuilt from them, run records, merge.
+
+A folder holds:
+- `cells.jsonl` (or `cells-KofN.jsonl` per shard): one JSON line per finished cell, appended, flushed
+  and fsynced, never rewritten except to drop a line a kill cut short. Every row ever computed stays.
+- `runs/*.json`: one record per sweep run (command, config, code commit, versions, machine, the
+  checkpoint files it swept, its planned cells); `meta.json` (`meta-KofN.json`) repeats the newest.
+- `results.csv` (+ `.parquet` with pyarrow) and `per_class.csv`: rebuilt atomically from the logs,
+  holding only rows of each checkpoint name's *current* file (the one the newest run swept); rows of
+  files since replaced under the same name go to `superseded.csv`, so a groupby on the checkpoint
+  name never mixes two models.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from resbench.errors import ResbenchError
+
+__all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_folder", "check_out_dir", "log_path",
+           "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
+           "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps"]
+
+RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
+                  "bandlimit", "alpha", "seed", "n", "correct", "accuracy", "ci_low", "ci_high", "loss",
+                  "seconds", "images_per_s", "error"]
+# a cell's identity; "limit" is the number of test images used, -1 for the whole test split
+KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit"]
+_TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
+                 "bandlimit", "error"]
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write-then-rename in the same folder: readers see the old file or the new one, never half."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResbenchError(f"{path}: is a directory, expected a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def writable_folder(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be written in it (a user error, not a traceback)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ResbenchError(f"{folder}: cannot create the output folder ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK):
+        raise ResbenchError(f"{folder}: output folder is not writable")
+    return folder
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ResbenchError(f"{out}: exists and is not a folder; expected an output folder for the sweep")
+    writable_folder(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# the cell logs
+
+
+def log_path(out: Path, shard: tuple[int, int]) -> Path:
+    k, n = shard
+    return out / ("cells.jsonl" if n == 1 else f"cells-{k}of{n}.jsonl")
+
+
+def _read_log(path: Path) -> list[dict]:
+    """Complete lines only: a line cut short by a kill is ignored (and dropped by repair_log)."""
+    rows = []
+    with open(path, "rb") as f:
+        for line in f.read().split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def repair_log(path: Path) -> None:
+    """A kill can leave a partial last line; rewrite the log with its complete lines before appending."""
+    if not path.exists():
+        return
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        rows = _read_log(path)
+        atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+
+
+def append_row(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(row.get(c) for c in KEY_COLUMNS)
+
+
+def read_rows(out: Path) -> list[dict]:
+    """Every logged cell of a sweep folder; for a key logged twice the last success (else last row) wins."""
+    latest: dict[tuple, dict] = {}
+    for path in sorted(Path(out).glob("cells*.jsonl")):
+        for row in _read_log(path):
+            key = row_key(row)
+            if key not in latest or not row.get("error") or latest[key].get("error"):
+                latest[key] = row
+    return list(latest.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# run records and which checkpoint file is current
+
+
+def _run_order(record: dict) -> tuple[str, str]:
+    """Runs sort by start time; runs started in the same second by their run_id (nanoseconds first)."""
+    return str(record.get("started") or ""), str(record.get("run_id") or "")
+
+
+def write_run(out: Path, record: dict) -> None:
+    """Write (or rewrite, when it finishes) this run's record as runs/RUN_ID.json, and repeat it as meta.json
+    (meta-KofN.json for a shard)."""
+    blob = json.dumps(record, indent=2, default=str).encode()
+    atomic_write_bytes(out / "runs" / f"{record['run_id']}.json", blob)
+    k, n = record.get("shard") or (1, 1)
+    atomic_write_bytes(out / ("meta.json" if n == 1 else f"meta-{k}of{n}.json"), blob)
+
+
+def read_runs(out: Path) -> list[dict]:
+    """The run records of a folder, oldest first: runs/*.json, or meta*.json for folders written before runs/."""
+    out = Path(out)
+    paths = sorted((out / "runs").glob("*.json")) or sorted(out.glob("meta*.json"))
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            raise ResbenchError(f"{path}: unreadable sweep record (expected JSON)") from None
+        if not isinstance(record, dict):
+            raise ResbenchError(f"{path}: unreadable sweep record (expected a JSON object)")
+        records.append(record)
+    return sorted(records, key=_run_order)
+
+
+def current_files(runs: list[dict]) -> dict[str, str]:
+    """Checkpoint name -> sha256 of the file the newest run naming it swept."""
+    current: dict[str, str] = {}
+    for run in sorted(runs, key=_run_order):
+        for c in run.get("checkpoints") or []:
+            if isinstance(c, dict) and "name" in c and "sha256" in c:
+                current[c["name"]] = c["sha256"]
+    return current
+
+
+def split_current(df: pd.DataFrame, current: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows of current files, rows of replaced files); names no run record mentions count as current."""
+    now = df["checkpoint"].map(current)
+    keep = now.isna() | (df["checkpoint_sha256"] == now)
+    return df[keep].reset_index(drop=True), df[~keep].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# tables
+
+
+def _size_order(size: str) -> tuple[int, int]:
+    from resbench.data import parse_size
+
+    return parse_size(size)
+
+
+def results_frame(rows: list[dict]) -> pd.DataFrame:
+    """The tidy results frame of logged rows: RESULT_COLUMNS, sorted, sizes in numeric order."""
+    df = pd.DataFrame([{c: r.get(c) for c in RESULT_COLUMNS} for r in rows], columns=RESULT_COLUMNS)
+    df["error"] = df["error"].fillna("")
+    order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
+    df["_size"] = df["test_res"].map(_size_order)
+    df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
+    return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
+
+
+def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
+    columns = ["checkpoint", "checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "class",
+               "class_name", "n", "correct"]
+    out = []
+    for r in rows:
+        names = r.get("class_names") or []
+        for cls, (n, correct) in enumerate(zip(r.get("class_n") or [], r.get("class_correct") or [])):
+            out.append({"checkpoint": r["checkpoint"], "checkpoint_sha256": r["checkpoint_sha256"],
+                        "test_res": r["test_res"], "policy": r["policy"], "bandlimit": r["bandlimit"],
+                        "seed": r["seed"], "class": cls, "class_name": names[cls] if cls < len(names) else "",
+                        "n": n, "correct": correct})
+    return pd.DataFrame(out, columns=columns)
+
+
+def _read_results_csv(path: Path) -> pd.DataFrame:
+    """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
+    numbers = {c: [""] for c in RESULT_COLUMNS if c not in _TEXT_COLUMNS}  # to_csv writes NaN as ""
+    return pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
+
+
+def _all_results(out: Path) -> pd.DataFrame:
+    rows = read_rows(out) if out.is_dir() else []
+    if rows:
+        return results_frame(rows)
+    csv = out / "results.csv"
+    if csv.is_file():
+        return _read_results_csv(csv)
+    raise ResbenchError(f"{out}: no sweep results here (expected results.csv or cells*.jsonl)")
+
+
+def read_results(out: str | Path) -> pd.DataFrame:
+    """The results frame of a sweep folder: rows of current checkpoint files (complete even mid-run)."""
+    out = Path(out)
+    return split_current(_all_results(out), current_files(read_runs(out)))[0]
+
+
+def read_superseded(out: str | Path) -> pd.DataFrame:
+    """Rows of checkpoint files that were replaced under the same name since they were swept."""
+    out = Path(out)
+    return split_current(_all_results(out), current_files(read_runs(out)))[1]
+
+
+def write_tables(out: Path) -> pd.DataFrame:
+    """Rebuild results.csv (+ .parquet when pyarrow is there), per_class.csv and superseded.csv, atomically.
+
+    Returns the frame of results.csv (current files only).
+    """
+    rows = read_rows(out)
+    current = current_files(read_runs(out))
+    df, old = split_current(results_frame(rows), current)
+    keep = {(r, s) for r, s in zip(df["checkpoint"], df["checkpoint_sha256"])}
+    atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
+    per_class = [r for r in rows if (r.get("checkpoint"), r.get("checkpoint_sha256")) in keep]
+    atomic_write_bytes(out / "per_class.csv", _per_class_frame(per_class).to_csv(index=False).encode())
+    if len(old) or (out / "superseded.csv").exists():
+        atomic_write_bytes(out / "superseded.csv", old.to_csv(index=False).encode())
+    try:
+        import pyarrow  # noqa: F401  (optional)
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(out / "results.parquet", buf.getvalue())
+    except ImportError:
+        pass
+    return df
+
+
+def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:
+    """Join the cell logs and run records of several sweep folders (e.g. shards run elsewhere) into OUT."""
+    out_path = Path(out)
+    check_out_dir(out_path)
+    rows = []
+    for src in map(Path, sources):
+        if not src.is_dir() or not list(src.glob("cells*.jsonl")):
+            raise ResbenchError(f"{src}: not a sweep folder (no cells*.jsonl)")
+        rows.extend(read_rows(src))
+        for record in (src / "runs").glob("*.json"):
+            if not (out_path / "runs" / record.name).exists():
+                atomic_write_bytes(out_path / "runs" / record.name, record.read_bytes())
+        for meta in src.glob("meta*.json"):
+            target = out_path / meta.name
+            if not target.exists():
+                atomic_write_bytes(target, meta.read_bytes())
+    existing = read_rows(out_path) if list(out_path.glob("cells*.jsonl")) else []
+    merged = {row_key(r): r for r in existing + rows}
+    atomic_write_bytes(out_path / "cells.jsonl", "".join(json.dumps(r) + "\n" for r in merged.values()).encode())
+    for extra in out_path.glob("cells-*.jsonl"):
+        extra.unlink()
+    return write_tables(out_path)

@@ -1,0 +1,105 @@
+"""What a sweep folder records: progress without a terminal, one record per run, replaced files kept apart,
+cells keyed by the images really used, class names."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run_cli
+from resbench.sweep import SweepConfig, read_results, run_sweep
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    threads = torch.get_num_threads()  # run_sweep sets it for the whole process
+    yield
+    torch.set_num_threads(threads)
+
+
+def table(out) -> pd.DataFrame:
+    return pd.read_csv(Path(out) / "results.csv", dtype={"train_res": str, "test_res": str}, keep_default_na=False)
+
+
+def test_without_a_terminal_every_finished_cell_prints_a_line(trained, tmp_path):
+    # a real process whose stderr is a pipe, as under nohup, CI or `make demo > log`
+    proc = run_cli("sweep", trained["conv"], "--dataset", "synthetic", "--test-res", "7,14", "--limit", 40,
+                   "-o", tmp_path / "sw")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("cell ")]
+    assert [re.match(r"cell (\d+)/4 ", line).group(1) for line in lines] == ["1", "2", "3", "4"]
+    for line in lines:
+        assert "conv2d_iso_14 @ " in line and "img/s" in line and "elapsed" in line and "ETA" in line, line
+
+
+def test_quiet_prints_no_cell_lines(trained, cli, tmp_path):
+    code, _, err = cli("sweep", trained["conv"], "--dataset", "synthetic", "--test-res", "7", "--limit", 16,
+                       "--quiet", "-o", tmp_path / "sw")
+    assert code == 0 and "cell 1/" not in err
+
+
+def test_every_run_keeps_its_record_with_the_code_commit(trained, cli, tmp_path):
+    out = tmp_path / "sw"
+    for sizes in ("7", "7,14"):
+        code, _, err = cli("sweep", trained["conv"], "--dataset", "synthetic", "--test-res", sizes, "--limit", 16,
+                           "--quiet", "-o", out)
+        assert code == 0, err
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*.json"))]
+    assert len(records) == 2
+    assert [r["config"]["test_res"] for r in records] == [["7"], ["7", "14"]]
+    assert all(r["finished"] for r in records)
+    assert all(re.fullmatch(r"[0-9a-f]{40}", r["code"]["commit"]) for r in records)  # this repo is a checkout
+    assert json.loads((out / "meta.json").read_text())["config"]["test_res"] == ["7", "14"]  # the newest
+
+
+def test_a_limit_above_the_test_set_is_keyed_as_the_full_set(trained, tmp_path):
+    out = tmp_path / "sw"
+    cfg = dict(checkpoints=[str(trained["conv"])], out=str(out), test_res=[(7, 7)], policy=["native"],
+               dataset="synthetic", threads=1)
+    run_sweep(SweepConfig(**cfg, limit=99999), quiet=True)
+    rows = [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()]
+    assert [(r["limit"], r["n"]) for r in rows] == [(-1, 1000)]  # the synthetic test split holds 1000 images
+    ran = []
+    run_sweep(SweepConfig(**cfg), quiet=True, on_cell_done=ran.append)  # the full run finds the cell done
+    assert ran == []
+    run_sweep(SweepConfig(**cfg, limit=10), quiet=True, on_cell_done=ran.append)  # a real subset is its own cell
+    assert [r["n"] for r in ran] == [10]
+
+
+def test_a_replaced_checkpoint_file_leaves_the_main_table(trained, cli, tmp_path):
+    from resbench.checkpoints import load_checkpoint, save_checkpoint
+
+    ckdir, out = tmp_path / "ck", tmp_path / "sw"
+    ckdir.mkdir()
+    path = ckdir / "model.pt"
+    shutil.copy(trained["conv"], path)
+    args = ["sweep", ckdir, "--dataset", "synthetic", "--test-res", "7,14", "--limit", 16, "-o", out]
+    assert cli(*args)[0] == 0
+    old_sha = table(out)["checkpoint_sha256"].iloc[0]
+    ckpt = load_checkpoint(path)
+    ckpt.provenance["note"] = "retrained"  # another file under the same name
+    save_checkpoint(ckpt, path)
+    code, stdout, err = cli(*args)
+    assert code == 0, err
+    new = table(out)
+    assert len(new) == 4 and set(new["checkpoint_sha256"]) == {load_checkpoint(path).sha256}
+    assert set(pd.read_csv(out / "superseded.csv")["checkpoint_sha256"]) == {old_sha}
+    assert len(read_results(out)) == 4
+    assert "failed" not in stdout + err  # the old file's rows are not failures
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert set(per_class["checkpoint_sha256"]) == {load_checkpoint(path).sha256}
+
+
+def test_per_class_names_the_classes(trained, tmp_path):
+    from resbench.data import dataset_info
+
+    out = tmp_path / "sw"
+    run_sweep(SweepConfig(checkpoints=[str(trained["conv"])], out=str(out), test_res=[(7, 7)], policy=["native"],
+                          dataset="synthetic", limit=40, threads=1), quiet=True)
+    per_class = pd.read_csv(out / "per_class.csv")
+    names = dict(zip(per_class["class"], per_class["class_name"]))
+    assert names == dict(enumerate(dataset_info("synthetic").classes))
