@@ -245,6 +245,9 @@ def test_plot_kernels_writes_figures_and_csv(trained, ckconv_path, tmp_path, cli
     want = aliasing_table(load_checkpoint(path), [(7, 7), (14, 14), (28, 28)])
     pd.testing.assert_frame_equal(csv[KEY + ["aliasing"]], want[KEY + ["aliasing"]], check_dtype=False)
     assert f"in {out}" in stdout
+    # the printed summary lists the sizes in numeric order, not as text (14, 28, 7)
+    rows = [line.split()[0] for line in stdout.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert rows == ["7", "14", "28"], stdout
 
 
 def test_plot_kernels_refuses_a_conv2d_checkpoint(trained, tmp_path, cli):
