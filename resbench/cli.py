@@ -212,7 +212,7 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
       resbench sweep checkpoints/ -o results/
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
     """
-    from resbench.data import parse_sizes
+    from resbench.resolution import parse_sizes
     from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_table
 
     if limit is not None and limit < 1:
@@ -289,7 +289,7 @@ def plot_kernels_cmd(checkpoint, test_res, out):
     Example:
       resbench plot-kernels checkpoints/s4nd_iso_7.pt --test-res 7,14,28 -o reports/kernels
     """
-    from resbench.data import parse_size, parse_sizes
+    from resbench.resolution import parse_sizes, sort_sizes
     from resbench.report import kernel_analysis, save_figure
     from resbench.checkpoints import atomic_write_bytes
 
@@ -308,7 +308,7 @@ def plot_kernels_cmd(checkpoint, test_res, out):
         plt.close(afig)
     atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
-    summary = summary.loc[sorted(summary.index, key=parse_size)]  # 7, 14, 28: not as text (14, 28, 7)
+    summary = summary.loc[sort_sizes(summary.index)]  # 7, 14, 28: not as text (14, 28, 7)
     click.echo(summary.round(3).to_string())
     click.echo(f"wrote {', '.join(written + ['aliasing.csv'])} in {out_dir}")
 

@@ -27,8 +27,9 @@ import torch
 
 from resbench.checkpoints import Checkpoint
 from resbench.errors import ResbenchError
+from resbench.layers.ckconv import ContinuousDepthwiseConv2d
 from resbench.layers.s4nd import S4ND
-from resbench.resolution import kernel_rates
+from resbench.resolution import format_size, kernel_rates
 
 __all__ = ["KernelSpectrum", "kernel_spectra", "aliasing_table", "aliasing_fraction", "resampled_taps"]
 
@@ -70,8 +71,6 @@ def _s4nd_layers(model: torch.nn.Module) -> list[tuple[str, S4ND]]:
 
 
 def _ckconv_layers(model: torch.nn.Module):
-    from resbench.models.ckconv import ContinuousDepthwiseConv2d
-
     return [(name, m) for name, m in model.named_modules() if isinstance(m, ContinuousDepthwiseConv2d)]
 
 
@@ -113,8 +112,6 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectru
 
 def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] | None = None) -> pd.DataFrame:
     """One row per (layer, axis, group, test size, bandlimit): the aliasing fraction defined above."""
-    from resbench.data import format_size
-
     spectra = spectra if spectra is not None else kernel_spectra(ckpt)
     train = ckpt.train_res
     rows = []

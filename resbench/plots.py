@@ -10,11 +10,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from resbench.data import parse_size  # noqa: E402
+from resbench.resolution import parse_size, size_key  # noqa: E402
 
 __all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side"]
 
 STYLE = {"on": "-", "none": "-", "off": "--"}
+HEATMAP_PANELS_PER_ROW = 3  # six models make a 3 x 2 grid instead of one strip
+HEATMAP_MAX_WIDTH = 15.0  # inches: wide panels (many test sizes) take fewer per row
 
 
 def side(size: str) -> float:
@@ -37,7 +39,7 @@ def checkpoint_colors(names) -> dict:
 def accuracy_vs_test_res(df: pd.DataFrame):
     """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands."""
     ok = df[df["error"] == ""]
-    trains = sorted(ok["train_res"].unique(), key=side)
+    trains = sorted(ok["train_res"].unique(), key=size_key)
     fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 5.0), squeeze=False,
                              sharey=True)
     colors = checkpoint_colors(ok["checkpoint"].unique())
@@ -63,32 +65,48 @@ def accuracy_vs_test_res(df: pd.DataFrame):
     return fig
 
 
+def _heatmap_panel(ax, part: pd.DataFrame, model: str):
+    """One model's train x test accuracy grid on `ax`; returns the image (for the shared colour bar)."""
+    train_of = dict(zip(part["checkpoint"], part["train_res"]))
+    # one row per checkpoint (progressive runs share a train size with their full-size twin)
+    rows = sorted(train_of, key=lambda c: (size_key(train_of[c]), c))
+    cols = sorted(part["test_res"].unique(), key=size_key)
+    grid = np.full((len(rows), len(cols)), np.nan)  # (checkpoints, test sizes) accuracy in %
+    for r in part.itertuples():
+        grid[rows.index(r.checkpoint), cols.index(r.test_res)] = 100 * r.accuracy
+    image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    for i, j in np.ndindex(grid.shape):
+        if not np.isnan(grid[i, j]):
+            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if grid[i, j] < 60 else "black")
+    ax.set_xticks(range(len(cols)), cols, fontsize=9)
+    ax.set_yticks(range(len(rows)), [f"{c} ({train_of[c]})" for c in rows], fontsize=9)
+    ax.set_xlabel("test resolution", fontsize=9)
+    ax.set_title(model, fontsize=10)
+    return image
+
+
 def train_test_heatmaps(df: pd.DataFrame):
-    """A train x test accuracy table per model (native policy; bandlimit on where the model has one)."""
+    """A train x test accuracy table per model (native policy; bandlimit on where the model has one).
+
+    Panels fill a grid (at most HEATMAP_PANELS_PER_ROW a row) that shares one colour bar.
+    """
     ok = _native_or_reference(df)
     ok = ok[ok["bandlimit"].isin(["on", "none"])]
     models = sorted(ok["model"].unique())
-    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(4.6 * max(1, len(models)), 3.6), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        part = ok[ok["model"] == model]
-        # one row per checkpoint (progressive runs share a train size with their full-size twin)
-        rows = sorted(part["checkpoint"].unique(), key=lambda c: (side(part[part.checkpoint == c].train_res.iloc[0]), c))
-        cols = sorted(part["test_res"].unique(), key=side)
-        grid = np.full((len(rows), len(cols)), np.nan)
-        for _, r in part.iterrows():
-            grid[rows.index(r["checkpoint"]), cols.index(r["test_res"])] = 100 * r["accuracy"]
-        ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        for i, j in np.ndindex(grid.shape):
-            if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if grid[i, j] < 60 else "black")
-        ax.set_xticks(range(len(cols)), cols, fontsize=7)
-        ax.set_yticks(range(len(rows)), [f"{c} ({part[part.checkpoint == c].train_res.iloc[0]})" for c in rows],
-                      fontsize=7)
-        ax.set_xlabel("test resolution")
-        ax.set_title(model, fontsize=9)
-    fig.suptitle("Top-1 accuracy (%), train x test (native policy)", fontsize=9)
-    fig.tight_layout()
+    n_tests = max(1, ok["test_res"].nunique())
+    n_rows = max([1, *ok.groupby("model")["checkpoint"].nunique()])
+    panel_w, panel_h = max(3.6, 0.6 * n_tests + 2.4), max(2.6, 0.35 * n_rows + 1.6)  # inches; room for tick labels
+    per_row = max(1, min(HEATMAP_PANELS_PER_ROW, len(models), int(HEATMAP_MAX_WIDTH // panel_w)))
+    grid_rows = max(1, -(-len(models) // per_row))
+    fig, axes = plt.subplots(grid_rows, per_row, figsize=(panel_w * per_row + 1.2, panel_h * grid_rows + 0.6),
+                             squeeze=False, layout="constrained")
+    images = [_heatmap_panel(ax, ok[ok["model"] == model], model) for ax, model in zip(axes.flat, models)]
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    if images:
+        fig.colorbar(images[0], ax=axes, label="top-1 accuracy (%)", shrink=0.9)
+    fig.suptitle("Top-1 accuracy (%), train x test (native policy)", fontsize=10)
     return fig
 
 
@@ -106,6 +124,7 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                     ax_k.plot(pos, k, STYLE[bl], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=1,
                               marker=".", ms=2, label=f"test {size[0]}x{size[1]}, bandlimit {bl}")
             ax_k.set_xlabel("position (training pixels)")
+            ax_k.set_ylabel("tap value (per training pixel)")
             ax_k.set_title(f"{name}: causal kernel, axis 0, channel 0", fontsize=8)
             if row == 0:
                 ax_k.legend(fontsize=6)
@@ -119,10 +138,13 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                           label=f"bandlimit {sp.bandlimit}")
         for j, size in enumerate(test_sizes):
             ax_f.axvline(0.5 * size[0] / train[0], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=0.8)
-            ax_f.text(0.5 * size[0] / train[0], 1.5, f"Nyq {size[0]}", rotation=90, fontsize=6, va="bottom")
+            # x in data, y in axes fraction: the label hangs from the top inside the axes, clear of the title
+            ax_f.text(0.5 * size[0] / train[0], 0.97, f"Nyq {size[0]}", rotation=90, fontsize=7, va="top",
+                      ha="right", transform=ax_f.get_xaxis_transform())
         ax_f.set_xlim(0, max(1.0, 0.75 * max(s[0] for s in test_sizes) / train[0]))
         ax_f.set_ylim(1e-8, 10)
         ax_f.set_xlabel("frequency (cycles per training pixel)")
+        ax_f.set_ylabel("normalised energy")
         ax_f.set_title(f"{name}: energy spectrum, axis 0 (vertical: Nyquist of each test grid)", fontsize=8)
         if row == 0:
             ax_f.legend(fontsize=6)

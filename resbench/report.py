@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import io
-import json
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from resbench.checkpoints import atomic_write_bytes
-from resbench.data import parse_size
 from resbench.errors import ResbenchError
-from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, side, train_test_heatmaps
+from resbench.resolution import parse_size, size_key
+from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
+from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, train_test_heatmaps
 
-__all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
-           "markdown_table", "kernel_analysis", "save_figure"]
+__all__ = ["FORMATS", "A4_LANDSCAPE", "load_sweeps", "report_tables", "missing_cells", "write_report",
+           "parse_formats", "markdown_table", "kernel_analysis", "save_figure", "header_pages", "figure_page"]
 
 FORMATS = ("md", "pdf", "png", "svg")
 ROWS_PER_PDF_PAGE = 28
+A4_LANDSCAPE = (11.69, 8.27)  # inches: the size of every PDF page
+PAGE_MARGIN = 0.5  # inches around a header page's text
+HEADER_PT = 9  # font size of the header pages and of the notes under tables
+# characters in a line of HEADER_PT text between the margins: DejaVu Sans Mono is 0.6 em wide (sans text is narrower)
+PAGE_CHARS = int((A4_LANDSCAPE[0] - 2 * PAGE_MARGIN) * 72 / (0.6 * HEADER_PT))
+MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the markdown names all)
+NO_NATIVE = "no native cell"
+WINNER_RULE = ("winner: named only where the two cells' 95% Wilson intervals do not overlap, else a tie. This is "
+               "a conservative unpaired rule; a paired test on per-image predictions would be sharper.")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -30,90 +39,134 @@ def parse_formats(text: str) -> list[str]:
 
 
 def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
-    """Results frame of several sweep folders (concatenated) and their meta records."""
-    from resbench.sweep import read_results
+    """Results frame of several sweep folders (concatenated, current checkpoint files only) and their run records.
 
-    frames, metas = [], []
+    Each folder keeps every row it ever computed; the newest run naming a checkpoint decides which
+    file that name means now, across all the folders given (store.current_files).
+    """
+    frames, runs = [], []
     for d in map(Path, dirs):
         if not d.is_dir():
             raise ResbenchError(f"{d}: not a sweep folder (expected a folder with results.csv)")
         frames.append(read_results(d))
-        for m in sorted(d.glob("meta*.json")):
-            try:
-                metas.append(json.loads(m.read_text()))
-            except (OSError, json.JSONDecodeError):
-                raise ResbenchError(f"{m}: unreadable sweep metadata (expected JSON)") from None
+        runs.extend(read_runs(d))
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
     df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed"], keep="last")
-    df = current_checkpoints_only(df, metas)
+    df = split_current(df, current_files(runs))[0]
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
-    return df.reset_index(drop=True), metas
-
-
-def current_checkpoints_only(df: pd.DataFrame, metas: list[dict]) -> pd.DataFrame:
-    """Drop the rows of a checkpoint file that has since been replaced (same name, other sha256).
-
-    A sweep folder keeps every row it ever computed; the newest sweep's meta.json names the file
-    each checkpoint name refers to now. Names no meta mentions are kept as they are.
-    """
-    current = {}
-    for meta in sorted(metas, key=lambda m: str(m.get("started") or "")):
-        current.update({c["name"]: c["sha256"] for c in meta.get("checkpoints", []) if "name" in c and "sha256" in c})
-    now = df["checkpoint"].map(current)
-    return df[now.isna() | (df["checkpoint_sha256"] == now)]
+    return df.reset_index(drop=True), runs
 
 
 def missing_cells(df: pd.DataFrame, metas: list[dict]) -> list[str]:
     """Cells the sweeps planned (meta.json) that have no successful row."""
     done = {(r.checkpoint, r.test_res, r.policy, r.bandlimit) for r in df[df["error"] == ""].itertuples()}
     planned = {tuple(c) for m in metas for c in m.get("planned_cells", [])}
-    return [" / ".join(c) for c in sorted(planned - done)]
+    cells = sorted(planned - done, key=lambda c: (c[0], size_key(c[1]), *c[2:]))  # sizes by pixels, not as text
+    return [" / ".join(c) for c in cells]
 
 
 def _pivot(frame: pd.DataFrame, index: list[str], values: str) -> pd.DataFrame:
     table = frame.pivot_table(index=index, columns="test_res", values=values, aggfunc="first")
-    return table[sorted(table.columns, key=side)].reset_index()
+    return table[sorted(table.columns, key=size_key)].reset_index()
 
 
-def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison."""
-    ok = df[df["error"] == ""].copy()
-    ok["acc"] = (100 * ok["accuracy"]).round(2)
-    native_pol = ok[ok["policy"] == "native"]
-    reference = native_pol[native_pol["bandlimit"].isin(["on", "none"])]
-    at_train = reference[reference["test_res"] == reference["train_res"]]
+def _checkpoint_rank(frame: pd.DataFrame) -> dict[str, int]:
+    """Position of each checkpoint in every table: by model, then training size (by pixels), then name."""
+    firsts = frame.drop_duplicates("checkpoint")
+    names = sorted(firsts.itertuples(index=False), key=lambda r: (r.model, size_key(r.train_res), r.checkpoint))
+    return {r.checkpoint: i for i, r in enumerate(names)}
+
+
+def _sort_rows(table: pd.DataFrame, rank: dict[str, int], then: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows in checkpoint `rank` order, then by the columns `then` (test_res by pixels, not as text)."""
+    columns = [table[c].map(size_key) if c == "test_res" else table[c] for c in then]
+    keys = list(zip(table["checkpoint"].map(rank), *columns))
+    return table.iloc[sorted(range(len(table)), key=keys.__getitem__)].reset_index(drop=True)
+
+
+def _ci_text(low, high) -> str:
+    return f"{100 * low:.1f}-{100 * high:.1f}"
+
+
+def _native_table(at_train: pd.DataFrame, rank: dict[str, int], lacking: list[str]) -> pd.DataFrame:
     native = at_train[["checkpoint", "model", "train_res", "acc", "ci_low", "ci_high", "n"]].copy()
-    native["ci95"] = [f"{100 * lo:.1f}-{100 * hi:.1f}" for lo, hi in zip(native.pop("ci_low"), native.pop("ci_high"))]
-    native = native.rename(columns={"acc": "native accuracy (%)"}).sort_values(["model", "checkpoint"])
+    native["ci95"] = [_ci_text(lo, hi) for lo, hi in zip(native.pop("ci_low"), native.pop("ci_high"))]
+    native = _sort_rows(native.rename(columns={"acc": "native accuracy (%)"}), rank)
+    if lacking:
+        native.attrs["note"] = (f"{NO_NATIVE} (the sweep did not test the training size with the native policy) "
+                                f"for: {', '.join(lacking)}.")
+    return native
 
+
+def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Accuracy minus native accuracy; a checkpoint with no native cell keeps its rows, blank, noted."""
     base = dict(zip(at_train["checkpoint"], at_train["acc"]))
-    drop = native_pol[native_pol["checkpoint"].isin(base)].copy()
-    drop["drop"] = (drop["acc"] - drop["checkpoint"].map(base)).round(2)
-    drop_table = _pivot(drop, ["checkpoint", "train_res", "bandlimit"], "drop")
+    has_base = native_pol["checkpoint"].isin(base)
+    drop = native_pol[has_base].copy()
+    # float64: mapping an empty str column gives a str column under some pandas 3 releases, and str - float raises
+    drop["drop"] = (drop["acc"] - drop["checkpoint"].map(base).astype("float64")).round(2)
+    index = ["checkpoint", "train_res", "bandlimit"]
+    table = _pivot(drop, index, "drop")
+    if not has_base.all():
+        lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
+        table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
+    return _sort_rows(table, rank, ("bandlimit",))
 
+
+def _ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     s4 = native_pol[native_pol["bandlimit"].isin(["on", "off"])]
     on = s4[s4["bandlimit"] == "on"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
     off = s4[s4["bandlimit"] == "off"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
     ablation = (on - off).dropna().round(2).rename("on - off").reset_index()
-    ablation_table = _pivot(ablation, ["checkpoint", "train_res"], "on - off") if len(ablation) else ablation
+    return _sort_rows(_pivot(ablation, ["checkpoint", "train_res"], "on - off"), rank) if len(ablation) else ablation
 
+
+def _winner(native: tuple[float, float], resize: tuple[float, float]) -> str:
+    """WINNER_RULE on two (ci_low, ci_high) intervals; NaN bounds compare False, so they give a tie."""
+    if native[0] > resize[1]:
+        return "native (zero-shot)"
+    if resize[0] > native[1]:
+        return "resize-input"
+    return "tie (95% CIs overlap)"
+
+
+def _policy_table(ok: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     ref_bl = ok[ok["bandlimit"].isin(["on", "none"])]
-    pol = ref_bl.pivot_table(index=["checkpoint", "train_res", "test_res"], columns="policy", values="acc",
-                             aggfunc="first").reset_index()
-    if {"native", "resize-input"} <= set(pol.columns):
-        pol = pol.dropna(subset=["native", "resize-input"])
-        pol = pol[pol["test_res"] != pol["train_res"]]
-        pol["winner"] = ["native (zero-shot)" if a > b else "resize-input" if b > a else "tie"
-                         for a, b in zip(pol["native"], pol["resize-input"])]
-        pol = pol.assign(_s=pol["test_res"].map(side)).sort_values(["checkpoint", "_s"], kind="stable")
-        pol = pol.drop(columns="_s")
-        pol.columns.name = None
-    return {"Native accuracy (test size = train size, native policy)": native.reset_index(drop=True),
-            "Drop from native accuracy (points; native policy)": drop_table,
-            "Bandlimit ablation: accuracy with it on minus off (points; native policy)": ablation_table,
-            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": pol.reset_index(drop=True)}
+    wide = ref_bl.pivot_table(index=["checkpoint", "train_res", "test_res"], columns="policy",
+                              values=["acc", "ci_low", "ci_high"], aggfunc="first")
+    pol = wide["acc"].reset_index() if len(wide) else pd.DataFrame(columns=["checkpoint", "train_res", "test_res"])
+    pol.columns.name = None
+    if not {"native", "resize-input"} <= set(pol.columns):
+        return pol
+    bounds = {name: list(zip(wide["ci_low"][name], wide["ci_high"][name])) for name in ("native", "resize-input")}
+    for name, intervals in bounds.items():
+        pol[f"{name} ci95"] = [_ci_text(lo, hi) for lo, hi in intervals]
+    pol["winner"] = [_winner(n, r) for n, r in zip(bounds["native"], bounds["resize-input"])]
+    pol = pol.dropna(subset=["native", "resize-input"])
+    pol = _sort_rows(pol[pol["test_res"] != pol["train_res"]], rank, ("test_res",))
+    pol.attrs["note"] = WINNER_RULE
+    return pol
+
+
+def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
+
+    A table's `attrs["note"]`, where set, is printed under it.
+    """
+    ok = df[df["error"] == ""].copy()
+    ok["acc"] = (100 * ok["accuracy"]).round(2)
+    rank = _checkpoint_rank(ok)
+    native_pol = ok[ok["policy"] == "native"]
+    reference = native_pol[native_pol["bandlimit"].isin(["on", "none"])]
+    at_train = reference[reference["test_res"] == reference["train_res"]]
+    lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
+    return {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
+            "Drop from native accuracy (points; native policy)": _drop_table(native_pol, at_train, rank),
+            "Bandlimit ablation: accuracy with it on minus off (points; native policy)": _ablation_table(native_pol,
+                                                                                                          rank),
+            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank)}
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -132,10 +185,11 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def kernel_analysis(ckpt_path: str, test_sizes) -> tuple[object, pd.DataFrame, object]:
-    """(kernel figure, aliasing table, aliasing figure) of one S4ND or ckconv checkpoint."""
+    """(kernel figure, aliasing table, aliasing figure) of one S4ND or ckconv checkpoint at each test size."""
     from resbench.checkpoints import load_checkpoint
     from resbench.kernels import aliasing_table, kernel_spectra, resampled_taps
 
+    test_sizes = sorted({parse_size(s) for s in test_sizes}, key=size_key)  # by pixels, each once
     ckpt = load_checkpoint(ckpt_path)
     spectra = kernel_spectra(ckpt)
     table = aliasing_table(ckpt, test_sizes, spectra)
@@ -155,12 +209,33 @@ def save_figure(fig, base: Path, formats: list[str]) -> list[str]:
     return written
 
 
+def figure_page(fig):
+    """`fig` drawn as an image on an A4 landscape page, aspect kept: every PDF page has one size, while the
+    figure's own PNG/SVG files keep their natural size."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    box = (0.02, 0.02, 0.96, 0.96)  # figure fraction the image may fill
+    width, height = fig.get_size_inches()
+    scale = min(box[2] * A4_LANDSCAPE[0] / width, box[3] * A4_LANDSCAPE[1] / height)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=max(150, round(200 * scale)), bbox_inches="tight")  # >= 200 dpi on the page
+    buf.seek(0)
+    page = plt.figure(figsize=A4_LANDSCAPE)
+    ax = page.add_axes(box)
+    # interpolation "none": the PDF embeds the pixels as rendered instead of resampling them to the page's dpi
+    ax.imshow(mpimg.imread(buf, format="png"), interpolation="none")  # (H, W, 4)
+    ax.axis("off")
+    return page
+
+
 def _table_pages(title: str, table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
+    note = table.attrs.get("note")
     chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, max(1, len(table)), ROWS_PER_PDF_PAGE)]
     for i, chunk in enumerate(chunks):
-        fig, ax = plt.subplots(figsize=(11.7, 8.3))
+        fig, ax = plt.subplots(figsize=A4_LANDSCAPE)
         ax.axis("off")
         ax.set_title(title + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""), fontsize=10)
         if chunk.empty:
@@ -173,6 +248,9 @@ def _table_pages(title: str, table: pd.DataFrame):
             tab.auto_set_font_size(False)
             tab.set_fontsize(6.5)
             tab.auto_set_column_width(list(range(len(chunk.columns))))
+        if note:
+            fig.text(PAGE_MARGIN / A4_LANDSCAPE[0], PAGE_MARGIN / A4_LANDSCAPE[1],
+                     textwrap.fill(f"Note: {note}", PAGE_CHARS), fontsize=HEADER_PT, va="bottom")
         yield fig
 
 
@@ -197,11 +275,104 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
     return lines
 
 
+def _text_pages(title: str, lines: list[str]) -> list:
+    """`lines` in HEADER_PT monospace on A4 landscape pages: wrapped to the page width, continued on new pages."""
+    import matplotlib.pyplot as plt
+
+    width, height = A4_LANDSCAPE
+    # a line, with matplotlib's spacing of 1.2, stays under 1.45 em high
+    per_page = int((height - 2 * PAGE_MARGIN) * 72 / (1.45 * HEADER_PT)) - 2  # -2: the title and a blank line
+    wrapped = [part for line in lines
+               for part in textwrap.wrap(line, PAGE_CHARS, subsequent_indent="    ", break_on_hyphens=False) or [""]]
+    chunks = [wrapped[i:i + per_page] for i in range(0, max(1, len(wrapped)), per_page)]
+    pages = []
+    for i, chunk in enumerate(chunks):
+        page = plt.figure(figsize=A4_LANDSCAPE)
+        heading = title + (f" (page {i + 1} of {len(chunks)})" if len(chunks) > 1 else "")
+        page.text(PAGE_MARGIN / width, 1 - PAGE_MARGIN / height, "\n".join([heading, "", *chunk]), va="top",
+                  ha="left", family="monospace", fontsize=HEADER_PT, linespacing=1.2)
+        pages.append(page)
+    return pages
+
+
+def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list:
+    """The PDF's first pages: the header (sweeps, commands, versions, checkpoints) and the first missing cells."""
+    lines = _header(df, metas, dirs, missing)
+    if missing:
+        extra = ["..."] if len(missing) > MAX_LISTED_MISSING else []
+        lines += ["", "Missing cells:", *missing[:MAX_LISTED_MISSING], *extra]
+    return _text_pages("resbench resolution report", lines)
+
+
+def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes) -> pd.DataFrame | None:
+    """Fill `figures` (key -> (title, figure)) as each is drawn, so the caller can close them on an error.
+
+    Returns the kernels' aliasing table (None without `kernels`)."""
+    figures["accuracy"] = ("Accuracy vs test resolution", accuracy_vs_test_res(df))
+    figures["heatmap"] = ("Train x test accuracy", train_test_heatmaps(df))
+    if not kernels:
+        return None
+    kfig, aliasing, afig = kernel_analysis(kernels, kernel_sizes or set(df["test_res"]))
+    figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
+    figures["aliasing"] = ("Aliasing of the kernels", afig)
+    return aliasing
+
+
+def _pdf(df, metas, dirs, missing: list[str], figures: dict, tables: dict) -> tuple[bytes, list[str]]:
+    """The PDF's bytes and what each page shows: header pages, one page per figure, then the tables."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    buf, names = io.BytesIO(), []
+    with PdfPages(buf) as pdf:
+        def add(name: str, page) -> None:
+            try:
+                pdf.savefig(page)
+            finally:  # a page is a figure of its own: close it at once
+                plt.close(page)
+            names.append(name)
+
+        for page in header_pages(df, metas, dirs, missing):
+            add("header", page)
+        for key, (_, fig) in figures.items():
+            add(key, figure_page(fig))
+        for title, table in tables.items():
+            for page in _table_pages(title, table):
+                add(title, page)
+    return buf.getvalue(), names
+
+
+def _aliasing_summary(aliasing: pd.DataFrame) -> pd.DataFrame:
+    """Mean aliasing per (test size, bandlimit); sizes by pixels, not as text."""
+    summary = aliasing.groupby(["test_res", "bandlimit"])["aliasing"].mean().reset_index()
+    order = sorted(range(len(summary)), key=lambda i: (size_key(summary["test_res"][i]), summary["bandlimit"][i]))
+    return summary.iloc[order].reset_index(drop=True)
+
+
+def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, links: dict, tables: dict,
+              aliasing: pd.DataFrame | None, kernels: str | None) -> str:
+    md = [f"# Resolution report: {out.name}", "", *header, ""]
+    if missing:
+        md += ["## Missing cells", "", "This report covers a partial sweep; these planned cells have no result:",
+               "", *[f"- {m}" for m in missing], ""]
+    for key, (title, _) in figures.items():
+        if links.get(key):
+            md += [f"## {title}", "", f"![{title}]({links[key]})", ""]
+    for title, table in tables.items():
+        md += [f"## {title}", "", markdown_table(table)]
+        if table.attrs.get("note"):
+            md += [f"Note: {table.attrs['note']}", ""]
+    if aliasing is not None:
+        md += ["## Kernel aliasing (fraction of spectral energy above the test grid's Nyquist)", "",
+               f"Checkpoint `{kernels}`; mean over layers, axes and directions; per-layer values in "
+               f"[{out.name}_aliasing.csv]({out.name}_aliasing.csv).", "", markdown_table(_aliasing_summary(aliasing))]
+    return "\n".join(md)
+
+
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
                  kernel_sizes=None) -> dict:
     """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written."""
     import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
 
     out = Path(out)
     if out.is_dir():
@@ -209,18 +380,9 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     df, metas = load_sweeps(dirs)
     missing = missing_cells(df, metas)
     tables = report_tables(df)
-    aliasing = None
-    figures = {}
+    figures, written, links, pages = {}, [], {}, []
     try:
-        figures["accuracy"] = ("Accuracy vs test resolution", accuracy_vs_test_res(df))
-        figures["heatmap"] = ("Train x test accuracy", train_test_heatmaps(df))
-        if kernels:
-            sizes = kernel_sizes or sorted({parse_size(s) for s in df["test_res"]}, key=lambda s: s[0] * s[1])
-            kfig, aliasing, afig = kernel_analysis(kernels, sizes)
-            figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
-            figures["aliasing"] = ("Aliasing of the kernels", afig)
-        written: list[str] = []
-        links = {}
+        aliasing = _draw_figures(figures, df, kernels, kernel_sizes)
         for key, (_, fig) in figures.items():
             files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
             written += files
@@ -228,48 +390,15 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         if aliasing is not None:
             atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
             written.append(f"{out.name}_aliasing.csv")
-        pages: list[str] = []
         if "pdf" in formats:
-            buf = io.BytesIO()
-            with PdfPages(buf) as pdf:
-                fig, ax = plt.subplots(figsize=(11.7, 8.3))
-                ax.axis("off")
-                text = "resbench resolution report\n\n" + "\n".join(_header(df, metas, dirs, missing))
-                if missing:
-                    text += "\n\nMissing cells:\n" + "\n".join(missing[:40]) + ("\n..." if len(missing) > 40 else "")
-                ax.text(0, 1, text, va="top", family="monospace", fontsize=6.5, wrap=True)
-                pdf.savefig(fig)
-                pages.append("header")
-                plt.close(fig)
-                for key, (title, fig) in figures.items():
-                    pdf.savefig(fig)
-                    pages.append(key)
-                for title, table in tables.items():
-                    for page in _table_pages(title, table):
-                        pdf.savefig(page)
-                        pages.append(title)
-                        plt.close(page)
-            atomic_write_bytes(out.with_name(f"{out.name}.pdf"), buf.getvalue())
+            pdf, pages = _pdf(df, metas, dirs, missing, figures, tables)
+            atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
             written.append(f"{out.name}.pdf")
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
         for _, fig in figures.values():
             plt.close(fig)
     if "md" in formats:
-        md = [f"# Resolution report: {out.name}", "", *_header(df, metas, dirs, missing), ""]
-        if missing:
-            md += ["## Missing cells", "", "This report covers a partial sweep; these planned cells have no result:",
-                   "", *[f"- {m}" for m in missing], ""]
-        for key, (title, _) in figures.items():
-            if links.get(key):
-                md += [f"## {title}", "", f"![{title}]({links[key]})", ""]
-        for title, table in tables.items():
-            md += [f"## {title}", "", markdown_table(table)]
-        if aliasing is not None:
-            summary = aliasing.groupby(["test_res", "bandlimit"])["aliasing"].mean().reset_index()
-            summary = summary.assign(_s=summary["test_res"].map(side)).sort_values(["_s", "bandlimit"]).drop(columns="_s")
-            md += ["## Kernel aliasing (fraction of spectral energy above the test grid's Nyquist)", "",
-                   f"Checkpoint `{kernels}`; mean over layers, axes and directions; per-layer values in "
-                   f"[{out.name}_aliasing.csv]({out.name}_aliasing.csv).", "", markdown_table(summary)]
-        atomic_write_bytes(out.with_name(f"{out.name}.md"), "\n".join(md).encode())
+        md = _markdown(out, _header(df, metas, dirs, missing), missing, figures, links, tables, aliasing, kernels)
+        atomic_write_bytes(out.with_name(f"{out.name}.md"), md.encode())
         written.append(f"{out.name}.md")
     return {"written": written, "pages": pages, "missing": missing, "tables": tables}

@@ -1,13 +1,116 @@
-"""Resolution settings shared by every part of resbench: the one rate rule, the bandlimit setting."""
+"""Resolution settings shared by every part of resbench: sizes, their order, resizing, the rate rule, bandlimits."""
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 
-__all__ = ["BANDLIMIT_NAMES", "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
+__all__ = ["MAX_SIZE", "parse_size", "parse_sizes", "format_size", "size_key", "sort_sizes", "resize_images",
+           "BANDLIMIT_NAMES", "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
+
+MAX_SIZE = 4096  # largest side accepted by parse_size
+_SIZE_RE = re.compile(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", re.ASCII)
+_CHUNK = 4096  # images per interpolate call: bounds the temporary memory of resize_images
+
+
+# ----------------------------------------------------------------------------------------------
+# sizes
+
+
+def parse_size(s) -> tuple[int, int]:
+    """An image size from 28, (28, 20), "28" or "28x20" (h x w) -> (h, w)."""
+    if isinstance(s, bool):
+        raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
+    if isinstance(s, (int, np.integer)):
+        h = w = int(s)
+    elif isinstance(s, (tuple, list)):
+        if len(s) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in s):
+            raise ResbenchError(f"size {s!r}: expected a pair of integers (h, w) like (28, 20)")
+        h, w = int(s[0]), int(s[1])
+    elif isinstance(s, str):
+        m = _SIZE_RE.fullmatch(s)
+        if m is None:
+            raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
+        try:
+            h, w = int(m.group(1)), int(m.group(2) or m.group(1))
+        except ValueError:  # more digits than int() converts (4300): far above MAX_SIZE, refused below
+            h = w = MAX_SIZE + 1
+    else:
+        raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
+    if not (1 <= h <= MAX_SIZE and 1 <= w <= MAX_SIZE):
+        raise ResbenchError(f"size {s!r}: each side must be between 1 and {MAX_SIZE} pixels")
+    return h, w
+
+
+def parse_sizes(text) -> list[tuple[int, int]]:
+    """A comma list of sizes like "7,14,28x20" -> [(7, 7), (14, 14), (28, 20)]."""
+    if not isinstance(text, str):
+        raise ResbenchError(f"sizes {text!r}: expected a comma-separated list like 7,14,28x20")
+    items = text.split(",")
+    if not text.strip() or any(not item.strip() for item in items):
+        raise ResbenchError(f"sizes {text!r}: expected a comma-separated list like 7,14,28x20 with no empty items")
+    sizes = []
+    for item in items:
+        try:
+            sizes.append(parse_size(item))
+        except ResbenchError as e:
+            raise ResbenchError(f"sizes {text!r}: {e}") from None
+    return sizes
+
+
+def format_size(size) -> str:
+    """(28, 28) -> "28", (28, 20) -> "28x20"; the inverse of parse_size."""
+    h, w = parse_size(size)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def size_key(size) -> tuple[int, int, int]:
+    """Sort key of a size: (pixels, h, w), so 7 < 14 < 28x20 < 28 < 56 (never as text: 14 < 28 < 7)."""
+    h, w = parse_size(size)
+    return h * w, h, w
+
+
+def sort_sizes(sizes: Iterable) -> list:
+    """Sizes (any form parse_size takes) in the one order of every table and plot: by size_key."""
+    return sorted(sizes, key=size_key)
+
+
+def resize_images(x: torch.Tensor, size) -> torch.Tensor:
+    """(N, C, H, W) images -> float32 (N, C, h, w), bilinear with antialias; uint8 is scaled to [0, 1].
+
+    At the same size the only work is the float conversion (a float32 input is returned as is).
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        raise ValueError(f"resize_images: expected a (N, C, H, W) tensor, got {getattr(x, 'shape', type(x))}")
+    h, w = parse_size(size)
+    scale = 255.0 if x.dtype == torch.uint8 else None
+
+    def to_float(t: torch.Tensor) -> torch.Tensor:
+        # float32: interpolate needs floats; uint8 pixels become [0, 1] intensities
+        t = t.to(torch.float32)
+        return t.div_(scale) if scale is not None else t
+
+    n, c, H, W = x.shape
+    if (H, W) == (h, w):
+        return to_float(x)
+    out = torch.empty(n, c, h, w, dtype=torch.float32)  # (N, C, h, w)
+    step = max(1, min(_CHUNK, 2 ** 24 // max(1, c * max(H * W, h * w))))  # bounded temporaries
+    for s in range(0, n, step):
+        out[s:s + step] = F.interpolate(to_float(x[s:s + step]), size=(h, w), mode="bilinear",
+                                        align_corners=False, antialias=True)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# rates and bandlimits
 
 # Named bandlimit settings of a sweep cell: "on" (the alpha the model was trained with), "off" (no
 # mask), "none" (the model has no bandlimit at all). Any other setting is an explicit alpha.

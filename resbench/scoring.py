@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from resbench.layers.resolution_aware import cached_kernels
+
 __all__ = ["Score", "score"]
 
 
@@ -33,13 +35,11 @@ class Score:
 
 def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
           policy: str = "native", on_batch: Callable[[int], None] | None = None) -> Score:
-    """Evaluate `model` (eval mode, no autograd, S4ND kernels computed once) on (x, y) batches.
+    """Evaluate `model` (eval mode, no autograd, continuous kernels computed once per grid) on (x, y) batches.
 
     x is (b, C, H, W) at the test size; the model's `policy` handles the size. `on_batch(b)` is called
     after each batch.
     """
-    from resbench.layers.s4nd import cached_kernels
-
     model.eval()
     class_n = torch.zeros(num_classes, dtype=torch.long)
     class_correct = torch.zeros(num_classes, dtype=torch.long)
@@ -48,7 +48,8 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
         for x, y in batches:
             logits = model.forward_policy(x, policy)  # (b, classes)
             loss += F.cross_entropy(logits, y, reduction="sum").item()
-            hit = logits.argmax(1) == y
+            y = y.cpu()  # the counts stay on the CPU whatever the model's device
+            hit = logits.argmax(1).cpu() == y
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
             class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
             if on_batch is not None:

@@ -189,18 +189,14 @@ def split_current(df: pd.DataFrame, current: dict[str, str]) -> tuple[pd.DataFra
 # tables
 
 
-def _size_order(size: str) -> tuple[int, int]:
-    from resbench.data import parse_size
-
-    return parse_size(size)
-
-
 def results_frame(rows: list[dict]) -> pd.DataFrame:
     """The tidy results frame of logged rows: RESULT_COLUMNS, sorted, sizes in numeric order."""
+    from resbench.resolution import size_key  # here: resolution imports torch, which the store otherwise needs not
+
     df = pd.DataFrame([{c: r.get(c) for c in RESULT_COLUMNS} for r in rows], columns=RESULT_COLUMNS)
     df["error"] = df["error"].fillna("")
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
-    df["_size"] = df["test_res"].map(_size_order)
+    df["_size"] = df["test_res"].map(size_key)
     df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
     return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
 

@@ -26,7 +26,7 @@ import torch
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
 from resbench.errors import ResbenchError
-from resbench.resolution import bandlimit_alpha, parse_bandlimit
+from resbench.resolution import bandlimit_alpha, format_size, parse_bandlimit, resize_images, sort_sizes
 from resbench.scoring import score
 from resbench.store import (KEY_COLUMNS, RESULT_COLUMNS, append_row, check_out_dir, log_path, merge_sweeps,
                             read_results, read_rows, repair_log, row_key, write_run, write_tables)
@@ -63,7 +63,7 @@ class Cell:
 
     def key(self, ckpt: Checkpoint, seed: int, images: int) -> tuple:
         """The cell's identity in the store; `images`: the test images used, -1 for the whole split."""
-        return (ckpt.sha256, data.format_size(self.test_res), self.policy, self.bandlimit, seed, images)
+        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -93,7 +93,7 @@ def default_test_sizes(train_sizes: Iterable[tuple[int, int]]) -> list[tuple[int
     sides = [max(s) for s in train_sizes]
     lo, hi = max(7, min(sides) // 2), 2 * max(sides)
     sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | {(s, s) for s in sides}
-    return sorted(sizes)
+    return sort_sizes(sizes)
 
 
 def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
@@ -138,7 +138,7 @@ def _batch_size_for(model: torch.nn.Module, size: tuple[int, int], requested: in
     width = max((p.shape[0] for p in model.parameters() if p.dim() >= 2), default=64)
     per_image = 12 * width * size[0] * size[1] * 4  # bytes: a dozen live activation maps of the widest layer
     if per_image > MEMORY_BUDGET:
-        raise ResbenchError(f"test size {data.format_size(size)}: one image needs about "
+        raise ResbenchError(f"test size {format_size(size)}: one image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB of activations (budget "
                             f"{MEMORY_BUDGET / 1024 ** 3:.0f} GiB); choose a smaller size")
     return max(1, min(requested, MEMORY_BUDGET // per_image))
@@ -166,7 +166,7 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size))
     per_image = 3 * model.config.in_chans * cell.test_res[0] * cell.test_res[1] * 4  # resized, normalised, temp
     if per_image > MEMORY_BUDGET:
-        raise ResbenchError(f"test size {data.format_size(cell.test_res)}: one test image needs about "
+        raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB (budget {MEMORY_BUDGET / 1024 ** 3:.0f} GiB); "
                             "choose a smaller size")
     return max(1, min(batch, MEMORY_BUDGET // per_image))
@@ -211,7 +211,7 @@ class _TestImages:
                 x = data.render_synthetic("test", size, self.cfg.seed, limit=min(i + batch, len(self.labels)),
                                           start=i)[0]
             else:
-                x = data.resize_images(self.raw[i:i + batch], size)
+                x = resize_images(self.raw[i:i + batch], size)
             yield (x - mean) / std, self.labels[i:i + batch]  # (b, C, h, w), (b,)
 
 
@@ -303,11 +303,11 @@ def _run_record(p: SweepPlan, run_id: str, started: str, finished: str | None) -
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k != "test_res"},
-                       "test_res": None if cfg.test_res is None else [data.format_size(s) for s in cfg.test_res]},
+                       "test_res": None if cfg.test_res is None else [format_size(s) for s in cfg.test_res]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
-                             "train_res": data.format_size(c.train_res), "test_images": p.n_test[i],
+                             "train_res": format_size(c.train_res), "test_images": p.n_test[i],
                              "native_accuracy": c.provenance.get("native_accuracy")} for i, c in enumerate(p.ckpts)],
-            "planned_cells": [[p.ckpts[c.ckpt_index].name, data.format_size(c.test_res), c.policy, c.bandlimit]
+            "planned_cells": [[p.ckpts[c.ckpt_index].name, format_size(c.test_res), c.policy, c.bandlimit]
                               for c in p.cells]}
 
 
@@ -319,8 +319,8 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
     """The identifying part of a cell's row; evaluate_cell adds the measurement."""
     ckpt = p.ckpts[cell.ckpt_index]
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
-            "dataset": images.dataset, "train_res": data.format_size(ckpt.train_res),
-            "test_res": data.format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
+            "dataset": images.dataset, "train_res": format_size(ckpt.train_res),
+            "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "limit": p.images[cell.ckpt_index],
             "class_names": list(data.dataset_info(images.dataset, p.cfg.data_dir).classes)}
 
@@ -395,7 +395,7 @@ def execute(p: SweepPlan, console, on_cell_done=None) -> None:
             ckpt, model = p.ckpts[cell.ckpt_index], p.models[cell.ckpt_index]
             if cell.ckpt_index != current:  # cells come grouped by checkpoint: load each test set once
                 images, current = _TestImages(ckpt, p.cfg), cell.ckpt_index
-            description = f"{ckpt.name} @ {data.format_size(cell.test_res)} {cell.policy} bl={cell.bandlimit}"
+            description = f"{ckpt.name} @ {format_size(cell.test_res)} {cell.policy} bl={cell.bandlimit}"
             on_batch = progress.cell_started(description, per_image)
             row = _cell_row(p, cell, images)
             try:
@@ -448,7 +448,7 @@ def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
     if sha256s is not None:
         df = df[df["checkpoint_sha256"].isin(set(sha256s))]
     ok = df[df["error"] == ""]
-    sizes = sorted(ok["test_res"].unique(), key=data.parse_size)
+    sizes = sort_sizes(ok["test_res"].unique())
     table = Table(title="accuracy (%) by test size")
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
         table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)

@@ -1,4 +1,4 @@
-"""Training, in one readable function: config dataclass, progressive resizing, resumable epochs."""
+"""Training, in one readable loop: config dataclass, progressive resizing, resumable epochs, any device."""
 
 from __future__ import annotations
 
@@ -19,11 +19,13 @@ from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_version
 from resbench.errors import ResbenchError
 from resbench.scoring import score
 
-__all__ = ["TrainConfig", "SIZES", "EPOCHS", "parse_schedule", "train", "evaluate", "state_path"]
+__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "parse_schedule", "train", "evaluate", "state_path"]
 
 # parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
 SSM_PARAM = re.compile(r"(^|\.)kernel\.\d+\.(inv_dt|A_real|A_imag|B)$")
 SIZES = range(4, 1025)  # train sizes a schedule accepts
+# TrainConfig fields that say where a run goes, not what it computes: a state may resume under others
+RUN_SETTINGS = ("threads", "device")
 EPOCHS = range(1, 10001)  # epochs one phase of a schedule accepts
 
 
@@ -43,7 +45,8 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None     # first N training images (quick runs and tests)
     test_limit: int | None = None  # first N test images for the final test
-    threads: int = 2
+    threads: int = 2             # CPU threads
+    device: str = "cpu"          # where the model trains and is tested ("cuda", "cuda:1", ...)
     model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
 
     @property
@@ -112,32 +115,88 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return result.correct, result.loss if len(x) else 0.0
 
 
+@dataclass
+class EpochEnd:
+    """What `train`'s per-epoch callback is given: the epoch just finished (1-based) and the model
+    (in train mode, on cfg.device), its history row and the config."""
+    epoch: int
+    model: nn.Module
+    record: dict
+    cfg: TrainConfig
+
+
+@dataclass
+class _Run:
+    """The state of one training run: what an epoch reads and updates."""
+    cfg: TrainConfig
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    stats: tuple
+    steps_per_epoch: int
+    console: object
+    started: float                # perf_counter at the start of this process's run
+    start_epoch: int = 0
+    train_time: float = 0.0       # seconds spent in epochs, earlier runs included
+    earlier_wall: float = 0.0     # wall seconds of earlier (killed) runs, up to their last saved epoch
+    history: list = field(default_factory=list)
+
+
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False,
-          on_epoch_end: Callable[[int], None] | None = None) -> Checkpoint:
+          on_epoch_end: Callable[[EpochEnd], None] | None = None) -> Checkpoint:
     """Train `cfg.model` on `cfg.dataset` following the schedule; write the checkpoint to `out`.
 
     After every epoch the full training state is written atomically next to `out` (`out.state`);
     with `resume=True` a killed run continues after its last finished epoch and ends with the same
-    weights as an uninterrupted run. Provenance times the run: `train_time_s` the epochs,
-    `test_time_s` the final test, `wall_time_s` all of it (with a resume, the earlier runs up to
-    their last saved epoch too).
+    weights as an uninterrupted run. `on_epoch_end(EpochEnd)` is called after each epoch's state is
+    saved (an exception it raises ends the run, resumable). Provenance times the run: `train_time_s`
+    the epochs, `test_time_s` the final test, `wall_time_s` all of it (with a resume, the earlier
+    runs up to their last saved epoch too).
     """
+    from resbench import data
+
+    out = Path(out)
+    run = _start(cfg, out, quiet)
+    if resume and state_path(out).exists():
+        _resume(run, state_path(out), out.name)
+    phases = [size for size, epochs in cfg.schedule for _ in range(epochs)]  # size of each epoch
+    loaded_size, x_train, y_train = None, None, None
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if phases[epoch] != loaded_size:
+            loaded_size = phases[epoch]
+            x_train, y_train = (t.to(cfg.device) for t in data.load(  # (N, C, s, s), (N,)
+                cfg.dataset, "train", loaded_size, cfg.data_dir, stats=run.stats, limit=cfg.limit, seed=cfg.seed))
+        record = _train_epoch(run, epoch, x_train, y_train)
+        _save_state(state_path(out), {
+            "config": asdict(cfg), "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(), "epoch": epoch + 1, "elapsed": run.train_time,
+            # "elapsed": the epochs' time; "wall": everything until now, earlier runs included
+            "wall": run.earlier_wall + time.perf_counter() - run.started, "history": run.history})
+        if on_epoch_end is not None:
+            on_epoch_end(EpochEnd(epoch + 1, run.model, record, cfg))
+    ckpt = _final_checkpoint(run, *_final_test(run))
+    save_checkpoint(ckpt, out)
+    state_path(out).unlink(missing_ok=True)
+    return ckpt
+
+
+def _start(cfg: TrainConfig, out: Path, quiet: bool) -> _Run:
+    """Check what the run needs (before any epoch), build the model, optimiser and schedule."""
     from rich.console import Console
 
     from resbench import data
     from resbench.models import create_model
 
-    run_start = time.perf_counter()
-    out = Path(out)
+    started = time.perf_counter()
     if out.is_dir():
         raise ResbenchError(f"{out}: is a directory, expected the checkpoint file to write")
+    device = _check_device(cfg.device)
     torch.set_num_threads(cfg.threads)
-    console = Console(stderr=True, quiet=quiet)
     info = data.dataset_info(cfg.dataset, cfg.data_dir)
     stats = data.dataset_stats(cfg.dataset, cfg.data_dir, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **{"in_chans": info.in_chans, "num_classes": info.num_classes,
-                                       "train_res": cfg.train_res, **cfg.model_overrides})
+                                       "train_res": cfg.train_res, **cfg.model_overrides}).to(device)
     n_train = len(data.load_raw(cfg.dataset, "train", cfg.data_dir, limit=cfg.limit, seed=cfg.seed)[1])
     # a missing test split (the final evaluation's) or an unwritable output: refused now, not after training
     data.load_raw(cfg.dataset, "test", cfg.data_dir, limit=1)
@@ -146,85 +205,96 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
     total_steps = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(_param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, cfg.warmup_frac))
+    return _Run(cfg, model, opt, sched, stats, steps_per_epoch, Console(stderr=True, quiet=quiet), started)
 
-    start_epoch, train_time, earlier_wall, history = 0, 0.0, 0.0, []
-    spath = state_path(out)
-    if resume and spath.exists():
-        state = _load_state(spath)
-        if state["config"] != asdict(cfg):
-            raise ResbenchError(f"{spath}: saved for a different training config; remove it or drop --resume")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start_epoch, train_time, history = state["epoch"], state["elapsed"], state["history"]
-        earlier_wall = state.get("wall", train_time)  # a state saved before "wall" was: its epochs at least
-        console.log(f"resuming {out.name} after epoch {start_epoch}/{cfg.epochs}")
 
-    phases = [size for size, epochs in cfg.schedule for _ in range(epochs)]  # size of each epoch
-    loaded_size, x_train, y_train = None, None, None
-    for epoch in range(start_epoch, cfg.epochs):
-        size = phases[epoch]
-        if size != loaded_size:
-            x_train, y_train = data.load(cfg.dataset, "train", size, cfg.data_dir, stats=stats,
-                                         limit=cfg.limit, seed=cfg.seed)  # (N, C, s, s)
-            loaded_size = size
-        t0 = time.perf_counter()
-        # per-epoch seeds make a resumed run draw the same shuffles and dropout masks
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        loss_sum, correct, seen = 0.0, 0, 0
-        model.train()
-        with _progress(console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", steps_per_epoch,
-                       "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}", loss=float("nan"),
-                       acc=0.0) as (bar, task):
-            for i in range(0, len(order), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
-                xb, yb = x_train[idx], y_train[idx]  # (b, C, s, s), (b,)
-                logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                loss_sum += loss.item() * len(idx)
-                correct += (logits.argmax(1) == yb).sum().item()
-                seen += len(idx)
-                bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
-        train_time += time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
-                        "seconds": round(train_time, 1)})
-        console.log(f"epoch {epoch + 1}/{cfg.epochs} size {size} loss {loss_sum / seen:.4f} "
-                    f"train acc {correct / seen:.4f} ({train_time:.0f}s)")
-        # "elapsed": the epochs' time; "wall": everything until now, earlier runs included
-        _save_state(spath, {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "epoch": epoch + 1, "elapsed": train_time,
-                            "wall": earlier_wall + time.perf_counter() - run_start, "history": history})
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1)
+def _check_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ResbenchError(f"device {device!r}: expected cpu, cuda, cuda:N or another torch device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ResbenchError(f"device {device!r}: no CUDA device is available here; use cpu")
+    return dev
 
+
+def _resume(run: _Run, spath: Path, name: str) -> None:
+    state = _load_state(spath)
+    recipe = {k: v for k, v in asdict(run.cfg).items() if k not in RUN_SETTINGS}
+    if {k: v for k, v in state["config"].items() if k not in RUN_SETTINGS} != recipe:
+        raise ResbenchError(f"{spath}: saved for a different training config; remove it or drop --resume")
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    run.start_epoch, run.train_time, run.history = state["epoch"], state["elapsed"], state["history"]
+    run.earlier_wall = state.get("wall", run.train_time)  # a state saved before "wall" was: its epochs at least
+    run.console.log(f"resuming {name} after epoch {run.start_epoch}/{run.cfg.epochs}")
+
+
+def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor) -> dict:
+    """One epoch over x_train (N, C, s, s), y_train (N,); returns (and appends) its history row."""
+    cfg, model, size = run.cfg, run.model, x_train.shape[-1]
     t0 = time.perf_counter()
-    x_test, y_test = data.load(cfg.dataset, "test", cfg.train_res, cfg.data_dir, stats=stats,
-                               limit=cfg.test_limit, seed=cfg.seed)  # (N, C, r, r), (N,)
-    with _progress(console, f"final test @ {cfg.train_res}px", len(y_test)) as (bar, task):
-        correct, test_loss = evaluate(model, x_test, y_test, on_batch=lambda b: bar.update(task, advance=b))
-    test_time = time.perf_counter() - t0
-    accuracy = correct / len(y_test)
-    console.log(f"native test accuracy at {cfg.train_res}: {accuracy:.4f} on {len(y_test)} images "
-                f"(final test {test_time:.0f}s)")
-    wall_time = earlier_wall + time.perf_counter() - run_start
-    ckpt = Checkpoint(
+    # per-epoch seeds make a resumed run draw the same shuffles and dropout masks
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    order = order.to(x_train.device)
+    loss_sum, correct, seen = 0.0, 0, 0
+    model.train()
+    with _progress(run.console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", run.steps_per_epoch,
+                   "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}", loss=float("nan"),
+                   acc=0.0) as (bar, task):
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            xb, yb = x_train[idx], y_train[idx]  # (b, C, s, s), (b,)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            run.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            run.opt.step()
+            run.sched.step()
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == yb).sum().item()
+            seen += len(idx)
+            bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+    run.train_time += time.perf_counter() - t0
+    record = {"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
+              "seconds": round(run.train_time, 1)}
+    run.history.append(record)
+    run.console.log(f"epoch {epoch + 1}/{cfg.epochs} size {size} loss {loss_sum / seen:.4f} "
+                    f"train acc {correct / seen:.4f} ({run.train_time:.0f}s)")
+    return record
+
+
+def _final_test(run: _Run) -> tuple[int, int, float, float]:
+    """(correct, images, mean loss, seconds) of the trained model on the test split at the training size."""
+    from resbench import data
+
+    cfg = run.cfg
+    t0 = time.perf_counter()
+    x_test, y_test = (t.to(cfg.device) for t in data.load(  # (N, C, r, r), (N,)
+        cfg.dataset, "test", cfg.train_res, cfg.data_dir, stats=run.stats, limit=cfg.test_limit, seed=cfg.seed))
+    with _progress(run.console, f"final test @ {cfg.train_res}px", len(y_test)) as (bar, task):
+        correct, test_loss = evaluate(run.model, x_test, y_test, on_batch=lambda b: bar.update(task, advance=b))
+    seconds = time.perf_counter() - t0
+    run.console.log(f"native test accuracy at {cfg.train_res}: {correct / len(y_test):.4f} on {len(y_test)} "
+                    f"images (final test {seconds:.0f}s)")
+    return correct, len(y_test), test_loss, seconds
+
+
+def _final_checkpoint(run: _Run, correct: int, n_test: int, test_loss: float, test_time: float) -> Checkpoint:
+    cfg, model = run.cfg, run.model.cpu()  # checkpoints hold CPU tensors, whatever the device
+    wall_time = run.earlier_wall + time.perf_counter() - run.started
+    return Checkpoint(
         model=cfg.model, config=model.config_dict(),
         provenance={"dataset": cfg.dataset, "train_res": cfg.train_res, "schedule": [list(s) for s in cfg.schedule],
                     "epochs": cfg.epochs, "seed": cfg.seed, "bandlimit": getattr(model.config, "bandlimit", None),
-                    "native_accuracy": accuracy, "native_test_n": len(y_test), "native_test_loss": test_loss,
-                    "wall_time_s": round(wall_time, 1), "train_time_s": round(train_time, 1),
+                    "native_accuracy": correct / n_test, "native_test_n": n_test, "native_test_loss": test_loss,
+                    "wall_time_s": round(wall_time, 1), "train_time_s": round(run.train_time, 1),
                     "test_time_s": round(test_time, 1), "versions": package_versions(),
-                    "train_config": asdict(cfg), "history": history},
-        data_stats={"mean": list(stats[0]), "std": list(stats[1])},
+                    "train_config": asdict(cfg), "history": run.history},
+        data_stats={"mean": list(run.stats[0]), "std": list(run.stats[1])},
         state_dict=model.state_dict())
-    save_checkpoint(ckpt, out)
-    spath.unlink(missing_ok=True)
-    return ckpt
 
 
 @contextmanager

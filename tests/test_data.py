@@ -1,4 +1,4 @@
-"""Tests for resbench.data: file parsers on files written here, synthetic fields, sizes, resizing."""
+"""Tests for resbench.data: file parsers on files written here, synthetic fields, the reader table, stats."""
 
 import os
 import pickle
@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from conftest import write_idx, write_mnist
 from resbench import data
@@ -73,6 +71,14 @@ def test_dataset_info_fixed_sets():
     info = data.dataset_info("synthetic")
     assert (info.in_chans, info.native_size, len(info.classes)) == (1, (28, 28), info.num_classes)
     assert set(data.DATASETS) == {"fashion-mnist", "mnist", "cifar10", "imagefolder", "synthetic"}
+
+
+def test_one_reader_per_dataset():
+    # the table is the only dispatch: every name has a reader whose info carries that name
+    assert data.DATASETS == tuple(data._READERS)
+    for name in ("fashion-mnist", "mnist", "cifar10", "synthetic"):
+        assert data._READERS[name].info(None).name == name
+    assert [n for n, r in data._READERS.items() if r.render is not None] == ["synthetic"]
 
 
 def test_imagefolder_needs_data_dir():
@@ -362,74 +368,7 @@ def test_load_uses_train_stats(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# sizes
-
-
-@pytest.mark.parametrize("text,expected", [
-    (28, (28, 28)), ((28, 20), (28, 20)), ("28", (28, 28)), ("28x20", (28, 20)), (" 7 X 9 ", (7, 9)),
-    ("4096", (4096, 4096)), ([3, 5], (3, 5)),
-])
-def test_parse_size_accepts(text, expected):
-    assert data.parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", [
-    0, -3, 4097, "0", "4097", "7x", "abc", "", "x", "x7", "7x7x7", "-7", "2.5", True, (1,), (0, 5), 7.0, "²", None,
-])
-def test_parse_size_refuses(text):
-    with pytest.raises(ResbenchError, match="size"):
-        data.parse_size(text)
-
-
-def test_parse_sizes():
-    assert data.parse_sizes("7,14,28x20") == [(7, 7), (14, 14), (28, 20)]
-    assert data.parse_sizes(" 7 , 14 ") == [(7, 7), (14, 14)]
-    for bad in ("14,,28", "", " ", ",", "7,", "7,abc"):
-        with pytest.raises(ResbenchError, match=repr(bad).replace("(", r"\(")):
-            data.parse_sizes(bad)
-    with pytest.raises(ResbenchError, match="empty items"):
-        data.parse_sizes("14,,28")
-
-
-def test_format_size():
-    assert data.format_size((28, 28)) == "28"
-    assert data.format_size((28, 20)) == "28x20"
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.integers(1, data.MAX_SIZE), st.integers(1, data.MAX_SIZE))
-def test_size_round_trip(h, w):
-    assert data.parse_size(data.format_size((h, w))) == (h, w)
-    assert data.parse_sizes(f"{data.format_size((h, w))},{h}") == [(h, w), (h, h)]
-
-
-# ---------------------------------------------------------------------------------------------
-# resizing, stats
-
-
-def test_resize_images():
-    x = torch.randint(0, 256, (5, 3, 28, 28), dtype=torch.uint8)
-    same = data.resize_images(x, 28)
-    assert same.dtype == torch.float32 and same.shape == x.shape
-    torch.testing.assert_close(same, x.float() / 255)
-    f = torch.rand(4, 1, 10, 12)
-    assert data.resize_images(f, (10, 12)) is f  # float32 at the same size: nothing to do
-    for size, shape in ((14, (5, 3, 14, 14)), ((56, 20), (5, 3, 56, 20)), ("7", (5, 3, 7, 7))):
-        out = data.resize_images(x, size)
-        assert out.shape == shape and out.dtype == torch.float32
-        assert 0 <= out.min() and out.max() <= 1
-    # antialiased: a downsampled checkerboard averages to grey instead of aliasing
-    board = ((torch.arange(28)[:, None] + torch.arange(28)) % 2).float()[None, None]  # (1, 1, 28, 28)
-    small = data.resize_images(board, 7)
-    assert (small - 0.5).abs().max() < 0.05
-    assert data.resize_images(torch.zeros(0, 1, 8, 8), 4).shape == (0, 1, 4, 4)
-
-
-def test_resize_chunked_matches_one_call(monkeypatch):
-    x = torch.rand(10, 2, 9, 9)
-    whole = F.interpolate(x, size=(5, 6), mode="bilinear", antialias=True, align_corners=False)
-    monkeypatch.setattr(data, "_CHUNK", 3)
-    torch.testing.assert_close(data.resize_images(x, (5, 6)), whole)
+# stats
 
 
 def test_channel_stats():

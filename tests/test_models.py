@@ -14,7 +14,7 @@ from resbench.models import (bandlimit, bandlimit_of, count_params, create_model
                              set_bandlimit)
 from resbench.models import registry
 from resbench.models.base import ResModel, s4nd_layers
-from resbench.models.iso import RateS4ND
+from resbench.layers.rate_s4nd import RateS4ND
 
 MODELS = ["ckconv", "conv2d_iso", "convnext", "s4nd_convnext", "s4nd_iso", "vit"]
 S4ND_MODELS = ["s4nd_iso", "s4nd_convnext"]
@@ -350,7 +350,7 @@ def test_gradients_reach_every_parameter(name):
 
 
 def test_fast_dropout_keeps_the_expected_fraction_and_scale():
-    from resbench.models.iso import FastDropout
+    from resbench.layers.blocks import FastDropout
 
     torch.manual_seed(0)
     drop = FastDropout(0.25).train()

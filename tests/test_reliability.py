@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from conftest import (CONV_TINY, REPO, S4ND_TINY, RunsCode, assert_user_error, make_checkpoint, quiet_sweep, run_cli,
                       write_idx, write_mnist)
-from resbench import data, sweep
+from resbench import resolution, sweep
 from resbench.checkpoints import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from resbench.errors import ResbenchError
 from resbench.report import FORMATS, parse_formats
@@ -263,12 +263,12 @@ def test_parse_shard_on_any_text(text):
 @example(f"7x{HUGE}")
 @example(f"14,{'0' * 4400}7")
 def test_parse_sizes_on_any_text(text):
-    sizes = parsed_or_refused(data.parse_sizes, text)
+    sizes = parsed_or_refused(resolution.parse_sizes, text)
     if sizes is not None:
         assert len(sizes) == text.count(",") + 1
         for h, w in sizes:
             assert type(h) is int and type(w) is int
-            assert 1 <= h <= data.MAX_SIZE and 1 <= w <= data.MAX_SIZE
+            assert 1 <= h <= resolution.MAX_SIZE and 1 <= w <= resolution.MAX_SIZE
 
 
 @settings(max_examples=300, deadline=None)
@@ -467,7 +467,7 @@ def test_a_size_whose_single_image_exceeds_the_budget_is_refused(s4nd_model, mon
     with pytest.raises(ResbenchError) as info:
         sweep._batch_size_for(s4nd_model, size, 256)
     message = str(info.value)
-    assert data.format_size(size) in message and "GiB" in message and "\n" not in message
+    assert resolution.format_size(size) in message and "GiB" in message and "\n" not in message
 
 
 def test_sweep_at_4096_is_refused_before_any_work(trained, tmp_path, cli):
@@ -556,7 +556,7 @@ def reference(trained, tmp_path_factory) -> Path:
     """The fault grid swept without interruption, as the CLI does it (two threads)."""
     out = tmp_path_factory.mktemp("reference")
     quiet_sweep(SweepConfig(checkpoints=[str(trained["s4nd"].parent)], out=str(out),
-                            test_res=data.parse_sizes(FAULT_SIZES), limit=FAULT_LIMIT))
+                            test_res=resolution.parse_sizes(FAULT_SIZES), limit=FAULT_LIMIT))
     values = cell_values(out)
     assert len(values) == N_FAULT_CELLS and all(v[0] == FAULT_LIMIT and v[3] == "" for v in values.values())
     return out

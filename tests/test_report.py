@@ -1,18 +1,21 @@
 """Tests for resbench.report: the files written, links, PDF pages, tables derived from the frame, partial sweeps."""
 
+import hashlib
 import json
 import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from pypdf import PdfReader
 
 from conftest import assert_user_error, run_cli
 from resbench.errors import ResbenchError
+from resbench.resolution import size_key
 from resbench.report import parse_formats, write_report
-from resbench.sweep import SweepConfig, read_results, run_sweep, write_tables
+from resbench.sweep import RESULT_COLUMNS, SweepConfig, read_results, run_sweep, wilson_interval, write_tables
 
 SIZES = [7, 14, 28]
 LIMIT = 100
@@ -74,11 +77,65 @@ def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if not p.name.startswith(".")}
 
 
-def acc(frame, checkpoint, test_res, policy, bandlimit) -> float:
+def cell_row(frame, checkpoint, test_res, policy, bandlimit) -> pd.Series:
     row = frame[(frame["checkpoint"] == checkpoint) & (frame["test_res"] == str(test_res))
                 & (frame["policy"] == policy) & (frame["bandlimit"] == bandlimit)]
     assert len(row) == 1, (checkpoint, test_res, policy, bandlimit)
-    return round(100 * float(row["accuracy"].iloc[0]), 2)
+    return row.iloc[0]
+
+
+def acc(frame, checkpoint, test_res, policy, bandlimit) -> float:
+    return round(100 * float(cell_row(frame, checkpoint, test_res, policy, bandlimit)["accuracy"]), 2)
+
+
+def md_table(md: str, title: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the markdown table under the heading that starts with `title`."""
+    section = md.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|---")]
+    return header, rows
+
+
+# ---------------------------------------------------------------------------------------------
+# made-up sweeps: a results frame (results.csv + meta.json) with chosen accuracies, no model run
+
+
+def grid(checkpoint, model, train_res, sizes, bandlimits=("none",), policies=("native", "resize-input"),
+         accuracy=0.8) -> list[tuple]:
+    """Cells (checkpoint, model, train_res, test_res, policy, bandlimit, accuracy); `accuracy` is a number or a
+    function of (test_res, policy, bandlimit)."""
+    pick = accuracy if callable(accuracy) else (lambda *_: accuracy)
+    return [(checkpoint, model, str(train_res), str(s), p, b, pick(str(s), p, b))
+            for s in sizes for p in policies for b in bandlimits]
+
+
+def results_frame(cells, n=300) -> pd.DataFrame:
+    """The results frame of `cells` (see grid), each scored on n images with its Wilson 95% interval."""
+    rows = []
+    for checkpoint, model, train_res, test_res, policy, bandlimit, accuracy in cells:
+        correct = round(accuracy * n)
+        low, high = wilson_interval(correct, n)
+        rows.append({"model": model, "checkpoint": checkpoint, "dataset": "synthetic",
+                     "checkpoint_sha256": hashlib.sha256(checkpoint.encode()).hexdigest(),
+                     "train_res": train_res, "test_res": test_res, "policy": policy, "bandlimit": bandlimit,
+                     "seed": 0, "n": n, "correct": correct, "accuracy": correct / n, "ci_low": low, "ci_high": high,
+                     "loss": 1.0, "seconds": 1.0, "images_per_s": n, "error": ""})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def synthetic_sweep(folder: Path, cells, n=300, extra_planned=()) -> Path:
+    """A sweep folder of `cells` as the report reads it; meta.json plans them plus `extra_planned` cells."""
+    frame = results_frame(cells, n)
+    folder.mkdir(parents=True)
+    (folder / "results.csv").write_text(frame.to_csv(index=False))
+    checkpoints = frame.drop_duplicates("checkpoint")
+    meta = {"command": "cli.py sweep checkpoints/ -o results/synthetic", "started": "2025-01-01T00:00:00+00:00",
+            "finished": "2025-01-01T00:10:00+00:00", "versions": {"resbench": "test"},
+            "checkpoints": [{"name": r.checkpoint, "sha256": r.checkpoint_sha256, "model": r.model,
+                             "train_res": r.train_res} for r in checkpoints.itertuples()],
+            "planned_cells": [[c[0], c[3], c[4], c[5]] for c in cells] + [list(c) for c in extra_planned]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,9 +249,88 @@ def test_policy_comparison_winner_agrees_with_the_numbers(report, frame):
         bl = "on" if row["checkpoint"].startswith("s4nd") else "none"
         assert row["native"] == acc(frame, row["checkpoint"], row["test_res"], "native", bl)
         assert row["resize-input"] == acc(frame, row["checkpoint"], row["test_res"], "resize-input", bl)
-        want = ("native (zero-shot)" if row["native"] > row["resize-input"]
-                else "resize-input" if row["resize-input"] > row["native"] else "tie")
+        native = cell_row(frame, row["checkpoint"], row["test_res"], "native", bl)
+        resize = cell_row(frame, row["checkpoint"], row["test_res"], "resize-input", bl)
+        want = ("native (zero-shot)" if native["ci_low"] > resize["ci_high"]
+                else "resize-input" if resize["ci_low"] > native["ci_high"] else "tie (95% CIs overlap)")
         assert row["winner"] == want, row
+
+
+def test_policy_winner_only_where_the_95_cis_do_not_overlap(tmp_path):
+    """87.7 vs 88.3 at n=300 is noise (each interval spans about 7 points); 50 vs 90 and 80 vs 60 are not."""
+    accuracy = {("7", "native"): 0.50, ("7", "resize-input"): 0.90, ("28", "native"): 0.878,
+                ("28", "resize-input"): 0.882, ("56", "native"): 0.80, ("56", "resize-input"): 0.60}
+    cells = grid("ckconv_14", "ckconv", 14, [7, 14, 28, 56], accuracy=lambda s, p, b: accuracy.get((s, p), 0.9))
+    out = tmp_path / "out" / "demo"
+    result = write_report([synthetic_sweep(tmp_path / "sweep", cells)], out, ["md"])
+    policy = tables(result)[POLICY]
+    assert dict(zip(policy["test_res"], policy["winner"])) == {
+        "7": "resize-input", "28": "tie (95% CIs overlap)", "56": "native (zero-shot)"}
+    note = policy.attrs["note"]
+    assert "Wilson" in note and "do not overlap" in note and "unpaired" in note and "paired test" in note
+    md = out.with_suffix(".md").read_text()
+    title = list(result["tables"])[POLICY]
+    assert note in md.split(f"## {title}", 1)[1].split("\n## ", 1)[0]  # the rule is printed under the table
+
+
+def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
+    """Sizes 7, 14, 28x20, 28 (by pixel count), never as text (14, 28, 7): columns, rows, missing cells, aliasing."""
+    sizes = ["7", "14", "28x20", "28"]
+    cells = [cell for train in (28, 7, 14) for cell in
+             grid(f"s4nd_iso_{train}", "s4nd_iso", train, sizes[::-1], bandlimits=("on", "off"),
+                  accuracy=lambda s, p, b: 0.5 + 0.01 * len(s) + (0.1 if p == "native" else 0))]
+    unplanned = [["s4nd_iso_14", size, "native", "0.3"] for size in ("14", "7")]  # planned, never run
+    folder = synthetic_sweep(tmp_path / "sweep", cells, extra_planned=unplanned)
+    out = tmp_path / "out" / "demo"
+    result = write_report([folder], out, ["md"], kernels=str(trained["s4nd"]))
+    md = out.with_suffix(".md").read_text()
+    native_t, drop_t, ablation_t, policy_t = result["tables"]
+    checkpoints = ["s4nd_iso_7", "s4nd_iso_14", "s4nd_iso_28"]  # by training size, not by name
+
+    header, rows = md_table(md, native_t)
+    assert [r[header.index("checkpoint")] for r in rows] == checkpoints
+    for title in (drop_t, ablation_t):
+        header, rows = md_table(md, title)
+        assert header[-len(sizes):] == sizes, title
+        assert list(dict.fromkeys(r[0] for r in rows)) == checkpoints, title
+    header, rows = md_table(md, policy_t)
+    keys = [(r[header.index("checkpoint")], r[header.index("test_res")]) for r in rows]
+    assert keys == [(c, s) for c in checkpoints for s in sizes if s != c.rsplit("_", 1)[1]]
+    header, rows = md_table(md, "Kernel aliasing")
+    assert [r[header.index("test_res")] for r in rows] == [s for s in sizes for _ in ("off", "on")]
+    assert result["missing"] == ["s4nd_iso_14 / 7 / native / 0.3", "s4nd_iso_14 / 14 / native / 0.3"]
+    aliasing = pd.read_csv(out.with_name("demo_aliasing.csv"), dtype={"test_res": str})
+    assert list(dict.fromkeys(aliasing["test_res"])) == sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# a sweep that does not test a checkpoint's training size
+
+
+@pytest.mark.parametrize("with_native", [False, True], ids=["alone", "beside-one-with-a-native-cell"])
+def test_report_of_a_sweep_that_skips_the_training_size(tmp_path, with_native):
+    """s4nd_iso_7 was tested at 14 and 28 only: no native cell, so no drop; everything else is still drawn."""
+    cells = grid("s4nd_iso_7", "s4nd_iso", 7, [14, 28], bandlimits=("on", "off"))
+    if with_native:
+        cells += grid("conv2d_iso_14", "conv2d_iso", 14, [7, 14, 28], accuracy=lambda s, p, b: 0.9 - 0.01 * int(s))
+    out = tmp_path / "out" / "demo"
+    result = write_report([synthetic_sweep(tmp_path / "sweep", cells)], out)
+    want = {"demo.md", "demo.pdf"} | {f"demo_{key}.{ext}" for key in FIGURES for ext in ("png", "svg")}
+    assert set(result["written"]) == want and files_in(out.parent) == want
+    assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
+    native, drop, _, policy = tables(result)
+    assert list(native["checkpoint"]) == (["conv2d_iso_14"] if with_native else [])
+    assert "no native cell" in native.attrs["note"] and "s4nd_iso_7" in native.attrs["note"]
+    mine = drop[drop["checkpoint"] == "s4nd_iso_7"]
+    assert sorted(mine["bandlimit"]) == ["off", "on"] and set(mine["note"]) == {"no native cell"}
+    assert mine.drop(columns=["checkpoint", "train_res", "bandlimit", "note"]).isna().all().all()
+    if with_native:
+        conv = drop[drop["checkpoint"] == "conv2d_iso_14"].iloc[0]
+        assert conv["note"] == "" and [conv[s] for s in ("7", "14", "28")] == pytest.approx([7.0, 0.0, -14.0])
+    assert {(r.checkpoint, r.test_res) for r in policy.itertuples()} >= {("s4nd_iso_7", "14"), ("s4nd_iso_7", "28")}
+    md = out.with_suffix(".md").read_text()
+    drop_md = md.split(f"## {list(result['tables'])[DROP]}", 1)[1].split("\n## ", 1)[0]
+    assert "| s4nd_iso_7 | 7 | on |" in drop_md and "no native cell" in drop_md
 
 
 def test_markdown_holds_each_table(report):
@@ -219,8 +355,8 @@ def partial(sweep, tmp_path) -> tuple[Path, list[str]]:
     removed = [json.loads(lines[i]) for i in (0, 5, len(lines) - 1)]
     log.write_text("".join(line for i, line in enumerate(lines) if i not in (0, 5, len(lines) - 1)))
     write_tables(folder)
-    return folder, sorted(" / ".join([r["checkpoint"], r["test_res"], r["policy"], r["bandlimit"]])
-                          for r in removed)
+    cells = sorted(removed, key=lambda r: (r["checkpoint"], size_key(r["test_res"]), r["policy"], r["bandlimit"]))
+    return folder, [" / ".join([r["checkpoint"], r["test_res"], r["policy"], r["bandlimit"]]) for r in cells]
 
 
 def test_partial_sweep_lists_the_missing_cells(partial, tmp_path):
@@ -301,8 +437,9 @@ def test_rows_of_a_replaced_checkpoint_leave_the_report(trained, tmp_path):
     ckpt.provenance["note"] = "retrained"  # another file under the same name
     save_checkpoint(ckpt, path)
     run_sweep(cfg, quiet=True)
-    rows = read_results(out)
-    assert len(rows) == 2 and old_sha in set(rows["checkpoint_sha256"])  # the folder keeps both
+    from resbench.store import read_superseded
+
+    assert len(read_results(out)) == 1 and set(read_superseded(out)["checkpoint_sha256"]) == {old_sha}  # both kept
     df, _ = load_sweeps([out])
     assert len(df) == 1 and df["checkpoint_sha256"].iloc[0] != old_sha
 

@@ -256,7 +256,7 @@ def test_untransposed_layout():
 
 
 def test_cached_kernels_give_identical_outputs_and_are_dropped():
-    from resbench.layers.s4nd import cached_kernels
+    from resbench.layers.resolution_aware import cached_kernels
 
     layer = random_layer(2, bandlimit=0.5)
     x = torch.randn(3, 4, 10, 7)

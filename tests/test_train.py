@@ -1,5 +1,6 @@
 """Tests for resbench.train: learning, determinism, resuming a killed run, progressive schedules, parsing."""
 
+import dataclasses
 import re
 import time
 
@@ -27,8 +28,8 @@ class Interrupt(KeyboardInterrupt):
 
 
 def interrupt_after(epoch):
-    def callback(done):
-        if done == epoch:
+    def callback(end):
+        if end.epoch == epoch:
             raise Interrupt
 
     return callback
@@ -151,7 +152,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert state["epoch"] == 1 and len(state["history"]) == 1
 
     epochs_run = []
-    resumed = tiny_train(cfg, out, resume=True, on_epoch_end=epochs_run.append)
+    resumed = tiny_train(cfg, out, resume=True, on_epoch_end=lambda end: epochs_run.append(end.epoch))
     assert epochs_run == [2, 3]  # continues after the saved epoch, does not redo it
     assert [h["epoch"] for h in resumed.provenance["history"]] == [1, 2, 3]
     assert not state_path(out).exists()
@@ -167,7 +168,7 @@ def test_without_resume_a_leftover_state_is_ignored(tmp_path):
     with pytest.raises(Interrupt):
         tiny_train(cfg, out, on_epoch_end=interrupt_after(1))
     epochs_run = []
-    ckpt = tiny_train(cfg, out, on_epoch_end=epochs_run.append)
+    ckpt = tiny_train(cfg, out, on_epoch_end=lambda end: epochs_run.append(end.epoch))
     assert epochs_run == [1, 2] and len(ckpt.provenance["history"]) == 2
 
 
@@ -220,3 +221,26 @@ def test_parse_schedule_refuses(text):
 @given(st.lists(st.tuples(st.integers(4, 1024), st.integers(1, 10000)), min_size=1, max_size=6))
 def test_parse_schedule_round_trip(schedule):
     assert parse_schedule(",".join(f"{size}:{epochs}" for size, epochs in schedule)) == schedule
+
+
+def test_each_epoch_end_gets_the_trained_model_and_its_record(tmp_path):
+    from resbench.train import evaluate
+
+    seen = []
+
+    def after_epoch(end):  # what a recipe search does: test the model as it trains
+        x = torch.randn(8, 1, 14, 14)
+        correct, _ = evaluate(end.model, x, torch.zeros(8, dtype=torch.long))
+        seen.append((end.epoch, end.record["epoch"], end.record["size"], 0 <= correct <= 8, end.model.training))
+        end.model.train()
+
+    tiny_train(tiny_config(schedule=[(7, 1), (14, 1)]), tmp_path / "a.pt", on_epoch_end=after_epoch)
+    assert seen == [(1, 1, 7, True, False), (2, 2, 14, True, False)]
+
+
+def test_an_unknown_device_is_a_user_error(tmp_path):
+    with pytest.raises(ResbenchError, match="device"):
+        tiny_train(dataclasses.replace(tiny_config(), device="nosuchdevice"), tmp_path / "a.pt")
+    if not torch.cuda.is_available():
+        with pytest.raises(ResbenchError, match="CUDA"):
+            tiny_train(dataclasses.replace(tiny_config(), device="cuda"), tmp_path / "a.pt")

@@ -10,7 +10,6 @@ is resampled by scaling the step: `rate = l_max / L` per axis (rate < 1 on a fin
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Sequence
 
@@ -19,9 +18,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
+from resbench.layers.resolution_aware import ResolutionAware
 
-__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
-           "cached_kernels", "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
+__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft", "channel_major",
+           "AUTO_TOEPLITZ_MAX_LEN"]
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
 # Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
@@ -162,7 +162,7 @@ def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
     return y[(..., *[slice(0, L) for L in spatial])]  # (B, H, *L)
 
 
-class S4ND(nn.Module):
+class S4ND(ResolutionAware):
     """S4ND layer: (B, H, *L) -> (B, H, *L) (transposed=True) or (B, *L, H) -> (B, *L, H).
 
     forward(x, rate, bandlimit, method):
@@ -189,7 +189,7 @@ class S4ND(nn.Module):
             raise ResbenchError(f"S4ND final_act={final_act!r}: expected 'glu' or 'id'")
         self.d_model, self.dim, self.l_max = d_model, dim, [int(n) for n in l_max]
         self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
-        self._kernel_cache: dict | None = None  # set by cached_kernels(): operators per (size, rate, alpha)
+        self._kernel_cache: dict | None = None  # under cache_kernels(True): operators per (size, rate, alpha, method)
         n_ssm = d_model if n_ssm is None else n_ssm
         channels = 2 if bidirectional else 1
         self.kernel = nn.ModuleList(
@@ -199,6 +199,9 @@ class S4ND(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         out = 2 * d_model if final_act == "glu" else d_model
         self.output_linear = nn.Sequential(nn.Linear(d_model, out), nn.GLU(-1) if final_act == "glu" else nn.Identity())
+
+    def cache_kernels(self, enabled: bool) -> None:
+        self._kernel_cache = {} if enabled else None
 
     def rates(self, rate: float | Sequence[float]) -> list[float]:
         rates = [float(rate)] * self.dim if isinstance(rate, (int, float)) else [float(r) for r in rate]
@@ -262,7 +265,7 @@ class S4ND(nn.Module):
         return z if out is None else out.copy_(z)
 
     def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:
-        """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis; cached under cached_kernels()."""
+        """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis; cached under cache_kernels(True)."""
         def operators():
             ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
             return [toeplitz_from_kernel(k, L) for k, L in zip(ks, spatial)] if method == "toeplitz" else ks
@@ -346,20 +349,3 @@ def _init_name(config: dict) -> str:
     if not str(init).startswith("diag"):
         raise ResbenchError(f"official S4ND option init={init!r} is not supported (expected a diag-* init)")
     return init if init in ("diag-lin", "diag-inv") else "diag-lin"
-
-
-@contextlib.contextmanager
-def cached_kernels(module: nn.Module):
-    """Within the block, each S4ND layer computes its kernels once per (size, rate, bandlimit, method).
-
-    For evaluation only (grad disabled); weights must not change inside the block. The cache is
-    dropped on exit.
-    """
-    layers = [m for m in module.modules() if isinstance(m, S4ND)]
-    for layer in layers:
-        layer._kernel_cache = {}
-    try:
-        yield module
-    finally:
-        for layer in layers:
-            layer._kernel_cache = None

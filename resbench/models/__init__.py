@@ -3,7 +3,7 @@
 from resbench.models import ckconv, convnext, iso, vit  # noqa: F401  (importing registers the models)
 from resbench.models.base import (ModelConfig, ResModel, bandlimit, bandlimit_of, count_params, resize_input,
                                   set_bandlimit)
-from resbench.layers.s4nd import cached_kernels
+from resbench.layers.resolution_aware import cached_kernels
 from resbench.models.registry import create_model, list_models, model_config_class, register_model
 
 __all__ = ["create_model", "list_models", "model_config_class", "register_model", "ModelConfig", "ResModel",

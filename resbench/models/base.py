@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from resbench.errors import ResbenchError
 from resbench.resolution import check_alpha, kernel_rates
+from resbench.layers.resolution_aware import set_input_rate
 from resbench.layers.s4nd import S4ND
 
 __all__ = ["ModelConfig", "ResModel", "policies", "resize_input", "train_hw", "set_bandlimit", "bandlimit_of",
@@ -66,7 +67,7 @@ def _jsonable(value):
 
 def resize_input(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, *size), bilinear with antialias; the input itself when already that size."""
-    from resbench.data import resize_images
+    from resbench.resolution import resize_images
 
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -106,13 +107,10 @@ class ResModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The "native" policy: (B, C, H, W) -> (B, num_classes) logits at the input's own size.
 
-        Every resolution-aware layer (one with `set_input_rate`) gets the model's one rate first.
+        Every resolution-aware layer gets the model's one rate first (resolution.kernel_rates).
         """
         self.check_input(x)
-        rate = kernel_rates(self.train_size, x.shape[-2:])
-        for layer in self.modules():
-            if hasattr(layer, "set_input_rate"):
-                layer.set_input_rate(rate)
+        set_input_rate(self, kernel_rates(self.train_size, x.shape[-2:]))
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

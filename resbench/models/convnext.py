@@ -11,7 +11,8 @@ from timm.models.convnext import ConvNeXtStage
 
 from resbench.errors import ResbenchError
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
-from resbench.models.iso import RateS4ND, S4NDFields, s4nd_layer
+from resbench.layers.rate_s4nd import RateS4ND
+from resbench.models.fields import S4NDFields, s4nd_layer
 from resbench.models.registry import register_model
 
 __all__ = ["ConvNeXtShape", "ConvNeXtConfig", "S4NDConvNeXtConfig", "ConvNeXt", "S4NDConvNeXt"]

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
 
 import torch
 import torch.nn as nn
-from timm.layers import LayerNorm2d
 
 from resbench.errors import ResbenchError
-from resbench.layers.s4nd import S4ND
+from resbench.layers.blocks import PreNormBlock, glu_mixer
+from resbench.layers.rate_s4nd import RateS4ND
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
-from resbench.resolution import check_alpha
+from resbench.models.fields import S4NDFields, s4nd_layer
 from resbench.models.registry import register_model
 
-__all__ = ["IsoConfig", "S4NDFields", "S4NDIsoConfig", "IsoModel", "S4NDIso", "Conv2dIso",
-           "RateS4ND", "PreNormBlock", "FastDropout", "glu_mixer"]
+__all__ = ["IsoConfig", "S4NDIsoConfig", "IsoModel", "S4NDIso", "Conv2dIso"]
 
 
 @dataclasses.dataclass
@@ -27,80 +25,8 @@ class IsoConfig(ModelConfig):
 
 
 @dataclasses.dataclass
-class S4NDFields:
-    """Settings of the S4ND layers a model contains (mixed into its config)."""
-    d_state: int = 32  # SSM state size per axis (even: complex pairs)
-    bandlimit: float | None = 0.5  # alpha of the bandlimit mask; None trains without it
-    dt_min: float = 0.1  # dt range per reference step, as the official resolution config ([0.1, 1.0])
-    dt_max: float = 1.0
-
-
-@dataclasses.dataclass
 class S4NDIsoConfig(S4NDFields, IsoConfig):
     pass
-
-
-def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs) -> S4ND:
-    """A bidirectional diag-lin S4ND layer from a config's S4ND settings; kwargs set its output part."""
-    check_positive_int("d_state", config.d_state)
-    check_alpha(config.bandlimit)
-    if not 0 < config.dt_min <= config.dt_max:
-        raise ResbenchError(f"dt_min={config.dt_min}, dt_max={config.dt_max}: expected 0 < dt_min <= dt_max")
-    return S4ND(d_model, d_state=config.d_state, dim=2, l_max=list(l_max), bidirectional=True,
-                bandlimit=config.bandlimit, n_ssm=1, init="diag-lin", dt_min=config.dt_min, dt_max=config.dt_max,
-                **kwargs)
-
-
-class RateS4ND(nn.Module):
-    """An S4ND layer whose step follows the model's input size (the S4ND "native" policy).
-
-    Resolution-aware: the model calls `set_input_rate` with resolution.kernel_rates(train, input)
-    before each forward, the same rate for every layer whatever its stage. `method` is passed to
-    the layer ("auto", "toeplitz" or "fft"); all give the same result.
-    """
-
-    def __init__(self, s4nd: S4ND, method: str = "auto"):
-        super().__init__()
-        self.s4nd = s4nd
-        self.method = method
-        self.rate = (1.0,) * s4nd.dim  # per axis; the model's training size until a model sets it
-
-    def set_input_rate(self, rate: Sequence[float]) -> None:
-        self.rate = tuple(rate)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L1, L2) -> (B, H, L1, L2)
-        return self.s4nd(x, rate=self.rate, method=self.method)
-
-
-def glu_mixer(spatial: nn.Module, d_model: int) -> nn.Sequential:
-    """spatial conv -> GELU -> per-pixel linear d -> 2d -> GLU: the output part of an S4ND layer."""
-    return nn.Sequential(spatial, nn.GELU(), nn.Conv2d(d_model, 2 * d_model, 1), nn.GLU(dim=1))
-
-
-class FastDropout(nn.Dropout):
-    """nn.Dropout with its mask drawn by torch.rand: on this CPU 13 ms instead of 23 ms for a
-    (64, 64, 28, 28) batch (bernoulli_ alone is 18.5 ms), about 9% of an s4nd_iso training step."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0:
-            return x
-        if self.p == 1:
-            return x * 0
-        scaled_keep = torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))  # 1/(1-p) with probability 1-p, else 0
-        return x * scaled_keep
-
-
-class PreNormBlock(nn.Module):
-    """x + dropout(mixer(LayerNorm over channels(x)))."""
-
-    def __init__(self, d_model: int, mixer: nn.Module, dropout: float):
-        super().__init__()
-        self.norm = LayerNorm2d(d_model)
-        self.mixer = mixer
-        self.dropout = FastDropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, H, W)
-        return x + self.dropout(self.mixer(self.norm(x)))
 
 
 class IsoModel(ResModel):

@@ -6,21 +6,19 @@ accuracy at 28 after every epoch as JSON lines. It runs on CPU too, but was mean
 cores (s4nd_iso_28_long's log), and these runs take one thread each.
 The shipped checkpoints are then trained on CPU with `resbench train` (checkpoints/train_all.sh).
 
-    python checkpoints/recipe_search.py --device cuda --budget 380 -o /tmp/search.jsonl d0_6 prog6
+    python benchmarks/recipe_search.py --device cuda --budget 380 -o /tmp/search.jsonl d0_6 prog6
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import tempfile
 import time
 import traceback
 from pathlib import Path
 
-import torch
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
 # name -> schedule [(size, epochs), ...], model config overrides, learning rate (others: TrainConfig defaults)
 RECIPES = {
@@ -44,57 +42,43 @@ RECIPES = {
 }
 
 
+class _Deadline(Exception):
+    """Raised after an epoch that ends past the budget: the run stops there (its state stays resumable)."""
+
+
 def run(name: str, device: str, data_dir: str | None, out: str, deadline: float) -> None:
     from resbench import data
-    from resbench.models import create_model
-    from resbench.train import TrainConfig, _lr_factor, _param_groups
+    from resbench.train import TrainConfig, evaluate, train
 
-    torch.set_num_threads(1)
     spec = RECIPES[name]
-    with open(out, "a") as log:
+    cfg = TrainConfig(model="s4nd_iso", schedule=spec["schedule"], lr=spec.get("lr", 5e-3), data_dir=data_dir,
+                      threads=1, device=device, model_overrides={"bandlimit": 0.5, **spec.get("overrides", {})})
+    stats = data.dataset_stats(cfg.dataset, data_dir, seed=0)
+    x_test, y_test = (t.to(device) for t in data.load(cfg.dataset, "test", 28, data_dir, stats=stats))
+    started = time.time()
+
+    def after_epoch(end) -> None:  # the full test set at 28 after every epoch, whatever the epoch's size
+        correct, _ = evaluate(end.model, x_test, y_test, batch_size=500)
+        rec = {"name": name, "epoch": end.epoch, "size": end.record["size"], "loss": end.record["loss"],
+               "test28": correct / len(y_test), "t": round(time.time() - started, 1)}
+        _log(out, rec)
+        if time.time() > deadline:
+            raise _Deadline
+
+    with tempfile.TemporaryDirectory() as tmp:
         try:
-            cfg = TrainConfig(model="s4nd_iso", schedule=spec["schedule"], lr=spec.get("lr", 5e-3), data_dir=data_dir,
-                              model_overrides={"bandlimit": 0.5, **spec.get("overrides", {})})
-            stats = data.dataset_stats(cfg.dataset, data_dir, seed=0)
-            torch.manual_seed(0)
-            model = create_model("s4nd_iso", in_chans=1, num_classes=10, train_res=28, **cfg.model_overrides).to(device)
-            x_test, y_test = (t.to(device) for t in data.load(cfg.dataset, "test", 28, data_dir, stats=stats))
-            n_train = len(data.load_raw(cfg.dataset, "train", data_dir)[1])
-            total = math.ceil(n_train / cfg.batch_size) * cfg.epochs
-            opt = torch.optim.AdamW(_param_groups(model, cfg))
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup_frac))
-            sizes = [size for size, epochs in cfg.schedule for _ in range(epochs)]
-            loaded, t0 = None, time.time()
-            for epoch, size in enumerate(sizes):
-                if size != loaded:
-                    x, y = (t.to(device) for t in data.load(cfg.dataset, "train", size, data_dir, stats=stats))
-                    loaded = size
-                torch.manual_seed(epoch)
-                order = torch.randperm(n_train, generator=torch.Generator().manual_seed(epoch)).to(device)
-                model.train()
-                loss_sum = torch.zeros((), device=device)
-                for i in range(0, n_train, cfg.batch_size):
-                    idx = order[i:i + cfg.batch_size]
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    loss_sum += loss.detach() * len(idx)
-                model.eval()
-                with torch.inference_mode():
-                    correct = sum((model(x_test[i:i + 500]).argmax(1) == y_test[i:i + 500]).sum().item()
-                                  for i in range(0, len(y_test), 500))
-                rec = {"name": name, "epoch": epoch + 1, "size": size, "loss": loss_sum.item() / n_train,
-                       "test28": correct / len(y_test), "t": round(time.time() - t0, 1)}
-                print(json.dumps(rec), flush=True)
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                if time.time() > deadline:
-                    break
+            train(cfg, Path(tmp) / f"{name}.pt", quiet=True, on_epoch_end=after_epoch)
+        except _Deadline:
+            pass
         except Exception:
-            log.write(json.dumps({"name": name, "error": traceback.format_exc()}) + "\n")
+            _log(out, {"name": name, "error": traceback.format_exc()})
             raise
+
+
+def _log(out: str, rec: dict) -> None:
+    print(json.dumps(rec), flush=True)
+    with open(out, "a") as log:
+        log.write(json.dumps(rec) + "\n")
 
 
 def main() -> None:

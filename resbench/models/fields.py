@@ -1,0 +1,33 @@
+"""Config fields and layer builders that several model families share: the S4ND layer settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from resbench.errors import ResbenchError
+from resbench.layers.s4nd import S4ND
+from resbench.models.base import check_positive_int
+from resbench.resolution import check_alpha
+
+__all__ = ["S4NDFields", "s4nd_layer"]
+
+
+@dataclasses.dataclass
+class S4NDFields:
+    """Settings of the S4ND layers a model contains (mixed into its config)."""
+    d_state: int = 32  # SSM state size per axis (even: complex pairs)
+    bandlimit: float | None = 0.5  # alpha of the bandlimit mask; None trains without it
+    dt_min: float = 0.1  # dt range per reference step, as the official resolution config ([0.1, 1.0])
+    dt_max: float = 1.0
+
+
+def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs) -> S4ND:
+    """A bidirectional diag-lin S4ND layer from a config's S4ND settings; kwargs set its output part."""
+    check_positive_int("d_state", config.d_state)
+    check_alpha(config.bandlimit)
+    if not 0 < config.dt_min <= config.dt_max:
+        raise ResbenchError(f"dt_min={config.dt_min}, dt_max={config.dt_max}: expected 0 < dt_min <= dt_max")
+    return S4ND(d_model, d_state=config.d_state, dim=2, l_max=list(l_max), bidirectional=True,
+                bandlimit=config.bandlimit, n_ssm=1, init="diag-lin", dt_min=config.dt_min, dt_max=config.dt_max,
+                **kwargs)
