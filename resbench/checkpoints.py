@@ -14,10 +14,10 @@ from typing import Any
 import torch
 
 from resbench.errors import ResbenchError
-from resbench.store import atomic_write_bytes, writable_folder  # noqa: F401  (re-exported: older imports)
+from resbench.store import atomic_write_bytes
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "atomic_write_bytes", "file_sha256", "load_checkpoint",
-           "save_checkpoint", "find_checkpoints", "package_versions", "writable_folder"]
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "save_checkpoint",
+           "find_checkpoints", "package_versions"]
 
 FORMAT = "resbench-checkpoint"
 VERSION = 1
@@ -72,6 +72,16 @@ class Checkpoint:
         return {"format": FORMAT, "version": VERSION, "model": self.model, "config": self.config,
                 "provenance": self.provenance, "data_stats": self.data_stats, "state_dict": self.state_dict,
                 **({"extra": self.extra} if self.extra else {})}
+
+
+def describe(ckpt: Checkpoint) -> dict[str, Any]:
+    """What `resbench info` shows: file, sha256, model, parameters, policies, config, provenance, data stats."""
+    from resbench.models import count_params
+
+    model = ckpt.build_model()
+    return {"checkpoint": str(ckpt.path), "sha256": ckpt.sha256, "model": ckpt.model,
+            "parameters": count_params(model), "policies": model.POLICIES, "has_bandlimit": model.has_bandlimit,
+            "config": ckpt.config, "provenance": ckpt.provenance, "data_stats": ckpt.data_stats}
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:

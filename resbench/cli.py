@@ -68,15 +68,10 @@ def info_cmd(checkpoint, as_json):
     Example:
       resbench info checkpoints/s4nd_iso_14.pt
     """
-    from resbench.checkpoints import load_checkpoint
-    from resbench.models import count_params
+    from resbench.checkpoints import describe, load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    model = ckpt.build_model()
-    info = {"checkpoint": str(ckpt.path), "sha256": ckpt.sha256, "model": ckpt.model,
-            "parameters": count_params(model), "policies": model.POLICIES,
-            "has_bandlimit": model.has_bandlimit, "config": ckpt.config, "provenance": ckpt.provenance,
-            "data_stats": ckpt.data_stats}
+    info = describe(ckpt)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
@@ -110,16 +105,6 @@ def _parse_overrides(items) -> dict:
     return out
 
 
-def _parse_bandlimit(text: str | None):
-    """--bandlimit of `train`: ... (the model's default), None (off) or an alpha in (0, 1]."""
-    from resbench.resolution import parse_bandlimit
-
-    if text is None:
-        return ...
-    setting = parse_bandlimit(text, names=("off", "none"))
-    return None if setting in ("off", "none") else float(setting)
-
-
 @cli.command("train")
 @click.argument("model")
 @click.option("--dataset", default="fashion-mnist", show_default=True)
@@ -148,29 +133,12 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
       resbench train s4nd_iso --train-res 14 --epochs 3 --bandlimit 0.5 -o checkpoints/s4nd_iso_14.pt
       resbench train s4nd_iso --schedule 7:2,14:1,28:1 -o checkpoints/s4nd_iso_prog28.pt
     """
-    from resbench.models import create_model
-    from resbench.train import EPOCHS, SIZES, TrainConfig, parse_schedule, train
+    from resbench.train import train, train_config
 
-    if schedule is not None and (train_res is not None or epochs is not None):
-        raise ResbenchError("--schedule: give either --schedule or --train-res/--epochs, not both")
-    for name, value, allowed in (("--train-res", train_res, SIZES), ("--epochs", epochs, EPOCHS)):
-        if value is not None and value not in allowed:
-            raise ResbenchError(f"{name} {value}: expected a whole number in {allowed.start}..{allowed.stop - 1}")
-    for name, value in (("--batch-size", batch_size), ("--limit", limit), ("--test-limit", test_limit)):
-        if value is not None and value < 1:
-            raise ResbenchError(f"{name} {value}: expected a positive number")
-    sched = parse_schedule(schedule) if schedule else [(14 if train_res is None else train_res,
-                                                        3 if epochs is None else epochs)]
-    model_overrides = _parse_overrides(overrides)
-    alpha = _parse_bandlimit(bandlimit)
-    probe = create_model(model, **model_overrides)  # unknown model or field: user error before any work
-    if alpha is not ...:
-        if not probe.has_bandlimit:
-            raise ResbenchError(f"--bandlimit: model {model!r} has no bandlimit")
-        model_overrides["bandlimit"] = alpha
-    cfg = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, schedule=sched, batch_size=batch_size,
-                      lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed, limit=limit,
-                      test_limit=test_limit, model_overrides=model_overrides)
+    cfg = train_config(model, train_res=train_res, epochs=epochs, schedule=schedule, bandlimit=bandlimit,
+                       model_overrides=_parse_overrides(overrides), dataset=dataset, data_dir=data_dir,
+                       batch_size=batch_size, lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed,
+                       limit=limit, test_limit=test_limit)
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
     prov = ckpt.provenance
     epochs_done = f"{prov['epochs']} epoch{'' if prov['epochs'] == 1 else 's'}"
@@ -213,12 +181,8 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
     """
     from resbench.resolution import parse_sizes
-    from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_table
+    from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
 
-    if limit is not None and limit < 1:
-        raise ResbenchError(f"--limit {limit}: expected a positive number of images")
-    if batch_size < 1:
-        raise ResbenchError(f"--batch-size {batch_size}: expected a positive number")
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out,
                       test_res=parse_sizes(test_res) if test_res is not None else None,
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
@@ -226,8 +190,24 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
                       shard=parse_shard(shard))
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        _print_wide(_console(), summary_table(df, df.attrs.get("checkpoint_sha256")))
+        _print_wide(_console(), _summary_table(*summary_frame(df, df.attrs.get("checkpoint_sha256"))))
     click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+def _summary_table(frame, failed: int):
+    """The sweep summary (accuracy % by test size) as a rich table; its caption counts the failed cells."""
+    from rich.table import Table
+
+    sizes = [c for c in frame.columns if c not in ("checkpoint", "train_res", "policy", "bandlimit")]
+    table = Table(title="accuracy (%) by test size")
+    for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
+        table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
+    for row in frame.itertuples(index=False):
+        values = row[4:]
+        table.add_row(*map(str, row[:4]), *["" if v != v else f"{v:.1f}" for v in values])  # v != v: NaN
+    if failed:
+        table.caption = f"{failed} cell(s) failed: see the error column of results.csv"
+    return table
 
 
 def _print_wide(console, table) -> None:
@@ -251,7 +231,7 @@ def merge_cmd(sources, out):
     Example:
       resbench merge results/part1 results/part2 -o results/all
     """
-    from resbench.sweep import merge_sweeps
+    from resbench.store import merge_sweeps
 
     df = merge_sweeps(list(sources), out)
     click.echo(f"{len(df)} cells in {out}/results.csv")
@@ -289,28 +269,12 @@ def plot_kernels_cmd(checkpoint, test_res, out):
     Example:
       resbench plot-kernels checkpoints/s4nd_iso_7.pt --test-res 7,14,28 -o reports/kernels
     """
-    from resbench.resolution import parse_sizes, sort_sizes
-    from resbench.report import kernel_analysis, save_figure
-    from resbench.checkpoints import atomic_write_bytes
+    from resbench.report import write_kernel_plots
+    from resbench.resolution import parse_sizes
 
-    sizes = parse_sizes(test_res)
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ResbenchError(f"{out_dir}: exists and is not a folder")
-    kfig, table, afig = kernel_analysis(checkpoint, sizes)
-    import matplotlib.pyplot as plt
-
-    try:
-        written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
-                                                                                        ["png", "svg"])
-    finally:  # an unwritable OUT must not leave the figures open in a long-lived process
-        plt.close(kfig)
-        plt.close(afig)
-    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
-    summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
-    summary = summary.loc[sort_sizes(summary.index)]  # 7, 14, 28: not as text (14, 28, 7)
+    written, summary = write_kernel_plots(checkpoint, parse_sizes(test_res), out)
     click.echo(summary.round(3).to_string())
-    click.echo(f"wrote {', '.join(written + ['aliasing.csv'])} in {out_dir}")
+    click.echo(f"wrote {', '.join(written)} in {out}")
 
 
 def main(argv=None) -> int:

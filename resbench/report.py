@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import io
-import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from resbench.errors import ResbenchError
-from resbench.resolution import parse_size, size_key
+from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
+from resbench.pdf import pdf_bytes, text_pages
 from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, train_test_heatmaps
 
-__all__ = ["FORMATS", "A4_LANDSCAPE", "load_sweeps", "report_tables", "missing_cells", "write_report",
-           "parse_formats", "markdown_table", "kernel_analysis", "save_figure", "header_pages", "figure_page"]
+__all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
+           "markdown_table", "kernel_analysis", "write_kernel_plots", "save_figure", "header_pages"]
 
 FORMATS = ("md", "pdf", "png", "svg")
-ROWS_PER_PDF_PAGE = 28
-A4_LANDSCAPE = (11.69, 8.27)  # inches: the size of every PDF page
-PAGE_MARGIN = 0.5  # inches around a header page's text
-HEADER_PT = 9  # font size of the header pages and of the notes under tables
-# characters in a line of HEADER_PT text between the margins: DejaVu Sans Mono is 0.6 em wide (sans text is narrower)
-PAGE_CHARS = int((A4_LANDSCAPE[0] - 2 * PAGE_MARGIN) * 72 / (0.6 * HEADER_PT))
 MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the markdown names all)
 NO_NATIVE = "no native cell"
 WINNER_RULE = ("winner: named only where the two cells' 95% Wilson intervals do not overlap, else a tie. This is "
@@ -198,6 +192,28 @@ def kernel_analysis(ckpt_path: str, test_sizes) -> tuple[object, pd.DataFrame, o
     return kernel_figure(ckpt, test_sizes, spectra, taps), table, aliasing_figure(table)
 
 
+def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path) -> tuple[list[str], pd.DataFrame]:
+    """plot-kernels: kernels.png/svg, aliasing.png/svg and aliasing.csv in the folder `out`.
+
+    Returns the files written and the mean aliasing by test size (rows, in size order) and bandlimit.
+    """
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ResbenchError(f"{out_dir}: exists and is not a folder")
+    kfig, table, afig = kernel_analysis(ckpt_path, test_sizes)
+    try:
+        written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
+                                                                                        ["png", "svg"])
+    finally:  # an unwritable OUT must not leave the figures open in a long-lived process
+        plt.close(kfig)
+        plt.close(afig)
+    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
+    summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
+    return written + ["aliasing.csv"], summary.loc[sort_sizes(summary.index)]  # 7, 14, 28: not as text
+
+
 def save_figure(fig, base: Path, formats: list[str]) -> list[str]:
     written = []
     for ext in ("png", "svg"):
@@ -207,51 +223,6 @@ def save_figure(fig, base: Path, formats: list[str]) -> list[str]:
             atomic_write_bytes(base.with_name(f"{base.name}.{ext}"), buf.getvalue())
             written.append(f"{base.name}.{ext}")
     return written
-
-
-def figure_page(fig):
-    """`fig` drawn as an image on an A4 landscape page, aspect kept: every PDF page has one size, while the
-    figure's own PNG/SVG files keep their natural size."""
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-
-    box = (0.02, 0.02, 0.96, 0.96)  # figure fraction the image may fill
-    width, height = fig.get_size_inches()
-    scale = min(box[2] * A4_LANDSCAPE[0] / width, box[3] * A4_LANDSCAPE[1] / height)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=max(150, round(200 * scale)), bbox_inches="tight")  # >= 200 dpi on the page
-    buf.seek(0)
-    page = plt.figure(figsize=A4_LANDSCAPE)
-    ax = page.add_axes(box)
-    # interpolation "none": the PDF embeds the pixels as rendered instead of resampling them to the page's dpi
-    ax.imshow(mpimg.imread(buf, format="png"), interpolation="none")  # (H, W, 4)
-    ax.axis("off")
-    return page
-
-
-def _table_pages(title: str, table: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    note = table.attrs.get("note")
-    chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, max(1, len(table)), ROWS_PER_PDF_PAGE)]
-    for i, chunk in enumerate(chunks):
-        fig, ax = plt.subplots(figsize=A4_LANDSCAPE)
-        ax.axis("off")
-        ax.set_title(title + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""), fontsize=10)
-        if chunk.empty:
-            ax.text(0.5, 0.5, "(no rows)", ha="center")
-        else:
-            cells = [[("" if pd.isna(v) else f"{v:.2f}") if isinstance(v, float) else str(v) for v in row]
-                     for row in chunk.itertuples(index=False)]
-            tab = ax.table(cellText=cells, colLabels=[str(c) for c in chunk.columns], loc="upper center",
-                           cellLoc="center")
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(6.5)
-            tab.auto_set_column_width(list(range(len(chunk.columns))))
-        if note:
-            fig.text(PAGE_MARGIN / A4_LANDSCAPE[0], PAGE_MARGIN / A4_LANDSCAPE[1],
-                     textwrap.fill(f"Note: {note}", PAGE_CHARS), fontsize=HEADER_PT, va="bottom")
-        yield fig
 
 
 def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list[str]:
@@ -275,33 +246,13 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
     return lines
 
 
-def _text_pages(title: str, lines: list[str]) -> list:
-    """`lines` in HEADER_PT monospace on A4 landscape pages: wrapped to the page width, continued on new pages."""
-    import matplotlib.pyplot as plt
-
-    width, height = A4_LANDSCAPE
-    # a line, with matplotlib's spacing of 1.2, stays under 1.45 em high
-    per_page = int((height - 2 * PAGE_MARGIN) * 72 / (1.45 * HEADER_PT)) - 2  # -2: the title and a blank line
-    wrapped = [part for line in lines
-               for part in textwrap.wrap(line, PAGE_CHARS, subsequent_indent="    ", break_on_hyphens=False) or [""]]
-    chunks = [wrapped[i:i + per_page] for i in range(0, max(1, len(wrapped)), per_page)]
-    pages = []
-    for i, chunk in enumerate(chunks):
-        page = plt.figure(figsize=A4_LANDSCAPE)
-        heading = title + (f" (page {i + 1} of {len(chunks)})" if len(chunks) > 1 else "")
-        page.text(PAGE_MARGIN / width, 1 - PAGE_MARGIN / height, "\n".join([heading, "", *chunk]), va="top",
-                  ha="left", family="monospace", fontsize=HEADER_PT, linespacing=1.2)
-        pages.append(page)
-    return pages
-
-
 def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list:
     """The PDF's first pages: the header (sweeps, commands, versions, checkpoints) and the first missing cells."""
     lines = _header(df, metas, dirs, missing)
     if missing:
         extra = ["..."] if len(missing) > MAX_LISTED_MISSING else []
         lines += ["", "Missing cells:", *missing[:MAX_LISTED_MISSING], *extra]
-    return _text_pages("resbench resolution report", lines)
+    return text_pages("resbench resolution report", lines)
 
 
 def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes) -> pd.DataFrame | None:
@@ -316,30 +267,6 @@ def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_s
     figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
     figures["aliasing"] = ("Aliasing of the kernels", afig)
     return aliasing
-
-
-def _pdf(df, metas, dirs, missing: list[str], figures: dict, tables: dict) -> tuple[bytes, list[str]]:
-    """The PDF's bytes and what each page shows: header pages, one page per figure, then the tables."""
-    import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    buf, names = io.BytesIO(), []
-    with PdfPages(buf) as pdf:
-        def add(name: str, page) -> None:
-            try:
-                pdf.savefig(page)
-            finally:  # a page is a figure of its own: close it at once
-                plt.close(page)
-            names.append(name)
-
-        for page in header_pages(df, metas, dirs, missing):
-            add("header", page)
-        for key, (_, fig) in figures.items():
-            add(key, figure_page(fig))
-        for title, table in tables.items():
-            for page in _table_pages(title, table):
-                add(title, page)
-    return buf.getvalue(), names
 
 
 def _aliasing_summary(aliasing: pd.DataFrame) -> pd.DataFrame:
@@ -391,7 +318,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
             written.append(f"{out.name}_aliasing.csv")
         if "pdf" in formats:
-            pdf, pages = _pdf(df, metas, dirs, missing, figures, tables)
+            pdf, pages = pdf_bytes(header_pages(df, metas, dirs, missing), figures, tables)
             atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
             written.append(f"{out.name}.pdf")
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open

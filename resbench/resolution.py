@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 
-__all__ = ["MAX_SIZE", "parse_size", "parse_sizes", "format_size", "size_key", "sort_sizes", "resize_images",
-           "BANDLIMIT_NAMES", "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
+__all__ = ["MAX_SIZE", "parse_size", "parse_sizes", "format_size", "size_key", "sort_sizes", "default_test_sizes",
+           "resize_images", "BANDLIMIT_NAMES", "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
 
 MAX_SIZE = 4096  # largest side accepted by parse_size
 _SIZE_RE = re.compile(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", re.ASCII)
@@ -81,6 +81,14 @@ def size_key(size) -> tuple[int, int, int]:
 def sort_sizes(sizes: Iterable) -> list:
     """Sizes (any form parse_size takes) in the one order of every table and plot: by size_key."""
     return sorted(sizes, key=size_key)
+
+
+def default_test_sizes(train_sizes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Multiples of 7 from half the smallest to twice the largest training side (at least 7)."""
+    sides = [max(s) for s in train_sizes]
+    lo, hi = max(7, min(sides) // 2), 2 * max(sides)
+    sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | {(s, s) for s in sides}
+    return sort_sizes(sizes)
 
 
 def resize_images(x: torch.Tensor, size) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from resbench.layers.resolution_aware import cached_kernels
 
-__all__ = ["Score", "score"]
+__all__ = ["Score", "score", "wilson_interval"]
 
 
 @dataclass
@@ -55,3 +56,15 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if on_batch is not None:
                 on_batch(len(y))
     return Score(class_n, class_correct, loss)
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (NaNs when n == 0)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # the exact bounds hold p; min/max keep float rounding from pushing one past it when p is 0 or 1
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))

@@ -26,14 +26,15 @@ import torch
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
 from resbench.errors import ResbenchError
-from resbench.resolution import bandlimit_alpha, format_size, parse_bandlimit, resize_images, sort_sizes
-from resbench.scoring import score
-from resbench.store import (KEY_COLUMNS, RESULT_COLUMNS, append_row, check_out_dir, log_path, merge_sweeps,
-                            read_results, read_rows, repair_log, row_key, write_run, write_tables)
+from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_size, parse_bandlimit, resize_images,
+                                 sort_sizes)
+from resbench.progress import CellProgress
+from resbench.scoring import score, wilson_interval
+from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
+                            write_run, write_tables)
 
 __all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
-           "read_results", "wilson_interval", "parse_shard", "default_test_sizes", "merge_sweeps", "summary_table",
-           "RESULT_COLUMNS", "KEY_COLUMNS", "write_tables", "read_rows"]
+           "parse_shard", "images_key", "evaluate_cell", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
 MEMORY_BUDGET = 2 * 1024 ** 3  # bytes of activations one batch may take; larger cells use smaller batches
 
@@ -66,18 +67,6 @@ class Cell:
         return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images)
 
 
-def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (NaNs when n == 0)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # the exact bounds hold p; min/max keep float rounding from pushing one past it when p is 0 or 1
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(v) for v in str(text).split("/"))
@@ -86,14 +75,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not (n >= 1 and 1 <= k <= n):
         raise ResbenchError(f"--shard {text!r}: expected 1 <= K <= N")
     return k, n
-
-
-def default_test_sizes(train_sizes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Multiples of 7 from half the smallest to twice the largest training side (at least 7)."""
-    sides = [max(s) for s in train_sizes]
-    lo, hi = max(7, min(sides) // 2), 2 * max(sides)
-    sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | {(s, s) for s in sides}
-    return sort_sizes(sizes)
 
 
 def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
@@ -253,6 +234,10 @@ class SweepPlan:
 def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch.nn.Module]]:
     """Every user error a sweep can hit, raised before any work: options, checkpoint files, datasets, sizes,
     the output folder. Returns the checkpoints, the shard's cells and the checkpoints' models."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
+    if cfg.batch_size < 1:
+        raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:
         if policy not in ("native", "resize-input"):
             raise ResbenchError(f"--policy {policy!r}: expected native or resize-input")
@@ -332,64 +317,12 @@ def _failed(e: Exception) -> dict:
             "images_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _Progress:
-    """Progress of a sweep: a rich bar in a terminal, else (a pipe, nohup, CI, a log file) one line per cell.
-
-    Both advance in units of images x model pixels, so the ETA holds when cells differ a hundredfold in
-    cost (7x7 against 56x56).
-    """
-
-    def __init__(self, console, work: list[int]):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.console, self.work, self.total = console, work, max(1, sum(work))
-        self.start = time.perf_counter()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
-                            TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=console, transient=True, disable=console.quiet or not console.is_terminal)
-        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, cells=f"0/{len(work)}")
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
-
-    def cell_started(self, description: str, per_image: int) -> Callable[[int], None]:
-        """Show the cell; returns the per-batch callback (images done in the batch)."""
-        self.bar.update(self.task, description=description)
-        started, seen = time.perf_counter(), 0
-
-        def on_batch(n: int) -> None:
-            nonlocal seen
-            seen += n
-            self.bar.update(self.task, advance=n * per_image, ips=seen / max(1e-9, time.perf_counter() - started))
-        return on_batch
-
-    def cell_done(self, index: int, description: str, row: dict) -> None:
-        done = sum(self.work[:index + 1])
-        self.bar.update(self.task, completed=done, cells=f"{index + 1}/{len(self.work)}")
-        if self.bar.disable and not self.console.quiet:
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed / done * (self.total - done) if done else 0.0
-            result = (f"{100 * row['accuracy']:.2f}%, {row['images_per_s'] or 0:.0f} img/s" if not row["error"]
-                      else f"failed: {row['error']}")
-            self.console.print(f"cell {index + 1}/{len(self.work)} {description}: {result}; "
-                               f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", soft_wrap=True, highlight=False)
-
-
 def execute(p: SweepPlan, console, on_cell_done=None) -> None:
     """Run the plan's cells in order; after each, append its row and rebuild the tables."""
     out, log = Path(p.cfg.out), log_path(Path(p.cfg.out), p.cfg.shard)
     pixels = [math.prod(_model_size(p.ckpts[c.ckpt_index], c)) for c in p.todo]  # per image, as the model runs
     work = [p.n_test[c.ckpt_index] * px for c, px in zip(p.todo, pixels)]
-    with _Progress(console, work) as progress:
+    with CellProgress(console, work) as progress:
         current, images = None, None
         for i, (cell, per_image) in enumerate(zip(p.todo, pixels)):
             ckpt, model = p.ckpts[cell.ckpt_index], p.models[cell.ckpt_index]
@@ -426,37 +359,22 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     console.log(f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
                 f"{len(p.todo)} to run")
     execute(p, console, on_cell_done)
-    df = write_tables(out) if read_rows(out) else _empty_frame()
+    df = write_tables(out) if read_rows(out) else results_frame([])
     write_run(out, _run_record(p, run_id, started, _now()))
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
     return df
 
 
-def _empty_frame() -> pd.DataFrame:
-    from resbench.store import results_frame
-
-    return results_frame([])
-
-
-def summary_table(df: pd.DataFrame, sha256s: Iterable[str] | None = None):
-    """A rich table: accuracy (%) by test size, one row per checkpoint, policy and bandlimit.
+def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None) -> tuple[pd.DataFrame, int]:
+    """(accuracy in % by test size, one row per checkpoint, train size, policy and bandlimit; failed cells).
 
     `sha256s` keeps only those checkpoint files (the files a run swept); failures are counted among them.
     """
-    from rich.table import Table
-
     if sha256s is not None:
         df = df[df["checkpoint_sha256"].isin(set(sha256s))]
     ok = df[df["error"] == ""]
-    sizes = sort_sizes(ok["test_res"].unique())
-    table = Table(title="accuracy (%) by test size")
-    for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
-        table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
-    for (ckpt, train, policy, bl), g in ok.groupby(["checkpoint", "train_res", "policy", "bandlimit"], sort=True):
-        acc = dict(zip(g["test_res"], g["accuracy"]))
-        table.add_row(ckpt, str(train), policy, bl,
-                      *[f"{100 * acc[s]:.1f}" if s in acc else "" for s in sizes])
-    failed = int((df["error"] != "").sum())
-    if failed:
-        table.caption = f"{failed} cell(s) failed: see the error column of results.csv"
-    return table
+    keys = ["checkpoint", "train_res", "policy", "bandlimit"]
+    table = (100 * ok.pivot_table(index=keys, columns="test_res", values="accuracy", aggfunc="first"))
+    table = table[sort_sizes(table.columns)].reset_index() if len(ok) else pd.DataFrame(columns=keys)
+    table.columns.name = None
+    return table, int((df["error"] != "").sum())

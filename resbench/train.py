@@ -15,11 +15,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from resbench.checkpoints import Checkpoint, atomic_write_bytes, package_versions, save_checkpoint, writable_folder
+from resbench.checkpoints import Checkpoint, package_versions, save_checkpoint
+from resbench.store import atomic_write_bytes, writable_folder
 from resbench.errors import ResbenchError
 from resbench.scoring import score
 
-__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "parse_schedule", "train", "evaluate", "state_path"]
+__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "parse_schedule", "train_config", "train", "evaluate",
+           "state_path"]
 
 # parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
 SSM_PARAM = re.compile(r"(^|\.)kernel\.\d+\.(inv_dt|A_real|A_imag|B)$")
@@ -76,6 +78,38 @@ def parse_schedule(text: str) -> list[tuple[int, int]]:
             raise ResbenchError(f"schedule {text!r}: epochs {epochs} is outside {EPOCHS.start}..{EPOCHS.stop - 1}")
         out.append((size, epochs))
     return out
+
+
+def train_config(model: str, *, train_res: int | None = None, epochs: int | None = None, schedule: str | None = None,
+                 bandlimit: str | None = None, model_overrides: dict | None = None, **fields) -> TrainConfig:
+    """A checked TrainConfig from what a user gives (the `train` command's options).
+
+    Either `schedule` ('7:2,14:1,28:1') or `train_res` (default 14) with `epochs` (default 3);
+    `bandlimit` as text: an alpha in (0, 1], or off / none; `fields` are other TrainConfig fields.
+    Every user error is raised here, before any work: bad counts, an unknown model or config field,
+    a bandlimit for a model without one.
+    """
+    from resbench.models import create_model
+    from resbench.resolution import parse_bandlimit
+
+    if schedule is not None and (train_res is not None or epochs is not None):
+        raise ResbenchError("--schedule: give either --schedule or --train-res/--epochs, not both")
+    for name, value, allowed in (("--train-res", train_res, SIZES), ("--epochs", epochs, EPOCHS)):
+        if value is not None and value not in allowed:
+            raise ResbenchError(f"{name} {value}: expected a whole number in {allowed.start}..{allowed.stop - 1}")
+    for name in ("batch_size", "limit", "test_limit"):
+        if fields.get(name) is not None and fields[name] < 1:
+            raise ResbenchError(f"--{name.replace('_', '-')} {fields[name]}: expected a positive number")
+    sched = parse_schedule(schedule) if schedule else [(14 if train_res is None else train_res,
+                                                        3 if epochs is None else epochs)]
+    overrides = dict(model_overrides or {})
+    probe = create_model(model, **overrides)  # unknown model or field: user error before any work
+    if bandlimit is not None:
+        setting = parse_bandlimit(bandlimit, names=("off", "none"))
+        if not probe.has_bandlimit:
+            raise ResbenchError(f"--bandlimit: model {model!r} has no bandlimit")
+        overrides["bandlimit"] = None if setting in ("off", "none") else float(setting)
+    return TrainConfig(model=model, schedule=sched, model_overrides=overrides, **fields)
 
 
 def state_path(out: Path) -> Path:

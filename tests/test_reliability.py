@@ -29,7 +29,8 @@ from resbench import resolution, sweep
 from resbench.checkpoints import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from resbench.errors import ResbenchError
 from resbench.report import FORMATS, parse_formats
-from resbench.sweep import RESULT_COLUMNS, SweepConfig, parse_shard, read_rows
+from resbench.store import RESULT_COLUMNS, read_results, read_rows
+from resbench.sweep import SweepConfig, parse_shard
 from resbench.train import parse_schedule
 
 CELL = ["checkpoint", "test_res", "policy", "bandlimit"]
@@ -351,7 +352,7 @@ def test_good_idx_files_sweep_fine(ckpt10, tmp_path, cli):
     write_mnist(tmp_path / "fmnist", gz=False)
     code, _, err = cli(*fmnist_sweep(ckpt10, tmp_path / "fmnist", tmp_path / "out"), "--quiet")
     assert code == 0, err
-    assert list(sweep.read_results(tmp_path / "out")["n"]) == [5, 5]  # native and resize-input, 5 test images
+    assert list(read_results(tmp_path / "out")["n"]) == [5, 5]  # native and resize-input, 5 test images
 
 
 @pytest.mark.parametrize("damage", IDX_DAMAGE)

@@ -15,7 +15,9 @@ from conftest import assert_user_error, run_cli
 from resbench.errors import ResbenchError
 from resbench.resolution import size_key
 from resbench.report import parse_formats, write_report
-from resbench.sweep import RESULT_COLUMNS, SweepConfig, read_results, run_sweep, wilson_interval, write_tables
+from resbench.scoring import wilson_interval
+from resbench.store import RESULT_COLUMNS, read_results, write_tables
+from resbench.sweep import SweepConfig, run_sweep
 
 SIZES = [7, 14, 28]
 LIMIT = 100

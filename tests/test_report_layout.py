@@ -8,7 +8,8 @@ from matplotlib.text import Text
 from pypdf import PdfReader
 
 from resbench.plots import train_test_heatmaps
-from resbench.report import A4_LANDSCAPE, header_pages, kernel_analysis, write_report
+from resbench.pdf import A4_LANDSCAPE
+from resbench.report import header_pages, kernel_analysis, write_report
 from test_report import grid, results_frame, synthetic_sweep
 
 

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from conftest import REPO, assert_user_error, run_cli
 from resbench.checkpoints import file_sha256
 from resbench.errors import ResbenchError
-from resbench.sweep import (RESULT_COLUMNS, SweepConfig, default_test_sizes, parse_shard, read_results, run_sweep,
-                            wilson_interval)
+from resbench.resolution import default_test_sizes
+from resbench.scoring import wilson_interval
+from resbench.store import RESULT_COLUMNS, read_results
+from resbench.sweep import SweepConfig, parse_shard, run_sweep
 
 # the grid every sweep here runs: 2 checkpoints x 5 sizes x 2 policies x (on, off for S4ND; none for Conv2D)
 SIZES = [7, 14, 21, 28, 35]

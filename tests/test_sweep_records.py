@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import run_cli
-from resbench.sweep import SweepConfig, read_results, run_sweep
+from resbench.store import read_results
+from resbench.sweep import SweepConfig, run_sweep
 
 
 @pytest.fixture(autouse=True)
