@@ -7,9 +7,10 @@ import textwrap
 
 import pandas as pd
 
-__all__ = ["A4_LANDSCAPE", "HEADER_PT", "figure_page", "table_pages", "text_pages", "pdf_bytes"]
+__all__ = ["A4_LANDSCAPE", "HEADER_PT", "TABLE_PT", "figure_page", "table_pages", "text_pages", "pdf_bytes"]
 
-ROWS_PER_PDF_PAGE = 28
+ROWS_PER_PDF_PAGE = 20  # rows of TABLE_PT text that fit an A4 landscape page with its title and note
+TABLE_PT = 9  # font size of table cells
 A4_LANDSCAPE = (11.69, 8.27)  # inches: the size of every PDF page
 PAGE_MARGIN = 0.5  # inches around a header page's text
 HEADER_PT = 9  # font size of the header pages and of the notes under tables
@@ -54,7 +55,8 @@ def table_pages(title: str, table: pd.DataFrame):
             tab = ax.table(cellText=cells, colLabels=[str(c) for c in chunk.columns], loc="upper center",
                            cellLoc="center")
             tab.auto_set_font_size(False)
-            tab.set_fontsize(6.5)
+            tab.set_fontsize(TABLE_PT)
+            tab.scale(1, 1.6)  # row height for TABLE_PT text (matplotlib sizes rows for about 6 pt)
             tab.auto_set_column_width(list(range(len(chunk.columns))))
         if note:
             fig.text(PAGE_MARGIN / A4_LANDSCAPE[0], PAGE_MARGIN / A4_LANDSCAPE[1],

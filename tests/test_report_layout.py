@@ -104,3 +104,26 @@ def test_kernel_plot_has_y_labels_and_nyquist_labels_inside_their_axes(trained):
     finally:
         plt.close(fig)
         plt.close(afig)
+
+
+def test_full_table_pages_use_9pt_cells_that_end_above_the_note():
+    import pandas as pd
+    from matplotlib.table import Table
+
+    from resbench.pdf import ROWS_PER_PDF_PAGE, TABLE_PT, table_pages
+
+    table = pd.DataFrame({"checkpoint": [f"s4nd_iso_{i}" for i in range(2 * ROWS_PER_PDF_PAGE)],
+                          "native": [88.0] * (2 * ROWS_PER_PDF_PAGE), "winner": ["tie (95% CIs overlap)"] * 40})
+    table.attrs["note"] = "winner: named only where the two cells' 95% Wilson intervals do not overlap. " * 3
+    pages = list(table_pages("Policy comparison", table))
+    assert len(pages) == 2
+    for page in pages:
+        page.canvas.draw()
+        renderer = page.canvas.get_renderer()
+        tab = page.findobj(Table)[0]
+        assert all(cell.get_text().get_fontsize() >= TABLE_PT for cell in tab.get_celld().values())
+        box = tab.get_window_extent(renderer)
+        note = [t for t in visible_texts(page) if t.get_text().startswith("Note:")][0].get_window_extent(renderer)
+        assert box.y0 > note.y1, "the table runs into the note under it"
+        assert inside(box, page.bbox)
+        plt.close(page)
