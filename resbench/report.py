@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 
 from resbench.errors import ResbenchError
-from resbench.resolution import parse_size, size_key, sort_sizes
-from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 from resbench.pdf import pdf_bytes, text_pages
 from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, train_test_heatmaps
+from resbench.resolution import parse_size, size_key, sort_sizes
+from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
-           "markdown_table", "kernel_analysis", "write_kernel_plots", "save_figure", "header_pages"]
+           "markdown_table", "kernel_analysis", "write_kernel_plots", "save_figure", "header_pages", "subset_note"]
 
 FORMATS = ("md", "pdf", "png", "svg")
 MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the markdown names all)
@@ -53,17 +53,17 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     return df.reset_index(drop=True), runs
 
 
-def missing_cells(df: pd.DataFrame, metas: list[dict]) -> list[str]:
-    """Cells the sweeps planned (meta.json) that have no successful row."""
+def missing_cells(df: pd.DataFrame, runs: list[dict]) -> list[str]:
+    """Cells the sweeps' runs planned (their records' planned_cells) that have no successful row."""
     done = {(r.checkpoint, r.test_res, r.policy, r.bandlimit) for r in df[df["error"] == ""].itertuples()}
-    planned = {tuple(c) for m in metas for c in m.get("planned_cells", [])}
+    planned = {tuple(c) for m in runs for c in m.get("planned_cells", [])}
     cells = sorted(planned - done, key=lambda c: (c[0], size_key(c[1]), *c[2:]))  # sizes by pixels, not as text
     return [" / ".join(c) for c in cells]
 
 
 def _pivot(frame: pd.DataFrame, index: list[str], values: str) -> pd.DataFrame:
     table = frame.pivot_table(index=index, columns="test_res", values=values, aggfunc="first")
-    return table[sorted(table.columns, key=size_key)].reset_index()
+    return table[sort_sizes(table.columns)].reset_index()
 
 
 def _checkpoint_rank(frame: pd.DataFrame) -> dict[str, int]:
@@ -225,9 +225,24 @@ def save_figure(fig, base: Path, formats: list[str]) -> list[str]:
     return written
 
 
+def subset_note(df: pd.DataFrame, runs: list[dict]) -> str:
+    """'' when every cell used its whole test split (as far as the run records tell), else a plain warning."""
+    split = {c["name"]: c["test_split_images"] for r in runs for c in r.get("checkpoints") or []
+             if isinstance(c, dict) and c.get("test_split_images")}
+    ok = df[df["error"] == ""]
+    parts = sorted({(int(n), split[c]) for c, n in zip(ok["checkpoint"], ok["n"]) if c in split and n < split[c]})
+    if not parts:
+        return ""
+    used = ", ".join(f"{k} of {n}" for k, n in parts)
+    return (f"SUBSET: cells use the first {used} test images: a quick look, not the full study "
+            f"(95% intervals about +-{100 * 1.96 * (0.25 / parts[0][0]) ** 0.5:.1f} points at worst)")
+
+
 def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list[str]:
     versions = metas[0].get("versions", {}) if metas else {}
-    lines = [f"- generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+    subset = subset_note(df, metas)
+    lines = [*([f"- **{subset}**"] if subset else []),
+             f"- generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
              f"- sweeps: {', '.join(map(str, dirs))}",
              *[f"- command: `{m.get('command', '?')}` (started {m.get('started')}, finished {m.get('finished')})"
                for m in metas],

@@ -229,6 +229,12 @@ class SweepPlan:
     todo: list[Cell]         # those not yet in the folder
     n_test: dict[int, int]   # checkpoint index -> test images each of its cells uses
     images: dict[int, int]   # checkpoint index -> the store's key for them (images_key)
+    available: dict[int, int]  # checkpoint index -> images in its whole test split
+
+    def subset(self) -> str:
+        """'' for a run on whole test splits, else what part of them it uses, said plainly."""
+        parts = sorted({(self.n_test[i], n) for i, n in self.available.items() if self.n_test[i] < n})
+        return "; ".join(f"SUBSET: the first {k} of {n} test images per cell" for k, n in parts)
 
 
 def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch.nn.Module]]:
@@ -263,7 +269,7 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     repair_log(log_path(Path(cfg.out), cfg.shard))
     done = {row_key(r) for r in read_rows(Path(cfg.out)) if not r.get("error")}
     todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index]) not in done]
-    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images)
+    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full)
 
 
 def _code_commit() -> dict:
@@ -291,6 +297,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str, finished: str | None) -
                        "test_res": None if cfg.test_res is None else [format_size(s) for s in cfg.test_res]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
                              "train_res": format_size(c.train_res), "test_images": p.n_test[i],
+                             "test_split_images": p.available[i],
                              "native_accuracy": c.provenance.get("native_accuracy")} for i, c in enumerate(p.ckpts)],
             "planned_cells": [[p.ckpts[c.ckpt_index].name, format_size(c.test_res), c.policy, c.bandlimit]
                               for c in p.cells]}
@@ -357,7 +364,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     write_run(out, _run_record(p, run_id, started, None))
     console = Console(stderr=True, quiet=quiet, highlight=False)
     console.log(f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
-                f"{len(p.todo)} to run")
+                f"{len(p.todo)} to run" + (f"; {p.subset()}" if p.subset() else ""))
     execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
     write_run(out, _run_record(p, run_id, started, _now()))

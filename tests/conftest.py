@@ -15,7 +15,8 @@ from hypothesis import settings
 # Property tests: random exploration locally; in CI (.ci/run exports HYPOTHESIS_PROFILE=ci) a fixed
 # seed, so a run's verdict depends on the code alone, never on the examples drawn that day.
 settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.register_profile("dev")
+# explicit: hypothesis itself derandomizes when it sees CI=true, and a bare profile would inherit that
+settings.register_profile("dev", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO = Path(__file__).resolve().parents[1]

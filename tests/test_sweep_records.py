@@ -104,3 +104,17 @@ def test_per_class_names_the_classes(trained, tmp_path):
     per_class = pd.read_csv(out / "per_class.csv")
     names = dict(zip(per_class["class"], per_class["class_name"]))
     assert names == dict(enumerate(dataset_info("synthetic").classes))
+
+
+def test_a_subset_says_so_in_the_terminal_the_run_record_and_the_report(trained, cli, tmp_path):
+    args = ["sweep", trained["conv"], "--dataset", "synthetic", "--test-res", "7", "--policy", "native"]
+    code, _, err = cli(*args, "--limit", 40, "-o", tmp_path / "part")
+    assert code == 0 and "SUBSET: the first 40 of 1000 test images per cell" in err, err
+    record = json.loads((tmp_path / "part" / "meta.json").read_text())["checkpoints"][0]
+    assert (record["test_images"], record["test_split_images"]) == (40, 1000)
+    assert cli("report", tmp_path / "part", "-o", tmp_path / "rep" / "part", "--format", "md")[0] == 0
+    assert "SUBSET: cells use the first 40 of 1000 test images" in (tmp_path / "rep" / "part.md").read_text()
+    code, _, err = cli(*args, "-o", tmp_path / "full")  # the whole split: nothing to warn about
+    assert code == 0 and "SUBSET" not in err
+    assert cli("report", tmp_path / "full", "-o", tmp_path / "rep" / "full", "--format", "md")[0] == 0
+    assert "SUBSET" not in (tmp_path / "rep" / "full.md").read_text()
