@@ -263,11 +263,12 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
 
 def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list:
     """The PDF's first pages: the header (sweeps, commands, versions, checkpoints) and the first missing cells."""
-    lines = _header(df, metas, dirs, missing)
+    lines = [line.replace("**", "") for line in _header(df, metas, dirs, missing)]  # markdown bold: not in a PDF
     if missing:
         extra = ["..."] if len(missing) > MAX_LISTED_MISSING else []
         lines += ["", "Missing cells:", *missing[:MAX_LISTED_MISSING], *extra]
-    return text_pages("resbench resolution report", lines)
+    title = "resbench resolution report" + (" (SUBSET of the test images)" if subset_note(df, metas) else "")
+    return text_pages(title, lines)
 
 
 def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes) -> pd.DataFrame | None:
