@@ -121,11 +121,13 @@ def _parse_overrides(items) -> dict:
 @click.option("--set", "overrides", multiple=True, help="Model config field KEY=VALUE (repeatable).")
 @click.option("--limit", default=None, type=int, help="Use only the first N training images.")
 @click.option("--test-limit", default=None, type=int, help="Final test on the first N test images only.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.state if a killed run left one.")
 @click.option("--quiet", is_flag=True)
 @click.option("-o", "--out", required=True, type=click.Path(), help="Checkpoint file to write.")
 def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, seed, batch_size, lr, ssm_lr,
-              weight_decay, overrides, limit, test_limit, resume, quiet, out):
+              weight_decay, overrides, limit, test_limit, device, resume, quiet, out):
     """Train MODEL and write a self-describing checkpoint.
 
     \b
@@ -138,7 +140,7 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
     cfg = train_config(model, train_res=train_res, epochs=epochs, schedule=schedule, bandlimit=bandlimit,
                        model_overrides=_parse_overrides(overrides), dataset=dataset, data_dir=data_dir,
                        batch_size=batch_size, lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed,
-                       limit=limit, test_limit=test_limit)
+                       limit=limit, test_limit=test_limit, device=device)
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
     prov = ckpt.provenance
     epochs_done = f"{prov['epochs']} epoch{'' if prov['epochs'] == 1 else 's'}"
@@ -167,10 +169,13 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=256, show_default=True, type=int)
 @click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
+@click.option("--precision", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
-def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit, seed, batch_size, shard, quiet,
-              out):
+def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit, seed, batch_size, shard, device,
+              precision, quiet, out):
     """Evaluate checkpoints over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT.
@@ -187,10 +192,10 @@ def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit
                       test_res=parse_sizes(test_res) if test_res is not None else None,
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
-                      shard=parse_shard(shard))
+                      shard=parse_shard(shard), device=device, precision=precision)
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        _print_wide(_console(), _summary_table(*summary_frame(df, df.attrs.get("checkpoint_sha256"))))
+        _print_wide(_console(), _summary_table(*summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision)))
     click.echo(f"{len(df)} cells in {out}/results.csv")
 
 
@@ -242,7 +247,8 @@ def merge_cmd(sources, out):
 @click.option("-o", "--out", required=True, type=click.Path(), help="OUT/NAME: writes NAME.md, NAME.pdf, figures.")
 @click.option("--format", "formats", default="md,pdf,png,svg", show_default=True, help="What to write.")
 @click.option("--kernels", default=None, type=click.Path(), help="Add kernel spectra and aliasing of this checkpoint.")
-def report_cmd(sweeps, out, formats, kernels):
+@click.option("--device", default="auto", show_default=True, help="Where --kernels is analysed: auto, cpu, cuda[:N], mps.")
+def report_cmd(sweeps, out, formats, kernels, device):
     """Write a markdown + PDF report (figures as PNG/SVG) from one or more sweep folders.
 
     \b
@@ -251,7 +257,7 @@ def report_cmd(sweeps, out, formats, kernels):
     """
     from resbench.report import parse_formats, write_report
 
-    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels)
+    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels, kernel_device=device)
     if result["missing"]:
         click.echo(f"note: {len(result['missing'])} planned cells have no result (listed in the report)", err=True)
     click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")
@@ -260,8 +266,9 @@ def report_cmd(sweeps, out, formats, kernels):
 @cli.command("plot-kernels")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--test-res", default="14,28,56", show_default=True, help="Test sizes whose grids to show.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder.")
-def plot_kernels_cmd(checkpoint, test_res, out):
+def plot_kernels_cmd(checkpoint, test_res, device, out):
     """Plot S4ND / ckconv kernels as resampled at each test size, their spectra and Nyquist limits,
     and write aliasing.csv (energy above each test grid's Nyquist, bandlimit on and off).
 
@@ -272,7 +279,7 @@ def plot_kernels_cmd(checkpoint, test_res, out):
     from resbench.report import write_kernel_plots
     from resbench.resolution import parse_sizes
 
-    written, summary = write_kernel_plots(checkpoint, parse_sizes(test_res), out)
+    written, summary = write_kernel_plots(checkpoint, parse_sizes(test_res), out, device)
     click.echo(summary.round(3).to_string())
     click.echo(f"wrote {', '.join(written)} in {out}")
 

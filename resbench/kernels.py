@@ -75,9 +75,9 @@ def _ckconv_layers(model: torch.nn.Module):
 
 
 @torch.no_grad()
-def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectrum]:
+def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") -> list[KernelSpectrum]:
     """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv)."""
-    model = ckpt.build_model()
+    model = ckpt.build_model().to(device)
     out: list[KernelSpectrum] = []
     s4nd = _s4nd_layers(model)
     for name, layer in s4nd:
@@ -85,7 +85,7 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectru
         for axis, (kern, l_max) in enumerate(zip(layer.kernel, layer.l_max)):
             for label, alpha in settings:
                 # rate 1/M: M samples per reference step over the kernel's full support of l_max steps
-                k = kern(l_max * oversample, 1.0 / oversample, alpha).double().numpy()  # (ch, H, n)
+                k = kern(l_max * oversample, 1.0 / oversample, alpha).double().cpu().numpy()  # (ch, H, n)
                 for c in range(k.shape[0]):
                     freqs, energy = _one_sided_energy(k[c], oversample)
                     out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max))
@@ -94,7 +94,7 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64) -> list[KernelSpectru
         offsets = torch.arange(-half * oversample, half * oversample + 1, dtype=torch.float64) / oversample / half
         rows, cols = torch.meshgrid(offsets, offsets, indexing="ij")
         positions = torch.stack([rows, cols], -1).to(conv.kernel_net[0].weight)  # (n, n, 2)
-        k = conv.continuous_kernel(positions).double().numpy()  # (n, n, C)
+        k = conv.continuous_kernel(positions).double().cpu().numpy()  # (n, n, C)
         for axis in (0, 1):
             # the other axis is summed out of the energy: E(f_axis) = sum_{f_other} |K(f_axis, f_other)|^2
             spec = np.abs(np.fft.fft2(np.moveaxis(k, -1, 0), s=(2 * k.shape[0],) * 2)) ** 2  # (C, 2n, 2n)
@@ -127,9 +127,9 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
 
 @torch.no_grad()
 def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, channel: int = 0,
-                   bandlimit: str = "on") -> tuple[np.ndarray, np.ndarray]:
+                   bandlimit: str = "on", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Positions (training pixels) and taps of one S4ND kernel as the model samples it at test `size`."""
-    model = ckpt.build_model()
+    model = ckpt.build_model().to(device)
     layers = _s4nd_layers(model)
     if not layers:
         raise ResbenchError(f"{ckpt.path}: no S4ND layers to resample")
@@ -137,5 +137,5 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     rate = kernel_rates(ckpt.train_res, size)[axis]
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit == "on" else None
-    k = layer.kernel[axis](length, rate, alpha)[0, channel].double().numpy()  # (Lk,) causal taps
+    k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps
     return np.arange(length) * rate, k / rate  # / rate: per unit of training pixel, comparable across sizes

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.pdf import pdf_bytes, text_pages
 from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, train_test_heatmaps
@@ -46,8 +47,12 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
         runs.extend(read_runs(d))
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
-    df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed"], keep="last")
+    df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision"],
+                            keep="last")
     df = split_current(df, current_files(runs))[0]
+    # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32
+    low = df["precision"].fillna("fp32") != "fp32"
+    df.loc[low, "checkpoint"] = df.loc[low, "checkpoint"] + " [" + df.loc[low, "precision"] + "]"
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), runs
@@ -178,21 +183,23 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kernel_analysis(ckpt_path: str, test_sizes) -> tuple[object, pd.DataFrame, object]:
+def kernel_analysis(ckpt_path: str, test_sizes, device: str = "cpu") -> tuple[object, pd.DataFrame, object]:
     """(kernel figure, aliasing table, aliasing figure) of one S4ND or ckconv checkpoint at each test size."""
     from resbench.checkpoints import load_checkpoint
     from resbench.kernels import aliasing_table, kernel_spectra, resampled_taps
 
     test_sizes = sorted({parse_size(s) for s in test_sizes}, key=size_key)  # by pixels, each once
     ckpt = load_checkpoint(ckpt_path)
-    spectra = kernel_spectra(ckpt)
+    device = str(resolve_device(device))
+    spectra = kernel_spectra(ckpt, device=device)
     table = aliasing_table(ckpt, test_sizes, spectra)
     has_s4nd = any(s.group in ("forward", "backward") for s in spectra)
-    taps = (lambda size, layer, bl: resampled_taps(ckpt, size, layer, 0, 0, bl)) if has_s4nd else None
+    taps = (lambda size, layer, bl: resampled_taps(ckpt, size, layer, 0, 0, bl, device)) if has_s4nd else None
     return kernel_figure(ckpt, test_sizes, spectra, taps), table, aliasing_figure(table)
 
 
-def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path) -> tuple[list[str], pd.DataFrame]:
+def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path,
+                       device: str = "cpu") -> tuple[list[str], pd.DataFrame]:
     """plot-kernels: kernels.png/svg, aliasing.png/svg and aliasing.csv in the folder `out`.
 
     Returns the files written and the mean aliasing by test size (rows, in size order) and bandlimit.
@@ -202,7 +209,7 @@ def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path) -> tuple[lis
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ResbenchError(f"{out_dir}: exists and is not a folder")
-    kfig, table, afig = kernel_analysis(ckpt_path, test_sizes)
+    kfig, table, afig = kernel_analysis(ckpt_path, test_sizes, device)
     try:
         written = save_figure(kfig, out_dir / "kernels", ["png", "svg"]) + save_figure(afig, out_dir / "aliasing",
                                                                                         ["png", "svg"])
@@ -271,7 +278,8 @@ def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) 
     return text_pages(title, lines)
 
 
-def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes) -> pd.DataFrame | None:
+def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes,
+                  device: str = "cpu") -> pd.DataFrame | None:
     """Fill `figures` (key -> (title, figure)) as each is drawn, so the caller can close them on an error.
 
     Returns the kernels' aliasing table (None without `kernels`)."""
@@ -279,7 +287,7 @@ def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_s
     figures["heatmap"] = ("Train x test accuracy", train_test_heatmaps(df))
     if not kernels:
         return None
-    kfig, aliasing, afig = kernel_analysis(kernels, kernel_sizes or set(df["test_res"]))
+    kfig, aliasing, afig = kernel_analysis(kernels, kernel_sizes or set(df["test_res"]), device)
     figures["kernels"] = ("Continuous kernels and test-grid Nyquist limits", kfig)
     figures["aliasing"] = ("Aliasing of the kernels", afig)
     return aliasing
@@ -313,8 +321,10 @@ def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, l
 
 
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
-                 kernel_sizes=None) -> dict:
-    """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written."""
+                 kernel_sizes=None, kernel_device: str = "cpu") -> dict:
+    """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written.
+
+    `kernels`: a checkpoint whose continuous kernels are analysed too, on `kernel_device`."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -325,7 +335,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     tables = report_tables(df)
     figures, written, links, pages = {}, [], {}, []
     try:
-        aliasing = _draw_figures(figures, df, kernels, kernel_sizes)
+        aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device)
         for key, (_, fig) in figures.items():
             files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
             written += files

@@ -109,7 +109,7 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
     n, c, H, W = x.shape
     if (H, W) == (h, w):
         return to_float(x)
-    out = torch.empty(n, c, h, w, dtype=torch.float32)  # (N, C, h, w)
+    out = torch.empty(n, c, h, w, dtype=torch.float32, device=x.device)  # (N, C, h, w)
     step = max(1, min(_CHUNK, 2 ** 24 // max(1, c * max(H * W, h * w))))  # bounded temporaries
     for s in range(0, n, step):
         out[s:s + step] = F.interpolate(to_float(x[s:s + step]), size=(h, w), mode="bilinear",

@@ -48,7 +48,8 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     with torch.inference_mode(), cached_kernels(model):
         for x, y in batches:
             logits = model.forward_policy(x, policy)  # (b, classes)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            # float32: under autocast the logits may be bf16/fp16; the loss is summed over thousands of images
+            loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
             y = y.cpu()  # the counts stay on the CPU whatever the model's device
             hit = logits.argmax(1).cpu() == y
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]

@@ -28,12 +28,14 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps"]
 
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                  "bandlimit", "alpha", "seed", "n", "correct", "accuracy", "ci_low", "ci_high", "loss",
-                  "seconds", "images_per_s", "error"]
+                  "bandlimit", "alpha", "seed", "precision", "device", "n", "correct", "accuracy", "ci_low",
+                  "ci_high", "loss", "seconds", "images_per_s", "error"]
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split
-KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit"]
+KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "error"]
+                 "bandlimit", "precision", "device", "error"]
+# what rows logged before a column existed mean by it
+_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": ""}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
@@ -120,7 +122,7 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def row_key(row: dict) -> tuple:
-    return tuple(row.get(c) for c in KEY_COLUMNS)
+    return tuple(row.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in KEY_COLUMNS)
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -193,7 +195,8 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     """The tidy results frame of logged rows: RESULT_COLUMNS, sorted, sizes in numeric order."""
     from resbench.resolution import size_key  # here: resolution imports torch, which the store otherwise needs not
 
-    df = pd.DataFrame([{c: r.get(c) for c in RESULT_COLUMNS} for r in rows], columns=RESULT_COLUMNS)
+    df = pd.DataFrame([{c: r.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in RESULT_COLUMNS} for r in rows],
+                      columns=RESULT_COLUMNS)
     df["error"] = df["error"].fillna("")
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
     df["_size"] = df["test_res"].map(size_key)
@@ -218,7 +221,10 @@ def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
 def _read_results_csv(path: Path) -> pd.DataFrame:
     """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
     numbers = {c: [""] for c in RESULT_COLUMNS if c not in _TEXT_COLUMNS}  # to_csv writes NaN as ""
-    return pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
+    df = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
+    for column, default in _OLD_ROW_DEFAULTS.items():  # a table written before the column existed
+        df[column] = df[column].replace("", default) if column in df else default
+    return df
 
 
 def _all_results(out: Path) -> pd.DataFrame:

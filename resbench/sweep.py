@@ -25,6 +25,8 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
+from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
+                             resolve_device)
 from resbench.errors import ResbenchError
 from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_size, parse_bandlimit, resize_images,
                                  sort_sizes)
@@ -36,7 +38,7 @@ from resbench.store import (append_row, check_out_dir, log_path, read_rows, repa
 __all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
            "parse_shard", "images_key", "evaluate_cell", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
-MEMORY_BUDGET = 2 * 1024 ** 3  # bytes of activations one batch may take; larger cells use smaller batches
+MEMORY_BUDGET = CPU_MEMORY_BUDGET  # bytes of activations one batch may take on the CPU; a GPU: half its free memory
 
 
 @dataclass
@@ -52,7 +54,9 @@ class SweepConfig:
     seed: int = 0
     batch_size: int = 256
     shard: tuple[int, int] = (1, 1)  # (k, n): this process runs every n-th cell starting at k-1
-    threads: int = 2
+    threads: int = 2                 # CPU threads
+    device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
+    precision: str = "fp32"          # fp32, bf16 or fp16 (autocast); part of a cell's identity
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,9 @@ class Cell:
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
-    def key(self, ckpt: Checkpoint, seed: int, images: int) -> tuple:
-        """The cell's identity in the store; `images`: the test images used, -1 for the whole split."""
-        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images)
+    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str) -> tuple:
+        """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all."""
+        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -114,15 +118,23 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
 CACHE_PIXELS = 32 * 28 * 28
 
 
-def _batch_size_for(model: torch.nn.Module, size: tuple[int, int], requested: int) -> int:
-    """Shrink the batch so one batch's activations stay under MEMORY_BUDGET; refuse hopeless sizes."""
+def _budget(cfg: SweepConfig) -> int:
+    """Bytes of activations one batch may take on the sweep's device."""
+    device = torch.device(cfg.device)
+    return free_memory_budget(device) if device.type == "cuda" else MEMORY_BUDGET
+
+
+def _batch_size_for(model: torch.nn.Module, size: tuple[int, int], requested: int, budget: int | None = None) -> int:
+    """Shrink the batch so one batch's activations stay under the budget (MEMORY_BUDGET by default); refuse
+    hopeless sizes."""
+    budget = MEMORY_BUDGET if budget is None else budget
     width = max((p.shape[0] for p in model.parameters() if p.dim() >= 2), default=64)
     per_image = 12 * width * size[0] * size[1] * 4  # bytes: a dozen live activation maps of the widest layer
-    if per_image > MEMORY_BUDGET:
+    if per_image > budget:
         raise ResbenchError(f"test size {format_size(size)}: one image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB of activations (budget "
-                            f"{MEMORY_BUDGET / 1024 ** 3:.0f} GiB); choose a smaller size")
-    return max(1, min(requested, MEMORY_BUDGET // per_image))
+                            f"{budget / 1024 ** 3:.0f} GiB); choose a smaller size")
+    return max(1, min(requested, budget // per_image))
 
 
 def _dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
@@ -143,14 +155,14 @@ def _model_size(ckpt: Checkpoint, cell: Cell) -> tuple[int, int]:
 def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig) -> int:
     """The batch of one cell, for the size the model runs at; the test images themselves exist at the
     test size either way."""
-    size = _model_size(ckpt, cell)
-    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size))
+    size, budget = _model_size(ckpt, cell), _budget(cfg)
+    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size), budget)
     per_image = 3 * model.config.in_chans * cell.test_res[0] * cell.test_res[1] * 4  # resized, normalised, temp
-    if per_image > MEMORY_BUDGET:
+    if per_image > budget:
         raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
-                            f"{per_image / 1024 ** 3:.1f} GiB (budget {MEMORY_BUDGET / 1024 ** 3:.0f} GiB); "
+                            f"{per_image / 1024 ** 3:.1f} GiB (budget {budget / 1024 ** 3:.0f} GiB); "
                             "choose a smaller size")
-    return max(1, min(batch, MEMORY_BUDGET // per_image))
+    return max(1, min(batch, budget // per_image))
 
 
 def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -> list[torch.nn.Module]:
@@ -158,7 +170,7 @@ def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -
     batch fits. Returns the checkpoints' models, built once for the check and reused by the sweep."""
     models = []
     for i, ckpt in enumerate(ckpts):
-        model = ckpt.build_model()
+        model = ckpt.build_model().to(cfg.device)
         models.append(model)
         info = data.dataset_info(_dataset_name(ckpt, cfg), cfg.data_dir)
         takes = (model.config.in_chans, model.config.num_classes)
@@ -185,15 +197,17 @@ class _TestImages:
             self.raw, self.labels = data.load_raw(self.dataset, "test", cfg.data_dir, cfg.limit, cfg.seed)
 
     def batches(self, size: tuple[int, int], batch: int):
-        mean = torch.tensor(self.stats[0])[:, None, None]  # (C, 1, 1)
-        std = torch.tensor(self.stats[1])[:, None, None]  # (C, 1, 1)
+        """(images, labels) batches at `size` on the sweep's device: stored images are resized there."""
+        device = torch.device(self.cfg.device)
+        mean = torch.tensor(self.stats[0], device=device)[:, None, None]  # (C, 1, 1)
+        std = torch.tensor(self.stats[1], device=device)[:, None, None]  # (C, 1, 1)
         for i in range(0, len(self.labels), batch):
             if self.raw is None:  # synthetic: rendered at the size itself, the point of that dataset
                 x = data.render_synthetic("test", size, self.cfg.seed, limit=min(i + batch, len(self.labels)),
-                                          start=i)[0]
+                                          start=i)[0].to(device)
             else:
-                x = resize_images(self.raw[i:i + batch], size)
-            yield (x - mean) / std, self.labels[i:i + batch]  # (b, C, h, w), (b,)
+                x = resize_images(self.raw[i:i + batch].to(device), size)
+            yield (x - mean) / std, self.labels[i:i + batch].to(device)  # (b, C, h, w), (b,)
 
 
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
@@ -204,7 +218,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     t0 = time.perf_counter()
     batch = _cell_batch_size(model, ckpt, cell, cfg)
     ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else contextlib.nullcontext()
-    with ctx:
+    with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch)
     seconds = time.perf_counter() - t0
     n, correct = result.n, result.correct
@@ -248,6 +262,7 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         if policy not in ("native", "resize-input"):
             raise ResbenchError(f"--policy {policy!r}: expected native or resize-input")
     cfg.bandlimit = [parse_bandlimit(b) for b in cfg.bandlimit]
+    cfg.device, cfg.precision = str(resolve_device(cfg.device)), check_precision(cfg.precision)
     ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)]  # validates every file
     for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
@@ -268,7 +283,8 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
     repair_log(log_path(Path(cfg.out), cfg.shard))
     done = {row_key(r) for r in read_rows(Path(cfg.out)) if not r.get("error")}
-    todo = [c for c in cells if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index]) not in done]
+    todo = [c for c in cells
+            if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision) not in done]
     return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full)
 
 
@@ -291,6 +307,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str, finished: str | None) -
     cfg = p.cfg
     return {"run_id": run_id, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started,
             "finished": finished, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
+            "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k != "test_res"},
@@ -313,7 +330,8 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
             "dataset": images.dataset, "train_res": format_size(ckpt.train_res),
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
-            "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "limit": p.images[cell.ckpt_index],
+            "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
+            "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
             "class_names": list(data.dataset_info(images.dataset, p.cfg.data_dir).classes)}
 
 
@@ -372,13 +390,17 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     return df
 
 
-def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None) -> tuple[pd.DataFrame, int]:
+def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None,
+                  precision: str | None = None) -> tuple[pd.DataFrame, int]:
     """(accuracy in % by test size, one row per checkpoint, train size, policy and bandlimit; failed cells).
 
-    `sha256s` keeps only those checkpoint files (the files a run swept); failures are counted among them.
+    `sha256s` and `precision` keep only those checkpoint files and that precision (what a run swept);
+    failures are counted among them.
     """
     if sha256s is not None:
         df = df[df["checkpoint_sha256"].isin(set(sha256s))]
+    if precision is not None:
+        df = df[df["precision"] == precision]
     ok = df[df["error"] == ""]
     keys = ["checkpoint", "train_res", "policy", "bandlimit"]
     table = (100 * ok.pivot_table(index=keys, columns="test_res", values="accuracy", aggfunc="first"))

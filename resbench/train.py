@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from resbench.checkpoints import Checkpoint, package_versions, save_checkpoint
 from resbench.store import atomic_write_bytes, writable_folder
+from resbench.device import device_name, resolve_device
 from resbench.errors import ResbenchError
 from resbench.scoring import score
 
@@ -109,6 +110,8 @@ def train_config(model: str, *, train_res: int | None = None, epochs: int | None
         if not probe.has_bandlimit:
             raise ResbenchError(f"--bandlimit: model {model!r} has no bandlimit")
         overrides["bandlimit"] = None if setting in ("off", "none") else float(setting)
+    if "device" in fields:  # "auto" becomes the device it picks, so the checkpoint records a real one
+        fields["device"] = str(resolve_device(fields["device"]))
     return TrainConfig(model=model, schedule=sched, model_overrides=overrides, **fields)
 
 
@@ -224,7 +227,7 @@ def _start(cfg: TrainConfig, out: Path, quiet: bool) -> _Run:
     started = time.perf_counter()
     if out.is_dir():
         raise ResbenchError(f"{out}: is a directory, expected the checkpoint file to write")
-    device = _check_device(cfg.device)
+    device = resolve_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     info = data.dataset_info(cfg.dataset, cfg.data_dir)
     stats = data.dataset_stats(cfg.dataset, cfg.data_dir, seed=cfg.seed)
@@ -240,16 +243,6 @@ def _start(cfg: TrainConfig, out: Path, quiet: bool) -> _Run:
     opt = torch.optim.AdamW(_param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, cfg.warmup_frac))
     return _Run(cfg, model, opt, sched, stats, steps_per_epoch, Console(stderr=True, quiet=quiet), started)
-
-
-def _check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ResbenchError(f"device {device!r}: expected cpu, cuda, cuda:N or another torch device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ResbenchError(f"device {device!r}: no CUDA device is available here; use cpu")
-    return dev
 
 
 def _resume(run: _Run, spath: Path, name: str) -> None:
@@ -326,6 +319,7 @@ def _final_checkpoint(run: _Run, correct: int, n_test: int, test_loss: float, te
                     "native_accuracy": correct / n_test, "native_test_n": n_test, "native_test_loss": test_loss,
                     "wall_time_s": round(wall_time, 1), "train_time_s": round(run.train_time, 1),
                     "test_time_s": round(test_time, 1), "versions": package_versions(),
+                    "device": device_name(torch.device(cfg.device)),
                     "train_config": asdict(cfg), "history": run.history},
         data_stats={"mean": list(run.stats[0]), "std": list(run.stats[1])},
         state_dict=model.state_dict())

@@ -1,0 +1,81 @@
+"""Where models run and in what precision (--device, --precision): checked before any work, recorded with results."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+
+import torch
+
+from resbench.errors import ResbenchError
+
+__all__ = ["PRECISIONS", "CPU_MEMORY_BUDGET", "MIN_FREE_BYTES", "resolve_device", "device_name", "check_precision",
+           "autocast", "free_memory_budget"]
+
+# autocast dtype of each precision; fp32 runs without autocast
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_MEMORY_BUDGET = 2 * 1024 ** 3  # bytes of activations one batch may take on the CPU
+MIN_FREE_BYTES = 256 * 1024 ** 2  # a GPU with less free memory cannot run a useful batch
+
+
+def resolve_device(text: str | torch.device = "auto") -> torch.device:
+    """'auto' (the first GPU when there is one, else the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.
+
+    A device that does not exist here is a user error, raised before any work.
+    """
+    word = str(text).strip().lower()
+    if word == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", 0)
+        return torch.device("mps") if torch.backends.mps.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(word)
+    except (RuntimeError, TypeError):
+        raise ResbenchError(f"--device {text!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ResbenchError(f"--device {text!r}: no CUDA device is available here; use cpu or auto")
+        index = 0 if device.index is None else device.index
+        if index >= count:
+            raise ResbenchError(f"--device {text!r}: only {count} CUDA device(s) here (cuda:0..cuda:{count - 1})")
+        return torch.device("cuda", index)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ResbenchError(f"--device {text!r}: MPS is not available here; use cpu or auto")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ResbenchError(f"--device {text!r}: expected auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """What a results row records: 'cpu (x86_64)', 'cuda:0 (NVIDIA H200)', 'mps'."""
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()})"
+    return str(device)
+
+
+def check_precision(text: str) -> str:
+    word = str(text).strip().lower()
+    if word not in PRECISIONS:
+        raise ResbenchError(f"--precision {text!r}: expected one of {', '.join(PRECISIONS)}")
+    return word
+
+
+def autocast(device: torch.device, precision: str):
+    """Autocast to the precision's dtype on the device; fp32 runs as it is."""
+    dtype = PRECISIONS[check_precision(precision)]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def free_memory_budget(device: torch.device) -> int:
+    """Bytes of activations one batch may take on a GPU: half its free memory (the rest: weights, kernels,
+    the allocator's slack). Too little free memory is a user error."""
+    free, _ = torch.cuda.mem_get_info(device) if device.type == "cuda" else (CPU_MEMORY_BUDGET, None)
+    if free < MIN_FREE_BYTES:
+        raise ResbenchError(f"--device {device}: {free / 1024 ** 2:.0f} MiB free, at least "
+                            f"{MIN_FREE_BYTES / 1024 ** 2:.0f} MiB needed; free the GPU or choose another device")
+    return free // 2
