@@ -247,7 +247,8 @@ def merge_cmd(sources, out):
 @click.option("-o", "--out", required=True, type=click.Path(), help="OUT/NAME: writes NAME.md, NAME.pdf, figures.")
 @click.option("--format", "formats", default="md,pdf,png,svg", show_default=True, help="What to write.")
 @click.option("--kernels", default=None, type=click.Path(), help="Add kernel spectra and aliasing of this checkpoint.")
-@click.option("--device", default="auto", show_default=True, help="Where --kernels is analysed: auto, cpu, cuda[:N], mps.")
+@click.option("--device", default="auto", show_default=True,
+              help="Where --kernels is analysed: auto, cpu, cuda, cuda:N or mps.")
 def report_cmd(sweeps, out, formats, kernels, device):
     """Write a markdown + PDF report (figures as PNG/SVG) from one or more sweep folders.
 

@@ -189,6 +189,7 @@ class _TestImages:
 
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
         self.dataset = _dataset_name(ckpt, cfg)
+        self.classes = list(data.dataset_info(self.dataset, cfg.data_dir).classes)  # once: an image folder is scanned
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         if self.dataset == "synthetic":
@@ -332,7 +333,7 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
             "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
-            "class_names": list(data.dataset_info(images.dataset, p.cfg.data_dir).classes)}
+            "class_names": images.classes}
 
 
 def _failed(e: Exception) -> dict:

@@ -203,7 +203,8 @@ def test_official_options_without_effect_are_accepted_and_change_nothing(path):
     ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 2}, "channels"),
     ({"init": "legs"}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
     ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "linear"),
-    ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"), ({"mode": "dplr", "kernel": None}, "kernel"),
+    ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"),
+    ({"mode": "dplr", "kernel": None}, "kernel"),
 ])
 def test_unsupported_official_options_are_refused(change, needle):
     data = torch.load(FIXTURES[0], weights_only=True)
