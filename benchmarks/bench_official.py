@@ -1,0 +1,105 @@
+"""resbench's S4ND layer against the official one (state-spaces/s4), side by side in one process.
+
+Both layers hold the same weights (the official layer's, loaded with S4ND.from_state_spaces), run in the
+same process under the same allocator setting, and compute their kernels in every call (no cache):
+eval forward (inference mode) and a training step (forward + backward of a summed output). Prints a table;
+asserts nothing. The official code is not part of resbench: pass a checkout of the repository,
+
+    git clone https://github.com/state-spaces/s4 /tmp/s4   # needs: pip install einops hydra-core pytorch-lightning
+    python benchmarks/bench_official.py --official /tmp/s4 [--sides 8,14,28,56] [--batch 64] [--width 128]
+
+Without --official only resbench's column is measured.
+"""
+
+import argparse
+import sys
+import time
+
+import torch
+
+import common
+
+from resbench.layers.s4nd import S4ND
+
+
+def best_time(fn, repeats):
+    fn()  # warm-up: allocator and kernel caches
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def official_layer(path: str, config: dict):
+    """The official S4ND layer built from `config` (the official option names)."""
+    sys.path.insert(0, path)
+    from src.models.sequence.modules.s4nd import S4ND as OfficialS4ND  # noqa: E402  (the checkout's)
+
+    return OfficialS4ND(**config, return_state=False, verbose=False)
+
+
+def step_time(layer, x, repeats, **kwargs):
+    """Seconds of one training step: forward, sum, backward (gradients of the weights and the input)."""
+    x = x.clone().requires_grad_(True)
+
+    def step():
+        layer.zero_grad(set_to_none=True)
+        out = layer(x, **kwargs)
+        out = out[0] if isinstance(out, tuple) else out
+        out.sum().backward()
+    return best_time(step, repeats)
+
+
+def measure(side: int, args, official_path: str | None) -> dict:
+    config = {"d_model": args.width, "d_state": args.d_state, "l_max": [side, side], "dim": 2,
+              "bidirectional": True, "bandlimit": 0.5, "n_ssm": 1, "init": "diag-lin", "dt_min": 0.1,
+              "dt_max": 1.0, "kernel": "diag", "disc": "zoh", "activation": "gelu", "final_act": "glu",
+              "transposed": True, "linear": False}
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, args.width, side, side)  # (B, H, L, L)
+    row = {"side": side}
+    if official_path:
+        official = official_layer(official_path, config).eval()
+        ours = S4ND.from_state_spaces(config, official.state_dict()).eval()
+        with torch.inference_mode():
+            row["diff"] = (ours(x) - official(x)).abs().max().item()
+            row["official"] = best_time(lambda: official(x), args.repeats)
+        official.train()
+        row["official_train"] = step_time(official, x, args.repeats)
+    else:
+        ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval()
+    with torch.inference_mode():
+        row["ours"] = best_time(lambda: ours(x), args.repeats)
+    ours.train()
+    row["ours_train"] = step_time(ours, x, args.repeats)
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", default=None, help="a checkout of the state-spaces/s4 repository")
+    parser.add_argument("--sides", default="8,14,28,56")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--d-state", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = common.parse(parser)
+    print(f"S4ND layer, H={args.width}, d_state={args.d_state}, batch={args.batch}, bidirectional, bandlimit 0.5, "
+          f"kernels computed in the call; threads={args.threads}, malloc={args.malloc}")
+    if not args.official:
+        print("no --official checkout given: the official columns are skipped")
+    print(f"{'side':>5} {'official ms':>12} {'resbench ms':>12} {'ratio':>7} {'max |diff|':>11} | "
+          f"{'train: official ms':>19} {'resbench ms':>12} {'ratio':>7}")
+    for side in [int(s) for s in args.sides.split(",")]:
+        r = measure(side, args, args.official)
+        off, off_train = r.get("official"), r.get("official_train")
+        print(f"{side:>5} {1e3 * off if off else float('nan'):>12.1f} {1e3 * r['ours']:>12.1f} "
+              f"{off / r['ours'] if off else float('nan'):>6.1f}x {r.get('diff', float('nan')):>11.2e} | "
+              f"{1e3 * off_train if off_train else float('nan'):>19.1f} {1e3 * r['ours_train']:>12.1f} "
+              f"{off_train / r['ours_train'] if off_train else float('nan'):>6.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
