@@ -382,8 +382,10 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
     write_run(out, _run_record(p, run_id, started, None))
     console = Console(stderr=True, quiet=quiet, highlight=False)
-    console.log(f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
-                f"{len(p.todo)} to run" + (f"; {p.subset()}" if p.subset() else ""))
+    # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
+    console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
+                  f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"
+                  + (f"; {p.subset()}" if p.subset() else ""), soft_wrap=True, markup=False)
     execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
     write_run(out, _run_record(p, run_id, started, _now()))

@@ -31,6 +31,9 @@ def test_without_a_terminal_every_finished_cell_prints_a_line(trained, tmp_path)
     proc = run_cli("sweep", trained["conv"], "--dataset", "synthetic", "--test-res", "7,14", "--limit", 40,
                    "-o", tmp_path / "sw")
     assert proc.returncode == 0, proc.stderr
+    first = [line for line in proc.stderr.splitlines() if "cells in this shard" in line]
+    assert len(first) == 1 and first[0].endswith("4 to run; SUBSET: the first 40 of 1000 test images per cell"), \
+        proc.stderr  # whole on one line: a log file is 80 columns wide for rich
     lines = [line for line in proc.stderr.splitlines() if line.startswith("cell ")]
     assert [re.match(r"cell (\d+)/4 ", line).group(1) for line in lines] == ["1", "2", "3", "4"]
     for line in lines:
