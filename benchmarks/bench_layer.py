@@ -4,23 +4,13 @@ Usage: python benchmarks/bench_layer.py [--sides 8,14,28,56,112] [--batch 64] [-
 """
 
 import argparse
-import time
 
 import torch
 
 import common
+from common import best_time
 
 from resbench.layers.s4nd import AUTO_TOEPLITZ_MAX_LEN, S4ND
-
-
-def best_time(fn, repeats):
-    fn()  # warm-up: allocator and kernel caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main():

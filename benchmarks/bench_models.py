@@ -1,7 +1,6 @@
 """Parameters and eval forward time (ms per batch of 64 at 28x28) of every registered model (prints a table)."""
 
 import argparse
-import time
 
 import torch
 
@@ -25,13 +24,8 @@ def main():
         torch.manual_seed(0)
         model = create_model(name, train_res=args.train_res).eval()
         with torch.inference_mode():
-            model(x)
-            times = []
-            for _ in range(args.repeats):
-                t0 = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - t0)
-        print(f"{name:<15} {count_params(model):>11,} {1e3 * min(times):>9.1f}")
+            seconds = common.best_time(lambda: model(x), args.repeats)
+        print(f"{name:<15} {count_params(model):>11,} {1e3 * seconds:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -13,23 +13,13 @@ Without --official only resbench's column is measured.
 
 import argparse
 import sys
-import time
 
 import torch
 
 import common
+from common import best_time
 
 from resbench.layers.s4nd import S4ND
-
-
-def best_time(fn, repeats):
-    fn()  # warm-up: allocator and kernel caches
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def official_layer(path: str, config: dict):

@@ -1,6 +1,7 @@
-"""Options every benchmark shares: CPU threads and the allocator setting (see resbench/runtime.py)."""
+"""What every benchmark shares: CPU threads, the allocator setting (see resbench/runtime.py), best-of timing."""
 
 import argparse
+import time
 
 import torch
 
@@ -17,3 +18,14 @@ def parse(parser: argparse.ArgumentParser, malloc: str = "keep") -> argparse.Nam
     if args.malloc == "keep" and not keep_freed_memory():
         args.malloc = "default (keep unavailable)"
     return args
+
+
+def best_time(fn, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` calls of fn, after one warm-up call (allocator and kernel caches)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
