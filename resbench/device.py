@@ -72,9 +72,9 @@ def autocast(device: torch.device, precision: str):
 
 
 def free_memory_budget(device: torch.device) -> int:
-    """Bytes of activations one batch may take on a GPU: half its free memory (the rest: weights, kernels,
-    the allocator's slack). Too little free memory is a user error."""
-    free, _ = torch.cuda.mem_get_info(device) if device.type == "cuda" else (CPU_MEMORY_BUDGET, None)
+    """Bytes of activations one batch may take on a CUDA device: half its free memory (the rest: weights,
+    kernels, the allocator's slack). Too little free memory is a user error."""
+    free, _ = torch.cuda.mem_get_info(device)
     if free < MIN_FREE_BYTES:
         raise ResbenchError(f"--device {device}: {free / 1024 ** 2:.0f} MiB free, at least "
                             f"{MIN_FREE_BYTES / 1024 ** 2:.0f} MiB needed; free the GPU or choose another device")

@@ -304,10 +304,11 @@ def _code_commit() -> dict:
     return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
 
 
-def _run_record(p: SweepPlan, run_id: str, started: str, finished: str | None) -> dict:
+def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
+    """This run's record as it starts ("finished" None; run_sweep fills it in at the end)."""
     cfg = p.cfg
     return {"run_id": run_id, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started,
-            "finished": finished, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
+            "finished": None, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
             "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
@@ -377,10 +378,10 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     p = plan(cfg)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    started = _now()
     k, n = cfg.shard
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
-    write_run(out, _run_record(p, run_id, started, None))
+    record = _run_record(p, run_id, _now())
+    write_run(out, record)
     console = Console(stderr=True, quiet=quiet, highlight=False)
     # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
     console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
@@ -388,7 +389,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
                   + (f"; {p.subset()}" if p.subset() else ""), soft_wrap=True, markup=False)
     execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
-    write_run(out, _run_record(p, run_id, started, _now()))
+    write_run(out, {**record, "finished": _now()})
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
     return df
 
