@@ -272,16 +272,29 @@ def test_cached_kernels_give_identical_outputs_and_are_dropped():
 
 
 @pytest.mark.parametrize("final_act", ["glu", "id"])
-@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
-def test_chunked_evaluation_equals_the_autograd_path(monkeypatch, final_act, chunk):
-    """Without grad the Toeplitz path applies the output linear chunk by chunk; with grad in one go."""
+@pytest.mark.parametrize("dim, shape", [(1, (11,)), (2, (9, 5)), (3, (4, 3, 5))])
+@pytest.mark.parametrize("group", [1, 2, 5])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_grouped_evaluation_equals_the_autograd_path(monkeypatch, final_act, dim, shape, group, channels_last):
+    """Without grad the Toeplitz path runs a group of images at a time into a channels-last output;
+    with grad the whole batch in one go. Groups of 2 over 5 images leave an uneven last group."""
     import resbench.layers.s4nd as s4nd
 
-    monkeypatch.setattr(s4nd, "CHUNK_ELEMENTS", chunk)  # 7: one column per chunk; 64: uneven chunks
-    layer = S4ND(4, d_state=8, dim=2, l_max=9, bandlimit=0.5, final_act=final_act).eval()
-    x = torch.randn(3, 4, 9, 5)
+    H, B = 4, 5
+    per_image = H * math.prod(shape)
+    # the group size is CHUNK_ELEMENTS // per_image, a quarter of the budget for non-contiguous input
+    monkeypatch.setattr(s4nd, "CHUNK_ELEMENTS", group * per_image * (4 if channels_last else 1))
+    layer = S4ND(H, d_state=8, dim=dim, l_max=shape, bandlimit=0.5, final_act=final_act).eval()
+    x = torch.randn(B, H, *shape)
+    if channels_last:
+        x = x.movedim(1, -1).contiguous().movedim(-1, 1)  # (B, H, *L), the channel innermost in memory
     whole = layer(x, rate=0.7, method="toeplitz").detach()
     with torch.inference_mode():
-        chunked = layer(x, rate=0.7, method="toeplitz")
-    assert chunked.shape == whole.shape
-    assert torch.allclose(chunked, whole, atol=1e-6)
+        grouped = layer(x, rate=0.7, method="toeplitz")
+    assert grouped.shape == whole.shape
+    assert torch.allclose(grouped, whole, atol=1e-6)
+    # not-transposed layers take and give (B, *L, H)
+    layer.transposed = False
+    with torch.inference_mode():
+        grouped_last = layer(x.movedim(1, -1), rate=0.7, method="toeplitz")
+    assert torch.allclose(grouped_last, whole.movedim(1, -1), atol=1e-6)

@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 from resbench.layers.blocks import PreNormBlock, glu_mixer
@@ -53,7 +54,10 @@ class IsoModel(ResModel):
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels-last memory: the norms and the per-pixel linears read it without copies, and
         # S4ND hands its output back channel-innermost. Eval at 28x28 is about 1/3 faster this way.
-        x = self.blocks(self.stem(x).contiguous(memory_format=torch.channels_last))  # (B, D, H, W)
+        # The 1x1 stem is applied as the per-pixel linear it is, which writes channels-last directly
+        # (a 1x1 convolution writes channel-first and needs a transposing copy after it).
+        x = F.linear(x.movedim(1, -1), self.stem.weight.flatten(1), self.stem.bias)  # (B, H, W, D)
+        x = self.blocks(x.movedim(-1, 1))  # (B, D, H, W), channels-last in memory
         x = self.norm(x.movedim(1, -1)).mean(dim=(1, 2))  # (B, D)
         return self.head(x)  # (B, num_classes)
 
