@@ -271,6 +271,20 @@ def test_cached_kernels_give_identical_outputs_and_are_dropped():
     assert layer._kernel_cache is None
 
 
+def test_dropout_in_training_mode_is_drawn_without_grad_too():
+    """A layer in training mode with dropout draws its mask under no_grad as with grad (same seed, same
+    output): the grouped evaluation path, which has no dropout, is for layers with none active."""
+    layer = S4ND(4, d_state=8, dim=2, l_max=9, bandlimit=0.5, dropout=0.5).train()
+    x = torch.randn(3, 4, 9, 5)
+    torch.manual_seed(1)
+    with_grad = layer(x, method="toeplitz").detach()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        without = layer(x, method="toeplitz")
+    assert torch.allclose(without, with_grad, atol=1e-6)
+    assert not torch.allclose(without, layer.eval()(x, method="toeplitz").detach(), atol=1e-3)
+
+
 @pytest.mark.parametrize("final_act", ["glu", "id"])
 @pytest.mark.parametrize("dim, shape", [(1, (11,)), (2, (9, 5)), (3, (4, 3, 5))])
 @pytest.mark.parametrize("group", [1, 2, 5])

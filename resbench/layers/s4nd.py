@@ -240,8 +240,8 @@ class S4ND(ResolutionAware):
             y = conv_fft(x, ops) + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
             y = self.output_linear(self.dropout(self.activation(y)).movedim(1, -1))  # (B, *L, H)
             return y if not self.transposed else y.movedim(-1, 1)
-        if not torch.is_grad_enabled():
-            return self._evaluate(x, ops)
+        if not torch.is_grad_enabled() and not (self.training and isinstance(self.dropout, nn.Dropout)):
+            return self._evaluate(x, ops)  # no autograd and no dropout to draw: the grouped path
         # Toeplitz: work channel-major, (H, L1, ..., B, LN), so every product below is a large GEMM
         perm = channel_major(self.dim)
         u = x.permute(perm).contiguous()  # (H, L1, ..., B, LN); contiguous: elementwise ops on a view are slow
@@ -285,7 +285,7 @@ class S4ND(ResolutionAware):
         return z.movedim(-1, 1) if self.transposed else z
 
     def _activation_into(self, t: torch.Tensor, out: torch.Tensor) -> None:
-        """out = activation(t), written in place (dropout is off in evaluation)."""
+        """out = activation(t), written in place (forward sends no active dropout here)."""
         if isinstance(self.activation, nn.GELU):
             torch.ops.aten.gelu.out(t, approximate=self.activation.approximate, out=out)
         else:
