@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from resbench.errors import ResbenchError
+from resbench.statedicts import check_state_dict
 from resbench.store import atomic_write_bytes
 
 __all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "save_checkpoint",
@@ -109,6 +110,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ResbenchError(f"{path}: is not a file, expected a resbench checkpoint (.pt)")
     if path.stat().st_size == 0:
         raise ResbenchError(f"{path}: empty file, expected a resbench checkpoint")
+    from resbench.official import is_official, official_checkpoint, plain_config, read_official
+
     try:
         # weights_only: plain containers and tensors only; a pickle that would run code is refused.
         # torch warns about the pickle protocol of files it then refuses; the error below says what matters
@@ -116,10 +119,27 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             warnings.simplefilter("ignore")
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
-        raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({_load_failure(e)})") from None
+        if not _looks_like_lightning(path):
+            raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({_load_failure(e)})") from None
+        raw = read_official(path)  # an official trainer's file: its config is an omegaconf object
+    if is_official(raw):  # a checkpoint of the official S4ND code, converted as `import-official` does
+        return official_checkpoint({**raw, "hyper_parameters": plain_config(raw["hyper_parameters"])}, path,
+                                   file_sha256(path))
     ckpt = _validate(raw, path)
     ckpt.sha256 = file_sha256(path)
     return ckpt
+
+
+def _looks_like_lightning(path: Path) -> bool:
+    """Whether a torch zip file's pickle names omegaconf (a Lightning checkpoint's saved config)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+            return pkl is not None and b"omegaconf" in z.read(pkl)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _load_failure(e: Exception) -> str:
@@ -146,19 +166,10 @@ def _validate(raw: Any, path: Path) -> Checkpoint:
         model = create_model(raw["model"], **raw["config"])
     except ResbenchError as e:
         raise ResbenchError(f"{path}: invalid config: {e}") from None
-    own = model.state_dict()
     sd = raw["state_dict"]
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ResbenchError(f"{path}: state_dict holds values that are not tensors")
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if missing or unexpected:
-        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        raise ResbenchError(f"{path}: state dict does not match model {raw['model']!r} "
-                            f"({len(missing)} missing, {len(unexpected)} unexpected keys; {what})")
-    for key, value in own.items():
-        if sd[key].shape != value.shape:
-            raise ResbenchError(f"{path}: state dict entry {key!r} has shape {tuple(sd[key].shape)}, "
-                                f"the config implies {tuple(value.shape)}")
+    check_state_dict(model.state_dict(), sd, f"{path}: state dict", f"model {raw['model']!r}")
     stats = raw["data_stats"]
     if not (isinstance(stats.get("mean"), (list, tuple)) and isinstance(stats.get("std"), (list, tuple))):
         raise ResbenchError(f"{path}: data_stats needs 'mean' and 'std' lists")

@@ -264,6 +264,48 @@ def report_cmd(sweeps, out, formats, kernels, device):
     click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")
 
 
+@cli.command("import-official")
+@click.argument("source", type=click.Path())
+@click.option("-o", "--out", required=True, type=click.Path(), help="The resbench checkpoint to write (.pt).")
+@click.option("--train-res", default=None, help="Training size (e.g. 16 or 16x12); default: the official "
+              "loader.img_size / loader.train_resolution.")
+@click.option("--dataset", default=None, help="resbench dataset to test it on (default: the official dataset's).")
+@click.option("--mean", default=None, help="Input normalisation mean per channel, e.g. 0.48 or 0.49,0.48,0.45 "
+              "(default: what the official dataloader of that dataset uses).")
+@click.option("--std", default=None, help="Input normalisation std per channel (with --mean).")
+def import_official_cmd(source, out, train_res, dataset, mean, std):
+    """Convert a checkpoint of the official S4ND code (state-spaces/s4) into a resbench checkpoint.
+
+    Reads Lightning checkpoints (their omegaconf config included) and plain state-dict files without
+    running code; `resbench sweep` also takes such files directly.
+
+    \b
+    Example:
+      resbench import-official last.ckpt -o checkpoints/official_s4nd.pt
+    """
+    from resbench.official import import_official
+    from resbench.resolution import parse_size
+
+    size = None
+    if train_res is not None:
+        size = list(parse_size(train_res))
+    ckpt = import_official(source, out, size, dataset,
+                           None if mean is None else _floats(mean, "--mean"),
+                           None if std is None else _floats(std, "--std"))
+    official = ckpt.provenance["official"]
+    click.echo(f"wrote {out}: s4nd_official, {ckpt.config['n_layers']} layers, d_model {ckpt.config['d_model']}, "
+               f"kernel {ckpt.config['layer'].get('kernel') or ckpt.config['layer'].get('mode') or 'dplr'}, "
+               f"trained at {ckpt.provenance['train_res']} (official rate {official['train_rate']:g}), "
+               f"dataset {ckpt.provenance['dataset']}")
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in _split_list(text, option)]
+    except ValueError:
+        raise ResbenchError(f"{option} {text!r}: expected numbers separated by commas") from None
+
+
 @cli.command("plot-kernels")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--test-res", default="14,28,56", show_default=True, help="Test sizes whose grids to show.")

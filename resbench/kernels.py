@@ -74,6 +74,12 @@ def _ckconv_layers(model: torch.nn.Module):
     return [(name, m) for name, m in model.named_modules() if isinstance(m, ContinuousDepthwiseConv2d)]
 
 
+def _layer_rates(ckpt: Checkpoint, size) -> tuple[float, ...]:
+    """The rate the S4ND layers get at test `size`: train/test, times the rate the model was trained at
+    (not 1 for an official checkpoint trained off its l_max grid, e.g. the 16x16 recipe's rate 2)."""
+    return tuple(ckpt.config.get("train_rate", 1.0) * r for r in kernel_rates(ckpt.train_res, size))
+
+
 @torch.no_grad()
 def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") -> list[KernelSpectrum]:
     """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv)."""
@@ -117,7 +123,7 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
     rows = []
     for sp in spectra:
         for size in test_sizes:
-            nyquist = 0.5 / kernel_rates(train, size)[sp.axis]  # half a cycle per test step, in reference steps
+            nyquist = 0.5 / _layer_rates(ckpt, size)[sp.axis]  # half a cycle per test step, in reference steps
             rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
                          "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
                          "bandlimit": sp.bandlimit, "nyquist_cycles_per_train_px": nyquist,
@@ -134,7 +140,7 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     if not layers:
         raise ResbenchError(f"{ckpt.path}: no S4ND layers to resample")
     _, layer = layers[layer_index]
-    rate = kernel_rates(ckpt.train_res, size)[axis]
+    rate = _layer_rates(ckpt, size)[axis]
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit == "on" else None
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps

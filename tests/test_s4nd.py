@@ -201,7 +201,7 @@ def test_official_options_without_effect_are_accepted_and_change_nothing(path):
 
 @pytest.mark.parametrize("change,needle", [
     ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 2}, "channels"),
-    ({"init": "legs"}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
+    ({"init": 3}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
     ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "linear"),
     ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"),
     ({"mode": "dplr", "kernel": None}, "kernel"),
@@ -212,7 +212,18 @@ def test_unsupported_official_options_are_refused(change, needle):
         S4ND.from_state_spaces({**data["config"], **change}, data["state_dict"])
 
 
-def test_official_default_kernel_is_refused():
+@pytest.mark.parametrize("init", ["legs", "legt", "fourier", "diag-inv", "diag-real"])
+def test_any_official_init_loads_the_same_layer(init):
+    """Init only sets starting weights; the state dict replaces them, so the outputs cannot depend on it."""
+    data = torch.load(FIXTURES[0], weights_only=True)
+    ref = S4ND.from_state_spaces(data["config"], data["state_dict"]).eval()
+    layer = S4ND.from_state_spaces({**data["config"], "init": init}, data["state_dict"]).eval()
+    x = data["records"][0]["input"]
+    with torch.no_grad():
+        assert torch.equal(layer(x, rate=1.0), ref(x, rate=1.0))
+
+
+def test_diag_weights_under_the_official_default_kernel_are_refused():
     data = torch.load(FIXTURES[0], weights_only=True)
     config = {k: v for k, v in data["config"].items() if k != "kernel"}  # official default is dplr
     with pytest.raises(ResbenchError, match="kernel"):

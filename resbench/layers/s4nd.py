@@ -1,8 +1,9 @@
-"""S4ND: an N-d state-space layer with diagonal kernels, one 1-d SSM per axis (Nguyen et al., 2022).
+"""S4ND: an N-d state-space layer, one 1-d SSM kernel per axis (Nguyen et al., 2022).
 
 The N-d kernel is the outer product of one 1-d kernel per axis, so the convolution is separable:
 each axis's 1-d convolution is applied in turn. Parameter names and shapes follow the official
-`state-spaces/s4` layer (kernel="diag", disc="zoh") so official weights load by name.
+`state-spaces/s4` layer so official weights load by name: kernel="diag" (S4D, zero-order hold) or
+kernel="dplr" (S4, diagonal plus low rank, bilinear; the official default).
 
 A layer is defined on a reference grid `l_max`. At another resolution the same continuous kernel
 is resampled by scaling the step: `rate = l_max / L` per axis (rate < 1 on a finer grid).
@@ -10,6 +11,7 @@ is resampled by scaling the step: `rate = l_max / L` per axis (rate < 1 on a fin
 
 from __future__ import annotations
 
+import cmath
 import math
 from typing import Sequence
 
@@ -18,10 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
+from resbench.statedicts import check_state_dict
 from resbench.layers.resolution_aware import ResolutionAware
 
-__all__ = ["S4ND", "SSMKernel", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft", "channel_major",
-           "AUTO_TOEPLITZ_MAX_LEN"]
+__all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
+           "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
 # Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
@@ -41,6 +44,8 @@ _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "id": nn.Iden
 
 class SSMKernel(nn.Module):
     """One axis's diagonal SSM kernel, zero-order hold: (ch, H, Lk) taps at a given rate."""
+
+    kind = "diag"
 
     def __init__(self, d_model: int, d_state: int, n_ssm: int, channels: int,
                  init: str, dt_min: float, dt_max: float):
@@ -97,6 +102,112 @@ class SSMKernel(nn.Module):
         v = torch.cat([decay * torch.cos(phase), decay * torch.sin(phase)], dim=1)  # (H, 2*N2, Lk): Re, Im
         c = torch.cat([Cz.real, -Cz.imag], dim=-1).transpose(0, 1)  # (H, ch, 2*N2): Re(c v) = c_re v_re - c_im v_im
         return 2 * torch.bmm(c, v).transpose(0, 1)  # (ch, H, Lk)
+
+
+class DPLRKernel(SSMKernel):
+    """One axis's diagonal-plus-low-rank SSM kernel (S4), bilinear transform: (ch, H, Lk) taps at a given rate.
+
+    State matrix A - P P^* on the full state (the N2 modes and their conjugates), A = diag(-exp(A_real)
+    - i A_imag), P (R, S, N2). As in the official kernel, `C` stores C~ = C (I - Abar^l_kernel) for the
+    buffer `l_kernel`, with Abar the bilinear transition on the reference step: then the truncated kernel
+    of l_kernel taps is exactly its generating function sampled at the l_kernel-th roots of unity, one
+    inverse FFT. At rate r the same C~ is evaluated on round(l_kernel / r) nodes with the step dt * r.
+    """
+
+    kind = "dplr"
+
+    def __init__(self, d_model: int, d_state: int, n_ssm: int, channels: int, init: str,
+                 dt_min: float, dt_max: float, rank: int, l_max: int):
+        super().__init__(d_model, d_state, n_ssm, channels, init, dt_min, dt_max)
+        if not isinstance(rank, int) or rank < 1:
+            raise ResbenchError(f"S4ND rank={rank!r}: expected a positive integer (DPLR low-rank size)")
+        self.rank, self.l_max = rank, int(l_max)
+        # P = 0 as the official diag-* inits set it: the kernel starts as bilinear S4D (and stays so in
+        # training, as officially: P enters as P P^*, whose gradient vanishes at P = 0)
+        self.P = nn.Parameter(torch.zeros(rank, self.S, self.A_real.shape[-1], 2))  # (R, S, N2, 2) complex as (re, im)
+        # the random C drawn above stands for C~ at l_max (the official kernel converts its first C to C~ at
+        # l_max on its first call); 0 would mean "C is plain C", converted on the fly
+        self.register_buffer("l_kernel", torch.tensor(self.l_max))
+
+    def low_rank(self) -> torch.Tensor:
+        return torch.view_as_complex(self.P).repeat(1, self.H // self.S, 1)  # (R, H, N2)
+
+    def transition(self) -> torch.Tensor:
+        """Abar on the reference step, bilinear: (I - dt/2 M)^-1 (I + dt/2 M), M = A - P P^*: (H, 2*N2, 2*N2)."""
+        A, P = self.A(), self.low_rank()
+        A_full = torch.cat([A, A.conj()], dim=-1)  # (H, 2*N2): modes, then their conjugates
+        P_full = torch.cat([P, P.conj()], dim=-1)  # (R, H, 2*N2)
+        M = torch.diag_embed(A_full) - torch.einsum("rhn,rhm->hnm", P_full, P_full.conj())  # (H, 2N2, 2N2)
+        half = (self.dt() / 2)[:, None, None]  # (H, 1, 1)
+        eye = torch.eye(M.shape[-1], dtype=M.dtype, device=M.device)
+        return torch.linalg.solve(eye - half * M, eye + half * M)
+
+    def c_tilde(self, needed: int) -> tuple[torch.Tensor, int]:
+        """(C~ (ch, H, N2), its length) valid for kernels spanning `needed` reference steps.
+
+        The stored C~ when l_kernel covers `needed`: always for the kernels S4ND asks for at rate r <= 1
+        (r * round(l_max / r) < l_max + 1/2), not always above (l_max 20, r 3.5: round(3.5 * 6) = 21).
+        Otherwise computed as the official kernel would update its weights, without touching them:
+        plain C (l_kernel = 0) becomes C (I - Abar^l_max), then the length doubles while too short, using
+        I - Abar^2l = (I - Abar^l)(I + Abar^l).
+        """
+        C = torch.view_as_complex(self.C)  # (ch, H, N2)
+        length = int(self.l_kernel)
+        if length >= needed and length > 0:
+            return C, length
+        N2 = C.shape[-1]
+        Abar = self.transition()  # (H, 2N2, 2N2)
+        C_full = torch.cat([C, C.conj()], dim=-1)  # (ch, H, 2N2), a row vector per (c, h)
+        if length == 0:
+            length = self.l_max
+            C_full = C_full - torch.einsum("chn,hnm->chm", C_full, torch.linalg.matrix_power(Abar, length))
+        while length < needed:
+            C_full = C_full + torch.einsum("chn,hnm->chm", C_full, torch.linalg.matrix_power(Abar, length))
+            length *= 2
+        return C_full[..., :N2], length
+
+    def forward(self, length: int, rate: float = 1.0, bandlimit: float | None = None) -> torch.Tensor:
+        C, l_kernel = self.c_tilde(round(rate * length))  # (ch, H, N2)
+        C = C * self.bandlimit_mask(bandlimit)  # the mask applies to C~ only, not to P
+        n = round(l_kernel / rate)  # kernel length on this grid; the first `length` taps are returned
+        dt = self.dt() * rate  # (H,)
+        dtA = self.A() * dt[:, None]  # (H, N2)
+        B = torch.view_as_complex(self.B).repeat(1, self.H // self.S, 1)  # (1, H, N2)
+        P = self.low_rank()  # (R, H, N2)
+        # numerators of every sum_n a_n b_n dt / (z - dtA_n), a in (B, P), b in (C~, conj P): (1+R, ch+R, H, N2)
+        v = torch.cat([B, P])[:, None] * torch.cat([C, P.conj()])[None] * dt[:, None]
+        omega, z = _bilinear_nodes(n, dtA.device)  # (n//2+1,)
+        r = _cauchy(v, z, dtA)  # (1+R, ch+R, H, n//2+1)
+        ch = C.shape[0]
+        # Woodbury identity for the rank-R term: r00 - r01 (I + r11)^-1 r10
+        r00, r01, r10, r11 = r[0, :ch], r[0, ch:], r[1:, :ch], r[1:, ch:]  # (ch|R, ..., H, F), (R, R, H, F)
+        eye = torch.eye(self.rank, dtype=r.dtype, device=r.device)
+        x = torch.linalg.solve(eye + r11.permute(2, 3, 0, 1), r10.permute(2, 3, 0, 1))  # (H, F, R, ch)
+        k_f = r00 - torch.einsum("rhf,hfrc->chf", r01, x)  # (ch, H, F)
+        k_f = k_f * 2 / (1 + omega)  # undo the bilinear map of the nodes
+        return torch.fft.irfft(k_f, n=n)[..., :length]  # (ch, H, Lk)
+
+
+def _bilinear_nodes(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The n-th roots of unity omega^k (k <= n/2) and their bilinear images z = 2 (1 - omega) / (1 + omega).
+
+    omega is rounded to complex64 first and then raised to integer powers in complex64, as the official
+    kernel computes it: near omega = -1 (k = n/2) the value of 1 + omega (~1e-7) is mostly rounding, and
+    the Nyquist tap depends on it.
+    """
+    root = torch.tensor(cmath.exp(-2j * math.pi / n), dtype=torch.complex64, device=device)
+    omega = root ** torch.arange(n // 2 + 1, device=device)  # (n//2+1,)
+    return omega, 2 * (1 - omega) / (1 + omega)
+
+
+def _cauchy(v: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum over modes and their conjugates of v / (z - w): v (..., H, N2), z (F,), w (H, N2) -> (..., H, F)."""
+    v = torch.cat([v, v.conj()], dim=-1)[..., None]  # (..., H, 2N2, 1)
+    w = torch.cat([w, w.conj()], dim=-1)[..., None]  # (H, 2N2, 1)
+    return (v / (z - w)).sum(dim=-2)
+
+
+KERNELS = {"diag": SSMKernel, "dplr": DPLRKernel}
 
 
 def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
@@ -174,13 +285,15 @@ class S4ND(ResolutionAware):
       bandlimit `...` (default): the layer's own alpha; a float: that alpha; None: off.
                 The mask depends only on the weights, so it can change at evaluation time.
       method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= AUTO_TOEPLITZ_MAX_LEN).
+    kernel="diag" (SSMKernel) or "dplr" (DPLRKernel, with `rank`) chooses the per-axis kernel; the
+    convolution treats both kernels' taps alike.
     """
 
     def __init__(self, d_model: int, d_state: int = 64, dim: int = 2, l_max: int | Sequence[int] = 32,
                  bidirectional: bool = True, bandlimit: float | None = None, n_ssm: int | None = 1,
                  init: str = "diag-lin", dt_min: float = 0.001, dt_max: float = 0.1,
                  activation: str | None = "gelu", final_act: str | None = "glu", dropout: float = 0.0,
-                 transposed: bool = True):
+                 transposed: bool = True, kernel: str = "diag", rank: int = 1):
         super().__init__()
         if dim not in (1, 2, 3):
             raise ResbenchError(f"S4ND dim={dim}: expected 1, 2 or 3")
@@ -191,13 +304,17 @@ class S4ND(ResolutionAware):
             raise ResbenchError(f"S4ND activation={activation!r}: expected one of gelu, relu, silu, id")
         if final_act not in ("glu", "id", None):
             raise ResbenchError(f"S4ND final_act={final_act!r}: expected 'glu' or 'id'")
+        if kernel not in KERNELS:
+            raise ResbenchError(f"S4ND kernel={kernel!r}: expected one of {', '.join(KERNELS)}")
         self.d_model, self.dim, self.l_max = d_model, dim, [int(n) for n in l_max]
         self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
+        self.kernel_type = kernel  # "diag" (S4D, zero-order hold) or "dplr" (S4, bilinear)
         self._kernel_cache: dict | None = None  # under cache_kernels(True): operators per (size, rate, alpha, method)
         n_ssm = d_model if n_ssm is None else n_ssm
         channels = 2 if bidirectional else 1
+        args = (d_model, d_state, n_ssm, channels, init, dt_min, dt_max)
         self.kernel = nn.ModuleList(
-            SSMKernel(d_model, d_state, n_ssm, channels, init, dt_min, dt_max) for _ in range(dim))
+            SSMKernel(*args) if kernel == "diag" else DPLRKernel(*args, rank=rank, l_max=n) for n in self.l_max)
         self.D = nn.Parameter(torch.randn(1, d_model))  # (1, H) skip connection
         self.activation = _ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -307,36 +424,49 @@ class S4ND(ResolutionAware):
         return cache[key]
 
     # ---- official weights -------------------------------------------------------------------
-    # Official options read into the layer.
+    # Official options read into the layer (`rank` only by the DPLR kernel).
     _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
-                    "activation", "final_act", "transposed", "dt_min", "dt_max", "dropout"}
+                    "activation", "final_act", "transposed", "dt_min", "dt_max", "dropout", "rank"}
     # Official options that do not change an evaluated layer's output: training settings (learning
     # rates, weight decay, dropout tying), start-up only (weight initialiser, C init, logging), what
-    # forward returns besides y, and `rank` (the DPLR low-rank size, unused by the diagonal kernel).
+    # forward returns besides y.
     # `contract_version` only reorders the einsums that average over the tensor rank `trank`; with
     # trank 1 (checked below) both versions compute the same convolution.
     _NO_EFFECT_KEYS = {"_name_", "lr", "wd", "tie_dropout", "verbose", "initializer", "deterministic",
-                       "return_state", "rank", "contract_version"}
+                       "return_state", "contract_version", "backend"}  # backend: which Cauchy/Vandermonde code
     # Official options that change the result: accepted only at the value this layer reproduces.
     # (value required, the official default when the key is absent)
-    _FIXED_KEYS = {"kernel": ("diag", "dplr"), "disc": ("zoh", "zoh"), "channels": (1, 1),
+    _FIXED_KEYS = {"channels": (1, 1),
                    "dt_transform": ("exp", "exp"), "trank": (1, 1), "weight_norm": (False, False),
                    "ln": (False, False), "hyper_act": (None, None), "out_channels": (None, None),
                    # linear=True drops the activation and output linear; the official class default is
                    # True but every config sets it (linear: false), so an absent key is not refused
                    # here: a state dict without output_linear is, below
                    "linear": (False, False)}
+    # Official kernel registry names -> this layer's kernels (the official `mode` is the older key).
+    _KERNEL_NAMES = {"diag": "diag", "s4d": "diag", "dplr": "dplr", "nplr": "dplr", "s4": "dplr"}
+    # `disc` per kernel: the diagonal kernel here is zero-order hold only; the official DPLR kernel is
+    # bilinear whatever `disc` says (only its diagonal parent class reads it), so every official value is.
+    _DISC = {"diag": ("zoh",), "dplr": ("zoh", "bilinear", "dss")}
 
     @classmethod
-    def from_state_spaces(cls, config: dict, state_dict: dict) -> "S4ND":
-        """Build a layer from an official S4ND config and load its state dict by name.
+    def from_official(cls, config: dict) -> "S4ND":
+        """Build a layer (initial weights) from an official S4ND config, e.g. before loading a whole model.
 
         Options this layer cannot reproduce exactly are refused, never approximated.
         """
         config = dict(config)
-        mode = config.pop("mode", None)  # the official layer's older name for `kernel`
-        if config.get("kernel") is None and mode is not None:
-            config["kernel"] = mode
+        mode = config.pop("mode", "dplr")  # the official defaults: kernel=None, mode="dplr"; kernel wins if set
+        name = config.pop("kernel", None)
+        name = mode if name is None else name
+        if name not in cls._KERNEL_NAMES:
+            raise ResbenchError(f"official S4ND option kernel={name!r} is not supported "
+                                f"(expected one of {', '.join(cls._KERNEL_NAMES)})")
+        kind = cls._KERNEL_NAMES[name]
+        disc = config.pop("disc", "zoh")
+        if disc not in cls._DISC[kind]:
+            raise ResbenchError(f"official S4ND option disc={disc!r} is not supported with kernel={name!r} "
+                                f"(expected {' or '.join(map(repr, cls._DISC[kind]))})")
         known = cls._CONFIG_KEYS | cls._NO_EFFECT_KEYS | set(cls._FIXED_KEYS)
         unknown = sorted(set(config) - known)
         if unknown:
@@ -347,32 +477,40 @@ class S4ND(ResolutionAware):
                 raise ResbenchError(f"official S4ND option {key}={got!r} is not supported (expected {want!r})")
         if "d_model" not in config:
             raise ResbenchError("official S4ND config: 'd_model' is missing")
-        dim = int(config.get("dim", 2))
         l_max = config.get("l_max", 1)
-        layer = cls(d_model=config["d_model"], d_state=config.get("d_state", 64), dim=dim,
-                    l_max=l_max if l_max is not None else 1, bidirectional=config.get("bidirectional", False),
-                    bandlimit=config.get("bandlimit"), n_ssm=config.get("n_ssm", 1),
-                    init=_init_name(config),
-                    dt_min=config.get("dt_min", 0.001), dt_max=config.get("dt_max", 0.1),
-                    activation=config.get("activation", "gelu"), final_act=config.get("final_act", "glu"),
-                    dropout=config.get("dropout", 0.0), transposed=config.get("transposed", True))
+        if l_max is None and kind == "dplr":  # the official DPLR kernel would then size C~ by its first input
+            raise ResbenchError("official S4ND option l_max=None is not supported with a DPLR kernel "
+                                "(expected the lengths the layer was trained on)")
+        return cls(d_model=config["d_model"], d_state=config.get("d_state", 64), dim=int(config.get("dim", 2)),
+                   l_max=l_max if l_max is not None else 1, bidirectional=config.get("bidirectional", False),
+                   bandlimit=config.get("bandlimit"), n_ssm=config.get("n_ssm", 1),
+                   init=_init_name(config, kind),
+                   dt_min=config.get("dt_min", 0.001), dt_max=config.get("dt_max", 0.1),
+                   activation=config.get("activation", "gelu"), final_act=config.get("final_act", "glu"),
+                   dropout=config.get("dropout", 0.0), transposed=config.get("transposed", True),
+                   kernel=kind, rank=config.get("rank", 1))
+
+    @classmethod
+    def from_state_spaces(cls, config: dict, state_dict: dict) -> "S4ND":
+        """Build a layer from an official S4ND config and load its state dict by name.
+
+        Options this layer cannot reproduce exactly are refused, never approximated. A DPLR layer's
+        `rank` comes from the config, else from the shape of P.
+        """
         sd = {k.replace(".log_dt", ".inv_dt"): v for k, v in state_dict.items()}  # older releases' name
-        own = layer.state_dict()
-        missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-        if missing or unexpected:
-            what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-            raise ResbenchError(f"official S4ND state dict does not match its config: {what}")
-        for name, value in own.items():
-            if value.shape != sd[name].shape:
-                raise ResbenchError(f"official S4ND state dict: {name} has shape {tuple(sd[name].shape)}, "
-                                    f"the config implies {tuple(value.shape)}")
+        if "rank" not in config and "kernel.0.P" in sd:
+            config = {**config, "rank": int(sd["kernel.0.P"].shape[0])}
+        layer = cls.from_official(config)
+        check_state_dict(layer.state_dict(), sd, "official S4ND state dict",
+                         f"its config (kernel {layer.kernel_type!r})")
         layer.load_state_dict(sd)
         return layer
 
 
-def _init_name(config: dict) -> str:
-    """Init only sets the starting weights, which the state dict replaces; refuse non-diagonal ones."""
-    init = config.get("init", "diag-lin")
-    if not str(init).startswith("diag"):
-        raise ResbenchError(f"official S4ND option init={init!r} is not supported (expected a diag-* init)")
+def _init_name(config: dict, kind: str) -> str:
+    """The init to build with. Init only sets the starting weights, which the state dict replaces, so
+    every official init is accepted (legs, diag-lin, ...): the layer starts from diag-lin, or diag-inv."""
+    init = config.get("init", "diag-lin" if kind == "diag" else "legs")
+    if not isinstance(init, str):
+        raise ResbenchError(f"official S4ND option init={init!r} is not supported (expected a name such as legs)")
     return init if init in ("diag-lin", "diag-inv") else "diag-lin"
