@@ -17,9 +17,14 @@ declare -A RECIPE=(
   [s4nd_iso_prog28]="s4nd_iso --schedule 7:1,14:2,28:1 --bandlimit 0.5"
   [conv2d_iso_28]="conv2d_iso --train-res 28 --epochs 3"
   [s4nd_iso_28_long]="s4nd_iso --train-res 28 --epochs 10 --bandlimit 0.5 --set dropout=0"
+  # the bandlimit ablation: the same recipes as s4nd_iso_7/14/28, trained without the bandlimit
+  [s4nd_iso_7_nobandlimit]="s4nd_iso --train-res 7 --epochs 3 --bandlimit off"
+  [s4nd_iso_14_nobandlimit]="s4nd_iso --train-res 14 --epochs 8 --bandlimit off"
+  [s4nd_iso_28_nobandlimit]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off"
 )
 ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
-       s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long)
+       s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long
+       s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit)
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
   echo "== $name: resbench train ${RECIPE[$name]} --seed 0 -o checkpoints/$name.pt"

@@ -7,13 +7,18 @@ from a dense sampling, `oversample` samples per training pixel over the kernel's
 zero-padded to at least twice that length:
 
     E(f) = sum over the channels of a group of |DFT(k)(f)|^2,   f in cycles per training pixel
-    aliasing(test size s) = sum_{|f| > f_N} E(f) / sum_f E(f),    f_N = 0.5 * s / train size
+    aliasing(s)           = sum_{|f| > f_min} E(f) / sum_f E(f),   f_min  = 0.5 * min(s, train) / train
+    above_test_nyquist(s) = sum_{|f| > f_test} E(f) / sum_f E(f),  f_test = 0.5 * s / train
 
-i.e. the fraction of the continuous kernel's spectral energy above the Nyquist frequency of the
-test grid (half a cycle per *test* pixel), per (layer, axis, channel group, test size, bandlimit).
-A kernel band-limited below f_N scores ~0; energy the test grid cannot represent (it folds back as
-aliases) raises the score toward 1. Energy above the dense grid's own Nyquist (oversample / 2) is
-not counted; with the default of 64 samples per training pixel this is far above any test grid.
+per (layer, axis, channel group, test size s, bandlimit). `aliasing` counts the kernel energy that one
+of the two grids cannot represent: below the training size, what the test grid folds back; above it,
+what the training grid folded (the network learned the folded kernel) and the finer test grid now
+reveals. `above_test_nyquist` is the test grid's share alone (it falls as the test grid grows, while the
+accuracy drop can grow). Both are ~0 for a kernel band-limited below f_min and rise toward 1 as more
+energy sits above it. `untrained_modes` flags the bandlimit-off rows of a checkpoint trained with the
+bandlimit: its masked modes never received a gradient, so their energy is that of their initial values.
+Energy above the dense grid's own Nyquist (oversample / 2) is not counted; with the default of 64 samples
+per training pixel this is far above any test grid.
 """
 
 from __future__ import annotations
@@ -93,7 +98,8 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") 
                 # rate 1/M: M samples per reference step over the kernel's full support of l_max steps
                 k = kern(l_max * oversample, 1.0 / oversample, alpha).double().cpu().numpy()  # (ch, H, n)
                 for c in range(k.shape[0]):
-                    freqs, energy = _one_sided_energy(k[c], oversample)
+                    freqs, energy = _one_sided_energy(k[c], oversample)  # cycles per step of the l_max grid
+                    freqs = freqs * ckpt.config.get("train_rate", 1.0)  # per training pixel (train_rate steps)
                     out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max))
     for name, conv in _ckconv_layers(model):
         half = (conv.taps - 1) / 2
@@ -120,14 +126,19 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
     """One row per (layer, axis, group, test size, bandlimit): the aliasing fraction defined above."""
     spectra = spectra if spectra is not None else kernel_spectra(ckpt)
     train = ckpt.train_res
+    trained_masked = ckpt.config.get("bandlimit") is not None  # "off" then shows modes training never updated
     rows = []
     for sp in spectra:
         for size in test_sizes:
-            nyquist = 0.5 / _layer_rates(ckpt, size)[sp.axis]  # half a cycle per test step, in reference steps
+            rate = _layer_rates(ckpt, size)[sp.axis] / ckpt.config.get("train_rate", 1.0)  # train / test
+            nyquist = 0.5 / rate  # half a cycle per test pixel, in cycles per training pixel
+            nyquist_min = min(nyquist, 0.5)  # the coarser of the test and the training grid
             rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
                          "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
-                         "bandlimit": sp.bandlimit, "nyquist_cycles_per_train_px": nyquist,
-                         "aliasing": aliasing_fraction(sp.freqs, sp.energy, nyquist)})
+                         "bandlimit": sp.bandlimit, "untrained_modes": trained_masked and sp.bandlimit == "off",
+                         "nyquist_cycles_per_train_px": nyquist, "nyquist_min_cycles_per_train_px": nyquist_min,
+                         "aliasing": aliasing_fraction(sp.freqs, sp.energy, nyquist_min),
+                         "above_test_nyquist": aliasing_fraction(sp.freqs, sp.energy, nyquist)})
     return pd.DataFrame(rows)
 
 
@@ -144,4 +155,5 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit == "on" else None
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps
-    return np.arange(length) * rate, k / rate  # / rate: per unit of training pixel, comparable across sizes
+    step = rate / ckpt.config.get("train_rate", 1.0)  # a test pixel in training pixels
+    return np.arange(length) * step, k / step  # / step: per unit of training pixel, comparable across sizes

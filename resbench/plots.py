@@ -160,9 +160,10 @@ def aliasing_figure(table: pd.DataFrame):
     for (ckpt, bl), g in table.groupby(["checkpoint", "bandlimit"], sort=True):
         m = g.groupby("test_res")["aliasing"].mean().reset_index()
         m = m.assign(x=m["test_res"].map(side)).sort_values("x")
-        ax.plot(m["x"], m["aliasing"], STYLE.get(bl, "-"), marker="o", ms=3, label=f"{ckpt}, bandlimit {bl}")
+        untrained = " (mask removed: untrained modes)" if "untrained_modes" in g and g["untrained_modes"].any() else ""
+        ax.plot(m["x"], m["aliasing"], STYLE.get(bl, "-"), marker="o", ms=3, label=f"{ckpt}, bandlimit {bl}{untrained}")
     ax.set_xlabel("test resolution (side, px)")
-    ax.set_ylabel("kernel energy above test Nyquist (fraction)")
+    ax.set_ylabel("kernel energy above min(test, train) Nyquist")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -314,7 +314,8 @@ def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, l
         if table.attrs.get("note"):
             md += [f"Note: {table.attrs['note']}", ""]
     if aliasing is not None:
-        md += ["## Kernel aliasing (fraction of spectral energy above the test grid's Nyquist)", "",
+        md += ["## Kernel aliasing (fraction of spectral energy above the Nyquist of the coarser of the test and "
+               "training grids)", "",
                f"Checkpoint `{kernels}`; mean over layers, axes and directions; per-layer values in "
                f"[{out.name}_aliasing.csv]({out.name}_aliasing.csv).", "", markdown_table(_aliasing_summary(aliasing))]
     return "\n".join(md)

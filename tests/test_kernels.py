@@ -164,11 +164,26 @@ def test_bandlimit_on_aliases_less_than_off_at_every_test_size(s4nd_table):
     assert (mean["on"] < mean["off"]).all(), mean
 
 
-def test_aliasing_does_not_rise_with_the_test_size(s4nd_table):
+def test_energy_above_the_test_nyquist_does_not_rise_with_the_test_size(s4nd_table):
     for key, g in s4nd_table.groupby(["layer", "axis", "group", "bandlimit"]):
-        values = g.assign(side=g["test_res"].astype(int)).sort_values("side")["aliasing"].to_numpy()
+        values = g.assign(side=g["test_res"].astype(int)).sort_values("side")["above_test_nyquist"].to_numpy()
         assert (np.diff(values) <= 1e-12).all(), (key, values)
         assert values[0] > values[-1], key  # the 7 px grid misses energy the 56 px grid keeps
+
+
+def test_aliasing_uses_the_coarser_of_the_test_and_training_grids(s4nd_table):
+    side = s4nd_table["test_res"].astype(int)
+    below, above = s4nd_table[side <= TRAIN], s4nd_table[side >= TRAIN]
+    assert np.allclose(below["aliasing"], below["above_test_nyquist"])  # the test grid is the coarser
+    assert np.allclose(s4nd_table["nyquist_min_cycles_per_train_px"], np.minimum(side, TRAIN) / (2 * TRAIN))
+    for key, g in above.groupby(["layer", "axis", "group", "bandlimit"]):
+        assert np.ptp(g["aliasing"].to_numpy()) < 1e-12, key  # the training grid's folding, at every finer size
+    assert (above[side > TRAIN]["aliasing"] >= above[side > TRAIN]["above_test_nyquist"] - 1e-12).all()
+
+
+def test_untrained_modes_are_flagged_when_the_mask_trained_is_removed(s4nd_table, trained):
+    assert load_checkpoint(trained["s4nd"]).config["bandlimit"] is not None  # trained with the mask
+    assert (s4nd_table["untrained_modes"] == (s4nd_table["bandlimit"] == "off")).all()
 
 
 def test_resampled_taps_at_the_training_size_are_the_layers_taps(trained):
