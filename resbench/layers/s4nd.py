@@ -283,7 +283,10 @@ class S4ND(ResolutionAware):
     forward(x, rate, bandlimit, method):
       rate      float or one value per axis; rate = l_max / L keeps the kernel's continuous extent.
       bandlimit `...` (default): the layer's own alpha; a float: that alpha; None: off.
-                The mask depends only on the weights, so it can change at evaluation time.
+                The mask depends only on the weights, so it can change at evaluation time. With
+                `bandlimit_adaptive` set, the layer's own alpha follows the test grid: on an axis run
+                at rate r it is alpha * min(1, train_rate / r), so below the training size the cutoff
+                sits at the same fraction of the coarser test grid's Nyquist (anti-aliased downsampling).
       method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= AUTO_TOEPLITZ_MAX_LEN).
     kernel="diag" (SSMKernel) or "dplr" (DPLRKernel, with `rank`) chooses the per-axis kernel; the
     convolution treats both kernels' taps alike.
@@ -309,6 +312,8 @@ class S4ND(ResolutionAware):
         self.d_model, self.dim, self.l_max = d_model, dim, [int(n) for n in l_max]
         self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
         self.kernel_type = kernel  # "diag" (S4D, zero-order hold) or "dplr" (S4, bilinear)
+        self.bandlimit_adaptive = False  # the own alpha scaled by min(1, train_rate / rate) per axis
+        self.train_rate = 1.0  # the rate of the grid the layer was trained on (1: l_max is that grid)
         self._kernel_cache: dict | None = None  # under cache_kernels(True): operators per (size, rate, alpha, method)
         n_ssm = d_model if n_ssm is None else n_ssm
         channels = 2 if bidirectional else 1
@@ -333,12 +338,21 @@ class S4ND(ResolutionAware):
     def kernels(self, spatial: Sequence[int], rate: float | Sequence[float] = 1.0,
                 bandlimit: float | None = ...) -> list[torch.Tensor]:
         """Per-axis taps (ch, H, Lk) with Lk = min(L, round(l_max / rate))."""
-        alpha = self.bandlimit if bandlimit is ... else bandlimit
         out = []
-        for kernel, L, l_max, r in zip(self.kernel, spatial, self.l_max, self.rates(rate)):
+        for kernel, L, l_max, r, alpha in zip(self.kernel, spatial, self.l_max, self.rates(rate),
+                                              self.axis_alphas(rate, bandlimit)):
             length = max(1, min(L, round(l_max / r)))
             out.append(kernel(length, r, alpha))
         return out
+
+    def axis_alphas(self, rate: float | Sequence[float], bandlimit: float | None = ...) -> list[float | None]:
+        """The bandlimit alpha each axis runs with at `rate` (None: no mask)."""
+        rates = self.rates(rate)
+        if bandlimit is not ...:
+            return [bandlimit] * self.dim
+        if self.bandlimit is None or not self.bandlimit_adaptive:
+            return [self.bandlimit] * self.dim
+        return [self.bandlimit * min(1.0, self.train_rate / r) for r in rates]
 
     def forward(self, x: torch.Tensor, rate: float | Sequence[float] = 1.0, bandlimit: float | None = ...,
                 method: str = "auto") -> torch.Tensor:
@@ -417,8 +431,7 @@ class S4ND(ResolutionAware):
         cache = self._kernel_cache
         if cache is None or torch.is_grad_enabled():  # training: kernels change every step
             return operators()
-        alpha = self.bandlimit if bandlimit is ... else bandlimit
-        key = (spatial, tuple(self.rates(rate)), alpha, method)
+        key = (spatial, tuple(self.rates(rate)), tuple(self.axis_alphas(rate, bandlimit)), method)
         if key not in cache:
             cache[key] = operators()
         return cache[key]

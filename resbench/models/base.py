@@ -130,8 +130,9 @@ def s4nd_layers(model: nn.Module) -> list[S4ND]:
     return [m for m in model.modules() if isinstance(m, S4ND)]
 
 
-def set_bandlimit(model: nn.Module, alpha: float | None) -> None:
-    """Set every S4ND layer's bandlimit (None: off). Only a float attribute changes, never a weight.
+def set_bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> None:
+    """Set every S4ND layer's bandlimit (None: off), fixed or following the test grid (`adaptive`: alpha x
+    min(1, test/train) per axis). Only attributes change, never a weight.
 
     The model's config keeps the value it was built (and trained) with.
     """
@@ -141,7 +142,7 @@ def set_bandlimit(model: nn.Module, alpha: float | None) -> None:
         raise ResbenchError(f"bandlimit={alpha}: model {getattr(model, 'name', type(model).__name__)} has no "
                             f"S4ND layers; expected None")
     for layer in layers:
-        layer.bandlimit = alpha
+        layer.bandlimit, layer.bandlimit_adaptive = alpha, adaptive
 
 
 def bandlimit_of(model: nn.Module) -> float | None:
@@ -154,16 +155,17 @@ def bandlimit_of(model: nn.Module) -> float | None:
 
 
 @contextlib.contextmanager
-def bandlimit(model: nn.Module, alpha: float | None) -> Iterator[nn.Module]:
-    """Within the block every S4ND layer uses `alpha`; each layer's own value is restored after."""
+def bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> Iterator[nn.Module]:
+    """Within the block every S4ND layer uses `alpha` (`adaptive`: following the test grid); each layer's
+    own setting is restored after."""
     layers = s4nd_layers(model)
-    saved = [layer.bandlimit for layer in layers]
-    set_bandlimit(model, alpha)
+    saved = [(layer.bandlimit, layer.bandlimit_adaptive) for layer in layers]
+    set_bandlimit(model, alpha, adaptive)
     try:
         yield model
     finally:
-        for layer, value in zip(layers, saved):
-            layer.bandlimit = value
+        for layer, (value, was_adaptive) in zip(layers, saved):
+            layer.bandlimit, layer.bandlimit_adaptive = value, was_adaptive
 
 
 def count_params(model: nn.Module) -> int:

@@ -152,6 +152,7 @@ class OfficialS4NDIso(ResModel):
         blocks = [Block(S4ND.from_official(layer_config), ChannelNorm(d, config.norm, config.transposed),
                         config.prenorm) for _ in range(config.n_layers)]
         for block in blocks:
+            block.layer.train_rate = float(config.train_rate)  # the adaptive bandlimit's reference
             if block.layer.dim != config.dim:
                 raise ResbenchError(f"official S4ND layer has {block.layer.dim} axes (l_max), "
                                     f"the model {config.dim}")
