@@ -69,3 +69,19 @@ def test_model_context_sets_and_restores_the_adaptive_flag():
             halved = model(x)
     assert not torch.equal(adaptive, fixed)
     assert torch.allclose(adaptive, halved)
+
+
+def test_model_context_makes_ckconv_kernels_adaptive_and_restores_them():
+    model = create_model("ckconv", d_model=8, n_layers=2, train_res=14).eval()
+    convs = [m.mixer[0] for m in model.blocks]
+    x = torch.randn(2, 1, 7, 7)
+    with torch.no_grad():
+        plain = model(x)
+        with bandlimit(model, None, adaptive=True):
+            assert all(conv.adaptive for conv in convs)
+            adaptive = model(x)
+            at_train = model(torch.randn(2, 1, 14, 14))  # runs; at the training size nothing is filtered
+        assert not any(conv.adaptive for conv in convs)
+        assert torch.equal(model(x), plain)
+    assert not torch.allclose(adaptive, plain)
+    assert at_train.shape == (2, 10)

@@ -16,13 +16,15 @@ from resbench.models import registry
 from resbench.models.base import ResModel, s4nd_layers
 from resbench.layers.rate_s4nd import RateS4ND
 
-MODELS = ["ckconv", "conv2d_iso", "convnext", "s4nd_convnext", "s4nd_iso", "vit"]
-S4ND_MODELS = ["s4nd_iso", "s4nd_convnext"]
+MODELS = ["ckconv", "conv2d_iso", "convnext", "s4nd_convnext", "s4nd_iso", "s4nd_official", "vit"]
+S4ND_MODELS = ["s4nd_iso", "s4nd_convnext", "s4nd_official"]
 SIZES = [(7, 7), (14, 14), (21, 21), (28, 28), (28, 20)]
 
 
 def build(name, seed=0, **overrides):
     torch.manual_seed(seed)
+    if name == "s4nd_official":  # the official layer config has no bandlimit by default; resbench's models 0.5
+        overrides = {"bandlimit": 0.5, **overrides}
     return create_model(name, **overrides).eval()
 
 
@@ -293,30 +295,49 @@ def ckconv_layer():
     return convs[0]
 
 
+def _sampled(conv, size):
+    """The kernel the layer samples at `size`, rebuilt from its grid: MLP at clipped centres x coverage x scale."""
+    positions, coverage, scale = conv.grid(size)
+    values = conv.continuous_kernel(positions.clamp(-1, 1)) * coverage[..., None] * scale
+    return positions, coverage, scale, values.permute(2, 0, 1).unsqueeze(1)  # (C, 1, kh, kw)
+
+
 def test_ckconv_kernel_at_twice_the_size():
     conv = ckconv_layer()
     with torch.no_grad():
         k_train = conv.kernel((14, 14))  # (C, 1, 7, 7)
-        k_test = conv.kernel((28, 28))  # (C, 1, 13, 13)
-        positions, scale = conv.grid((28, 28))
-        continuous = conv.continuous_kernel(positions).permute(2, 0, 1).unsqueeze(1)  # (C, 1, 13, 13)
-    assert k_train.shape == (64, 1, 7, 7) and k_test.shape == (64, 1, 13, 13)
+        k_test = conv.kernel((28, 28))  # (C, 1, 15, 15)
+        positions, coverage, scale, rebuilt = _sampled(conv, (28, 28))
+    assert k_train.shape == (64, 1, 7, 7) and k_test.shape == (64, 1, 15, 15)
     assert scale == 0.25
-    torch.testing.assert_close(k_test, continuous * 0.25)
-    # the same extent: the outer taps sit at the training kernel's edge, every other tap on its grid
-    assert positions[0, 0].tolist() == [-1.0, -1.0] and positions[-1, -1].tolist() == [1.0, 1.0]
-    torch.testing.assert_close(k_test[..., ::2, ::2] * 4, k_train)
+    torch.testing.assert_close(k_test, rebuilt)
+    # the training taps' cells reach 3.5 px: the outer taps sit there, at half coverage, valued at the edge
+    assert positions[0, 0].tolist() == pytest.approx([-3.5 / 3, -3.5 / 3])
+    assert coverage[0, 7].item() == 0.5 and coverage[7, 7].item() == 1.0
+    torch.testing.assert_close(k_test[..., 1:-1:2, 1:-1:2] * 4, k_train)  # every other inner tap on its grid
 
 
 def test_ckconv_kernel_on_a_rectangular_grid():
     conv = ckconv_layer()
     with torch.no_grad():
         k = conv.kernel((28, 21))
-        positions, scale = conv.grid((28, 21))
-        continuous = conv.continuous_kernel(positions).permute(2, 0, 1).unsqueeze(1)
-    assert k.shape[-2:] == (13, 9)  # 2 x (7 - 1) + 1 rows, 1.5 x (7 - 1) + 1 columns
+        _, _, scale, rebuilt = _sampled(conv, (28, 21))
+    assert k.shape[-2:] == (15, 11)  # taps whose cells overlap the 7-pixel support: 2 x 7 + 1 and 2 x 5 + 1
     assert scale == pytest.approx((14 / 28) * (14 / 21))
-    torch.testing.assert_close(k, continuous * scale)
+    torch.testing.assert_close(k, rebuilt)
+
+
+@pytest.mark.parametrize("length", [5, 7, 10, 14, 21, 28, 35, 42, 49, 56])
+def test_ckconv_taps_cover_the_same_support_at_every_ratio(length):
+    """Integer ratio or not, the taps' cells cover the training kernel's 7 pixels exactly (sum of coverage
+    times cell width), and none reaches past them; the old rule covered 5.3 of 7 pixels at 21."""
+    from resbench.layers.ckconv import kernel_positions
+
+    positions, coverage = kernel_positions(7, 14, length)
+    s = length / 14
+    assert (coverage.sum() / s).item() == pytest.approx(7.0, abs=1e-5)
+    assert (positions.abs() * 3 - 0.5 / s).max().item() < 3.5  # every cell starts inside the support
+    assert coverage.min().item() > 0 and torch.equal(coverage, coverage.flip(0))
 
 
 def test_ckconv_kernel_shrinks_on_a_coarser_grid():
@@ -324,8 +345,30 @@ def test_ckconv_kernel_shrinks_on_a_coarser_grid():
     with torch.no_grad():
         k = conv.kernel((7, 7))
         k_train = conv.kernel((14, 14))
-    assert k.shape[-2:] == (3, 3)  # offsets -2, 0, 2 training pixels: the taps 1, 3, 5 of the 7-tap kernel
-    torch.testing.assert_close(k / 4, k_train[..., 1::2, 1::2])
+    assert k.shape[-2:] == (5, 5)  # offsets -4 .. 4 training pixels; the outer cells cover a quarter
+    torch.testing.assert_close(k[..., 1:4, 1:4] / 4, k_train[..., 1::2, 1::2])
+
+
+def test_ckconv_adaptive_kernel_is_the_cell_mean_below_the_training_size():
+    conv = ckconv_layer()
+    with torch.no_grad():
+        assert torch.equal(conv.kernel((28, 28), adaptive=True), conv.kernel((28, 28)))  # finer: unchanged
+        k = conv.kernel((7, 7), adaptive=True)
+        plain = conv.kernel((7, 7))
+        # the centre tap's cell spans training pixels -1 .. 1: the mean of the MLP there, x 4 (the value rule)
+        m = conv.SUBSAMPLES
+        sub = ((torch.arange(m) + 0.5) / m - 0.5) * 2 / 3  # a 2-pixel cell, in units of R = 3
+        grid = torch.stack(torch.meshgrid(sub, sub, indexing="ij"), -1)
+        centre = conv.continuous_kernel(grid).mean(dim=(0, 1)) * 4
+    assert k.shape == plain.shape
+    torch.testing.assert_close(k[:, 0, 2, 2], centre)
+    assert not torch.allclose(k, plain)
+    # a constant kernel is its own cell mean: the prefilter changes nothing then
+    const = ckconv_layer()
+    with torch.no_grad():
+        const.kernel_net[4].weight.zero_()
+        const.kernel_net[4].bias.fill_(0.5)
+        torch.testing.assert_close(const.kernel((7, 7), adaptive=True), const.kernel((7, 7)))
 
 
 def test_count_params():

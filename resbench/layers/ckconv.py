@@ -14,17 +14,25 @@ from resbench.layers.resolution_aware import ResolutionAware
 __all__ = ["ContinuousDepthwiseConv2d", "kernel_positions", "default_taps", "Sine"]
 
 
-def kernel_positions(taps: int, train_len: int, length: int) -> torch.Tensor:
-    """(k,) tap positions for a grid of `length` pixels, in units of the training kernel's half-width.
+def kernel_positions(taps: int, train_len: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tap positions on a grid of `length` pixels and each tap's coverage of the kernel's support: (k,), (k,).
 
-    At length == train_len these are `taps` points from -1 to 1. On a grid s = length / train_len times
-    finer the taps keep the pixel spacing of the new grid (1/s training pixels) and cover the same
-    continuous extent, so there are 2 * floor(s * (taps - 1) / 2) + 1 of them (about s times as many).
+    Positions are in units of the training kernel's half-width R = (taps - 1) / 2 training pixels, so
+    the training taps sit at -1, ..., 1. Each training tap stands for a cell of one training pixel, so
+    the kernel's support is [-(R + 1/2), R + 1/2] training pixels. On a grid s = length / train_len times
+    finer, the taps sit at the new grid's pixel spacing (k / s training pixels), every tap whose cell
+    (1/s wide) overlaps the support, and a tap's coverage is the fraction of its cell inside it: 1 inside,
+    less at the edge. So the kernel reaches as far at every ratio, integer or not (at s = 1.5 the old rule,
+    floor(s R), stopped at 2.67 of 3 pixels).
     """
     s = length / train_len
-    half = math.floor(s * (taps - 1) / 2 + 1e-6)  # the epsilon keeps exact multiples from rounding down
-    offsets = torch.arange(-half, half + 1, dtype=torch.float32) / s  # (k,) in training pixels
-    return offsets / ((taps - 1) / 2)
+    R = (taps - 1) / 2
+    edge, half_cell = R + 0.5, 0.5 / s  # support edge and half a test cell, in training pixels
+    n = math.ceil(s * edge + 0.5 - 1e-9) - 1  # largest k whose cell starts inside the support
+    offsets = torch.arange(-n, n + 1, dtype=torch.float64) / s  # (k,) training pixels
+    inside = (offsets + half_cell).clamp(max=edge) - (offsets - half_cell).clamp(min=-edge)
+    coverage = (inside / (2 * half_cell)).clamp(0, 1)  # (k,)
+    return (offsets / R).float(), coverage.float()
 
 
 class Sine(nn.Module):
@@ -47,7 +55,8 @@ class ContinuousDepthwiseConv2d(ResolutionAware):
     def __init__(self, channels: int, taps: int, train_size: Sequence[int], hidden: int = 32, omega: float = 10.0):
         super().__init__()
         self.taps, self.train_size = taps, tuple(train_size)
-        self._kernel_cache: dict | None = None  # under cache_kernels(True): kernel per input size
+        self._kernel_cache: dict | None = None  # under cache_kernels(True): kernel per (input size, adaptive)
+        self.adaptive = False  # below the training size, box-prefilter each tap over its test cell
         self.kernel_net = nn.Sequential(nn.Linear(2, hidden), Sine(omega), nn.Linear(hidden, hidden), Sine(omega),
                                         nn.Linear(hidden, channels))
         with torch.no_grad():  # SIREN init: first layer spans a few periods, later ones keep unit variance
@@ -62,29 +71,65 @@ class ContinuousDepthwiseConv2d(ResolutionAware):
         """(..., 2) (row, col) positions -> (..., channels) kernel values, no grid scaling."""
         return self.kernel_net(positions)
 
-    def grid(self, size: Sequence[int]) -> tuple[torch.Tensor, float]:
-        """Tap positions (kh, kw, 2) for an input of `size` and the value scale train/test per axis."""
-        rows, cols = (kernel_positions(self.taps, t, n) for t, n in zip(self.train_size, size))
+    def grid(self, size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Tap positions (kh, kw, 2), their coverage weights (kh, kw) and the value scale train/test per axis."""
+        (rows, w_rows), (cols, w_cols) = (kernel_positions(self.taps, t, n) for t, n in zip(self.train_size, size))
         positions = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)  # (kh, kw, 2)
         scale = (self.train_size[0] / size[0]) * (self.train_size[1] / size[1])
-        return positions.to(self.kernel_net[0].weight), scale  # the MLP's device and dtype
+        weight = self.kernel_net[0].weight  # the MLP's device and dtype
+        return positions.to(weight), (w_rows[:, None] * w_cols[None, :]).to(weight), scale
 
-    def kernel(self, size: Sequence[int]) -> torch.Tensor:
-        """(channels, 1, kh, kw) depthwise kernel for an input of `size` (H, W)."""
-        key = tuple(size)
+    def kernel(self, size: Sequence[int], adaptive: bool = False) -> torch.Tensor:
+        """(channels, 1, kh, kw) depthwise kernel for an input of `size` (H, W).
+
+        Each tap samples the MLP at its centre, clipped to the training taps' extent (the MLP's trained
+        domain), times its coverage. `adaptive`: on an axis coarser than training, each tap is instead the
+        mean of the MLP over its cell (SUBSAMPLES points per axis; parts outside the support count 0), a box
+        prefilter at the test pixel that removes what the coarse grid would alias.
+        """
+        adaptive = adaptive and any(n < t for t, n in zip(self.train_size, size))
+        key = (tuple(size), adaptive)
         if self._kernel_cache is not None and not torch.is_grad_enabled() and key in self._kernel_cache:
             return self._kernel_cache[key]
-        positions, scale = self.grid(size)
-        k = (self.continuous_kernel(positions) * scale).permute(2, 0, 1).unsqueeze(1)  # (C, 1, kh, kw)
+        positions, coverage, scale = self.grid(size)
+        if adaptive:
+            k = self._cell_means(positions, size) * scale  # (kh, kw, C)
+        else:
+            k = self.continuous_kernel(positions.clamp(-1, 1)) * (coverage[..., None] * scale)  # (kh, kw, C)
+        k = k.permute(2, 0, 1).unsqueeze(1)  # (C, 1, kh, kw)
         if self._kernel_cache is not None and not torch.is_grad_enabled():  # training: weights change each step
             self._kernel_cache[key] = k
         return k
+
+    SUBSAMPLES = 8  # points per axis and test cell of the adaptive kernel's box prefilter
+
+    def _cell_means(self, positions: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        """(kh, kw, 2) tap centres -> (kh, kw, C): the MLP averaged over each tap's cell on the coarser axes."""
+        R = (self.taps - 1) / 2
+        steps, coverage = [], []  # per axis: sub-cell offsets in units of R, and the weight of a single point
+        for t, n in zip(self.train_size, size):
+            if n < t:  # the cell is one test pixel, t / n training pixels
+                m = self.SUBSAMPLES
+                steps.append(((torch.arange(m, dtype=positions.dtype) + 0.5) / m - 0.5) * (t / n) / R)
+                coverage.append(None)  # counted by the points inside the support
+            else:
+                steps.append(torch.zeros(1, dtype=positions.dtype))
+                coverage.append(kernel_positions(self.taps, t, n)[1].to(positions))
+        sub = torch.stack(torch.meshgrid(*steps, indexing="ij"), dim=-1).to(positions.device)  # (mh, mw, 2)
+        points = positions[:, :, None, None, :] + sub  # (kh, kw, mh, mw, 2)
+        inside = (points.abs() <= (R + 0.5) / R).all(dim=-1).to(positions.dtype)  # in the kernel's support
+        values = (self.continuous_kernel(points.clamp(-1, 1)) * inside[..., None]).mean(dim=(2, 3))  # (kh, kw, C)
+        if coverage[0] is not None:
+            values = values * coverage[0][:, None, None]
+        if coverage[1] is not None:
+            values = values * coverage[1][None, :, None]
+        return values
 
     def cache_kernels(self, enabled: bool) -> None:
         self._kernel_cache = {} if enabled else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
-        k = self.kernel(x.shape[-2:])  # (C, 1, kh, kw), kh and kw odd
+        k = self.kernel(x.shape[-2:], self.adaptive)  # (C, 1, kh, kw), kh and kw odd
         return F.conv2d(x, k, padding=(k.shape[-2] // 2, k.shape[-1] // 2), groups=x.shape[1])
 
 

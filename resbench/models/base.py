@@ -13,6 +13,7 @@ import torch.nn as nn
 from resbench.errors import ResbenchError
 from resbench.resolution import check_alpha, kernel_rates
 from resbench.layers.resolution_aware import set_input_rate
+from resbench.layers.ckconv import ContinuousDepthwiseConv2d
 from resbench.layers.s4nd import S4ND
 
 __all__ = ["ModelConfig", "ResModel", "policies", "resize_input", "train_hw", "set_bandlimit", "bandlimit_of",
@@ -156,16 +157,23 @@ def bandlimit_of(model: nn.Module) -> float | None:
 
 @contextlib.contextmanager
 def bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> Iterator[nn.Module]:
-    """Within the block every S4ND layer uses `alpha` (`adaptive`: following the test grid); each layer's
-    own setting is restored after."""
-    layers = s4nd_layers(model)
+    """Within the block every S4ND layer uses `alpha`, and with `adaptive` every continuous kernel follows
+    the test grid (S4ND: alpha x min(1, test/train) per axis; CKConv: each tap the mean over its test cell
+    below the training size). Each layer's own setting is restored after."""
+    layers, convs = s4nd_layers(model), [m for m in model.modules() if isinstance(m, ContinuousDepthwiseConv2d)]
     saved = [(layer.bandlimit, layer.bandlimit_adaptive) for layer in layers]
-    set_bandlimit(model, alpha, adaptive)
+    saved_convs = [conv.adaptive for conv in convs]
+    if layers or alpha is not None:
+        set_bandlimit(model, alpha, adaptive)
+    for conv in convs:
+        conv.adaptive = adaptive
     try:
         yield model
     finally:
         for layer, (value, was_adaptive) in zip(layers, saved):
             layer.bandlimit, layer.bandlimit_adaptive = value, was_adaptive
+        for conv, was_adaptive in zip(convs, saved_convs):
+            conv.adaptive = was_adaptive
 
 
 def count_params(model: nn.Module) -> int:
