@@ -405,3 +405,13 @@ def test_fast_dropout_keeps_the_expected_fraction_and_scale():
     y.sum().backward()  # the gradient goes through the same mask
     assert torch.equal(x.grad != 0, kept)
     assert torch.equal(drop.eval()(x), x)
+
+
+def test_vit_pads_odd_sizes_with_the_border_not_zero():
+    model = build("vit")
+    x = torch.full((2, 1, 7, 7), -0.8)  # a normalised background, as Fashion-MNIST's is about -0.8
+    x[:, :, 2:5, 2:5] = 1.5
+    padded = torch.nn.functional.pad(x, (0, 1, 0, 1), mode="replicate")  # the 8x8 image the patches see
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.vit(padded), atol=1e-6)
+        assert not torch.allclose(model(x), model.vit(torch.nn.functional.pad(x, (0, 1, 0, 1))), atol=1e-4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from resbench.errors import ResbenchError
@@ -16,7 +17,7 @@ __all__ = ["ViTConfig", "ViT"]
 
 @dataclasses.dataclass
 class ViTConfig(ModelConfig):
-    patch_size: int = 2  # 14 px -> 7x7 patches; inputs that are not a multiple are zero-padded (timm dynamic pad)
+    patch_size: int = 2  # 14 px -> 7x7 patches; inputs that are not a multiple are padded with their border
     embed_dim: int = 64
     depth: int = 4  # transformer blocks
     num_heads: int = 4  # must divide embed_dim
@@ -51,4 +52,12 @@ class ViT(ResModel):
         return tuple(self.vit.patch_embed.dynamic_feat_size(tuple(size)))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        # A side that is not a multiple of the patch is padded at the bottom and right, as timm's
+        # dynamic_img_pad does, but by repeating the border: timm pads 0, which in normalised space is the
+        # dataset mean, not the background (about -0.8 for Fashion-MNIST), so the padded strip would read
+        # as a grey bar the model never saw in training.
+        p = self.config.patch_size
+        pad_h, pad_w = (-x.shape[-2]) % p, (-x.shape[-1]) % p
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.vit(x)  # (B, num_classes)
