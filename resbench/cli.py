@@ -157,13 +157,28 @@ def _split_list(text: str, option: str) -> list[str]:
 
 
 @cli.command("sweep")
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path())
+@click.argument("checkpoints", nargs=-1, type=click.Path())
+@click.option("--model", "models", multiple=True, metavar="SPEC",
+              help="A model from outside resbench (repeatable): timm:NAME (built by timm, weights from --weights) "
+              "or package.module:factory (any callable returning an nn.Module).")
+@click.option("--weights", default=None, type=click.Path(),
+              help="State dict file for the --model options (plain, or under 'state_dict' or 'model').")
+@click.option("--train-res", default=None, help="Size the --model options were trained at, e.g. 32 or 32x24 "
+              "(required unless the model declares resbench_train_res).")
+@click.option("--in-chans", default=None, type=int, help="Input channels of the --model options "
+              "(default: declared, else the dataset's).")
+@click.option("--num-classes", default=None, type=int, help="Classes of the --model options "
+              "(default: declared, else the dataset's for timm, the logits it returns for a factory).")
+@click.option("--mean", default=None, help="Normalisation mean per channel for the --model options, e.g. 0.5 or "
+              "0.49,0.48,0.45 (default: declared, else the dataset's statistics, with a warning in every row).")
+@click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
               "(default: multiples of 7 from half the smallest to twice the largest train size).")
 @click.option("--bandlimit", default="on,off", show_default=True,
-              help="Bandlimit settings for S4ND models: on (trained alpha), off, or an alpha.")
+              help="Bandlimit settings for S4ND models (and models with resbench_set_bandlimit): on (trained "
+              "alpha), off, or an alpha.")
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
-@click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own).")
+@click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")
 @click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -174,21 +189,30 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--precision", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
-def sweep_cmd(checkpoints, test_res, bandlimit, policy, dataset, data_dir, limit, seed, batch_size, shard, device,
-              precision, quiet, out):
-    """Evaluate checkpoints over a grid of test sizes, policies and bandlimit settings.
+def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, bandlimit,
+              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, quiet, out):
+    """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
-    Resumable: rerunning the same command skips the cells already in OUT.
+    Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
+    --in-chans, --num-classes, --mean and --std apply to every --model; sweep models that need
+    different ones with one command each into the same OUT.
 
     \b
     Examples:
       resbench sweep checkpoints/ -o results/
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
+      resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
+      resbench sweep checkpoints/ --model mypkg.nets:build --dataset fashion-mnist -o results/mine
     """
+    from resbench.external import ModelOptions, load_models
     from resbench.resolution import parse_sizes
     from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
 
-    cfg = SweepConfig(checkpoints=list(checkpoints), out=out,
+    options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
+                           in_chans=in_chans, num_classes=num_classes,
+                           mean=None if mean is None else _floats(mean, "--mean"),
+                           std=None if std is None else _floats(std, "--std"))
+    cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
                       test_res=parse_sizes(test_res) if test_res is not None else None,
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,

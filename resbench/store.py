@@ -27,15 +27,17 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
            "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps"]
 
+# "warning": what a reader of a row should know about it (e.g. normalisation statistics the model was not
+# trained with); "" when nothing
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "precision", "device", "n", "correct", "accuracy", "ci_low",
-                  "ci_high", "loss", "seconds", "images_per_s", "error"]
+                  "ci_high", "loss", "seconds", "images_per_s", "error", "warning"]
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split
 KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "precision", "device", "error"]
+                 "bandlimit", "precision", "device", "error", "warning"]
 # what rows logged before a column existed mean by it
-_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": ""}
+_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": ""}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it

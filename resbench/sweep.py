@@ -1,5 +1,8 @@
 """The train x test resolution grid: every (checkpoint, test size, policy, bandlimit) cell -> one tidy row.
 
+Checkpoint files and models from outside resbench (resbench.external: timm models, nn.Module factories)
+are swept alike: each is a source with a model, an identity (sha256) and normalisation statistics.
+
 A sweep is validated (every user error before any work), planned (the cells, the images each uses)
 and executed cell by cell. Each finished cell is appended to the folder's log and the tables are
 rebuilt atomically (resbench.store), so a run killed at any moment loses at most the cell in
@@ -57,6 +60,7 @@ class SweepConfig:
     threads: int = 2                 # CPU threads
     device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
     precision: str = "fp32"          # fp32, bf16 or fp16 (autocast); part of a cell's identity
+    models: list = field(default_factory=list)  # sources from outside resbench (resbench.external), after the files
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,14 @@ def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
 
 def _alpha(ckpt: Checkpoint, setting: str):
     return bandlimit_alpha(setting, ckpt.config.get("bandlimit"))
+
+
+def _bandlimit_context(model: torch.nn.Module, alpha: float | None):
+    """The model's own bandlimit switch (a model from outside resbench has one), else its S4ND layers'."""
+    from resbench.models import bandlimit
+
+    own = getattr(model, "bandlimit_context", None)
+    return own(alpha) if own is not None else bandlimit(model, alpha)
 
 
 def images_key(limit: int | None, available: int) -> int:
@@ -142,6 +154,16 @@ def _dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
     return cfg.dataset or ckpt.provenance.get("dataset") or "fashion-mnist"
 
 
+def _row_warning(ckpt: Checkpoint, tested: str) -> str:
+    """What every row of this checkpoint on the dataset `tested` (its canonical name) should say about its
+    normalisation: the source's own notes, and a test set other than the one its statistics come from."""
+    notes = list(ckpt.provenance.get("warnings") or [])
+    trained = ckpt.provenance.get("dataset")
+    if trained and str(trained).strip().lower().replace("_", "-") != tested:
+        notes.append(f"normalisation: statistics made for {trained}, tested on {tested}")
+    return "; ".join(notes)
+
+
 def cache_batch(requested: int, size: tuple[int, int]) -> int:
     """`requested`, cut to at most CACHE_PIXELS model pixels per batch (at least 8 images)."""
     return min(requested, max(8, CACHE_PIXELS // (size[0] * size[1])))
@@ -189,7 +211,9 @@ class _TestImages:
 
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
         self.dataset = _dataset_name(ckpt, cfg)
-        self.classes = list(data.dataset_info(self.dataset, cfg.data_dir).classes)  # once: an image folder is scanned
+        info = data.dataset_info(self.dataset, cfg.data_dir)  # once: an image folder is scanned
+        self.classes = list(info.classes)
+        self.warning = _row_warning(ckpt, info.name)
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         if self.dataset == "synthetic":
@@ -214,11 +238,10 @@ class _TestImages:
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
                   num_classes: int, on_batch: Callable[[int], None] | None = None) -> dict:
     """Score one cell; `on_batch(n)` is called after each batch of n images."""
-    from resbench.models import bandlimit as bandlimit_ctx
-
     t0 = time.perf_counter()
     batch = _cell_batch_size(model, ckpt, cell, cfg)
-    ctx = bandlimit_ctx(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none" else contextlib.nullcontext()
+    ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none"
+           else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch)
     seconds = time.perf_counter() - t0
@@ -252,6 +275,16 @@ class SweepPlan:
         return "; ".join(f"SUBSET: the first {k} of {n} test images per cell" for k, n in parts)
 
 
+def _check_names(ckpts: list[Checkpoint]) -> None:
+    """Rows are grouped by checkpoint name: two different models under one name would mix (or supersede)."""
+    seen: dict[str, Checkpoint] = {}
+    for ckpt in ckpts:
+        other = seen.setdefault(ckpt.name, ckpt)
+        if other.sha256 != ckpt.sha256:
+            raise ResbenchError(f"{ckpt.path} and {other.path}: two different models named {ckpt.name!r}; "
+                                f"rename one (results are grouped by name)")
+
+
 def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch.nn.Module]]:
     """Every user error a sweep can hit, raised before any work: options, checkpoint files, datasets, sizes,
     the output folder. Returns the checkpoints, the shard's cells and the checkpoints' models."""
@@ -264,7 +297,11 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
             raise ResbenchError(f"--policy {policy!r}: expected native or resize-input")
     cfg.bandlimit = [parse_bandlimit(b) for b in cfg.bandlimit]
     cfg.device, cfg.precision = str(resolve_device(cfg.device)), check_precision(cfg.precision)
-    ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)]  # validates every file
+    ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)] + list(cfg.models)  # every file checked
+    if not ckpts:
+        raise ResbenchError("nothing to sweep: give checkpoint files or folders, or --model SPEC "
+                            "(timm:NAME or package.module:factory)")
+    _check_names(ckpts)
     for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
         data.load_raw(name, "test", cfg.data_dir, limit=1)
@@ -312,8 +349,9 @@ def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
             "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
-            "config": {**{k: v for k, v in vars(cfg).items() if k != "test_res"},
-                       "test_res": None if cfg.test_res is None else [format_size(s) for s in cfg.test_res]},
+            "config": {**{k: v for k, v in vars(cfg).items() if k not in ("test_res", "models")},
+                       "test_res": None if cfg.test_res is None else [format_size(s) for s in cfg.test_res],
+                       "models": [m.name for m in cfg.models]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
                              "train_res": format_size(c.train_res), "test_images": p.n_test[i],
                              "test_split_images": p.available[i],
@@ -334,7 +372,7 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
             "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
-            "class_names": images.classes}
+            "class_names": images.classes, "warning": images.warning}
 
 
 def _failed(e: Exception) -> dict:

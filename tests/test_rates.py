@@ -42,7 +42,7 @@ def test_plot_kernels_rates_equal_the_rates_layers_run_with(name, config, size):
     ckpt, model = as_checkpoint(name, config)
     if name == "ckconv":  # taps sit at the test grid's pixel spacing, in training pixels: the rate
         conv = next(m for m in model.modules() if hasattr(m, "grid"))
-        positions, _ = conv.grid(size)  # (kh, kw, 2) in units of the half-width (taps - 1) / 2 training pixels
+        positions, _, _ = conv.grid(size)  # (kh, kw, 2) in units of the half-width (taps - 1) / 2 training pixels
         half = (conv.taps - 1) / 2
         spacing = (positions[1, 0, 0] - positions[0, 0, 0]).item() * half, \
                   (positions[0, 1, 1] - positions[0, 0, 1]).item() * half
