@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from resbench.errors import ResbenchError
-from resbench.layers.s4nd import S4ND
+from resbench.layers.s4nd import S4ND, conv_fft
 
 # the copies committed here, plus any further official records in the workspace's shared folder
 _DIRS = [Path(__file__).parent / "fixtures/s4nd_reference",
@@ -202,7 +202,7 @@ def test_official_options_without_effect_are_accepted_and_change_nothing(path):
 @pytest.mark.parametrize("change,needle", [
     ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 2}, "channels"),
     ({"init": 3}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
-    ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "linear"),
+    ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "output_linear"),
     ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"),
     ({"mode": "dplr", "kernel": None}, "kernel"),
 ])
@@ -296,7 +296,21 @@ def test_dropout_in_training_mode_is_drawn_without_grad_too():
     assert not torch.allclose(without, layer.eval()(x, method="toeplitz").detach(), atol=1e-3)
 
 
-@pytest.mark.parametrize("final_act", ["glu", "id"])
+def test_linear_layer_is_the_convolution_plus_skip():
+    """linear=True (the official option, used inside S4ND-ConvNeXt): no activation and no output linear."""
+    torch.manual_seed(0)
+    full = S4ND(4, d_state=8, dim=2, l_max=(6, 7), bandlimit=0.5).eval()
+    lin = S4ND(4, d_state=8, dim=2, l_max=(6, 7), bandlimit=0.5, linear=True).eval()
+    lin.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("output_linear")})
+    assert not any(k.startswith("output_linear") for k in lin.state_dict())
+    x = torch.randn(3, 4, 6, 7)
+    with torch.no_grad():
+        expected = conv_fft(x, full.kernels((6, 7), 1.0)) + x * full.D.view(1, -1, 1, 1)
+        for method in ("toeplitz", "fft"):
+            assert torch.allclose(lin(x, method=method), expected, atol=1e-5), method
+
+
+@pytest.mark.parametrize("final_act", ["glu", "id", "linear"])
 @pytest.mark.parametrize("dim, shape", [(1, (11,)), (2, (9, 5)), (3, (4, 3, 5))])
 @pytest.mark.parametrize("group", [1, 2, 5])
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -309,7 +323,8 @@ def test_grouped_evaluation_equals_the_autograd_path(monkeypatch, final_act, dim
     per_image = H * math.prod(shape)
     # the group size is CHUNK_ELEMENTS // per_image, a quarter of the budget for non-contiguous input
     monkeypatch.setattr(s4nd, "CHUNK_ELEMENTS", group * per_image * (4 if channels_last else 1))
-    layer = S4ND(H, d_state=8, dim=dim, l_max=shape, bandlimit=0.5, final_act=final_act).eval()
+    options = {"linear": True} if final_act == "linear" else {"final_act": final_act}
+    layer = S4ND(H, d_state=8, dim=dim, l_max=shape, bandlimit=0.5, **options).eval()
     x = torch.randn(B, H, *shape)
     if channels_last:
         x = x.movedim(1, -1).contiguous().movedim(-1, 1)  # (B, H, *L), the channel innermost in memory

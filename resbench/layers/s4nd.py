@@ -296,7 +296,7 @@ class S4ND(ResolutionAware):
                  bidirectional: bool = True, bandlimit: float | None = None, n_ssm: int | None = 1,
                  init: str = "diag-lin", dt_min: float = 0.001, dt_max: float = 0.1,
                  activation: str | None = "gelu", final_act: str | None = "glu", dropout: float = 0.0,
-                 transposed: bool = True, kernel: str = "diag", rank: int = 1):
+                 transposed: bool = True, kernel: str = "diag", rank: int = 1, linear: bool = False):
         super().__init__()
         if dim not in (1, 2, 3):
             raise ResbenchError(f"S4ND dim={dim}: expected 1, 2 or 3")
@@ -325,6 +325,9 @@ class S4ND(ResolutionAware):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         out = 2 * d_model if final_act == "glu" else d_model
         self.output_linear = nn.Sequential(nn.Linear(d_model, out), nn.GLU(-1) if final_act == "glu" else nn.Identity())
+        self.linear = bool(linear)
+        if self.linear:  # the official linear=True: y = K * u + D u, nothing after it (as in S4ND-ConvNeXt)
+            self.activation, self.dropout, self.output_linear = nn.Identity(), nn.Identity(), nn.Identity()
 
     def cache_kernels(self, enabled: bool) -> None:
         self._kernel_cache = {} if enabled else None
@@ -398,12 +401,17 @@ class S4ND(ResolutionAware):
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4
         group = max(1, min(B, budget // (H * math.prod(spatial))))
         batch_dim = self.dim - 1  # where the batch sits in z_pixels
-        linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
-        weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1)  # (out, H+1): bias as a last column
+        if not self.linear:
+            linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
+            weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1)  # (out, H+1): bias as a last column
         D = self.D.view(-1, 1)  # (H, 1)
         for b0 in range(0, B, group):
             u = x[b0:b0 + group].permute(perm).contiguous()  # (H, L1, ..., b, LN)
             conv = apply_toeplitz(u, ops).view(H, -1)  # (H, m)
+            if self.linear:  # K * u + D u is the output
+                dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)
+                dst.copy_(conv.addcmul_(u.view(H, -1), D).t().view(dst.shape))
+                continue
             y = conv.new_empty(H + 1, conv.shape[1])  # activation, and a row of ones for the bias
             y[H] = 1
             self._activation_into(conv.addcmul_(u.view(H, -1), D), y[:H])  # + D * u, activation
@@ -438,8 +446,11 @@ class S4ND(ResolutionAware):
 
     # ---- official weights -------------------------------------------------------------------
     # Official options read into the layer (`rank` only by the DPLR kernel).
+    # `linear`: True drops activation, dropout and output linear. The official class default is True
+    # but every image config sets it (false for the isotropic model, true inside S4ND-ConvNeXt); an absent
+    # key reads as false here, and a state dict that lacks the output linear is refused by its keys.
     _CONFIG_KEYS = {"d_model", "d_state", "l_max", "dim", "bidirectional", "bandlimit", "n_ssm", "init",
-                    "activation", "final_act", "transposed", "dt_min", "dt_max", "dropout", "rank"}
+                    "activation", "final_act", "transposed", "dt_min", "dt_max", "dropout", "rank", "linear"}
     # Official options that do not change an evaluated layer's output: training settings (learning
     # rates, weight decay, dropout tying), start-up only (weight initialiser, C init, logging), what
     # forward returns besides y.
@@ -452,10 +463,7 @@ class S4ND(ResolutionAware):
     _FIXED_KEYS = {"channels": (1, 1),
                    "dt_transform": ("exp", "exp"), "trank": (1, 1), "weight_norm": (False, False),
                    "ln": (False, False), "hyper_act": (None, None), "out_channels": (None, None),
-                   # linear=True drops the activation and output linear; the official class default is
-                   # True but every config sets it (linear: false), so an absent key is not refused
-                   # here: a state dict without output_linear is, below
-                   "linear": (False, False)}
+                   }
     # Official kernel registry names -> this layer's kernels (the official `mode` is the older key).
     _KERNEL_NAMES = {"diag": "diag", "s4d": "diag", "dplr": "dplr", "nplr": "dplr", "s4": "dplr"}
     # `disc` per kernel: the diagonal kernel here is zero-order hold only; the official DPLR kernel is
@@ -501,7 +509,7 @@ class S4ND(ResolutionAware):
                    dt_min=config.get("dt_min", 0.001), dt_max=config.get("dt_max", 0.1),
                    activation=config.get("activation", "gelu"), final_act=config.get("final_act", "glu"),
                    dropout=config.get("dropout", 0.0), transposed=config.get("transposed", True),
-                   kernel=kind, rank=config.get("rank", 1))
+                   kernel=kind, rank=config.get("rank", 1), linear=bool(config.get("linear", False)))
 
     @classmethod
     def from_state_spaces(cls, config: dict, state_dict: dict) -> "S4ND":
