@@ -174,9 +174,10 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
               "(default: multiples of 7 from half the smallest to twice the largest train size).")
-@click.option("--bandlimit", default="on,off", show_default=True,
+@click.option("--bandlimit", default="on,off,adaptive", show_default=True,
               help="Bandlimit settings for S4ND models (and models with resbench_set_bandlimit): on (trained "
-              "alpha), off, or an alpha.")
+              "alpha), off, adaptive (S4ND and CKConv kernels follow the test grid below the training size; "
+              "such cells only run there), or an alpha.")
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")

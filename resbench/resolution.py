@@ -121,8 +121,11 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
 # rates and bandlimits
 
 # Named bandlimit settings of a sweep cell: "on" (the alpha the model was trained with), "off" (no
-# mask), "none" (the model has no bandlimit at all). Any other setting is an explicit alpha.
-BANDLIMIT_NAMES = ("on", "off", "none")
+# mask), "none" (the model has no bandlimit at all), "adaptive" (continuous kernels follow the test grid:
+# S4ND's trained alpha x min(1, test/train) per axis, CKConv's taps averaged over each test cell; it
+# differs from "on"/"none" only below the training size). Any other setting is an explicit alpha.
+BANDLIMIT_NAMES = ("on", "off", "none", "adaptive")
+SWEEP_BANDLIMITS = ("on", "off", "adaptive")  # the names a sweep's --bandlimit takes
 
 
 def kernel_rates(train_size, test_size) -> tuple[float, ...]:
@@ -153,7 +156,7 @@ def check_alpha(value, what: str = "bandlimit") -> float | None:
     return float(value)
 
 
-def parse_bandlimit(text, what: str = "--bandlimit", names=BANDLIMIT_NAMES[:2]) -> str:
+def parse_bandlimit(text, what: str = "--bandlimit", names=SWEEP_BANDLIMITS) -> str:
     """A bandlimit setting as typed -> its canonical text: one of `names` (lower case) or an alpha
     written as Python writes the float (e.g. '0.3'), so equal settings key equal result rows."""
     word = str(text).strip().lower()
@@ -169,8 +172,9 @@ def parse_bandlimit(text, what: str = "--bandlimit", names=BANDLIMIT_NAMES[:2]) 
 
 
 def bandlimit_alpha(setting: str, trained: float | None) -> float | None:
-    """The alpha a cell's layers run with: the trained one for "on", None for "off"/"none", else the number."""
-    if setting == "on":
+    """The alpha a cell's layers run with: the trained one for "on" and "adaptive" (which scales it per axis),
+    None for "off"/"none", else the number."""
+    if setting in ("on", "adaptive"):
         return trained
     if setting in ("off", "none"):
         return None

@@ -28,16 +28,19 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps"]
 
 # "warning": what a reader of a row should know about it (e.g. normalisation statistics the model was not
-# trained with); "" when nothing
+# trained with); "" when nothing. "seen_in_training": the test size is one the checkpoint trained at (its
+# schedule), so the cell is not zero-shot. "trained_bandlimit": the alpha the checkpoint was trained with
+# (empty: trained without the mask). "recipe": its training schedule ("size:epochs,...") and overrides.
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "precision", "device", "n", "correct", "accuracy", "ci_low",
-                  "ci_high", "loss", "seconds", "images_per_s", "error", "warning"]
+                  "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
+                  "trained_bandlimit", "recipe"]
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split
 KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "precision", "device", "error", "warning"]
-# what rows logged before a column existed mean by it
-_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": ""}
+                 "bandlimit", "precision", "device", "error", "warning", "recipe"]
+# what rows logged before a column existed mean by it (seen_in_training: unknown, read as not seen)
+_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": ""}
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it

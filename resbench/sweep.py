@@ -31,14 +31,15 @@ from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, 
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
-from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_size, parse_bandlimit, resize_images,
-                                 sort_sizes)
+from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_size, parse_bandlimit, parse_size,
+                                 resize_images, sort_sizes)
 from resbench.progress import CellProgress
 from resbench.scoring import score, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
                             write_run, write_tables)
 
 __all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
+           "training_sizes", "recipe",
            "parse_shard", "images_key", "evaluate_cell", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
 MEMORY_BUDGET = CPU_MEMORY_BUDGET  # bytes of activations one batch may take on the CPU; a GPU: half its free memory
@@ -49,7 +50,7 @@ class SweepConfig:
     checkpoints: list[str]
     out: str
     test_res: list[tuple[int, int]] | None = None   # None: default_test_sizes of the checkpoints
-    bandlimit: list[str] = field(default_factory=lambda: ["on", "off"])  # on, off or an alpha like 0.3
+    bandlimit: list[str] = field(default_factory=lambda: ["on", "off", "adaptive"])  # on, off, adaptive or an alpha
     policy: list[str] = field(default_factory=lambda: ["native", "resize-input"])
     dataset: str | None = None       # None: each checkpoint's own
     data_dir: str | None = None
@@ -85,24 +86,59 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def _adaptive_kernels(ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint's model has continuous kernels that can follow the test grid."""
+    from resbench.models.registry import list_models, model_class
+
+    return ckpt.model in list_models() and model_class(ckpt.model).adaptive_kernels
+
+
 def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
-    """Settings that apply to this checkpoint: 'none' for models without a bandlimit."""
+    """Settings that apply to this checkpoint: 'none' for models without a bandlimit (and 'adaptive' for
+    those with adaptive kernels); 'on' and 'adaptive' only for a checkpoint trained with an alpha."""
     trained_alpha = ckpt.config.get("bandlimit")
     if "bandlimit" not in ckpt.config:
-        return ["none"]
-    return [b for b in requested if not (b == "on" and trained_alpha is None)] or ["off"]
+        return ["none"] + (["adaptive"] if "adaptive" in requested and _adaptive_kernels(ckpt) else [])
+    usable = [b for b in requested if not (b in ("on", "adaptive") and trained_alpha is None)]
+    return [b for b in usable if b != "adaptive" or _adaptive_kernels(ckpt)] or ["off"]
+
+
+def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> bool:
+    """An adaptive cell differs from the 'on' (or 'none') cell only where the model runs below its training
+    size on some axis; elsewhere it would repeat that cell, so it is not planned."""
+    return policy == "native" and any(s < t for s, t in zip(size, ckpt.train_res))
+
+
+def training_sizes(ckpt: Checkpoint) -> set[tuple[int, int]]:
+    """The sizes a checkpoint was trained at: every stage of its schedule, else its training size."""
+    sizes = {tuple(ckpt.train_res)}
+    for stage in ckpt.provenance.get("schedule") or []:
+        try:
+            sizes.add(parse_size(stage[0]))
+        except (ResbenchError, TypeError, IndexError):
+            continue  # a schedule resbench cannot read names no size
+    return sizes
+
+
+def recipe(ckpt: Checkpoint) -> str:
+    """How the checkpoint was trained, as a short text: 'size:epochs,...' and any config overrides."""
+    stages = ",".join(f"{format_size(parse_size(size))}:{epochs}" for size, epochs in
+                      (ckpt.provenance.get("schedule") or []))
+    overrides = (ckpt.provenance.get("train_config") or {}).get("model_overrides") or {}
+    extra = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "bandlimit")
+    return " ".join(part for part in (stages, extra) if part)
 
 
 def _alpha(ckpt: Checkpoint, setting: str):
     return bandlimit_alpha(setting, ckpt.config.get("bandlimit"))
 
 
-def _bandlimit_context(model: torch.nn.Module, alpha: float | None):
-    """The model's own bandlimit switch (a model from outside resbench has one), else its S4ND layers'."""
+def _bandlimit_context(model: torch.nn.Module, alpha: float | None, adaptive: bool = False):
+    """The model's own bandlimit switch (a model from outside resbench has one), else its continuous layers'."""
     from resbench.models import bandlimit
 
     own = getattr(model, "bandlimit_context", None)
-    return own(alpha) if own is not None else bandlimit(model, alpha)
+    return own(alpha) if own is not None else bandlimit(model, alpha, adaptive)
 
 
 def images_key(limit: int | None, available: int) -> int:
@@ -115,7 +151,8 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
     """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
     sizes = cfg.test_res or default_test_sizes(c.train_res for c in ckpts)
     cells = [Cell(i, size, policy, bl) for i, ckpt in enumerate(ckpts) for size in sizes for policy in cfg.policy
-             for bl in _bandlimit_values(ckpt, cfg.bandlimit)]
+             for bl in _bandlimit_values(ckpt, cfg.bandlimit)
+             if bl != "adaptive" or _adaptive_differs(ckpt, size, policy)]
     k, n = cfg.shard
     return cells[k - 1::n]
 
@@ -240,8 +277,8 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     """Score one cell; `on_batch(n)` is called after each batch of n images."""
     t0 = time.perf_counter()
     batch = _cell_batch_size(model, ckpt, cell, cfg)
-    ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit)) if cell.bandlimit != "none"
-           else contextlib.nullcontext())
+    ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit), cell.bandlimit == "adaptive")
+           if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch)
     seconds = time.perf_counter() - t0
@@ -372,7 +409,9 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
             "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
-            "class_names": images.classes, "warning": images.warning}
+            "class_names": images.classes, "warning": images.warning,
+            "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
+            "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
 
 
 def _failed(e: Exception) -> dict:

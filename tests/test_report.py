@@ -229,6 +229,9 @@ def test_drop_table_is_accuracy_minus_native_accuracy(report, frame):
     for row in drop.to_dict("records"):
         native = acc(frame, row["checkpoint"], 14, "native", "none" if row["bandlimit"] == "none" else "on")
         for size in SIZES:
+            if row["bandlimit"] == "adaptive" and size >= 14:  # not run there: it equals "on"
+                assert pd.isna(row[str(size)]), (row, size)
+                continue
             want = round(acc(frame, row["checkpoint"], size, "native", row["bandlimit"]) - native, 2)
             assert row[str(size)] == pytest.approx(want, abs=1e-9), (row, size)
     assert set(drop.loc[drop["bandlimit"].isin(["on", "none"]), "14"]) == {0.0}

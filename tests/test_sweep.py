@@ -28,7 +28,8 @@ from resbench.sweep import SweepConfig, parse_shard, run_sweep
 # the grid every sweep here runs: 2 checkpoints x 5 sizes x 2 policies x (on, off for S4ND; none for Conv2D)
 SIZES = [7, 14, 21, 28, 35]
 LIMIT = 100
-N_CELLS = len(SIZES) * 2 * (2 + 1)
+# s4nd_iso_14: on and off at every size and policy, adaptive natively below 14 (at 7); conv2d_iso_14: none
+N_CELLS = len(SIZES) * 2 * (2 + 1) + 1
 CELL = ["checkpoint", "test_res", "policy", "bandlimit"]
 
 
@@ -116,16 +117,17 @@ def test_one_row_per_cell(full, trained):
     expected = {(name, str(size), policy, bl)
                 for name, bandlimits in (("s4nd_iso_14", ("on", "off")), ("conv2d_iso_14", ("none",)))
                 for size in SIZES for policy in ("native", "resize-input") for bl in bandlimits}
+    expected.add(("s4nd_iso_14", "7", "native", "adaptive"))
     assert set(map(tuple, df[CELL].values.tolist())) == expected
     assert not df.duplicated(CELL).any()
     assert set(df.loc[df["model"] == "conv2d_iso", "bandlimit"]) == {"none"}
-    assert set(df.loc[df["model"] == "s4nd_iso", "bandlimit"]) == {"on", "off"}
+    assert set(df.loc[df["model"] == "s4nd_iso", "bandlimit"]) == {"on", "off", "adaptive"}
 
 
 def test_alpha_column(full):
     df = read_results(full)
-    assert (df.loc[df["bandlimit"] == "on", "alpha"] == 0.5).all()
-    assert df.loc[df["bandlimit"] != "on", "alpha"].isna().all()
+    assert (df.loc[df["bandlimit"].isin(["on", "adaptive"]), "alpha"] == 0.5).all()  # adaptive scales it per axis
+    assert df.loc[~df["bandlimit"].isin(["on", "adaptive"]), "alpha"].isna().all()
 
 
 def test_read_results_from_the_csv_alone(full, tmp_path):
@@ -241,7 +243,7 @@ def test_shards_merged_equal_the_full_sweep(full, ckpt_dir, tmp_path, cli):
         run_sweep(config(ckpt_dir, part, shard=(k, 2)), quiet=True)
         assert (part / f"cells-{k}of2.jsonl").exists() and (part / f"meta-{k}of2.json").exists()
     sizes = [len(read_table(p)) for p in parts]
-    assert sizes == [N_CELLS // 2, N_CELLS // 2]
+    assert sizes == [(N_CELLS + 1) // 2, N_CELLS // 2]
     keys = [set(map(tuple, read_table(p)[CELL].values.tolist())) for p in parts]
     assert not keys[0] & keys[1]
 

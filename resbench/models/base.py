@@ -86,6 +86,7 @@ class ResModel(nn.Module):
     config_class: type[ModelConfig] = ModelConfig
     POLICIES: dict[str, str] = {}
     has_bandlimit: bool = False
+    adaptive_kernels: bool = False  # continuous kernels that can follow the test grid (bandlimit "adaptive")
     min_size: int = 1  # smallest input side the architecture can take
 
     def __init__(self, config: ModelConfig):

@@ -28,6 +28,7 @@ class CKConv(IsoModel):
     """CKConv-style model: the isotropic backbone with continuous depthwise kernels + pointwise GLU mixing."""
 
     config_class = CKConvConfig
+    adaptive_kernels = True
     POLICIES = policies("resample each MLP kernel on the test grid: taps x test/train over the same extent, "
                         "values x (train/test)^2")
 

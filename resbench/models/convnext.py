@@ -123,6 +123,7 @@ class S4NDConvNeXt(ConvNeXtBase):
     config_class = S4NDConvNeXtConfig
     POLICIES = policies("rescale each S4ND step per axis: rate = train/test input size, the same at every stage")
     has_bandlimit = True
+    adaptive_kernels = True
 
     def __init__(self, config: S4NDConvNeXtConfig):
         if config.downsample not in DOWNSAMPLES:

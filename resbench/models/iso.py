@@ -69,6 +69,7 @@ class S4NDIso(IsoModel):
     config_class = S4NDIsoConfig
     POLICIES = policies("rescale each S4ND step per axis: rate = train/test feature-map size, same continuous kernel")
     has_bandlimit = True
+    adaptive_kernels = True
 
     def make_mixer(self) -> nn.Module:
         return RateS4ND(s4nd_layer(self.config, self.config.d_model, self.train_size,

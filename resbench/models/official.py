@@ -139,6 +139,7 @@ class OfficialS4NDIso(ResModel):
     POLICIES = policies("the official rate: train_rate x train/test size per axis, kernels resampled on the "
                         "test grid (what the official evaluation passes for an image resized to that size)")
     has_bandlimit = True
+    adaptive_kernels = True
 
     def __init__(self, config: OfficialS4NDConfig):
         nn.Module.__init__(self)  # ResModel's own __init__ assumes a 2-d train_res

@@ -11,7 +11,7 @@ from resbench.errors import ResbenchError
 if TYPE_CHECKING:
     from resbench.models.base import ModelConfig, ResModel
 
-__all__ = ["register_model", "create_model", "list_models", "model_config_class"]
+__all__ = ["register_model", "create_model", "list_models", "model_config_class", "model_class"]
 
 _MODELS: dict[str, type[ResModel]] = {}
 
@@ -33,6 +33,11 @@ def register_model(name: str):
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_MODELS)
+
+
+def model_class(name: str) -> type[ResModel]:
+    """The class registered under `name` (ResbenchError when none is)."""
+    return _model_class(name)
 
 
 def _model_class(name: str) -> type[ResModel]:
