@@ -12,9 +12,10 @@ import pandas as pd  # noqa: E402
 
 from resbench.resolution import parse_size, size_key  # noqa: E402
 
-__all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side"]
+__all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
+           "seen_in_training"]
 
-STYLE = {"on": "-", "none": "-", "off": "--"}
+STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
 HEATMAP_PANELS_PER_ROW = 3  # six models make a 3 x 2 grid instead of one strip
 HEATMAP_MAX_WIDTH = 15.0  # inches: wide panels (many test sizes) take fewer per row
 
@@ -36,6 +37,16 @@ def checkpoint_colors(names) -> dict:
     return {name: cmap(i % n) for i, name in enumerate(names)}
 
 
+SEEN_MARK = "\u2020"  # dagger: the test size is one the checkpoint trained at (its schedule), not zero-shot
+
+
+def seen_in_training(frame: pd.DataFrame) -> pd.Series:
+    """The rows' seen_in_training flags as booleans (False for rows logged before the column existed)."""
+    if "seen_in_training" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["seen_in_training"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0"])
+
+
 def accuracy_vs_test_res(df: pd.DataFrame):
     """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands."""
     ok = df[df["error"] == ""]
@@ -53,14 +64,16 @@ def accuracy_vs_test_res(df: pd.DataFrame):
             labelled.add(ckpt)
             ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt], label=label)
             ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
+            seen = g[seen_in_training(g) & (g["test_res"] != train)]  # not zero-shot: the schedule trained there
+            ax.plot(seen["x"], 100 * seen["accuracy"], "s", ms=8, mfc="none", color=colors[ckpt])
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}")
         ax.set_xlabel("test resolution (side, px)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
-    fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dotted: resize-input)",
-                 fontsize=9)
+    fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dash-dot: adaptive, "
+                 "dotted: resize-input; open square: a size the checkpoint trained at, not zero-shot)", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -72,13 +85,15 @@ def _heatmap_panel(ax, part: pd.DataFrame, model: str):
     rows = sorted(train_of, key=lambda c: (size_key(train_of[c]), c))
     cols = sorted(part["test_res"].unique(), key=size_key)
     grid = np.full((len(rows), len(cols)), np.nan)  # (checkpoints, test sizes) accuracy in %
-    for r in part.itertuples():
+    marked = np.zeros(grid.shape, dtype=bool)  # sizes seen in training other than the final one
+    for r, seen in zip(part.itertuples(), seen_in_training(part)):
         grid[rows.index(r.checkpoint), cols.index(r.test_res)] = 100 * r.accuracy
+        marked[rows.index(r.checkpoint), cols.index(r.test_res)] = seen and r.test_res != r.train_res
     image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
     for i, j in np.ndindex(grid.shape):
         if not np.isnan(grid[i, j]):
-            ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                    color="white" if grid[i, j] < 60 else "black")
+            ax.text(j, i, f"{grid[i, j]:.1f}" + (SEEN_MARK if marked[i, j] else ""), ha="center", va="center",
+                    fontsize=8, color="white" if grid[i, j] < 60 else "black")
     ax.set_xticks(range(len(cols)), cols, fontsize=9)
     ax.set_yticks(range(len(rows)), [f"{c} ({train_of[c]})" for c in rows], fontsize=9)
     ax.set_xlabel("test resolution", fontsize=9)
@@ -106,7 +121,8 @@ def train_test_heatmaps(df: pd.DataFrame):
         ax.axis("off")
     if images:
         fig.colorbar(images[0], ax=axes, label="top-1 accuracy (%)", shrink=0.9)
-    fig.suptitle("Top-1 accuracy (%), train x test (native policy)", fontsize=10)
+    fig.suptitle(f"Top-1 accuracy (%), train x test (native policy; {SEEN_MARK}: a size the checkpoint trained at)",
+                 fontsize=10)
     return fig
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.pdf import pdf_bytes, text_pages
-from resbench.plots import accuracy_vs_test_res, aliasing_figure, kernel_figure, train_test_heatmaps
+from resbench.plots import (SEEN_MARK, accuracy_vs_test_res, aliasing_figure, kernel_figure, seen_in_training,
+                            train_test_heatmaps)
 from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
@@ -23,6 +24,20 @@ MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the markdown
 NO_NATIVE = "no native cell"
 WINNER_RULE = ("winner: named only where the two cells' 95% Wilson intervals do not overlap, else a tie. This is "
                "a conservative unpaired rule; a paired test on per-image predictions would be sharper.")
+POLICY_NOTE = ("Cells at a size the checkpoint trained at are left out. Above the training size resize-input "
+               "hands the model (nearly) the image it was trained on, so it is the reference a zero-shot result is "
+               "measured against, not a rival; the comparison is informative below the training size, where both "
+               "policies see the same low-resolution image.")
+SEEN_NOTE = ("\u2020: the checkpoint trained at this size (an earlier stage of its schedule), so the cell is not "
+             "zero-shot; such cells are left out of zero-shot comparisons.")
+ADAPTIVE_NOTE = ("adaptive: S4ND's trained alpha scaled by min(1, test/train) per axis, CKConv's taps averaged over "
+                 "each test pixel; it runs only below the training size (natively), since at and above it it is "
+                 "the fixed setting.")
+REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained with the mask, so the modes it masks "
+                "never received a gradient and removing it at evaluation adds untrained modes. The trained "
+                "ablation is the table above.")
+TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
+                         "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -99,6 +114,13 @@ def _native_table(at_train: pd.DataFrame, rank: dict[str, int], lacking: list[st
     return native
 
 
+def _marked(values: pd.Series, frame: pd.DataFrame) -> pd.Series:
+    """Values of cells at a size the checkpoint trained at (other than its final size) get SEEN_MARK."""
+    seen = frame["seen"] & (frame["test_res"] != frame["train_res"])
+    return pd.Series([f"{v:.2f}{SEEN_MARK}" if s and pd.notna(v) else v for v, s in zip(values, seen)],
+                     index=values.index, dtype=object)
+
+
 def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     """Accuracy minus native accuracy; a checkpoint with no native cell keeps its rows, blank, noted."""
     base = dict(zip(at_train["checkpoint"], at_train["acc"]))
@@ -106,20 +128,66 @@ def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str
     drop = native_pol[has_base].copy()
     # float64: mapping an empty str column gives a str column under some pandas 3 releases, and str - float raises
     drop["drop"] = (drop["acc"] - drop["checkpoint"].map(base).astype("float64")).round(2)
+    if drop["seen"].any():
+        drop["drop"] = _marked(drop["drop"], drop)
     index = ["checkpoint", "train_res", "bandlimit"]
     table = _pivot(drop, index, "drop")
     if not has_base.all():
         lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
         table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
-    return _sort_rows(table, rank, ("bandlimit",))
+    table = _sort_rows(table, rank, ("bandlimit",))
+    notes = []
+    if drop["seen"].any():
+        notes.append(SEEN_NOTE)
+    if (drop["bandlimit"] == "adaptive").any():
+        notes.append(ADAPTIVE_NOTE)
+    if notes:
+        table.attrs["note"] = " ".join(notes)
+    return table
 
 
-def _ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+def _removed_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """On minus off for checkpoints trained with the mask: removing it at evaluation, not an ablation."""
     s4 = native_pol[native_pol["bandlimit"].isin(["on", "off"])]
     on = s4[s4["bandlimit"] == "on"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
     off = s4[s4["bandlimit"] == "off"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
     ablation = (on - off).dropna().round(2).rename("on - off").reset_index()
-    return _sort_rows(_pivot(ablation, ["checkpoint", "train_res"], "on - off"), rank) if len(ablation) else ablation
+    if not len(ablation):
+        return ablation
+    table = _sort_rows(_pivot(ablation, ["checkpoint", "train_res"], "on - off"), rank)
+    table.attrs["note"] = REMOVED_NOTE
+    return table
+
+
+def _trained_ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Accuracy of a checkpoint trained with the bandlimit (on) minus its twin trained without it (off):
+    the same model and recipe (schedule and overrides), the bandlimit the only difference."""
+    trained = pd.to_numeric(native_pol["trained_bandlimit"], errors="coerce")
+    keys = ["model", "recipe", "train_res", "test_res"]
+    with_mask = native_pol[trained.notna() & (native_pol["bandlimit"] == "on")]
+    without = native_pol[trained.isna() & (native_pol["bandlimit"] == "off")]
+    both = with_mask.merge(without, on=keys, suffixes=("", " (without)"))
+    both = both[both["recipe"] != ""]  # rows logged before recipes were recorded cannot be paired
+    if not len(both):
+        return pd.DataFrame(columns=["checkpoint", "trained without", "train_res"])
+    both["with - without"] = (both["acc"] - both["acc (without)"]).round(2)
+    both = both.rename(columns={"checkpoint (without)": "trained without"})
+    table = _sort_rows(_pivot(both, ["checkpoint", "trained without", "train_res"], "with - without"), rank)
+    table.attrs["note"] = TRAINED_ABLATION_NOTE
+    return table
+
+
+def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Adaptive minus the fixed setting (on, or none for CKConv), at the sizes below training where it ran."""
+    keys = ["checkpoint", "train_res", "test_res"]
+    adaptive = native_pol[native_pol["bandlimit"] == "adaptive"].set_index(keys)["acc"]
+    fixed = native_pol[native_pol["bandlimit"].isin(["on", "none"])].set_index(keys)["acc"]
+    gain = (adaptive - fixed).dropna().round(2).rename("adaptive - fixed").reset_index()
+    if not len(gain):
+        return gain
+    table = _sort_rows(_pivot(gain, ["checkpoint", "train_res"], "adaptive - fixed"), rank)
+    table.attrs["note"] = ADAPTIVE_NOTE
+    return table
 
 
 def _winner(native: tuple[float, float], resize: tuple[float, float]) -> str:
@@ -143,9 +211,17 @@ def _policy_table(ok: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     for name, intervals in bounds.items():
         pol[f"{name} ci95"] = [_ci_text(lo, hi) for lo, hi in intervals]
     pol["winner"] = [_winner(n, r) for n, r in zip(bounds["native"], bounds["resize-input"])]
+    seen = ref_bl[ref_bl["seen"]].groupby(["checkpoint", "test_res"]).size().index
     pol = pol.dropna(subset=["native", "resize-input"])
-    pol = _sort_rows(pol[pol["test_res"] != pol["train_res"]], rank, ("test_res",))
-    pol.attrs["note"] = WINNER_RULE
+    pol = pol[pol["test_res"] != pol["train_res"]]
+    pol = pol[[(c, t) not in seen for c, t in zip(pol["checkpoint"], pol["test_res"])]]  # zero-shot cells only
+    # above the training size resize-input gives the model (nearly) the image it trained on: a reference
+    # every zero-shot drop falls below, not a competitor, so no winner is named there
+    above = [size_key(t) > size_key(r) for t, r in zip(pol["test_res"], pol["train_res"])]
+    pol["winner"] = ["(reference: resize-input ~ the training input)" if a else w
+                     for a, w in zip(above, pol["winner"])]
+    pol = _sort_rows(pol, rank, ("test_res",))
+    pol.attrs["note"] = WINNER_RULE + " " + POLICY_NOTE
     return pol
 
 
@@ -156,6 +232,11 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """
     ok = df[df["error"] == ""].copy()
     ok["acc"] = (100 * ok["accuracy"]).round(2)
+    ok["seen"] = seen_in_training(ok)
+    for column in ("trained_bandlimit", "recipe"):  # rows logged before these columns existed
+        if column not in ok:
+            ok[column] = "" if column == "recipe" else float("nan")
+    ok["recipe"] = ok["recipe"].fillna("").astype(str)
     rank = _checkpoint_rank(ok)
     native_pol = ok[ok["policy"] == "native"]
     reference = native_pol[native_pol["bandlimit"].isin(["on", "none"])]
@@ -163,8 +244,12 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
     return {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
             "Drop from native accuracy (points; native policy)": _drop_table(native_pol, at_train, rank),
-            "Bandlimit ablation: accuracy with it on minus off (points; native policy)": _ablation_table(native_pol,
-                                                                                                          rank),
+            "Bandlimit ablation, trained models: trained with it minus trained without it (points; native policy)":
+                _trained_ablation_table(native_pol, rank),
+            "Bandlimit removed at evaluation: trained mask on minus removed (points; native policy)":
+                _removed_table(native_pol, rank),
+            "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
+                _adaptive_table(native_pol, rank),
             "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank)}
 
 

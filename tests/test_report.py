@@ -23,8 +23,8 @@ SIZES = [7, 14, 28]
 LIMIT = 100
 FIGURES = ["accuracy", "heatmap"]
 KERNEL_FIGURES = ["kernels", "aliasing"]
-N_TABLES = 4
-NATIVE, DROP, ABLATION, POLICY = range(N_TABLES)  # the order of report_tables
+N_TABLES = 6
+NATIVE, DROP, TRAINED_ABLATION, ABLATION, ADAPTIVE, POLICY = range(N_TABLES)  # the order of report_tables
 LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")  # ![alt](file) or [text](file)
 
 
@@ -258,19 +258,23 @@ def test_policy_comparison_winner_agrees_with_the_numbers(report, frame):
         resize = cell_row(frame, row["checkpoint"], row["test_res"], "resize-input", bl)
         want = ("native (zero-shot)" if native["ci_low"] > resize["ci_high"]
                 else "resize-input" if resize["ci_low"] > native["ci_high"] else "tie (95% CIs overlap)")
+        if int(row["test_res"]) > 14:  # above the training size resize-input is the reference, not a rival
+            want = "(reference: resize-input ~ the training input)"
         assert row["winner"] == want, row
 
 
 def test_policy_winner_only_where_the_95_cis_do_not_overlap(tmp_path):
     """87.7 vs 88.3 at n=300 is noise (each interval spans about 7 points); 50 vs 90 and 80 vs 60 are not."""
-    accuracy = {("7", "native"): 0.50, ("7", "resize-input"): 0.90, ("28", "native"): 0.878,
-                ("28", "resize-input"): 0.882, ("56", "native"): 0.80, ("56", "resize-input"): 0.60}
-    cells = grid("ckconv_14", "ckconv", 14, [7, 14, 28, 56], accuracy=lambda s, p, b: accuracy.get((s, p), 0.9))
+    accuracy = {("7", "native"): 0.50, ("7", "resize-input"): 0.90, ("14", "native"): 0.878,
+                ("14", "resize-input"): 0.882, ("21", "native"): 0.80, ("21", "resize-input"): 0.60,
+                ("56", "native"): 0.30, ("56", "resize-input"): 0.90}
+    cells = grid("ckconv_28", "ckconv", 28, [7, 14, 21, 28, 56], accuracy=lambda s, p, b: accuracy.get((s, p), 0.9))
     out = tmp_path / "out" / "demo"
     result = write_report([synthetic_sweep(tmp_path / "sweep", cells)], out, ["md"])
     policy = tables(result)[POLICY]
     assert dict(zip(policy["test_res"], policy["winner"])) == {
-        "7": "resize-input", "28": "tie (95% CIs overlap)", "56": "native (zero-shot)"}
+        "7": "resize-input", "14": "tie (95% CIs overlap)", "21": "native (zero-shot)",
+        "56": "(reference: resize-input ~ the training input)"}  # above training: no contest
     note = policy.attrs["note"]
     assert "Wilson" in note and "do not overlap" in note and "unpaired" in note and "paired test" in note
     md = out.with_suffix(".md").read_text()
@@ -289,7 +293,7 @@ def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
     out = tmp_path / "out" / "demo"
     result = write_report([folder], out, ["md"], kernels=str(trained["s4nd"]))
     md = out.with_suffix(".md").read_text()
-    native_t, drop_t, ablation_t, policy_t = result["tables"]
+    native_t, drop_t, _, ablation_t, _, policy_t = result["tables"]
     checkpoints = ["s4nd_iso_7", "s4nd_iso_14", "s4nd_iso_28"]  # by training size, not by name
 
     header, rows = md_table(md, native_t)
@@ -323,7 +327,7 @@ def test_report_of_a_sweep_that_skips_the_training_size(tmp_path, with_native):
     want = {"demo.md", "demo.pdf"} | {f"demo_{key}.{ext}" for key in FIGURES for ext in ("png", "svg")}
     assert set(result["written"]) == want and files_in(out.parent) == want
     assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
-    native, drop, _, policy = tables(result)
+    native, drop, _, _, _, policy = tables(result)
     assert list(native["checkpoint"]) == (["conv2d_iso_14"] if with_native else [])
     assert "no native cell" in native.attrs["note"] and "s4nd_iso_7" in native.attrs["note"]
     mine = drop[drop["checkpoint"] == "s4nd_iso_7"]

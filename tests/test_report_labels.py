@@ -1,0 +1,111 @@
+"""The report labels what a cell is: trained ablation vs mask removed at evaluation, seen in training, adaptive."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from resbench.report import report_tables, write_report
+from test_report import grid, results_frame
+
+SIZES = [7, 14, 21, 28]
+
+
+def acc_fn(table):
+    return lambda s, p, b: table.get((s, p, b), 0.8)
+
+
+def study_cells():
+    """Rows of a small study: a pair trained with and without the mask, a progressive checkpoint, an unpaired one."""
+    cells, extra = [], {}
+    spec = [
+        ("s4nd_iso_14", 14, ("on", "off", "adaptive"), 0.5, "14:8", {("7", "native", "on"): 0.60,
+                                                                      ("7", "native", "off"): 0.55,
+                                                                      ("7", "native", "adaptive"): 0.66,
+                                                                      ("28", "native", "on"): 0.85,
+                                                                      ("28", "native", "off"): 0.70}),
+        ("s4nd_iso_14_nobandlimit", 14, ("off",), None, "14:8", {("7", "native", "off"): 0.50,
+                                                                  ("28", "native", "off"): 0.75}),
+        ("s4nd_iso_28_prog", 28, ("on", "off"), 0.5, "7:1,14:2,28:1", {("7", "native", "on"): 0.78}),
+        ("s4nd_iso_28_long", 28, ("on", "off"), 0.5, "28:10 dropout=0", {}),
+    ]
+    for name, train, bls, alpha, recipe, accuracy in spec:
+        rows = grid(name, "s4nd_iso", train, SIZES, bandlimits=bls, accuracy=acc_fn(accuracy))
+        rows = [r for r in rows if r[5] != "adaptive" or (r[4] == "native" and int(r[3]) < train)]
+        cells += rows
+        seen = {"7", "14", "28"} if name == "s4nd_iso_28_prog" else {str(train)}
+        for r in rows:
+            extra[(r[0], r[3], r[4], r[5])] = {"trained_bandlimit": alpha, "recipe": recipe,
+                                               "seen_in_training": r[3] in seen}
+    return cells, extra
+
+
+@pytest.fixture
+def study(tmp_path):
+    cells, extra = study_cells()
+    frame = results_frame(cells)
+    for column in ("trained_bandlimit", "recipe", "seen_in_training"):
+        frame[column] = [extra[(r.checkpoint, r.test_res, r.policy, r.bandlimit)][column]
+                         for r in frame.itertuples()]
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "results.csv").write_text(frame.to_csv(index=False))
+    meta = {"command": "sweep", "versions": {},
+            "checkpoints": [{"name": c, "sha256": s, "model": "s4nd_iso", "train_res": t} for c, s, t in
+                            frame[["checkpoint", "checkpoint_sha256", "train_res"]].drop_duplicates().values],
+            "planned_cells": [[c[0], c[3], c[4], c[5]] for c in cells]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return frame, folder
+
+
+def titled(tables, start):
+    return next(t for title, t in tables.items() if title.startswith(start))
+
+
+def test_trained_ablation_pairs_the_same_recipe_with_and_without_the_mask(study):
+    frame, _ = study
+    table = titled(report_tables(frame), "Bandlimit ablation, trained models")
+    assert list(zip(table["checkpoint"], table["trained without"])) == [("s4nd_iso_14", "s4nd_iso_14_nobandlimit")]
+    row = table.iloc[0]
+    assert row["7"] == pytest.approx(60.0 - 50.0) and row["28"] == pytest.approx(85.0 - 75.0)
+    assert "same model and recipe" in table.attrs["note"]
+
+
+def test_removing_the_mask_at_evaluation_is_not_called_an_ablation(study):
+    frame, _ = study
+    tables = report_tables(frame)
+    removed = titled(tables, "Bandlimit removed at evaluation")
+    assert "s4nd_iso_14_nobandlimit" not in set(removed["checkpoint"])  # it has no mask to remove
+    assert removed.set_index("checkpoint").loc["s4nd_iso_14", "28"] == pytest.approx(85.0 - 70.0)
+    assert "Not an ablation" in removed.attrs["note"] and "never received a gradient" in removed.attrs["note"]
+    assert not any(title.startswith("Bandlimit ablation: accuracy with it on minus off") for title in tables)
+
+
+def test_cells_seen_in_training_are_marked_and_kept_out_of_the_policy_contest(study):
+    frame, _ = study
+    tables = report_tables(frame)
+    drop = titled(tables, "Drop from native").set_index(["checkpoint", "bandlimit"])
+    assert drop.loc[("s4nd_iso_28_prog", "on"), "7"] == "-2.00\u2020"  # 78 vs 80 at 28, and 7 was trained on
+    assert drop.loc[("s4nd_iso_28_prog", "on"), "21"] == pytest.approx(0.0)  # 21 was not: a plain number
+    assert drop.loc[("s4nd_iso_28_long", "on"), "7"] == pytest.approx(0.0)
+    assert "\u2020" in titled(tables, "Drop from native").attrs["note"]
+    policy = titled(tables, "Policy comparison")
+    prog = set(policy.loc[policy["checkpoint"] == "s4nd_iso_28_prog", "test_res"])
+    assert prog == {"21"}  # 7 and 14 were trained on, 28 is the training size
+
+
+def test_adaptive_table_is_adaptive_minus_on_below_the_training_size(study):
+    frame, _ = study
+    table = titled(report_tables(frame), "Adaptive bandlimit")
+    assert list(table["checkpoint"]) == ["s4nd_iso_14"]
+    assert table.iloc[0]["7"] == pytest.approx(66.0 - 60.0)
+    assert [c for c in table.columns if c not in ("checkpoint", "train_res")] == ["7"]
+
+
+def test_the_written_report_shows_the_marks(study, tmp_path):
+    _, folder = study
+    out = tmp_path / "out" / "demo"
+    write_report([folder], out, ["md"])
+    md = out.with_suffix(".md").read_text()
+    assert "-2.00\u2020" in md and "Bandlimit ablation, trained models" in md and "Not an ablation" in md
