@@ -21,10 +21,12 @@ declare -A RECIPE=(
   [s4nd_iso_7_nobandlimit]="s4nd_iso --train-res 7 --epochs 3 --bandlimit off"
   [s4nd_iso_14_nobandlimit]="s4nd_iso --train-res 14 --epochs 8 --bandlimit off"
   [s4nd_iso_28_nobandlimit]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off"
+  # the official S4ND-ConvNeXt arrangement (S4ND downsampling, no output linear), same recipe as s4nd_convnext_14
+  [s4nd_convnext_official_14]="s4nd_convnext_official --train-res 14 --epochs 3 --bandlimit 0.5"
 )
 ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
        s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long
-       s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit)
+       s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14)
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
   echo "== $name: resbench train ${RECIPE[$name]} --seed 0 -o checkpoints/$name.pt"

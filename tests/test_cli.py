@@ -39,10 +39,10 @@ def test_unknown_command(cli):
     assert_user_error(code, err, "frobnicate")
 
 
-def test_models_lists_all_seven(cli):
+def test_models_lists_all_eight(cli):
     code, out, err = cli("models")
     assert code == 0, err
-    assert len(list_models()) == 7  # six resbench families and the official S4ND classifier
+    assert len(list_models()) == 8  # six resbench families, the official S4ND-ConvNeXt arrangement and classifier
     for name in list_models():
         assert name in out, name
 

@@ -15,7 +15,8 @@ from resbench.layers.rate_s4nd import RateS4ND
 from resbench.models.fields import S4NDFields, s4nd_layer
 from resbench.models.registry import register_model
 
-__all__ = ["ConvNeXtShape", "ConvNeXtConfig", "S4NDConvNeXtConfig", "ConvNeXt", "S4NDConvNeXt"]
+__all__ = ["ConvNeXtShape", "ConvNeXtConfig", "S4NDConvNeXtConfig", "S4NDConvNeXtOfficialConfig", "ConvNeXt",
+           "S4NDConvNeXt", "S4NDConvNeXtOfficial"]
 
 
 @dataclasses.dataclass
@@ -38,6 +39,11 @@ class S4NDConvNeXtConfig(S4NDFields, ConvNeXtShape):
     # "s4nd" = LayerNorm -> S4ND layer (output linear + GLU, no activation) -> 2x2 average pool -> 1x1 conv,
     # as the official S4ND-ConvNeXt's downsample_type=s4nd, so no layer's reach is fixed in pixels
     downsample: str = "conv"
+
+
+@dataclasses.dataclass
+class S4NDConvNeXtOfficialConfig(S4NDFields, ConvNeXtShape):
+    pass  # the official arrangement has one downsampling (S4ND), so no `downsample` field
 
 
 DOWNSAMPLES = ("conv", "s4nd")
@@ -140,3 +146,44 @@ class S4NDConvNeXt(ConvNeXtBase):
                     LayerNorm2d(prev), RateS4ND(s4nd_layer(config, prev, sizes[i - 1], activation="id")),
                     nn.AvgPool2d(2), nn.Conv2d(prev, dim, 1))
                 _init_weights(stage.downsample[-1])
+
+
+class GLUChannels(nn.Module):
+    """GLU over the channel axis of a (B, 2C, H, W) map -> (B, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.glu(x, dim=1)
+
+
+@register_model("s4nd_convnext_official")
+class S4NDConvNeXtOfficial(ConvNeXtBase):
+    """The official S4ND-ConvNeXt arrangement (state-spaces/s4 convnext_timm.py, downsample_type=s4nd).
+
+    - every depthwise conv is an S4ND layer with the official `linear: true`: K * u + D u and nothing
+      after it (no activation, no output linear; the block's norm and MLP follow, as in ConvNeXt);
+    - between stages: LayerNorm -> S4ND (linear) -> 2x2 average pool -> 1x1 conv to 2C -> GLU
+      (S4DownSample with downsample_glu=True, downsample_act=False), so no kernel is fixed in pixels;
+    - stem: the patch stem (a patch_size x patch_size conv and LayerNorm; with patch_size 1 it mixes
+      channels only). The official ImageNet config's `new_s4nd_patch` stem needs an S4ND layer that mixes
+      channels (`out_channels`), which resbench does not have.
+    Every layer runs at the global rate train / test, as the official model passes one rate to all stages.
+    """
+
+    config_class = S4NDConvNeXtOfficialConfig
+    POLICIES = policies("rescale each S4ND step per axis: rate = train/test input size, the same at every stage "
+                        "(official arrangement: S4ND downsampling, no output linear)")
+    has_bandlimit = True
+    adaptive_kernels = True
+
+    def __init__(self, config: S4NDConvNeXtOfficialConfig):
+        super().__init__(config, kernel_size=3)  # the smallest conv: it is replaced right away
+        sizes = self.stage_sizes(self.train_size)
+        for i, (stage, dim, l_max) in enumerate(zip(self.convnext.stages, config.dims, sizes)):
+            for block in stage.blocks:
+                block.conv_dw = RateS4ND(s4nd_layer(config, dim, l_max, linear=True))
+            if i:
+                prev = config.dims[i - 1]  # the previous stage's channels, on its grid sizes[i - 1]
+                stage.downsample = nn.Sequential(
+                    LayerNorm2d(prev), RateS4ND(s4nd_layer(config, prev, sizes[i - 1], linear=True)),
+                    nn.AvgPool2d(2), nn.Conv2d(prev, 2 * dim, 1), GLUChannels())
+                _init_weights(stage.downsample[3])
