@@ -17,6 +17,7 @@ from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
+           "aliasing_drop_cells", "aliasing_rank_table",
            "markdown_table", "kernel_analysis", "write_kernel_plots", "save_figure", "header_pages", "subset_note"]
 
 FORMATS = ("md", "pdf", "png", "svg")
@@ -406,6 +407,76 @@ def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, l
     return "\n".join(md)
 
 
+RANK_NOTE = ("Spearman rank correlation between a kernel metric (mean over layers, axes and directions) and the "
+             "measured drop from native accuracy, over the native zero-shot cells of the checkpoints with continuous "
+             "kernels whose files the sweep's run records name (sizes seen in training left out). aliasing: energy "
+             "above the Nyquist of the coarser of the test and training grids; above_test_nyquist: above the test "
+             "grid's alone. 'untrained modes' cells are those of a checkpoint trained with the mask and evaluated "
+             "with it removed. A metric that ranks the drops well has rho near 1.")
+
+
+def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu") -> pd.DataFrame:
+    """One row per native zero-shot cell of a checkpoint with continuous kernels: its drop and kernel metrics.
+
+    Checkpoint files come from the run records (path and sha256); a file that is gone or changed is skipped.
+    """
+    from resbench.checkpoints import load_checkpoint
+    from resbench.kernels import aliasing_table, kernel_spectra
+
+    device = str(resolve_device(device))
+    ok = df[(df["error"] == "") & (df["policy"] == "native")].copy()
+    ok["seen"] = seen_in_training(ok)
+    paths = {c.get("sha256"): c.get("path") for r in runs for c in r.get("checkpoints") or [] if c.get("path")}
+    rows = []
+    for sha, g in ok.groupby("checkpoint_sha256"):
+        path = paths.get(sha)
+        if not path or not Path(path).is_file():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+            if ckpt.sha256 != sha:
+                continue
+            spectra = kernel_spectra(ckpt, device=device)
+        except ResbenchError:  # no continuous kernels, or a file that no longer loads
+            continue
+        sizes = sorted(set(g["test_res"]), key=size_key)
+        metrics = aliasing_table(ckpt, [parse_size(t) for t in sizes], spectra).groupby(["test_res", "bandlimit"]).agg(
+            aliasing=("aliasing", "mean"), above_test_nyquist=("above_test_nyquist", "mean"),
+            untrained_modes=("untrained_modes", "any"))
+        train = g["train_res"].iloc[0]
+        base = g[(g["test_res"] == train) & g["bandlimit"].isin(["on", "none"])]["accuracy"]
+        if base.empty:
+            continue
+        for r in g[(g["test_res"] != train) & ~g["seen"] & g["bandlimit"].isin(["on", "off", "none"])].itertuples():
+            key = (r.test_res, r.bandlimit)
+            if key not in metrics.index:
+                continue
+            m = metrics.loc[key]
+            rows.append({"checkpoint": r.checkpoint, "train_res": train, "test_res": r.test_res,
+                         "bandlimit": r.bandlimit, "drop": 100 * (float(base.iloc[0]) - r.accuracy),
+                         "below_training": size_key(r.test_res) < size_key(train), **m.to_dict()})
+    return pd.DataFrame(rows)
+
+
+def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Spearman rho of each metric against the drops, over all cells and over named subsets of them."""
+    if cells.empty:
+        return pd.DataFrame(columns=["cells", "n", "rho aliasing", "rho above_test_nyquist"])
+    subsets = {"all zero-shot cells": cells, "without untrained modes": cells[~cells["untrained_modes"]],
+               "below the training size": cells[cells["below_training"]],
+               "above the training size": cells[~cells["below_training"]]}
+    rows = []
+    for name, part in subsets.items():
+        rho = {m: part[m].corr(part["drop"], method="spearman") if len(part) > 2 else float("nan")
+               for m in ("aliasing", "above_test_nyquist")}
+        rows.append({"cells": name, "n": len(part), "checkpoints": part["checkpoint"].nunique(),
+                     "rho aliasing": round(rho["aliasing"], 3),
+                     "rho above_test_nyquist": round(rho["above_test_nyquist"], 3)})
+    table = pd.DataFrame(rows)
+    table.attrs["note"] = RANK_NOTE
+    return table
+
+
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
                  kernel_sizes=None, kernel_device: str = "cpu") -> dict:
     """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written.
@@ -419,6 +490,10 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     df, metas = load_sweeps(dirs)
     missing = missing_cells(df, metas)
     tables = report_tables(df)
+    ranked = aliasing_drop_cells(df, metas, kernel_device)
+    if not ranked.empty:
+        tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
+            aliasing_rank_table(ranked)
     figures, written, links, pages = {}, [], {}, []
     try:
         aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device)

@@ -109,3 +109,42 @@ def test_the_written_report_shows_the_marks(study, tmp_path):
     write_report([folder], out, ["md"])
     md = out.with_suffix(".md").read_text()
     assert "-2.00\u2020" in md and "Bandlimit ablation, trained models" in md and "Not an ablation" in md
+
+
+def test_rank_table_is_the_spearman_rho_of_each_metric_against_the_drops():
+    from resbench.report import aliasing_rank_table
+
+    cells = pd.DataFrame({"checkpoint": ["a"] * 5, "drop": [1.0, 2.0, 5.0, 9.0, 20.0],
+                          "aliasing": [0.1, 0.2, 0.3, 0.4, 0.5], "above_test_nyquist": [0.5, 0.4, 0.3, 0.2, 0.1],
+                          "untrained_modes": [False, False, False, True, True],
+                          "below_training": [True, True, True, False, False]})
+    table = aliasing_rank_table(cells).set_index("cells")
+    assert table.loc["all zero-shot cells", "rho aliasing"] == pytest.approx(1.0)
+    assert table.loc["all zero-shot cells", "rho above_test_nyquist"] == pytest.approx(-1.0)
+    assert table.loc["without untrained modes", "n"] == 3
+    assert pd.isna(table.loc["above the training size", "rho aliasing"])  # 2 cells rank nothing
+    assert "Spearman" in aliasing_rank_table(cells).attrs["note"]
+
+
+def test_report_ranks_the_drops_of_the_swept_checkpoints(trained, tmp_path):
+    from conftest import quiet_sweep
+    from resbench.report import aliasing_drop_cells, load_sweeps
+    from resbench.resolution import parse_sizes
+    from resbench.sweep import SweepConfig
+
+    out = tmp_path / "sweep"
+    quiet_sweep(SweepConfig(checkpoints=[str(trained["s4nd"].parent)], out=str(out), dataset="synthetic",
+                            test_res=parse_sizes("7,14,28"), limit=32, bandlimit=["on", "off"]))
+    df, runs = load_sweeps([out])
+    cells = aliasing_drop_cells(df, runs)
+    # the S4ND checkpoint's zero-shot native cells (7 and 28, on and off); the conv2d has no kernels
+    assert sorted(zip(cells["test_res"], cells["bandlimit"])) == [("28", "off"), ("28", "on"), ("7", "off"),
+                                                                   ("7", "on")]
+    assert set(cells["checkpoint"]) == {trained["s4nd"].stem}
+    assert cells["untrained_modes"].tolist() == [b == "off" for b in cells["bandlimit"]]
+    report = tmp_path / "r" / "demo"
+    result = write_report([out], report, ["md"])
+    title = next(t for t in result["tables"] if t.startswith("Does the aliasing metric rank"))
+    table = result["tables"][title].set_index("cells")
+    want = cells["aliasing"].corr(cells["drop"], method="spearman")
+    assert table.loc["all zero-shot cells", "rho aliasing"] == pytest.approx(round(want, 3), abs=1e-9)
