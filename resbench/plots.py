@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from resbench.resolution import parse_size, size_key  # noqa: E402
 
 __all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
-           "seen_in_training"]
+           "seen_in_training", "reference_setting"]
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
 HEATMAP_PANELS_PER_ROW = 3  # six models make a 3 x 2 grid instead of one strip
@@ -45,6 +45,14 @@ def seen_in_training(frame: pd.DataFrame) -> pd.Series:
     if "seen_in_training" not in frame:
         return pd.Series(False, index=frame.index)
     return frame["seen_in_training"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0"])
+
+
+def reference_setting(frame: pd.DataFrame) -> pd.Series:
+    """Rows of each checkpoint's reference bandlimit setting: "on" (trained with the mask), "none" (no
+    bandlimit), else "off" (an S4ND checkpoint trained without the mask has only that)."""
+    settings = frame.groupby("checkpoint")["bandlimit"].agg(set)
+    pick = {c: next((b for b in ("on", "none", "off") if b in s), None) for c, s in settings.items()}
+    return frame["bandlimit"] == frame["checkpoint"].map(pick)
 
 
 def accuracy_vs_test_res(df: pd.DataFrame):
@@ -102,12 +110,12 @@ def _heatmap_panel(ax, part: pd.DataFrame, model: str):
 
 
 def train_test_heatmaps(df: pd.DataFrame):
-    """A train x test accuracy table per model (native policy; bandlimit on where the model has one).
+    """A train x test accuracy table per model (native policy; bandlimit on where the checkpoint trained with it).
 
     Panels fill a grid (at most HEATMAP_PANELS_PER_ROW a row) that shares one colour bar.
     """
     ok = _native_or_reference(df)
-    ok = ok[ok["bandlimit"].isin(["on", "none"])]
+    ok = ok[reference_setting(ok)]
     models = sorted(ok["model"].unique())
     n_tests = max(1, ok["test_res"].nunique())
     n_rows = max([1, *ok.groupby("model")["checkpoint"].nunique()])

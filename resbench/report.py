@@ -11,8 +11,8 @@ import pandas as pd
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.pdf import pdf_bytes, text_pages
-from resbench.plots import (SEEN_MARK, accuracy_vs_test_res, aliasing_figure, kernel_figure, seen_in_training,
-                            train_test_heatmaps)
+from resbench.plots import (SEEN_MARK, accuracy_vs_test_res, aliasing_figure, kernel_figure, reference_setting,
+                            seen_in_training, train_test_heatmaps)
 from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
@@ -182,7 +182,7 @@ def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFr
     """Adaptive minus the fixed setting (on, or none for CKConv), at the sizes below training where it ran."""
     keys = ["checkpoint", "train_res", "test_res"]
     adaptive = native_pol[native_pol["bandlimit"] == "adaptive"].set_index(keys)["acc"]
-    fixed = native_pol[native_pol["bandlimit"].isin(["on", "none"])].set_index(keys)["acc"]
+    fixed = native_pol[reference_setting(native_pol)].set_index(keys)["acc"]
     gain = (adaptive - fixed).dropna().round(2).rename("adaptive - fixed").reset_index()
     if not len(gain):
         return gain
@@ -201,7 +201,7 @@ def _winner(native: tuple[float, float], resize: tuple[float, float]) -> str:
 
 
 def _policy_table(ok: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
-    ref_bl = ok[ok["bandlimit"].isin(["on", "none"])]
+    ref_bl = ok[reference_setting(ok)]
     wide = ref_bl.pivot_table(index=["checkpoint", "train_res", "test_res"], columns="policy",
                               values=["acc", "ci_low", "ci_high"], aggfunc="first")
     pol = wide["acc"].reset_index() if len(wide) else pd.DataFrame(columns=["checkpoint", "train_res", "test_res"])
@@ -240,7 +240,7 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ok["recipe"] = ok["recipe"].fillna("").astype(str)
     rank = _checkpoint_rank(ok)
     native_pol = ok[ok["policy"] == "native"]
-    reference = native_pol[native_pol["bandlimit"].isin(["on", "none"])]
+    reference = native_pol[reference_setting(native_pol)]
     at_train = reference[reference["test_res"] == reference["train_res"]]
     lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
     return {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
@@ -444,7 +444,7 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu")
             aliasing=("aliasing", "mean"), above_test_nyquist=("above_test_nyquist", "mean"),
             untrained_modes=("untrained_modes", "any"))
         train = g["train_res"].iloc[0]
-        base = g[(g["test_res"] == train) & g["bandlimit"].isin(["on", "none"])]["accuracy"]
+        base = g[(g["test_res"] == train) & reference_setting(g)]["accuracy"]
         if base.empty:
             continue
         for r in g[(g["test_res"] != train) & ~g["seen"] & g["bandlimit"].isin(["on", "off", "none"])].itertuples():

@@ -148,3 +148,15 @@ def test_report_ranks_the_drops_of_the_swept_checkpoints(trained, tmp_path):
     table = result["tables"][title].set_index("cells")
     want = cells["aliasing"].corr(cells["drop"], method="spearman")
     assert table.loc["all zero-shot cells", "rho aliasing"] == pytest.approx(round(want, 3), abs=1e-9)
+
+
+def test_a_checkpoint_trained_without_the_mask_has_its_off_cells_as_reference(study):
+    frame, _ = study
+    tables = report_tables(frame)
+    native = titled(tables, "Native accuracy").set_index("checkpoint")
+    assert native.loc["s4nd_iso_14_nobandlimit", "native accuracy (%)"] == pytest.approx(80.0)
+    drop = titled(tables, "Drop from native").set_index(["checkpoint", "bandlimit"])
+    assert drop.loc[("s4nd_iso_14_nobandlimit", "off"), "7"] == pytest.approx(50.0 - 80.0)
+    assert drop.loc[("s4nd_iso_14_nobandlimit", "off"), "14"] == pytest.approx(0.0)
+    policy = titled(tables, "Policy comparison")
+    assert "s4nd_iso_14_nobandlimit" in set(policy["checkpoint"])
