@@ -17,7 +17,8 @@ from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
 from resbench.store import atomic_write_bytes
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "save_checkpoint",
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "load_plain",
+           "save_checkpoint",
            "find_checkpoints", "package_versions"]
 
 FORMAT = "resbench-checkpoint"
@@ -113,11 +114,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     from resbench.official import is_official, official_checkpoint, plain_config, read_official
 
     try:
-        # weights_only: plain containers and tensors only; a pickle that would run code is refused.
-        # torch warns about the pickle protocol of files it then refuses; the error below says what matters
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_plain(path)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
         if not _looks_like_lightning(path):
             raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({_load_failure(e)})") from None
@@ -140,6 +137,15 @@ def _looks_like_lightning(path: Path) -> bool:
             return pkl is not None and b"omegaconf" in z.read(pkl)
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+def load_plain(path: Path) -> Any:
+    """torch.load with weights_only: plain containers and tensors only, a pickle that would run code is
+    refused. Raises what torch raises (many types for truncated, foreign or malicious files)."""
+    # torch warns about the pickle protocol of files it then refuses; the callers' errors say what matters
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _load_failure(e: Exception) -> str:

@@ -31,7 +31,6 @@ import math
 import os
 import pickle
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -210,12 +209,10 @@ def load_weights(net: nn.Module, path: str | Path, label: str) -> None:
         raise ResbenchError(f"{path}: weights file not found")
     if not path.is_file():
         raise ResbenchError(f"{path}: is not a file, expected a state dict file for {label}")
+    from resbench.checkpoints import load_plain
+
     try:
-        # weights_only: tensors and plain containers only; a pickle that would run code is refused.
-        # torch warns about the pickle protocol of files it then refuses; the error below says what matters
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = load_plain(path)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
         reason = ("holds objects other than tensors, refused without running them; save model.state_dict() alone"
                   if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e)

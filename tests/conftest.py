@@ -47,6 +47,14 @@ def tiny_train(cfg, out, **kwargs):
         torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def keep_torch_threads():
+    """Restore torch's thread count after a test (run_sweep and train set it for the whole process)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def quiet_sweep(cfg):
     """resbench.sweep.run_sweep, quiet, restoring torch's thread count (run_sweep sets it for the whole process)."""
     from resbench.sweep import run_sweep

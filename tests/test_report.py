@@ -28,11 +28,7 @@ NATIVE, DROP, TRAINED_ABLATION, ABLATION, ADAPTIVE, POLICY = range(N_TABLES)  # 
 LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")  # ![alt](file) or [text](file)
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    threads = torch.get_num_threads()  # run_sweep sets it for the whole process
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
 
 
 @pytest.fixture(scope="module")

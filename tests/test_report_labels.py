@@ -1,7 +1,6 @@
 """The report labels what a cell is: trained ablation vs mask removed at evaluation, seen in training, adaptive."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
