@@ -344,6 +344,10 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
              f"{', '.join(str(n) for n in sorted(df.loc[df['error'] == '', 'n'].unique()))}",
              f"- cells: {int((df['error'] == '').sum())} evaluated, {int((df['error'] != '').sum())} failed, "
              f"{len(missing)} missing"]
+    if "warning" in df:
+        warned = df[df["warning"].fillna("").astype(str) != ""].groupby("checkpoint")["warning"].agg(
+            lambda w: "; ".join(sorted(set(w))))
+        lines += [f"- **warning** for `{name}`: {text}" for name, text in warned.items()]
     seen = set()
     for m in metas:
         for c in m.get("checkpoints", []):

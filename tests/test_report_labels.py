@@ -159,3 +159,15 @@ def test_a_checkpoint_trained_without_the_mask_has_its_off_cells_as_reference(st
     assert drop.loc[("s4nd_iso_14_nobandlimit", "off"), "14"] == pytest.approx(0.0)
     policy = titled(tables, "Policy comparison")
     assert "s4nd_iso_14_nobandlimit" in set(policy["checkpoint"])
+
+
+def test_row_warnings_reach_the_report_header(study, tmp_path):
+    frame, folder = study
+    frame = frame.assign(warning=["normalisation: the dataset's own statistics, not recorded by the model"
+                                  if c == "s4nd_iso_28_long" else "" for c in frame["checkpoint"]])
+    (folder / "results.csv").write_text(frame.to_csv(index=False))
+    out = tmp_path / "out" / "demo"
+    write_report([folder], out, ["md"])
+    header = out.with_suffix(".md").read_text().split("\n## ", 1)[0]
+    assert "warning** for `s4nd_iso_28_long`: normalisation: the dataset's own statistics" in header
+    assert header.count("warning**") == 1
