@@ -122,6 +122,26 @@ def _marked(values: pd.Series, frame: pd.DataFrame) -> pd.Series:
                      index=values.index, dtype=object)
 
 
+def _upsampling_note(frame: pd.DataFrame) -> str:
+    """Say which test sizes exceed their dataset's native size: upsampled images hold no new detail."""
+    from resbench import data
+
+    parts = []
+    for name, g in frame.groupby("dataset"):
+        try:
+            native = data.dataset_info(str(name)).native_size
+        except ResbenchError:  # a dataset not installed here, or one without a fixed size
+            continue
+        if native is None:
+            continue
+        above = sorted({t for t in g["test_res"] if any(a > b for a, b in zip(parse_size(t), native))}, key=size_key)
+        if above:
+            parts.append(f"on {name}, test sizes {', '.join(above)} are upsamplings of its "
+                         f"{native[0]}x{native[1]} originals (a finer grid, no new detail)")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
+
+
 def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     """Accuracy minus native accuracy; a checkpoint with no native cell keeps its rows, blank, noted."""
     base = dict(zip(at_train["checkpoint"], at_train["acc"]))
@@ -137,7 +157,7 @@ def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str
         lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
         table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
     table = _sort_rows(table, rank, ("bandlimit",))
-    notes = []
+    notes = [_upsampling_note(drop)] if _upsampling_note(drop) else []
     if drop["seen"].any():
         notes.append(SEEN_NOTE)
     if (drop["bandlimit"] == "adaptive").any():

@@ -171,3 +171,12 @@ def test_row_warnings_reach_the_report_header(study, tmp_path):
     header = out.with_suffix(".md").read_text().split("\n## ", 1)[0]
     assert "warning** for `s4nd_iso_28_long`: normalisation: the dataset's own statistics" in header
     assert header.count("warning**") == 1
+
+
+def test_test_sizes_above_the_native_size_are_called_upsamplings(study):
+    frame, _ = study
+    frame = frame.assign(dataset="fashion-mnist")  # 28x28 originals
+    bigger = frame[frame["test_res"] == "28"].assign(test_res="56")
+    note = titled(report_tables(pd.concat([frame, bigger], ignore_index=True)), "Drop from native").attrs["note"]
+    assert "test sizes 56 are upsamplings of its 28x28 originals" in note
+    assert "upsampling" not in titled(report_tables(frame), "Drop from native").attrs.get("note", "")
