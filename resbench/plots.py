@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from resbench.resolution import parse_size, size_key  # noqa: E402
 
 __all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
-           "seen_in_training", "reference_setting"]
+           "seen_in_training", "reference_setting", "alpha_cells", "accuracy_vs_alpha"]
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
 HEATMAP_PANELS_PER_ROW = 3  # six models make a 3 x 2 grid instead of one strip
@@ -107,6 +107,49 @@ def _heatmap_panel(ax, part: pd.DataFrame, model: str):
     ax.set_xlabel("test resolution", fontsize=9)
     ax.set_title(model, fontsize=10)
     return image
+
+
+def alpha_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Native cells whose bandlimit is an alpha (a number, or "on" at the trained alpha, or "off"), for the
+    checkpoints swept at two or more alphas; with a column `x`: the alpha, or OFF_X for "off"."""
+    ok = _native_or_reference(df)
+    ok = ok[~ok["bandlimit"].isin(["none", "adaptive"])].copy()
+    alpha = pd.to_numeric(ok["alpha"], errors="coerce") if "alpha" in ok else pd.Series(float("nan"), ok.index)
+    ok["x"] = pd.to_numeric(ok["bandlimit"], errors="coerce").fillna(alpha)  # an alpha setting, or "on"'s
+    ok.loc[ok["bandlimit"] == "off", "x"] = OFF_X
+    ok = ok.dropna(subset=["x"])
+    alphas = ok[ok["x"] != OFF_X].groupby("checkpoint")["x"].nunique()
+    return ok[ok["checkpoint"].isin(alphas[alphas >= 2].index)]
+
+
+OFF_X = 1.15  # where "off" (no mask) sits on the alpha axis, right of alpha 1 (the training grid's Nyquist)
+
+
+def accuracy_vs_alpha(cells: pd.DataFrame):
+    """One panel per checkpoint: accuracy against the bandlimit alpha, a line per test size (native policy)."""
+    names = sorted(cells["checkpoint"].unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.2), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        part = cells[cells["checkpoint"] == name]
+        sizes = sorted(part["test_res"].unique(), key=size_key)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(sizes))))
+        for color, size in zip(colors, sizes):
+            g = part[part["test_res"] == size].sort_values("x")
+            ax.plot(g["x"], 100 * g["accuracy"], "-o", ms=3, color=color, label=f"test {size}")
+        trained = pd.to_numeric(part.loc[part["bandlimit"] == "on", "alpha"], errors="coerce").dropna()
+        if len(trained):
+            ax.axvline(float(trained.iloc[0]), color="0.5", lw=0.8, ls=":")
+        ticks = sorted(set(part["x"]))
+        ax.set_xticks(ticks, ["off" if t == OFF_X else f"{t:g}" for t in ticks], fontsize=8)
+        ax.set_title(f"{name} (trained at {part['train_res'].iloc[0]})", fontsize=9)
+        ax.set_xlabel("bandlimit alpha (1: the training grid's Nyquist)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("top-1 accuracy (%)")
+    fig.suptitle("Accuracy vs bandlimit alpha at each test size (native policy; dotted: the trained alpha)",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def train_test_heatmaps(df: pd.DataFrame):

@@ -11,8 +11,8 @@ import pandas as pd
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.pdf import pdf_bytes, text_pages
-from resbench.plots import (SEEN_MARK, accuracy_vs_test_res, aliasing_figure, kernel_figure, reference_setting,
-                            seen_in_training, train_test_heatmaps)
+from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
+                            kernel_figure, reference_setting, seen_in_training, train_test_heatmaps)
 from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
@@ -395,6 +395,9 @@ def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_s
     Returns the kernels' aliasing table (None without `kernels`)."""
     figures["accuracy"] = ("Accuracy vs test resolution", accuracy_vs_test_res(df))
     figures["heatmap"] = ("Train x test accuracy", train_test_heatmaps(df))
+    alphas = alpha_cells(df)
+    if not alphas.empty:  # a sweep over several alphas (--bandlimit 0.25,0.5,1,...) gets its own figure
+        figures["alpha"] = ("Accuracy vs bandlimit alpha", accuracy_vs_alpha(alphas))
     if not kernels:
         return None
     kfig, aliasing, afig = kernel_analysis(kernels, kernel_sizes or set(df["test_res"]), device)

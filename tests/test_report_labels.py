@@ -180,3 +180,31 @@ def test_test_sizes_above_the_native_size_are_called_upsamplings(study):
     note = titled(report_tables(pd.concat([frame, bigger], ignore_index=True)), "Drop from native").attrs["note"]
     assert "test sizes 56 are upsamplings of its 28x28 originals" in note
     assert "upsampling" not in titled(report_tables(frame), "Drop from native").attrs.get("note", "")
+
+
+def test_a_sweep_over_alphas_gets_an_alpha_figure(tmp_path):
+    from resbench.plots import OFF_X, alpha_cells
+    from test_report import synthetic_sweep
+
+    accuracy = {"0.25": 0.6, "0.5": 0.7, "1.0": 0.65, "on": 0.7, "off": 0.5}
+    cells = grid("s4nd_iso_14", "s4nd_iso", 14, [7, 14, 28], bandlimits=tuple(accuracy), policies=("native",),
+                 accuracy=lambda s, p, b: accuracy[b])
+    folder = synthetic_sweep(tmp_path / "sweep", cells)
+    frame = pd.read_csv(folder / "results.csv")
+    frame["alpha"] = [0.5 if b == "on" else pd.to_numeric(b, errors="coerce") for b in frame["bandlimit"]]
+    (folder / "results.csv").write_text(frame.to_csv(index=False))
+    chosen = alpha_cells(frame.assign(error=""))
+    assert sorted(set(chosen["x"])) == [0.25, 0.5, 1.0, OFF_X]  # "on" sits at its trained alpha, 0.5
+    out = tmp_path / "out" / "demo"
+    result = write_report([folder], out, ["md", "png"])
+    assert "demo_alpha.png" in result["written"] and (out.parent / "demo_alpha.png").stat().st_size > 0
+    assert "## Accuracy vs bandlimit alpha" in out.with_suffix(".md").read_text()
+
+
+def test_a_sweep_at_one_alpha_per_checkpoint_has_no_alpha_figure(study, tmp_path):
+    frame, folder = study
+    frame = frame.assign(alpha=[0.5 if b in ("on", "adaptive") else float("nan") for b in frame["bandlimit"]])
+    (folder / "results.csv").write_text(frame.to_csv(index=False))  # as a sweep writes it: on at alpha 0.5
+    out = tmp_path / "out" / "demo"
+    result = write_report([folder], out, ["md", "png"])
+    assert not any("alpha" in f for f in result["written"])
