@@ -130,8 +130,7 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
     rows = []
     for sp in spectra:
         for size in test_sizes:
-            rate = _layer_rates(ckpt, size)[sp.axis] / ckpt.config.get("train_rate", 1.0)  # train / test
-            nyquist = 0.5 / rate  # half a cycle per test pixel, in cycles per training pixel
+            nyquist = 0.5 / kernel_rates(train, size)[sp.axis]  # half a cycle per test pixel, per training pixel
             nyquist_min = min(nyquist, 0.5)  # the coarser of the test and the training grid
             rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
                          "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
@@ -155,5 +154,5 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit == "on" else None
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps
-    step = rate / ckpt.config.get("train_rate", 1.0)  # a test pixel in training pixels
+    step = kernel_rates(ckpt.train_res, size)[axis]  # a test pixel in training pixels
     return np.arange(length) * step, k / step  # / step: per unit of training pixel, comparable across sizes

@@ -157,7 +157,7 @@ def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str
         lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
         table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
     table = _sort_rows(table, rank, ("bandlimit",))
-    notes = [_upsampling_note(drop)] if _upsampling_note(drop) else []
+    notes = [note for note in (_upsampling_note(drop),) if note]
     if drop["seen"].any():
         notes.append(SEEN_NOTE)
     if (drop["bandlimit"] == "adaptive").any():
