@@ -364,12 +364,14 @@ def test_ckconv_adaptive_kernel_is_the_cell_mean_below_the_training_size():
     assert k.shape == plain.shape
     torch.testing.assert_close(k[:, 0, 2, 2], centre)
     assert not torch.allclose(k, plain)
-    # a constant kernel is its own cell mean: the prefilter changes nothing then
+    # a constant kernel is its own cell mean: the prefilter changes nothing then, on square and rectangular
+    # grids alike (7x35: the finer axis's outer tap centre lies past the support edge, covered a quarter)
     const = ckconv_layer()
     with torch.no_grad():
         const.kernel_net[4].weight.zero_()
         const.kernel_net[4].bias.fill_(0.5)
-        torch.testing.assert_close(const.kernel((7, 7), adaptive=True), const.kernel((7, 7)))
+        for size in [(7, 7), (7, 35), (35, 7), (5, 21), (10, 28)]:
+            torch.testing.assert_close(const.kernel(size, adaptive=True), const.kernel(size))
 
 
 def test_count_params():

@@ -104,26 +104,28 @@ class ContinuousDepthwiseConv2d(ResolutionAware):
     SUBSAMPLES = 8  # points per axis and test cell of the adaptive kernel's box prefilter
 
     def _cell_means(self, positions: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        """(kh, kw, 2) tap centres -> (kh, kw, C): the MLP averaged over each tap's cell on the coarser axes."""
+        """(kh, kw, 2) tap centres -> (kh, kw, C): the MLP averaged over each tap's cell on the coarser axes.
+
+        The support is a box, so each axis weighs its own points: on a coarser axis SUBSAMPLES points per cell,
+        each 1 inside the support and 0 outside; on the other axis the centre alone, weighted by its coverage.
+        """
         R = (self.taps - 1) / 2
-        steps, coverage = [], []  # per axis: sub-cell offsets in units of R, and the weight of a single point
-        for t, n in zip(self.train_size, size):
+        steps, weights = [], []  # per axis: sub-cell offsets in units of R (m,), and each point's weight (k, m)
+        for axis, (t, n) in enumerate(zip(self.train_size, size)):
+            centres = positions[:, 0, 0] if axis == 0 else positions[0, :, 1]  # (k,)
             if n < t:  # the cell is one test pixel, t / n training pixels
                 m = self.SUBSAMPLES
-                steps.append(((torch.arange(m, dtype=positions.dtype) + 0.5) / m - 0.5) * (t / n) / R)
-                coverage.append(None)  # counted by the points inside the support
+                grid = (torch.arange(m, dtype=positions.dtype, device=positions.device) + 0.5) / m - 0.5  # (m,)
+                step = grid * (t / n) / R
+                weights.append(((centres[:, None] + step).abs() <= (R + 0.5) / R).to(positions.dtype))
             else:
-                steps.append(torch.zeros(1, dtype=positions.dtype))
-                coverage.append(kernel_positions(self.taps, t, n)[1].to(positions))
-        sub = torch.stack(torch.meshgrid(*steps, indexing="ij"), dim=-1).to(positions.device)  # (mh, mw, 2)
+                step = torch.zeros(1, dtype=positions.dtype, device=positions.device)
+                weights.append(kernel_positions(self.taps, t, n)[1].to(positions)[:, None])
+            steps.append(step)
+        sub = torch.stack(torch.meshgrid(*steps, indexing="ij"), dim=-1)  # (mh, mw, 2)
         points = positions[:, :, None, None, :] + sub  # (kh, kw, mh, mw, 2)
-        inside = (points.abs() <= (R + 0.5) / R).all(dim=-1).to(positions.dtype)  # in the kernel's support
-        values = (self.continuous_kernel(points.clamp(-1, 1)) * inside[..., None]).mean(dim=(2, 3))  # (kh, kw, C)
-        if coverage[0] is not None:
-            values = values * coverage[0][:, None, None]
-        if coverage[1] is not None:
-            values = values * coverage[1][None, :, None]
-        return values
+        weight = weights[0][:, None, :, None] * weights[1][None, :, None, :]  # (kh, kw, mh, mw)
+        return (self.continuous_kernel(points.clamp(-1, 1)) * weight[..., None]).mean(dim=(2, 3))  # (kh, kw, C)
 
     def cache_kernels(self, enabled: bool) -> None:
         self._kernel_cache = {} if enabled else None
