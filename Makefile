@@ -20,7 +20,7 @@ setup: $(STAMP)
 # test images), and the terminal, the run record and the report say so. make study: the full default study
 # (all sizes 7-56, all 10k images; about 76 min on the 2-core CPU), which is what reports/study.* shows.
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000
-STUDY_ARGS ?=
+STUDY_ARGS ?= --log-samples
 
 demo: $(STAMP)
 	$(PYTHON) cli.py sweep checkpoints/ -o results/demo $(DEMO_ARGS)

@@ -188,10 +188,13 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast).")
+@click.option("--log-samples", is_flag=True,
+              help="Also write each cell's per-image records (label, prediction, probabilities, top-5) "
+                   "to OUT/samples/*.parquet, for prediction flips, calibration and paired tests.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, bandlimit,
-              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, quiet, out):
+              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -201,6 +204,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     \b
     Examples:
       resbench sweep checkpoints/ -o results/
+      resbench sweep checkpoints/ --log-samples -o results/study
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
       resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
       resbench sweep checkpoints/ --model mypkg.nets:build --dataset fashion-mnist -o results/mine
@@ -217,19 +221,22 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       test_res=parse_sizes(test_res) if test_res is not None else None,
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
-                      shard=parse_shard(shard), device=device, precision=precision)
+                      shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples)
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        _print_wide(_console(), _summary_table(*summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision)))
+        frame, failed = summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision, df.attrs.get("limit"),
+                                      df.attrs.get("seed"))
+        _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", "")))
     click.echo(f"{len(df)} cells in {out}/results.csv")
 
 
-def _summary_table(frame, failed: int):
-    """The sweep summary (accuracy % by test size) as a rich table; its caption counts the failed cells."""
+def _summary_table(frame, failed: int, subset: str = ""):
+    """The sweep summary (accuracy % by test size) as a rich table; its caption counts the failed cells and
+    says when the cells used a subset of the test images."""
     from rich.table import Table
 
     sizes = [c for c in frame.columns if c not in ("checkpoint", "train_res", "policy", "bandlimit")]
-    table = Table(title="accuracy (%) by test size")
+    table = Table(title="accuracy (%) by test size" + (f" ({subset})" if subset else ""))
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
         table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
     for row in frame.itertuples(index=False):

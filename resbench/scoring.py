@@ -20,6 +20,9 @@ class Score:
     class_n: torch.Tensor  # (classes,) test images per class
     class_correct: torch.Tensor  # (classes,) of them classified right
     loss_sum: float  # summed cross-entropy
+    # per image, in order (only when score(..., samples=True)): "label", "pred" (N,) int64, "p_label",
+    # "p_pred" (N,) float32 softmax probabilities, "top5" (N, k) int64 classes by falling probability
+    samples: dict[str, torch.Tensor] | None = None
 
     @property
     def n(self) -> int:
@@ -35,16 +38,17 @@ class Score:
 
 
 def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-          policy: str = "native", on_batch: Callable[[int], None] | None = None) -> Score:
+          policy: str = "native", on_batch: Callable[[int], None] | None = None, samples: bool = False) -> Score:
     """Evaluate `model` (eval mode, no autograd, continuous kernels computed once per grid) on (x, y) batches.
 
     x is (b, C, H, W) at the test size; the model's `policy` handles the size. `on_batch(b)` is called
-    after each batch.
+    after each batch. `samples`: also keep each image's prediction, probabilities and top classes.
     """
     model.eval()
     class_n = torch.zeros(num_classes, dtype=torch.long)
     class_correct = torch.zeros(num_classes, dtype=torch.long)
     loss = 0.0
+    kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("label", "pred", "p_label", "p_pred", "top5")}
     with torch.inference_mode(), cached_kernels(model):
         for x, y in batches:
             logits = model.forward_policy(x, policy)  # (b, classes)
@@ -54,9 +58,18 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             hit = logits.argmax(1).cpu() == y
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
             class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
+            if samples:
+                prob = logits.float().softmax(1).cpu()  # (b, classes)
+                pred = logits.argmax(1).cpu()  # the argmax of the logits, as counted above
+                kept["label"].append(y)
+                kept["pred"].append(pred)
+                kept["p_label"].append(prob.gather(1, y[:, None])[:, 0])
+                kept["p_pred"].append(prob.gather(1, pred[:, None])[:, 0])
+                kept["top5"].append(prob.topk(min(5, prob.shape[1]), dim=1).indices)
             if on_batch is not None:
                 on_batch(len(y))
-    return Score(class_n, class_correct, loss)
+    records = {k: torch.cat(v) for k, v in kept.items()} if samples and kept["label"] else None
+    return Score(class_n, class_correct, loss, records)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

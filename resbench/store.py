@@ -5,7 +5,10 @@ A folder holds:
   and fsynced, never rewritten except to drop a line a kill cut short. Every row ever computed stays.
 - `runs/*.json`: one record per sweep run (command, config, code commit, versions, machine, the
   checkpoint files it swept, its planned cells); `meta.json` (`meta-KofN.json`) repeats the newest.
-- `results.csv` (+ `.parquet` with pyarrow) and `per_class.csv`: rebuilt atomically from the logs,
+- `samples/*.parquet` (sweep --log-samples): one file per cell of per-image records (image index, label,
+  prediction, probability of the label and of the prediction, top-5 classes), written before the cell's
+  row, so a row that names a file always has it whole.
+- `results.csv` (+ `.parquet`) and `per_class.csv`: rebuilt atomically from the logs,
   holding only rows of each checkpoint name's *current* file (the one the newest run swept); rows of
   files since replaced under the same name go to `superseded.csv`, so a groupby on the checkpoint
   name never mixes two models.
@@ -25,22 +28,28 @@ from resbench.errors import ResbenchError
 
 __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_folder", "check_out_dir", "log_path",
            "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
-           "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps"]
+           "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps",
+           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS"]
 
 # "warning": what a reader of a row should know about it (e.g. normalisation statistics the model was not
 # trained with); "" when nothing. "seen_in_training": the test size is one the checkpoint trained at (its
 # schedule), so the cell is not zero-shot. "trained_bandlimit": the alpha the checkpoint was trained with
 # (empty: trained without the mask). "recipe": its training schedule ("size:epochs,...") and overrides.
+# "test_images": "full" when the cell used its whole test split, else "first N of M" (a subset: --limit).
+# "samples": the cell's per-image records under samples/ ("" when not logged).
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                  "bandlimit", "alpha", "seed", "precision", "device", "n", "correct", "accuracy", "ci_low",
-                  "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
-                  "trained_bandlimit", "recipe"]
+                  "bandlimit", "alpha", "seed", "precision", "device", "test_images", "n", "correct", "accuracy",
+                  "ci_low", "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
+                  "trained_bandlimit", "recipe", "limit", "samples"]
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split
 KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "precision", "device", "error", "warning", "recipe"]
+                 "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples"]
 # what rows logged before a column existed mean by it (seen_in_training: unknown, read as not seen)
-_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": ""}
+_OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": "",
+                     "samples": ""}
+SAMPLES_DIR = "samples"
+SAMPLE_COLUMNS = ["index", "label", "pred", "p_label", "p_pred", "top1", "top2", "top3", "top4", "top5"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
@@ -142,6 +151,54 @@ def read_rows(out: Path) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
+# per-image records (sweep --log-samples)
+
+
+def samples_name(row: dict) -> str:
+    """The file of a cell's per-image records, named from the cell's key (readable, one file per key)."""
+    safe = "".join(ch if ch.isalnum() or ch in "._" else "_" for ch in str(row["checkpoint"]))
+    limit = row.get("limit", -1)
+    images = "full" if limit in (None, -1) else f"first{limit}"
+    return (f"{SAMPLES_DIR}/{safe}-{str(row['checkpoint_sha256'])[:12]}-{row['test_res']}-{row['policy']}-"
+            f"bl_{row['bandlimit']}-seed{row['seed']}-{images}-{row.get('precision', 'fp32')}.parquet")
+
+
+def write_samples(out: Path, row: dict, records: dict) -> str:
+    """Write a cell's per-image records (scoring.Score.samples) atomically; returns the name relative to OUT.
+
+    `index` is the image's position in the test split (the first N of it with --limit)."""
+    import numpy as np
+
+    top = records["top5"].numpy()
+    frame = pd.DataFrame({"index": np.arange(len(top), dtype=np.int32),
+                          "label": records["label"].numpy().astype(np.int16),
+                          "pred": records["pred"].numpy().astype(np.int16),
+                          "p_label": records["p_label"].numpy().astype(np.float32),
+                          "p_pred": records["p_pred"].numpy().astype(np.float32),
+                          **{f"top{k + 1}": (top[:, k] if k < top.shape[1] else np.full(len(top), -1)).astype(np.int16)
+                             for k in range(5)}})
+    name = samples_name(row)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(Path(out) / name, buf.getvalue())
+    return name
+
+
+def read_samples(out: str | Path, row) -> pd.DataFrame | None:
+    """A cell's per-image records (SAMPLE_COLUMNS), or None when the row names none or the file is gone."""
+    name = row.get("samples") if isinstance(row, dict) else getattr(row, "samples", "")
+    if not isinstance(name, str) or not name:
+        return None
+    path = Path(out) / name
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises its own types for a cut or foreign file
+        raise ResbenchError(f"{path}: unreadable per-image records ({type(e).__name__})") from None
+
+
+# ----------------------------------------------------------------------------------------------
 # run records and which checkpoint file is current
 
 
@@ -200,13 +257,21 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     """The tidy results frame of logged rows: RESULT_COLUMNS, sorted, sizes in numeric order."""
     from resbench.resolution import size_key  # here: resolution imports torch, which the store otherwise needs not
 
-    df = pd.DataFrame([{c: r.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in RESULT_COLUMNS} for r in rows],
-                      columns=RESULT_COLUMNS)
+    df = pd.DataFrame([{c: r.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in RESULT_COLUMNS} | _test_images(r)
+                       for r in rows], columns=RESULT_COLUMNS)
     df["error"] = df["error"].fillna("")
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
     df["_size"] = df["test_res"].map(size_key)
     df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
     return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
+
+
+def _test_images(row: dict) -> dict:
+    """A row's test_images, for rows logged before the column: "full" for limit -1 (or none), else "first N"."""
+    if row.get("test_images"):
+        return {}
+    limit = row.get("limit", -1)
+    return {"test_images": "full" if limit in (None, -1) else f"first {limit}"}
 
 
 def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
@@ -229,6 +294,10 @@ def _read_results_csv(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
     for column, default in _OLD_ROW_DEFAULTS.items():  # a table written before the column existed
         df[column] = df[column].replace("", default) if column in df else default
+    if "test_images" not in df or "limit" not in df:
+        limit = df["limit"] if "limit" in df else pd.Series(-1, index=df.index)
+        df["limit"] = limit
+        df["test_images"] = ["full" if x in (-1, "", None) or pd.isna(x) else f"first {int(x)}" for x in limit]
     return df
 
 
@@ -295,6 +364,10 @@ def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:
             target = out_path / meta.name
             if not target.exists():
                 atomic_write_bytes(target, meta.read_bytes())
+        for samples in (src / SAMPLES_DIR).glob("*.parquet"):  # named by cell key: same name, same cell
+            target = out_path / SAMPLES_DIR / samples.name
+            if not target.exists():
+                atomic_write_bytes(target, samples.read_bytes())
     existing = read_rows(out_path) if list(out_path.glob("cells*.jsonl")) else []
     merged = {row_key(r): r for r in existing + rows}
     atomic_write_bytes(out_path / "cells.jsonl", "".join(json.dumps(r) + "\n" for r in merged.values()).encode())

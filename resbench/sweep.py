@@ -36,7 +36,7 @@ from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_siz
 from resbench.progress import CellProgress
 from resbench.scoring import score, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
-                            write_run, write_tables)
+                            write_run, write_samples, write_tables)
 
 __all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
            "training_sizes", "recipe",
@@ -62,6 +62,7 @@ class SweepConfig:
     device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
     precision: str = "fp32"          # fp32, bf16 or fp16 (autocast); part of a cell's identity
     models: list = field(default_factory=list)  # sources from outside resbench (resbench.external), after the files
+    log_samples: bool = False        # write each cell's per-image records (samples/*.parquet)
 
 
 @dataclass(frozen=True)
@@ -280,14 +281,16 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit), cell.bandlimit == "adaptive")
            if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
-        result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch)
+        result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch,
+                       samples=cfg.log_samples)
     seconds = time.perf_counter() - t0
     n, correct = result.n, result.correct
     low, high = wilson_interval(correct, n)
     return {"n": n, "correct": correct, "accuracy": correct / n if n else float("nan"), "ci_low": low,
             "ci_high": high, "loss": result.loss, "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
-            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist()}
+            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(),
+            **({"_records": result.samples} if result.samples is not None else {})}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,6 +336,11 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         if policy not in ("native", "resize-input"):
             raise ResbenchError(f"--policy {policy!r}: expected native or resize-input")
     cfg.bandlimit = [parse_bandlimit(b) for b in cfg.bandlimit]
+    if cfg.log_samples:
+        try:
+            import pyarrow  # noqa: F401  (the per-image records are Parquet files)
+        except ImportError:
+            raise ResbenchError("--log-samples: needs pyarrow (pip install pyarrow)") from None
     cfg.device, cfg.precision = str(resolve_device(cfg.device)), check_precision(cfg.precision)
     ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)] + list(cfg.models)  # every file checked
     if not ckpts:
@@ -357,7 +365,10 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
     repair_log(log_path(Path(cfg.out), cfg.shard))
-    done = {row_key(r) for r in read_rows(Path(cfg.out)) if not r.get("error")}
+    out = Path(cfg.out)
+    # with --log-samples a cell whose row has no records file (yet) runs again; its row is rewritten the same
+    done = {row_key(r) for r in read_rows(out) if not r.get("error")
+            and (not cfg.log_samples or (r.get("samples") and (out / r["samples"]).is_file()))}
     todo = [c for c in cells
             if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision) not in done]
     return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full)
@@ -409,6 +420,8 @@ def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
             "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
+            "test_images": ("full" if p.images[cell.ckpt_index] == -1 else
+                            f"first {p.n_test[cell.ckpt_index]} of {p.available[cell.ckpt_index]}"),
             "class_names": images.classes, "warning": images.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
@@ -441,6 +454,9 @@ def execute(p: SweepPlan, console, on_cell_done=None) -> None:
                 raise
             except (RuntimeError, MemoryError, ValueError) as e:
                 row.update(_failed(e))
+            records = row.pop("_records", None)
+            if records is not None:  # the records first: a row that names a file always has it
+                row["samples"] = write_samples(out, row, records)
             append_row(log, row)
             write_tables(out)
             progress.cell_done(i, description, row)
@@ -468,20 +484,28 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     df = write_tables(out) if read_rows(out) else results_frame([])
     write_run(out, {**record, "finished": _now()})
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
+    df.attrs["limit"] = sorted(set(p.images.values()))  # and the test images and seed of its cells
+    df.attrs["seed"] = cfg.seed
+    df.attrs["subset"] = p.subset()
     return df
 
 
-def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None,
-                  precision: str | None = None) -> tuple[pd.DataFrame, int]:
+def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None, precision: str | None = None,
+                  limits: Iterable[int] | None = None, seed: int | None = None) -> tuple[pd.DataFrame, int]:
     """(accuracy in % by test size, one row per checkpoint, train size, policy and bandlimit; failed cells).
 
-    `sha256s` and `precision` keep only those checkpoint files and that precision (what a run swept);
-    failures are counted among them.
+    `sha256s`, `precision`, `limits` (the store's test-images keys) and `seed` keep only what a run swept,
+    so a folder that also holds a subset run (or another seed) never mixes it in; failures are counted
+    among the rows kept.
     """
     if sha256s is not None:
         df = df[df["checkpoint_sha256"].isin(set(sha256s))]
     if precision is not None:
         df = df[df["precision"] == precision]
+    if limits is not None:
+        df = df[df["limit"].isin(set(limits))]
+    if seed is not None:
+        df = df[df["seed"] == seed]
     ok = df[df["error"] == ""]
     keys = ["checkpoint", "train_res", "policy", "bandlimit"]
     table = (100 * ok.pivot_table(index=keys, columns="test_res", values="accuracy", aggfunc="first"))
