@@ -20,7 +20,7 @@ __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_re
            "aliasing_drop_cells", "aliasing_rank_table",
            "markdown_table", "kernel_analysis", "write_kernel_plots", "save_figure", "header_pages", "subset_note"]
 
-FORMATS = ("md", "pdf", "png", "svg")
+FORMATS = ("md", "pdf", "png", "svg", "tex", "html")
 MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the markdown names all)
 NO_NATIVE = "no native cell"
 WINNER_RULE = ("winner: named only where the two cells' 95% Wilson intervals do not overlap, else a tie. This is "
@@ -39,6 +39,9 @@ REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained wit
                 "ablation is the table above.")
 TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
                          "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
+
+ALIASING_TITLE = ("Kernel aliasing (fraction of spectral energy above the Nyquist of the coarser of the test and "
+                  "training grids)")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -427,8 +430,7 @@ def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, l
         if table.attrs.get("note"):
             md += [f"Note: {table.attrs['note']}", ""]
     if aliasing is not None:
-        md += ["## Kernel aliasing (fraction of spectral energy above the Nyquist of the coarser of the test and "
-               "training grids)", "",
+        md += [f"## {ALIASING_TITLE}", "",
                f"Checkpoint `{kernels}`; mean over layers, axes and directions; per-layer values in "
                f"[{out.name}_aliasing.csv]({out.name}_aliasing.csv).", "", markdown_table(_aliasing_summary(aliasing))]
     return "\n".join(md)
@@ -531,6 +533,18 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         if aliasing is not None:
             atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
             written.append(f"{out.name}_aliasing.csv")
+        if "tex" in formats or "html" in formats:  # both need the figures still open
+            from resbench.export import write_html, write_tex
+
+            title = f"Resolution report: {out.name}"
+            header = _header(df, metas, dirs, missing)
+            sections = dict(tables)
+            if aliasing is not None:
+                sections[ALIASING_TITLE] = _aliasing_summary(aliasing)
+            if "tex" in formats:
+                written += write_tex(out, title, header, missing, figures, sections)
+            if "html" in formats:
+                written += write_html(out, title, header, missing, figures, sections)
         if "pdf" in formats:
             pdf, pages = pdf_bytes(header_pages(df, metas, dirs, missing), figures, tables)
             atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
