@@ -279,18 +279,24 @@ def merge_cmd(sources, out):
 @click.option("-o", "--out", required=True, type=click.Path(), help="OUT/NAME: writes NAME.md, NAME.pdf, figures.")
 @click.option("--format", "formats", default="md,pdf,png,svg", show_default=True, help="What to write.")
 @click.option("--kernels", default=None, type=click.Path(), help="Add kernel spectra and aliasing of this checkpoint.")
+@click.option("--reliability", default=None, metavar="NAME,NAME",
+              help="Checkpoints of the reliability diagram (default: an s4nd_iso and a conv2d_iso trained at the "
+                   "same size); needs a sweep run with --log-samples.")
 @click.option("--device", default="auto", show_default=True,
               help="Where --kernels is analysed: auto, cpu, cuda, cuda:N or mps.")
-def report_cmd(sweeps, out, formats, kernels, device):
-    """Write a markdown + PDF report (figures as PNG/SVG) from one or more sweep folders.
+def report_cmd(sweeps, out, formats, kernels, reliability, device):
+    """Write a markdown + PDF report (figures as PNG/SVG; LaTeX and HTML on request) from one or more sweep folders.
 
     \b
-    Example:
+    Examples:
       resbench report results/demo -o reports/demo --kernels checkpoints/s4nd_iso_7.pt
+      resbench report results/study -o reports/study --format md,pdf,png,tex,html --reliability s4nd_iso_14,conv2d_iso_14
     """
     from resbench.report import parse_formats, write_report
 
-    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels, kernel_device=device)
+    names = _split_list(reliability, "--reliability") if reliability else None
+    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels, kernel_device=device,
+                          reliability=names)
     if result["missing"]:
         click.echo(f"note: {len(result['missing'])} planned cells have no result (listed in the report)", err=True)
     click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")

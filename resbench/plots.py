@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from resbench.resolution import parse_size, size_key  # noqa: E402
 
 __all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
-           "seen_in_training", "reference_setting", "alpha_cells", "accuracy_vs_alpha"]
+           "seen_in_training", "reference_setting", "alpha_cells", "accuracy_vs_alpha", "reliability_diagram"]
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
 HEATMAP_PANELS_PER_ROW = 3  # six models make a 3 x 2 grid instead of one strip
@@ -235,5 +235,24 @@ def aliasing_figure(table: pd.DataFrame):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Aliasing of the continuous kernels at each test grid", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(panels: dict[str, list[tuple[str, pd.DataFrame, float]]]):
+    """One panel per checkpoint: per test size, accuracy against mean confidence in each confidence bin
+    (persample.reliability_bins), the diagonal being perfect calibration; the legend gives each size's ECE."""
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.6 * max(1, len(panels)), 4.6), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--", label="perfect calibration")
+        for size, bins, error in curves:
+            ax.plot(bins["confidence"], bins["accuracy"], marker="o", ms=3, label=f"test {size}: ECE {100 * error:.1f}%")
+        ax.set_title(name)
+        ax.set_xlabel("confidence (predicted class probability)")
+        ax.set_ylabel("accuracy in the bin")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig

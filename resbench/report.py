@@ -11,8 +11,11 @@ import pandas as pd
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.pdf import pdf_bytes, text_pages
+from resbench.persample import (ECE_BINS, Records, calibration_frame, ece, flip_frame, has_records, holm,
+                                paired_policy, reliability_bins)
 from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
-                            kernel_figure, reference_setting, seen_in_training, train_test_heatmaps)
+                            kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
+                            train_test_heatmaps)
 from resbench.resolution import parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
@@ -40,6 +43,20 @@ REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained wit
 TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
                          "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
 
+SUBSET_MARK = "\u00a7"  # section sign: the cells of this line used a subset of the test images
+PAIRED_RULE = ("winner: where both cells have per-image records (sweep --log-samples), an exact McNemar test on "
+               "the images only one policy classified right, Holm-adjusted over the rows tested; a winner only at "
+               "adjusted p < 0.05, else a tie. Rows without records keep the unpaired rule (95% Wilson intervals "
+               "do not overlap).")
+FLIP_TITLE = "Prediction flips: images whose predicted class differs from the training size's (%; native policy)"
+FLIP_NOTE = ("From the per-image records: the share of the same test images whose predicted class at this size differs "
+             "from the checkpoint's prediction at its training size (its reference bandlimit setting). A flip can "
+             "be right to wrong or wrong to right, so flips bound the accuracy change from above.")
+ECE_TITLE = "Calibration: expected calibration error (%; native policy)"
+ECE_NOTE = (f"ECE over {ECE_BINS} equal-width confidence bins (confidence: the predicted class's softmax probability); "
+            "0 is perfectly calibrated. The reliability diagram shows the bins for a pair of checkpoints.")
+NO_RECORDS_NOTE = ("This sweep has no per-image records (run it with sweep --log-samples): prediction flips, "
+                   "calibration and paired policy tests are left out.")
 ALIASING_TITLE = ("Kernel aliasing (fraction of spectral energy above the Nyquist of the coarser of the test and "
                   "training grids)")
 
@@ -62,24 +79,35 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     for d in map(Path, dirs):
         if not d.is_dir():
             raise ResbenchError(f"{d}: not a sweep folder (expected a folder with results.csv)")
-        frames.append(read_results(d))
+        frames.append(read_results(d).assign(sweep_dir=str(d)))  # where each row's per-image records are
         runs.extend(read_runs(d))
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
-    df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision"],
-                            keep="last")
+    df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision",
+                                    "limit"], keep="last")
     df = split_current(df, current_files(runs))[0]
-    # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32
+    df["file_checkpoint"] = df["checkpoint"]  # the name the run records use (planned cells)
+    # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32;
+    # so are cells run on a subset of the test images (their size in the name: a mark on every table and figure)
     low = df["precision"].fillna("fp32") != "fp32"
     df.loc[low, "checkpoint"] = df.loc[low, "checkpoint"] + " [" + df.loc[low, "precision"] + "]"
+    part = df["limit"].fillna(-1).astype(int) != -1
+    df.loc[part, "checkpoint"] = [c + subset_label(n) for c, n in zip(df.loc[part, "checkpoint"], df.loc[part, "n"])]
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), runs
 
 
+def subset_label(n: int) -> str:
+    """What a checkpoint's name carries in a report when its cells used only the first n test images."""
+    return f" [{SUBSET_MARK}subset {int(n)}]"
+
+
 def missing_cells(df: pd.DataFrame, runs: list[dict]) -> list[str]:
     """Cells the sweeps' runs planned (their records' planned_cells) that have no successful row."""
-    done = {(r.checkpoint, r.test_res, r.policy, r.bandlimit) for r in df[df["error"] == ""].itertuples()}
+    names = df["file_checkpoint"] if "file_checkpoint" in df else df["checkpoint"]
+    done = {(name, r.test_res, r.policy, r.bandlimit) for name, r in zip(names, df.itertuples())
+            if r.error == ""}
     planned = {tuple(c) for m in runs for c in m.get("planned_cells", [])}
     cells = sorted(planned - done, key=lambda c: (c[0], size_key(c[1]), *c[2:]))  # sizes by pixels, not as text
     return [" / ".join(c) for c in cells]
@@ -223,7 +251,35 @@ def _winner(native: tuple[float, float], resize: tuple[float, float]) -> str:
     return "tie (95% CIs overlap)"
 
 
-def _policy_table(ok: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+def _paired_columns(pol: pd.DataFrame, ref_bl: pd.DataFrame, records: Records) -> pd.DataFrame:
+    """The paired test of each informative row (below the training size) whose two cells have per-image records:
+    images only native / only resize-input got right, the exact McNemar p, Holm's adjustment over the rows
+    tested, and the winner it supports (a tie unless the adjusted p is below 0.05)."""
+    cells = {(r.checkpoint, r.test_res, r.policy): r for r in ref_bl.itertuples()}
+    tests = {}
+    for i, r in pol.iterrows():
+        if size_key(r["test_res"]) < size_key(r["train_res"]):
+            a, b = cells.get((r["checkpoint"], r["test_res"], "native")), \
+                cells.get((r["checkpoint"], r["test_res"], "resize-input"))
+            if a is not None and b is not None and (t := paired_policy(a, b, records)) is not None:
+                tests[i] = t
+    if not tests:
+        return pol
+    adjusted = dict(zip(tests, holm([t["p"] for t in tests.values()])))
+    pol["only native right"] = [tests[i]["only_native"] if i in tests else None for i in pol.index]
+    pol["only resize right"] = [tests[i]["only_resize"] if i in tests else None for i in pol.index]
+    pol["p (McNemar, Holm)"] = [f"{adjusted[i]:.2g}" if i in tests else "" for i in pol.index]
+    for i, t in tests.items():
+        if adjusted[i] >= 0.05:
+            pol.loc[i, "winner"] = "tie (paired test)"
+        else:
+            pol.loc[i, "winner"] = ("native (zero-shot)" if t["only_native"] > t["only_resize"] else "resize-input") \
+                + " (paired test)"
+    pol.attrs["paired"] = len(tests)
+    return pol
+
+
+def _policy_table(ok: pd.DataFrame, rank: dict[str, int], records: Records | None = None) -> pd.DataFrame:
     ref_bl = ok[reference_setting(ok)]
     wide = ref_bl.pivot_table(index=["checkpoint", "train_res", "test_res"], columns="policy",
                               values=["acc", "ci_low", "ci_high"], aggfunc="first")
@@ -245,14 +301,44 @@ def _policy_table(ok: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
     pol["winner"] = ["(reference: resize-input ~ the training input)" if a else w
                      for a, w in zip(above, pol["winner"])]
     pol = _sort_rows(pol, rank, ("test_res",))
-    pol.attrs["note"] = WINNER_RULE + " " + POLICY_NOTE
+    if records is not None:
+        pol = _paired_columns(pol, ref_bl, records)
+    pol.attrs["note"] = (PAIRED_RULE if pol.attrs.get("paired") else WINNER_RULE) + " " + POLICY_NOTE
     return pol
 
 
-def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _flip_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
+    flips = flip_frame(ref, records)
+    if flips.empty:
+        return pd.DataFrame()
+    flips["value"] = _marked(flips["flips"].round(2), flips)
+    table = _sort_rows(_pivot(flips, ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    worst = flips.loc[~flips["seen"]].sort_values("flips").tail(1)
+    table.attrs["note"] = FLIP_NOTE + (f" Largest zero-shot flip rate: {worst['checkpoint'].iloc[0]} at "
+                                       f"{worst['test_res'].iloc[0]}: {worst['flips'].iloc[0]:.1f}% of the images "
+                                       f"({worst['right_to_wrong'].iloc[0]:.1f}% right to wrong, "
+                                       f"{worst['wrong_to_right'].iloc[0]:.1f}% wrong to right)."
+                                       if len(worst) else "")
+    return table
+
+
+def _calibration_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
+    cal = calibration_frame(ref, records)
+    if cal.empty:
+        return pd.DataFrame()
+    cal["value"] = _marked(cal["ece"].round(2), cal)
+    table = _sort_rows(_pivot(cal, ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    table.attrs["note"] = ECE_NOTE
+    return table
+
+
+def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str, pd.DataFrame]:
     """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
 
-    A table's `attrs["note"]`, where set, is printed under it.
+    A table's `attrs["note"]`, where set, is printed under it. With `records` (and rows that have per-image
+    records), prediction flips and calibration are added and the policy comparison uses a paired test.
     """
     ok = df[df["error"] == ""].copy()
     ok["acc"] = (100 * ok["accuracy"]).round(2)
@@ -266,7 +352,7 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     reference = native_pol[reference_setting(native_pol)]
     at_train = reference[reference["test_res"] == reference["train_res"]]
     lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
-    return {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
+    tables = {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
             "Drop from native accuracy (points; native policy)": _drop_table(native_pol, at_train, rank),
             "Bandlimit ablation, trained models: trained with it minus trained without it (points; native policy)":
                 _trained_ablation_table(native_pol, rank),
@@ -274,7 +360,11 @@ def report_tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
                 _removed_table(native_pol, rank),
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
                 _adaptive_table(native_pol, rank),
-            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank)}
+            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank, records)}
+    if records is not None and has_records(ok):
+        tables[FLIP_TITLE] = _flip_table(reference, rank, records)
+        tables[ECE_TITLE] = _calibration_table(reference, rank, records)
+    return tables
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -354,6 +444,15 @@ def subset_note(df: pd.DataFrame, runs: list[dict]) -> str:
             f"(95% intervals about +-{100 * 1.96 * (0.25 / parts[0][0]) ** 0.5:.1f} points at worst)")
 
 
+def _records_line(df: pd.DataFrame) -> str:
+    ok = df[df["error"] == ""]
+    logged = int((ok["samples"].fillna("").astype(str) != "").sum()) if "samples" in ok else 0
+    if not logged:
+        return f"- per-image records: none. {NO_RECORDS_NOTE}"
+    return (f"- per-image records (sweep --log-samples): {logged} of {len(ok)} evaluated cells; flips, calibration "
+            f"and paired tests use those cells only")
+
+
 def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list[str]:
     versions = metas[0].get("versions", {}) if metas else {}
     subset = subset_note(df, metas)
@@ -366,7 +465,8 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
              f"- dataset: {', '.join(sorted(df['dataset'].astype(str).unique()))}; images per cell: "
              f"{', '.join(str(n) for n in sorted(df.loc[df['error'] == '', 'n'].unique()))}",
              f"- cells: {int((df['error'] == '').sum())} evaluated, {int((df['error'] != '').sum())} failed, "
-             f"{len(missing)} missing"]
+             f"{len(missing)} missing",
+             _records_line(df)]
     if "warning" in df:
         warned = df[df["warning"].fillna("").astype(str) != ""].groupby("checkpoint")["warning"].agg(
             lambda w: "; ".join(sorted(set(w))))
@@ -391,8 +491,58 @@ def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) 
     return text_pages(title, lines)
 
 
+def _reference_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful native-policy cells of each checkpoint's reference bandlimit setting, with their seen flags."""
+    ok = df[(df["error"] == "") & (df["policy"] == "native")].copy()
+    ok["seen"] = seen_in_training(ok)
+    return ok[reference_setting(ok)]
+
+
+def reliability_pair(df: pd.DataFrame, records: Records, names: list[str] | None = None) -> list[str]:
+    """The checkpoints of the reliability diagram: `names` when given (each checked), else the headline pair,
+    an s4nd_iso and a conv2d_iso checkpoint trained at the same size with records there (the training size
+    with the most test sizes below it, the smaller on a tie), else the first two checkpoints with records."""
+    ref = _reference_cells(df)
+    at_train = ref[ref["test_res"] == ref["train_res"]]
+    logged = [r for r in at_train.itertuples() if records.get(r) is not None]
+    if names:
+        known = {r.checkpoint for r in logged}
+        for name in names:
+            if name not in known:
+                raise ResbenchError(f"--reliability {name!r}: no checkpoint of that name has per-image records at "
+                                    f"its training size (have: {', '.join(sorted(known)) or 'none'})")
+        return list(names)
+    by_model: dict[tuple[str, str], list[str]] = {}
+    for r in logged:
+        by_model.setdefault((r.model, r.train_res), []).append(r.checkpoint)
+    trains = [t for (m, t) in by_model if m == "s4nd_iso" and ("conv2d_iso", t) in by_model]
+    if trains:
+        below = {t: sum(size_key(x) < size_key(t) for x in set(ref["test_res"])) for t in trains}
+        train = min(trains, key=lambda t: (-below[t], size_key(t)))
+        return [sorted(by_model[("s4nd_iso", train)])[0], sorted(by_model[("conv2d_iso", train)])[0]]
+    return sorted({r.checkpoint for r in logged})[:2]
+
+
+def _reliability_figure(df: pd.DataFrame, records: Records, names: list[str]):
+    """The reliability diagram of `names`: at the training size, the smallest test size and twice the training
+    side (else the largest), zero-shot cells only."""
+    ref = _reference_cells(df)
+    panels = {}
+    for name in names:
+        g = ref[(ref["checkpoint"] == name) & ~(ref["seen"] & (ref["test_res"] != ref["train_res"]))]
+        have = {r.test_res: r for r in g.itertuples() if records.get(r) is not None}
+        train = g["train_res"].iloc[0]
+        sizes = sorted(have, key=size_key)
+        double = next((t for t in sizes if side(t) == 2 * side(train)), sizes[-1])
+        pick = [t for t in dict.fromkeys([train, sizes[0], double]) if t in have]
+        panels[f"{name} (trained at {train})"] = [
+            (t, reliability_bins(records.get(have[t])), ece(records.get(have[t]))) for t in pick]
+    return reliability_diagram(panels)
+
+
 def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_sizes,
-                  device: str = "cpu") -> pd.DataFrame | None:
+                  device: str = "cpu", records: Records | None = None,
+                  reliability: list[str] | None = None) -> pd.DataFrame | None:
     """Fill `figures` (key -> (title, figure)) as each is drawn, so the caller can close them on an error.
 
     Returns the kernels' aliasing table (None without `kernels`)."""
@@ -401,6 +551,11 @@ def _draw_figures(figures: dict, df: pd.DataFrame, kernels: str | None, kernel_s
     alphas = alpha_cells(df)
     if not alphas.empty:  # a sweep over several alphas (--bandlimit 0.25,0.5,1,...) gets its own figure
         figures["alpha"] = ("Accuracy vs bandlimit alpha", accuracy_vs_alpha(alphas))
+    if records is not None and has_records(df):
+        names = reliability_pair(df, records, reliability)
+        if names:
+            figures["reliability"] = (f"Reliability diagram: {' vs '.join(names)}",
+                                      _reliability_figure(df, records, names))
     if not kernels:
         return None
     kfig, aliasing, afig = kernel_analysis(kernels, kernel_sizes or set(df["test_res"]), device)
@@ -507,10 +662,11 @@ def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
-                 kernel_sizes=None, kernel_device: str = "cpu") -> dict:
+                 kernel_sizes=None, kernel_device: str = "cpu", reliability: list[str] | None = None) -> dict:
     """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written.
 
-    `kernels`: a checkpoint whose continuous kernels are analysed too, on `kernel_device`."""
+    `kernels`: a checkpoint whose continuous kernels are analysed too, on `kernel_device`. `reliability`: the
+    checkpoints of the reliability diagram (default: the headline pair; needs per-image records)."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -518,14 +674,15 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         raise ResbenchError(f"{out}: is a folder; expected OUT/NAME (the report is written as NAME.md, NAME.pdf)")
     df, metas = load_sweeps(dirs)
     missing = missing_cells(df, metas)
-    tables = report_tables(df)
+    records = Records()
+    tables = report_tables(df, records)
     ranked = aliasing_drop_cells(df, metas, kernel_device)
     if not ranked.empty:
         tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
             aliasing_rank_table(ranked)
     figures, written, links, pages = {}, [], {}, []
     try:
-        aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device)
+        aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device, records, reliability)
         for key, (_, fig) in figures.items():
             files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
             written += files
