@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 study: $(STAMP)
 	$(PYTHON) cli.py sweep checkpoints/ -o results/study $(STUDY_ARGS)
-	$(PYTHON) cli.py report results/study -o reports/study --kernels checkpoints/s4nd_iso_7.pt
+	$(PYTHON) cli.py report results/study -o reports/study --kernels checkpoints/s4nd_iso_14.pt --format md,pdf,png,svg,tex,html
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

@@ -23,12 +23,25 @@ declare -A RECIPE=(
   [s4nd_iso_28_nobandlimit]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off"
   # the official S4ND-ConvNeXt arrangement (S4ND downsampling, no output linear), same recipe as s4nd_convnext_14
   [s4nd_convnext_official_14]="s4nd_convnext_official --train-res 14 --epochs 3 --bandlimit 0.5"
+  # seeds of the headline pair: the recipes of s4nd_iso_7 / conv2d_iso_7 / s4nd_iso_14 / conv2d_iso_14 (seed 0)
+  [s4nd_iso_7_seed1]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 1"
+  [s4nd_iso_7_seed2]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 2"
+  [conv2d_iso_7_seed1]="conv2d_iso --train-res 7 --epochs 3 --seed 1"
+  [conv2d_iso_7_seed2]="conv2d_iso --train-res 7 --epochs 3 --seed 2"
+  [s4nd_iso_14_seed1]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 1"
+  [s4nd_iso_14_seed2]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 2"
+  [conv2d_iso_14_seed1]="conv2d_iso --train-res 14 --epochs 3 --seed 1"
+  [conv2d_iso_14_seed2]="conv2d_iso --train-res 14 --epochs 3 --seed 2"
 )
 ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
        s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long
-       s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14)
+       s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14
+       s4nd_iso_7_seed1 s4nd_iso_7_seed2 conv2d_iso_7_seed1 conv2d_iso_7_seed2
+       s4nd_iso_14_seed1 s4nd_iso_14_seed2 conv2d_iso_14_seed1 conv2d_iso_14_seed2)
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
-  echo "== $name: resbench train ${RECIPE[$name]} --seed 0 -o checkpoints/$name.pt"
-  python cli.py train ${RECIPE[$name]} --seed 0 --resume -o "checkpoints/$name.pt" 2>&1 | tee -a "checkpoints/logs/$name.log"
+  seed="--seed 0"  # unless the recipe names its own
+  [[ " ${RECIPE[$name]} " == *" --seed "* ]] && seed=""
+  echo "== $name: resbench train ${RECIPE[$name]} $seed -o checkpoints/$name.pt"
+  python cli.py train ${RECIPE[$name]} $seed --resume -o "checkpoints/$name.pt" 2>&1 | tee -a "checkpoints/logs/$name.log"
 done

@@ -44,7 +44,8 @@ _LEADING_NUMBER = re.compile(r"\s*[+\-\u2212]?(\d+\.?\d*|\.\d+)")
 _TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$", "%": r"\%", "&": r"\&",
         "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
         ">": r"\textgreater{}", "|": r"\textbar{}", "[": "{[}", "]": "{]}",
-        "\u2020": r"\textdagger{}", "\u2021": r"\textdaggerdbl{}", "\u00b1": r"\textpm{}", "\u2212": r"\textminus{}",
+        "\u2020": r"\textdagger{}", "\u2021": r"\textdaggerdbl{}", "\u00a7": r"\S{}",  # section sign: a subset
+        "\u00b1": r"\textpm{}", "\u2212": r"\textminus{}",
         "\u00d7": r"\texttimes{}", "\u00b0": r"\textdegree{}", "\u2013": "--", "\u2014": "---", "\u2026": r"\dots{}",
         "\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''", "\u00a0": "~",
         "\u2264": r"\ensuremath{\leq}", "\u2265": r"\ensuremath{\geq}", "\u2248": r"\ensuremath{\approx}",

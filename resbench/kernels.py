@@ -17,6 +17,9 @@ reveals. `above_test_nyquist` is the test grid's share alone (it falls as the te
 accuracy drop can grow). Both are ~0 for a kernel band-limited below f_min and rise toward 1 as more
 energy sits above it. `untrained_modes` flags the bandlimit-off rows of a checkpoint trained with the
 bandlimit: its masked modes never received a gradient, so their energy is that of their initial values.
+The adaptive setting (sweep --bandlimit adaptive) has one spectrum per test size below the training size:
+S4ND's kernel with alpha scaled by min(1, test/train) on the axis; CKConv's kernel box-filtered over a test
+pixel (energy times sinc^2(f * train/test), the spectrum of the cell mean the layer takes).
 Energy above the dense grid's own Nyquist (oversample / 2) is not counted; with the default of 64 samples
 per training pixel this is far above any test grid.
 """
@@ -44,10 +47,11 @@ class KernelSpectrum:
     layer: str            # module name in the model
     axis: int
     group: str            # "forward", "backward" (S4ND directions) or "all" (CKConv channels)
-    bandlimit: str        # "on", "off" or "none"
+    bandlimit: str        # "on", "off", "none" or "adaptive"
     freqs: np.ndarray     # (F,) cycles per training pixel, >= 0
     energy: np.ndarray    # (F,) summed over the group's channels
     train_len: int        # training feature length along this axis (pixels)
+    test_res: str | None = None  # "adaptive": the one test size it holds for (the others: every size)
 
 
 def aliasing_fraction(freqs: np.ndarray, energy: np.ndarray, nyquist: float) -> float:
@@ -85,22 +89,34 @@ def _layer_rates(ckpt: Checkpoint, size) -> tuple[float, ...]:
     return tuple(ckpt.config.get("train_rate", 1.0) * r for r in kernel_rates(ckpt.train_res, size))
 
 
+def _below_training(ckpt: Checkpoint, test_sizes) -> list[tuple[int, ...]]:
+    """The test sizes coarser than training on some axis: where the adaptive setting differs from the fixed one."""
+    return [tuple(s) for s in test_sizes if any(r > 1 for r in kernel_rates(ckpt.train_res, s))]
+
+
 @torch.no_grad()
-def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") -> list[KernelSpectrum]:
-    """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv)."""
+def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
+                   test_sizes=()) -> list[KernelSpectrum]:
+    """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv), and
+    adaptive at each of `test_sizes` below the training size."""
     model = ckpt.build_model().to(device)
     out: list[KernelSpectrum] = []
     s4nd = _s4nd_layers(model)
+    below = _below_training(ckpt, test_sizes)
     for name, layer in s4nd:
-        settings = [("on", layer.bandlimit), ("off", None)] if layer.bandlimit is not None else [("off", None)]
+        settings = [("on", layer.bandlimit, None), ("off", None, None)] if layer.bandlimit is not None \
+            else [("off", None, None)]
         for axis, (kern, l_max) in enumerate(zip(layer.kernel, layer.l_max)):
-            for label, alpha in settings:
+            adaptive = [("adaptive", layer.bandlimit * min(1.0, 1.0 / kernel_rates(ckpt.train_res, size)[axis]),
+                         format_size(size)) for size in below] if layer.bandlimit is not None else []
+            for label, alpha, size in settings + adaptive:
                 # rate 1/M: M samples per reference step over the kernel's full support of l_max steps
                 k = kern(l_max * oversample, 1.0 / oversample, alpha).double().cpu().numpy()  # (ch, H, n)
                 for c in range(k.shape[0]):
                     freqs, energy = _one_sided_energy(k[c], oversample)  # cycles per step of the l_max grid
                     freqs = freqs * ckpt.config.get("train_rate", 1.0)  # per training pixel (train_rate steps)
-                    out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max))
+                    out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max,
+                                              size))
     for name, conv in _ckconv_layers(model):
         half = (conv.taps - 1) / 2
         offsets = torch.arange(-half * oversample, half * oversample + 1, dtype=torch.float64) / oversample / half
@@ -116,6 +132,10 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") 
             uniq = np.unique(fa)
             energy = np.array([spec[:, fa == u].sum() for u in uniq])
             out.append(KernelSpectrum(name, axis, "all", "none", uniq, energy, conv.train_size[axis]))
+            for size in below:  # the cell mean over a test pixel of w training pixels: a box, sinc^2 in energy
+                w = kernel_rates(ckpt.train_res, size)[axis]
+                out.append(KernelSpectrum(name, axis, "all", "adaptive", uniq, energy * np.sinc(uniq * w) ** 2,
+                                          conv.train_size[axis], format_size(size)))
     if not out:
         raise ResbenchError(f"{ckpt.path}: model {ckpt.model!r} has no continuous kernels "
                             "(plot-kernels takes S4ND and ckconv checkpoints)")
@@ -124,12 +144,14 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu") 
 
 def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] | None = None) -> pd.DataFrame:
     """One row per (layer, axis, group, test size, bandlimit): the aliasing fraction defined above."""
-    spectra = spectra if spectra is not None else kernel_spectra(ckpt)
+    spectra = spectra if spectra is not None else kernel_spectra(ckpt, test_sizes=test_sizes)
     train = ckpt.train_res
     trained_masked = ckpt.config.get("bandlimit") is not None  # "off" then shows modes training never updated
     rows = []
     for sp in spectra:
         for size in test_sizes:
+            if sp.test_res is not None and sp.test_res != format_size(size):
+                continue
             nyquist = 0.5 / kernel_rates(train, size)[sp.axis]  # half a cycle per test pixel, per training pixel
             nyquist_min = min(nyquist, 0.5)  # the coarser of the test and the training grid
             rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
@@ -144,7 +166,8 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
 @torch.no_grad()
 def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, channel: int = 0,
                    bandlimit: str = "on", device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Positions (training pixels) and taps of one S4ND kernel as the model samples it at test `size`."""
+    """Positions (training pixels) and taps of one S4ND kernel as the model samples it at test `size`;
+    `bandlimit` "on", "off" or "adaptive" (alpha scaled by min(1, test/train) on the axis)."""
     model = ckpt.build_model().to(device)
     layers = _s4nd_layers(model)
     if not layers:
@@ -152,7 +175,9 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     _, layer = layers[layer_index]
     rate = _layer_rates(ckpt, size)[axis]
     length = max(1, round(layer.l_max[axis] / rate))
-    alpha = layer.bandlimit if bandlimit == "on" else None
+    alpha = layer.bandlimit if bandlimit in ("on", "adaptive") else None
+    if bandlimit == "adaptive" and alpha is not None:
+        alpha *= min(1.0, 1.0 / kernel_rates(ckpt.train_res, size)[axis])
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps
     step = kernel_rates(ckpt.train_res, size)[axis]  # a test pixel in training pixels
     return np.arange(length) * step, k / step  # / step: per unit of training pixel, comparable across sizes

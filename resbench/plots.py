@@ -186,7 +186,8 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
         ax_k, ax_f = axes[row]
         if taps_fn is not None:
             for j, size in enumerate(test_sizes):
-                for bl in ("on", "off"):
+                below = size[0] < train[0]  # axis 0, the one drawn: adaptive differs from "on" only below training
+                for bl in ("on", "off", "adaptive") if below else ("on", "off"):
                     pos, k = taps_fn(size, row, bl)
                     ax_k.plot(pos, k, STYLE[bl], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=1,
                               marker=".", ms=2, label=f"test {size[0]}x{size[1]}, bandlimit {bl}")
@@ -197,12 +198,18 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                 ax_k.legend(fontsize=6)
         else:
             ax_k.axis("off")
+        colour = {f"{h}x{w}": plt.cm.viridis(j / max(1, len(test_sizes) - 1)) for j, (h, w) in enumerate(test_sizes)}
         for sp in [s for s in spectra if s.layer == name and s.axis == 0]:
             if sp.group == "backward":
                 continue
             norm = sp.energy / sp.energy.max()
-            ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE.get(sp.bandlimit, "-"), lw=1,
-                          label=f"bandlimit {sp.bandlimit}")
+            if sp.test_res is None:
+                ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE.get(sp.bandlimit, "-"), lw=1, color="0.2" if
+                              sp.bandlimit != "off" else "0.55", label=f"bandlimit {sp.bandlimit}")
+            else:  # adaptive: its own spectrum at each test size below training, in that size's colour
+                size = sp.test_res if "x" in sp.test_res else f"{sp.test_res}x{sp.test_res}"
+                ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE["adaptive"], lw=1, color=colour.get(size, "C3"),
+                              label=f"adaptive at {sp.test_res}")
         for j, size in enumerate(test_sizes):
             ax_f.axvline(0.5 * size[0] / train[0], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=0.8)
             # x in data, y in axes fraction: the label hangs from the top inside the axes, clear of the title
@@ -212,7 +219,8 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
         ax_f.set_ylim(1e-8, 10)
         ax_f.set_xlabel("frequency (cycles per training pixel)")
         ax_f.set_ylabel("normalised energy")
-        ax_f.set_title(f"{name}: energy spectrum, axis 0 (vertical: Nyquist of each test grid)", fontsize=8)
+        ax_f.set_title(f"{name}: energy spectrum, axis 0 (vertical: Nyquist of each test grid; dash-dot: adaptive)",
+                       fontsize=8)
         if row == 0:
             ax_f.legend(fontsize=6)
     fig.suptitle(f"{ckpt.name}: continuous kernels resampled at {', '.join(f'{h}x{w}' for h, w in test_sizes)}",

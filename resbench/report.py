@@ -30,8 +30,9 @@ WINNER_RULE = ("winner: named only where the two cells' 95% Wilson intervals do 
                "a conservative unpaired rule; a paired test on per-image predictions would be sharper.")
 POLICY_NOTE = ("Cells at a size the checkpoint trained at are left out. Above the training size resize-input "
                "hands the model (nearly) the image it was trained on, so it is the reference a zero-shot result is "
-               "measured against, not a rival; the comparison is informative below the training size, where both "
-               "policies see the same low-resolution image.")
+               "measured against, not a rival (winner: '(reference)'); the comparison is informative below the "
+               "training size, where both policies see the same low-resolution image. only native / only resize: "
+               "images only that policy classified right.")
 SEEN_NOTE = ("\u2020: the checkpoint trained at this size (an earlier stage of its schedule), so the cell is not "
              "zero-shot; such cells are left out of zero-shot comparisons.")
 ADAPTIVE_NOTE = ("adaptive: S4ND's trained alpha scaled by min(1, test/train) per axis, CKConv's taps averaged over "
@@ -88,19 +89,30 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     df = split_current(df, current_files(runs))[0]
     df["file_checkpoint"] = df["checkpoint"]  # the name the run records use (planned cells)
     # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32;
-    # so are cells run on a subset of the test images (their size in the name: a mark on every table and figure)
+    # so are a checkpoint's subset cells where the folders also hold full ones (their size in the name)
     low = df["precision"].fillna("fp32") != "fp32"
     df.loc[low, "checkpoint"] = df.loc[low, "checkpoint"] + " [" + df.loc[low, "precision"] + "]"
     part = df["limit"].fillna(-1).astype(int) != -1
-    df.loc[part, "checkpoint"] = [c + subset_label(n) for c, n in zip(df.loc[part, "checkpoint"], df.loc[part, "n"])]
+    both = part & df["checkpoint_sha256"].isin(set(df.loc[~part, "checkpoint_sha256"]))
+    df.loc[both, "checkpoint"] = [c + subset_label(n) for c, n in zip(df.loc[both, "checkpoint"], df.loc[both, "n"])]
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), runs
 
 
 def subset_label(n: int) -> str:
-    """What a checkpoint's name carries in a report when its cells used only the first n test images."""
+    """What a checkpoint's name carries in a report when some of its cells used only the first n test images
+    and others the whole split (a report of subset cells alone marks every title instead: subset_mark)."""
     return f" [{SUBSET_MARK}subset {int(n)}]"
+
+
+def subset_mark(df: pd.DataFrame) -> str:
+    """'' when every evaluated cell used its whole test split, else the mark every title of the report gets."""
+    ok = df[df["error"] == ""]
+    if "limit" not in ok or not (ok["limit"].fillna(-1).astype(int) != -1).any():
+        return ""
+    sizes = sorted({int(n) for n, lim in zip(ok["n"], ok["limit"].fillna(-1)) if int(lim) != -1})
+    return f"[{SUBSET_MARK}SUBSET: {', '.join(map(str, sizes))} images per cell]"
 
 
 def missing_cells(df: pd.DataFrame, runs: list[dict]) -> list[str]:
@@ -266,9 +278,9 @@ def _paired_columns(pol: pd.DataFrame, ref_bl: pd.DataFrame, records: Records) -
     if not tests:
         return pol
     adjusted = dict(zip(tests, holm([t["p"] for t in tests.values()])))
-    pol["only native right"] = [tests[i]["only_native"] if i in tests else None for i in pol.index]
-    pol["only resize right"] = [tests[i]["only_resize"] if i in tests else None for i in pol.index]
-    pol["p (McNemar, Holm)"] = [f"{adjusted[i]:.2g}" if i in tests else "" for i in pol.index]
+    pol["only native"] = [str(tests[i]["only_native"]) if i in tests else "" for i in pol.index]  # counts
+    pol["only resize"] = [str(tests[i]["only_resize"]) if i in tests else "" for i in pol.index]
+    pol["p (Holm)"] = [f"{adjusted[i]:.2g}" if i in tests else "" for i in pol.index]
     for i, t in tests.items():
         if adjusted[i] >= 0.05:
             pol.loc[i, "winner"] = "tie (paired test)"
@@ -298,7 +310,7 @@ def _policy_table(ok: pd.DataFrame, rank: dict[str, int], records: Records | Non
     # above the training size resize-input gives the model (nearly) the image it trained on: a reference
     # every zero-shot drop falls below, not a competitor, so no winner is named there
     above = [size_key(t) > size_key(r) for t, r in zip(pol["test_res"], pol["train_res"])]
-    pol["winner"] = ["(reference: resize-input ~ the training input)" if a else w
+    pol["winner"] = ["(reference)" if a else w
                      for a, w in zip(above, pol["winner"])]
     pol = _sort_rows(pol, rank, ("test_res",))
     if records is not None:
@@ -307,13 +319,19 @@ def _policy_table(ok: pd.DataFrame, rank: dict[str, int], records: Records | Non
     return pol
 
 
+def _by_size(frame: pd.DataFrame, column: str, rank: dict[str, int]) -> pd.DataFrame:
+    """A row per checkpoint, a column per test size: `column`, rounded, seen-in-training cells marked."""
+    table = _sort_rows(_pivot(frame.assign(value=_marked(frame[column].round(2), frame)),
+                              ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    return table
+
+
 def _flip_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
     flips = flip_frame(ref, records)
     if flips.empty:
         return pd.DataFrame()
-    flips["value"] = _marked(flips["flips"].round(2), flips)
-    table = _sort_rows(_pivot(flips, ["checkpoint", "train_res"], "value"), rank)
-    table.columns.name = None
+    table = _by_size(flips, "flips", rank)
     worst = flips.loc[~flips["seen"]].sort_values("flips").tail(1)
     table.attrs["note"] = FLIP_NOTE + (f" Largest zero-shot flip rate: {worst['checkpoint'].iloc[0]} at "
                                        f"{worst['test_res'].iloc[0]}: {worst['flips'].iloc[0]:.1f}% of the images "
@@ -327,9 +345,7 @@ def _calibration_table(ref: pd.DataFrame, rank: dict[str, int], records: Records
     cal = calibration_frame(ref, records)
     if cal.empty:
         return pd.DataFrame()
-    cal["value"] = _marked(cal["ece"].round(2), cal)
-    table = _sort_rows(_pivot(cal, ["checkpoint", "train_res"], "value"), rank)
-    table.columns.name = None
+    table = _by_size(cal, "ece", rank)
     table.attrs["note"] = ECE_NOTE
     return table
 
@@ -390,7 +406,7 @@ def kernel_analysis(ckpt_path: str, test_sizes, device: str = "cpu") -> tuple[ob
     test_sizes = sorted({parse_size(s) for s in test_sizes}, key=size_key)  # by pixels, each once
     ckpt = load_checkpoint(ckpt_path)
     device = str(resolve_device(device))
-    spectra = kernel_spectra(ckpt, device=device)
+    spectra = kernel_spectra(ckpt, device=device, test_sizes=test_sizes)
     table = aliasing_table(ckpt, test_sizes, spectra)
     has_s4nd = any(s.group in ("forward", "backward") for s in spectra)
     taps = (lambda size, layer, bl: resampled_taps(ckpt, size, layer, 0, 0, bl, device)) if has_s4nd else None
@@ -500,8 +516,9 @@ def _reference_cells(df: pd.DataFrame) -> pd.DataFrame:
 
 def reliability_pair(df: pd.DataFrame, records: Records, names: list[str] | None = None) -> list[str]:
     """The checkpoints of the reliability diagram: `names` when given (each checked), else the headline pair,
-    an s4nd_iso and a conv2d_iso checkpoint trained at the same size with records there (the training size
-    with the most test sizes below it, the smaller on a tie), else the first two checkpoints with records."""
+    an s4nd_iso and a conv2d_iso checkpoint trained at the same size with records there (the smallest such
+    training size with test sizes below and above it, else the one with the most test sizes), else the
+    first two checkpoints with records."""
     ref = _reference_cells(df)
     at_train = ref[ref["test_res"] == ref["train_res"]]
     logged = [r for r in at_train.itertuples() if records.get(r) is not None]
@@ -517,8 +534,11 @@ def reliability_pair(df: pd.DataFrame, records: Records, names: list[str] | None
         by_model.setdefault((r.model, r.train_res), []).append(r.checkpoint)
     trains = [t for (m, t) in by_model if m == "s4nd_iso" and ("conv2d_iso", t) in by_model]
     if trains:
-        below = {t: sum(size_key(x) < size_key(t) for x in set(ref["test_res"])) for t in trains}
-        train = min(trains, key=lambda t: (-below[t], size_key(t)))
+        sizes = set(ref["test_res"])
+        both = [t for t in trains if any(size_key(x) < size_key(t) for x in sizes)
+                and any(size_key(x) > size_key(t) for x in sizes)]
+        train = min(both, key=size_key) if both else \
+            max(trains, key=lambda t: (len(ref[ref["train_res"] == t]["test_res"].unique()), -size_key(t)[0]))
         return [sorted(by_model[("s4nd_iso", train)])[0], sorted(by_model[("conv2d_iso", train)])[0]]
     return sorted({r.checkpoint for r in logged})[:2]
 
@@ -579,7 +599,8 @@ def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, l
                "", *[f"- {m}" for m in missing], ""]
     for key, (title, _) in figures.items():
         if links.get(key):
-            md += [f"## {title}", "", f"![{title}]({links[key]})", ""]
+            alt = title.replace("[", "(").replace("]", ")")  # brackets would end the image's alt text
+            md += [f"## {title}", "", f"![{alt}]({links[key]})", ""]
     for title, table in tables.items():
         md += [f"## {title}", "", markdown_table(table)]
         if table.attrs.get("note"):
@@ -620,10 +641,10 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu")
             ckpt = load_checkpoint(path)
             if ckpt.sha256 != sha:
                 continue
-            spectra = kernel_spectra(ckpt, device=device)
+            sizes = sorted(set(g["test_res"]), key=size_key)
+            spectra = kernel_spectra(ckpt, device=device, test_sizes=[parse_size(t) for t in sizes])
         except ResbenchError:  # no continuous kernels, or a file that no longer loads
             continue
-        sizes = sorted(set(g["test_res"]), key=size_key)
         metrics = aliasing_table(ckpt, [parse_size(t) for t in sizes], spectra).groupby(["test_res", "bandlimit"]).agg(
             aliasing=("aliasing", "mean"), above_test_nyquist=("above_test_nyquist", "mean"),
             untrained_modes=("untrained_modes", "any"))
@@ -631,7 +652,8 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu")
         base = g[(g["test_res"] == train) & reference_setting(g)]["accuracy"]
         if base.empty:
             continue
-        for r in g[(g["test_res"] != train) & ~g["seen"] & g["bandlimit"].isin(["on", "off", "none"])].itertuples():
+        for r in g[(g["test_res"] != train) & ~g["seen"] & g["bandlimit"].isin(["on", "off", "none", "adaptive"])
+                   ].itertuples():
             key = (r.test_res, r.bandlimit)
             if key not in metrics.index:
                 continue
@@ -640,6 +662,71 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu")
                          "bandlimit": r.bandlimit, "drop": 100 * (float(base.iloc[0]) - r.accuracy),
                          "below_training": size_key(r.test_res) < size_key(train), **m.to_dict()})
     return pd.DataFrame(rows)
+
+
+SEEDS_TITLE = "Training seeds: accuracy mean \u00b1 sd across seeds (%; native policy)"
+SEEDS_NOTE = ("Checkpoints trained with the same recipe (every training setting but the seed) and different seeds, "
+              "as their files' provenance says. Each cell: mean \u00b1 sample standard deviation across the seeds, "
+              "then in brackets the mean half-width of the cells' 95% Wilson intervals, which cover test-set "
+              "sampling only; a seed spread larger than that half-width is variation between trained models that "
+              "the intervals do not show.")
+_NOT_RECIPE = ("seed", "threads", "data_dir", "test_limit")  # training settings that leave the recipe the same
+
+
+def seed_groups(df: pd.DataFrame, runs: list[dict]) -> dict[str, tuple[str, int]]:
+    """Checkpoint name -> (recipe key, training seed), from the files the run records name (a file that is
+    gone, changed or not trained by resbench is left out)."""
+    import json
+
+    from resbench.checkpoints import load_checkpoint
+
+    paths = {c.get("sha256"): c.get("path") for r in runs for c in r.get("checkpoints") or [] if c.get("path")}
+    out = {}
+    for name, sha in df.drop_duplicates("checkpoint")[["checkpoint", "checkpoint_sha256"]].itertuples(index=False):
+        path = paths.get(sha)
+        if not path or not Path(path).is_file():
+            continue
+        try:
+            ckpt = load_checkpoint(path)
+        except ResbenchError:
+            continue
+        config = ckpt.provenance.get("train_config")
+        if ckpt.sha256 != sha or not isinstance(config, dict) or "seed" not in config:
+            continue
+        key = json.dumps({k: v for k, v in config.items() if k not in _NOT_RECIPE}, sort_keys=True, default=str)
+        out[name] = (key, int(config["seed"]))
+    return out
+
+
+def seed_spread_table(df: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
+    """One row per recipe trained with two or more seeds: mean +- sd of accuracy at each test size (SEEDS_NOTE)."""
+    groups = seed_groups(df, runs)
+    by_key: dict[str, dict[int, str]] = {}
+    for name, (key, seed) in groups.items():
+        by_key.setdefault(key, {})[seed] = name
+    ref = _reference_cells(df)
+    rows = []
+    for key, seeds in by_key.items():
+        if len(seeds) < 2:
+            continue
+        names = [seeds[k] for k in sorted(seeds)]
+        g = ref[ref["checkpoint"].isin(names)]
+        row = {"checkpoints": ", ".join(names), "seeds": ",".join(map(str, sorted(seeds))),
+               "train_res": g["train_res"].iloc[0] if len(g) else ""}
+        for size, cells in sorted(g.groupby("test_res"), key=lambda kv: size_key(kv[0])):
+            if cells["checkpoint"].nunique() != len(names):
+                continue  # a size not swept for every seed
+            acc = 100 * cells["accuracy"]
+            half = 100 * (cells["ci_high"] - cells["ci_low"]).mean() / 2
+            row[size] = f"{acc.mean():.2f} \u00b1 {acc.std(ddof=1):.2f} [\u00b1{half:.2f}]"
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    sizes = sort_sizes([c for c in table.columns if c not in ("checkpoints", "seeds", "train_res")])
+    table = table[["checkpoints", "seeds", "train_res", *sizes]].fillna("")
+    table.attrs["note"] = SEEDS_NOTE
+    return table
 
 
 def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -676,13 +763,25 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     missing = missing_cells(df, metas)
     records = Records()
     tables = report_tables(df, records)
+    seeds = seed_spread_table(df, metas)
+    if not seeds.empty:
+        tables[SEEDS_TITLE] = seeds
     ranked = aliasing_drop_cells(df, metas, kernel_device)
     if not ranked.empty:
         tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
             aliasing_rank_table(ranked)
     figures, written, links, pages = {}, [], {}, []
+    mark = subset_mark(df)
+    # a report of subset cells: every table's title says so (as shown; `tables` returned keep their titles), and
+    # every figure in its title and in the image
+    shown = {f"{title} {mark}" if mark else title: table for title, table in tables.items()}
     try:
         aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device, records, reliability)
+        if mark:
+            for key, (title, fig) in list(figures.items()):
+                fig.text(0.995, 0.005, f"{mark}: {subset_note(df, metas) or 'subset of the test images'}",
+                         ha="right", va="bottom", fontsize=7, color="firebrick")
+                figures[key] = (f"{title} {mark}", fig)
         for key, (_, fig) in figures.items():
             files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
             written += files
@@ -695,7 +794,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
 
             title = f"Resolution report: {out.name}"
             header = _header(df, metas, dirs, missing)
-            sections = dict(tables)
+            sections = dict(shown)
             if aliasing is not None:
                 sections[ALIASING_TITLE] = _aliasing_summary(aliasing)
             if "tex" in formats:
@@ -703,14 +802,16 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             if "html" in formats:
                 written += write_html(out, title, header, missing, figures, sections)
         if "pdf" in formats:
-            pdf, pages = pdf_bytes(header_pages(df, metas, dirs, missing), figures, tables)
+            pdf, pages = pdf_bytes(header_pages(df, metas, dirs, missing), figures, shown)
+            plain = {shown_title: title for shown_title, title in zip(shown, tables)}
+            pages = [plain.get(page, page) for page in pages]  # a table's page by its title, as in `tables`
             atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
             written.append(f"{out.name}.pdf")
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
         for _, fig in figures.values():
             plt.close(fig)
     if "md" in formats:
-        md = _markdown(out, _header(df, metas, dirs, missing), missing, figures, links, tables, aliasing, kernels)
+        md = _markdown(out, _header(df, metas, dirs, missing), missing, figures, links, shown, aliasing, kernels)
         atomic_write_bytes(out.with_name(f"{out.name}.md"), md.encode())
         written.append(f"{out.name}.md")
     return {"written": written, "pages": pages, "missing": missing, "tables": tables}

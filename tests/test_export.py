@@ -213,6 +213,7 @@ def test_tex_refuses_a_name_latex_cannot_input(tmp_path, figures):
     ("a_b & 50% #1", r"a\_b \& 50\% \#1"),
     ("$x^2$ ~ {y} \\", r"\$x\textasciicircum{}2\$ \textasciitilde{} \{y\} \textbackslash{}"),
     ("12.0\u2020 \u00b1 \u2212 \u2265", r"12.0\textdagger{} \textpm{} \textminus{} \ensuremath{\geq}"),
+    ("s4nd_iso_7 [\u00a7subset 300]", r"s4nd\_iso\_7 {[}\S{}subset 300{]}"),
     ("[86.7, 88.0]", "{[}86.7, 88.0{]}"), ("--limit", "-{}-limit"), ("line\nbreak", "line break"),
     ("caf\u00e9 \u0151 \u2603", "caf\u00e9 o ?")])
 def test_tex_escape(text, want):

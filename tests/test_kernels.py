@@ -148,10 +148,12 @@ def s4nd_table(trained):
 
 
 def test_table_has_one_row_per_layer_axis_group_size_and_bandlimit(s4nd_table, trained):
-    # 1 layer x 2 axes x 2 directions x 5 sizes x bandlimit on/off
-    assert len(s4nd_table) == 1 * 2 * 2 * len(SIZES) * 2
+    # 1 layer x 2 axes x 2 directions x (5 sizes x bandlimit on/off, plus adaptive at the one size below 14)
+    assert len(s4nd_table) == 1 * 2 * 2 * (len(SIZES) * 2 + 1)
     assert not s4nd_table.duplicated(KEY).any()
-    assert set(s4nd_table["group"]) == {"forward", "backward"} and set(s4nd_table["bandlimit"]) == {"on", "off"}
+    assert set(s4nd_table["group"]) == {"forward", "backward"}
+    assert set(s4nd_table["bandlimit"]) == {"on", "off", "adaptive"}
+    assert set(s4nd_table.loc[s4nd_table["bandlimit"] == "adaptive", "test_res"]) == {"7"}
     assert set(s4nd_table["checkpoint"]) == {trained["s4nd"].stem} and set(s4nd_table["train_res"]) == {"14"}
     assert s4nd_table["aliasing"].between(0, 1).all()
     nyquist = s4nd_table["test_res"].astype(int) / (2 * TRAIN)
@@ -165,7 +167,8 @@ def test_bandlimit_on_aliases_less_than_off_at_every_test_size(s4nd_table):
 
 
 def test_energy_above_the_test_nyquist_does_not_rise_with_the_test_size(s4nd_table):
-    for key, g in s4nd_table.groupby(["layer", "axis", "group", "bandlimit"]):
+    fixed = s4nd_table[s4nd_table["bandlimit"] != "adaptive"]  # adaptive: a different kernel at each size
+    for key, g in fixed.groupby(["layer", "axis", "group", "bandlimit"]):
         values = g.assign(side=g["test_res"].astype(int)).sort_values("side")["above_test_nyquist"].to_numpy()
         assert (np.diff(values) <= 1e-12).all(), (key, values)
         assert values[0] > values[-1], key  # the 7 px grid misses energy the 56 px grid keeps
@@ -229,9 +232,12 @@ def ckconv_path(tmp_path_factory):
 
 def test_ckconv_rows_have_bandlimit_none(ckconv_path):
     table = aliasing_table(load_checkpoint(ckconv_path), SIZES)
-    assert len(table) == 1 * 2 * len(SIZES)  # 1 layer x 2 axes x sizes; one group, no bandlimit switch
+    # 1 layer x 2 axes x sizes, one group, no bandlimit switch; plus the adaptive cell mean at the size below 14
+    assert len(table) == 1 * 2 * (len(SIZES) + 1)
     assert not table.duplicated(KEY).any()
-    assert set(table["group"]) == {"all"} and set(table["bandlimit"]) == {"none"}
+    assert set(table["group"]) == {"all"} and set(table["bandlimit"]) == {"none", "adaptive"}
+    assert set(table.loc[table["bandlimit"] == "adaptive", "test_res"]) == {"7"}
+    table = table[table["bandlimit"] == "none"]
     assert table["aliasing"].between(0, 1).all()
     for _, g in table.groupby("axis"):
         values = g.assign(side=g["test_res"].astype(int)).sort_values("side")["aliasing"].to_numpy()
@@ -277,3 +283,32 @@ def test_plot_kernels_bad_test_res(trained, tmp_path, cli, bad):
     code, _, err = cli("plot-kernels", trained["s4nd"], "--test-res", bad, "-o", tmp_path / "k")
     assert_user_error(code, err, bad)
     assert not (tmp_path / "k").exists()
+
+
+def test_adaptive_s4nd_spectrum_is_the_kernel_with_alpha_scaled_to_the_test_grid():
+    ckpt = s4nd_with_modes(0.1, 0.05, bandlimit=0.5)
+    sizes = [(7, 7), (5, 10), (28, 28)]  # 7 and the 5-row axis are below 14; 28 and the 10... too
+    adaptive = [s for s in kernel_spectra(ckpt, oversample=16, test_sizes=sizes) if s.bandlimit == "adaptive"]
+    assert {(s.test_res, s.axis) for s in adaptive} == {("7", 0), ("7", 1), ("5x10", 0), ("5x10", 1)}
+    for s in adaptive:
+        scale = {"7": (0.5, 0.5), "5x10": (5 / 14, 10 / 14)}[s.test_res][s.axis]
+        ref = Checkpoint(model=ckpt.model, config={**ckpt.config, "bandlimit": 0.5 * scale},
+                         provenance=ckpt.provenance, data_stats=ckpt.data_stats, state_dict=ckpt.state_dict)
+        same = [r for r in kernel_spectra(ref, oversample=16) if r.bandlimit == "on" and r.layer == s.layer
+                and r.axis == s.axis and r.group == s.group]
+        assert len(same) == 1 and np.allclose(same[0].energy, s.energy) and np.allclose(same[0].freqs, s.freqs)
+    # a mode at 0.1 cycles per training pixel: kept by alpha 0.5 (cutoff 0.25), masked by alpha 0.5 x 5/14
+    # (cutoff ~0.089) on the 5-row axis, so that axis's adaptive kernel has no energy at all
+    row = next(s for s in adaptive if s.test_res == "5x10" and s.axis == 0)
+    assert row.energy.max() == 0
+    assert next(s for s in adaptive if s.test_res == "5x10" and s.axis == 1).energy.max() > 0
+
+
+def test_adaptive_ckconv_spectrum_is_the_cell_mean_of_the_kernel(ckconv_path):
+    spectra = kernel_spectra(load_checkpoint(ckconv_path), oversample=8, test_sizes=[(7, 7), (28, 28)])
+    for s in [s for s in spectra if s.bandlimit == "adaptive"]:
+        plain = next(r for r in spectra if r.bandlimit == "none" and r.axis == s.axis and r.layer == s.layer)
+        assert s.test_res == "7"
+        width = TRAIN / 7  # a test pixel is two training pixels: a box of width 2, sinc^2 in energy
+        assert np.allclose(s.energy, plain.energy * np.sinc(plain.freqs * width) ** 2)
+        assert s.energy[0] == pytest.approx(plain.energy[0]) and (s.energy <= plain.energy + 1e-12).all()

@@ -117,7 +117,7 @@ def test_a_report_with_records_has_flips_calibration_and_paired_policy_rows(logg
     assert ((cal[["7", "14", "28"]].astype(float) >= 0) & (cal[["7", "14", "28"]].astype(float) <= 100)).all().all()
     policy = tables["Policy comparison: zero-shot (native) vs resize-input, accuracy (%)"]
     below = policy[policy["test_res"] == "7"]
-    assert len(below) == 2 and (below["p (McNemar, Holm)"] != "").all()
+    assert len(below) == 2 and (below["p (Holm)"] != "").all()
     assert below["winner"].str.endswith("(paired test)").all()
     above = policy[policy["test_res"] == "28"]
     assert above["winner"].str.startswith("(reference").all()
@@ -135,7 +135,7 @@ def test_the_paired_winner_follows_the_discordant_counts(logged):
     rows = policy[policy["test_res"] == "7"]
     assert len(rows) == 2
     for _, row in rows.iterrows():
-        a, b = row["only native right"], row["only resize right"]
+        a, b = int(row["only native"]), int(row["only resize"])
         assert a + b > 0  # tiny models at a third of their size: the two policies disagree on some images
         if not row["winner"].startswith("tie"):
             assert (a > b) == row["winner"].startswith("native")
@@ -149,7 +149,9 @@ def test_a_report_without_records_says_they_are_left_out(trained, tmp_path, keep
     assert FLIP_TITLE not in result["tables"] and ECE_TITLE not in result["tables"]
     md = (tmp_path / "r.md").read_text()
     assert "per-image records: none" in md and "--log-samples" in md and "reliability" not in md.lower()
-    assert "[\u00a7subset 50]" in md  # the subset's mark on the checkpoint's name
+    assert "[\u00a7SUBSET: 50 images per cell]" in md  # a subset alone: every title says so
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings and all(h.endswith("[\u00a7SUBSET: 50 images per cell]") for h in headings), headings
 
 
 def test_an_unknown_reliability_name_is_a_user_error(logged, cli, tmp_path):
@@ -171,3 +173,30 @@ def test_subset_and_full_lines_stay_apart_in_a_report(trained, tmp_path, keep_to
     assert sorted(native["checkpoint"]) == ["conv2d_iso_14", "conv2d_iso_14 [\u00a7subset 40]"]
     assert sorted(native["n"]) == [40, 1000]
     assert result["missing"] == []
+
+
+def test_seed_spread_groups_checkpoints_of_one_recipe(trained, tmp_path, keep_torch_threads):
+    import re
+
+    from conftest import tiny_config, tiny_train
+    from resbench.report import SEEDS_TITLE, load_sweeps, seed_spread_table
+
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    for name, seed, lr in (("a_seed0", 0, 5e-3), ("a_seed1", 1, 5e-3), ("other_lr", 2, 1e-3)):
+        cfg = tiny_config("conv2d_iso", schedule=[(14, 1)], seed=seed)
+        cfg.lr = lr
+        tiny_train(cfg, folder / f"{name}.pt")
+    out = tmp_path / "sw"
+    run_sweep(SweepConfig(checkpoints=[str(folder)], out=str(out), test_res=[(7, 7), (14, 14)], policy=["native"],
+                          dataset="synthetic", limit=None, threads=1), quiet=True)
+    df, runs = load_sweeps([out])
+    table = seed_spread_table(df, runs)
+    assert table["checkpoints"].tolist() == ["a_seed0, a_seed1"] and table["seeds"].tolist() == ["0,1"]
+    for size in ("7", "14"):
+        acc = 100 * df[df["checkpoint"].isin(["a_seed0", "a_seed1"]) & (df["test_res"] == size)]["accuracy"]
+        mean, sd, half = map(float, re.fullmatch(r"(\S+) \u00b1 (\S+) \[\u00b1(\S+)\]", table[size].iloc[0]).groups())
+        assert mean == pytest.approx(acc.mean(), abs=0.006) and sd == pytest.approx(acc.std(ddof=1), abs=0.006)
+        assert 0 < half < 10
+    result = write_report([out], tmp_path / "r", formats=["md"])
+    assert SEEDS_TITLE in result["tables"]

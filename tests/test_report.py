@@ -182,8 +182,9 @@ def test_kernel_report_adds_two_figures_and_the_aliasing_csv(kernel_report):
     for _, target in found:
         assert (folder / target).is_file(), target
     aliasing = (folder / "demo_aliasing.csv").read_text().splitlines()
-    # 1 S4ND layer x 2 axes x 2 directions x 3 test sizes x bandlimit on/off, plus the header
-    assert len(aliasing) == 1 + 1 * 2 * 2 * len(SIZES) * 2
+    # 1 S4ND layer x 2 axes x 2 directions x (3 test sizes x bandlimit on/off, plus adaptive at the size below
+    # training), plus the header
+    assert len(aliasing) == 1 + 1 * 2 * 2 * (len(SIZES) * 2 + 1)
 
 
 @pytest.mark.parametrize("fmt, present, absent", [
@@ -201,7 +202,8 @@ def test_format_selects_the_files(sweep, tmp_path, fmt, present, absent):
 
 def test_parse_formats():
     assert parse_formats(" md, PDF ") == ["md", "pdf"]
-    for bad in ("", "xyz", "md,", "md,html"):
+    assert parse_formats("md,tex,html") == ["md", "tex", "html"]
+    for bad in ("", "xyz", "md,", "md,docx"):
         with pytest.raises(ResbenchError, match="--format"):
             parse_formats(bad)
 
@@ -255,7 +257,7 @@ def test_policy_comparison_winner_agrees_with_the_numbers(report, frame):
         want = ("native (zero-shot)" if native["ci_low"] > resize["ci_high"]
                 else "resize-input" if resize["ci_low"] > native["ci_high"] else "tie (95% CIs overlap)")
         if int(row["test_res"]) > 14:  # above the training size resize-input is the reference, not a rival
-            want = "(reference: resize-input ~ the training input)"
+            want = "(reference)"
         assert row["winner"] == want, row
 
 
@@ -270,7 +272,7 @@ def test_policy_winner_only_where_the_95_cis_do_not_overlap(tmp_path):
     policy = tables(result)[POLICY]
     assert dict(zip(policy["test_res"], policy["winner"])) == {
         "7": "resize-input", "14": "tie (95% CIs overlap)", "21": "native (zero-shot)",
-        "56": "(reference: resize-input ~ the training input)"}  # above training: no contest
+        "56": "(reference)"}  # above training: no contest
     note = policy.attrs["note"]
     assert "Wilson" in note and "do not overlap" in note and "unpaired" in note and "paired test" in note
     md = out.with_suffix(".md").read_text()
@@ -302,7 +304,9 @@ def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
     keys = [(r[header.index("checkpoint")], r[header.index("test_res")]) for r in rows]
     assert keys == [(c, s) for c in checkpoints for s in sizes if s != c.rsplit("_", 1)[1]]
     header, rows = md_table(md, "Kernel aliasing")
-    assert [r[header.index("test_res")] for r in rows] == [s for s in sizes for _ in ("off", "on")]
+    # the kernels' checkpoint trained at 14: adaptive rows at the one size below it
+    assert [r[header.index("test_res")] for r in rows] == \
+        [s for s in sizes for _ in (("adaptive", "off", "on") if s == "7" else ("off", "on"))]
     assert result["missing"] == ["s4nd_iso_14 / 7 / native / 0.3", "s4nd_iso_14 / 14 / native / 0.3"]
     aliasing = pd.read_csv(out.with_name("demo_aliasing.csv"), dtype={"test_res": str})
     assert list(dict.fromkeys(aliasing["test_res"])) == sizes
