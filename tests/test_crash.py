@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO, assert_user_error
 
 
-def _broken_report_tables(df):
+def _broken_report_tables(df, records=None):
     raise TypeError("operation 'rsub' not supported")
 
 
