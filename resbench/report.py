@@ -670,7 +670,7 @@ SEEDS_NOTE = ("Checkpoints trained with the same recipe (every training setting 
               "then in brackets the mean half-width of the cells' 95% Wilson intervals, which cover test-set "
               "sampling only; a seed spread larger than that half-width is variation between trained models that "
               "the intervals do not show.")
-_NOT_RECIPE = ("seed", "threads", "data_dir", "test_limit")  # training settings that leave the recipe the same
+_NOT_RECIPE = ("seed", "threads", "data_dir", "test_limit", "device")  # settings that leave the recipe the same
 
 
 def seed_groups(df: pd.DataFrame, runs: list[dict]) -> dict[str, tuple[str, int]]:
