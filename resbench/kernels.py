@@ -89,6 +89,11 @@ def _layer_rates(ckpt: Checkpoint, size) -> tuple[float, ...]:
     return tuple(ckpt.config.get("train_rate", 1.0) * r for r in kernel_rates(ckpt.train_res, size))
 
 
+def adaptive_alpha(ckpt: Checkpoint, alpha: float, size, axis: int) -> float:
+    """The adaptive setting's alpha on `axis` at test `size`: `alpha` x min(1, test/train) on that axis."""
+    return alpha * min(1.0, 1.0 / kernel_rates(ckpt.train_res, size)[axis])
+
+
 def _below_training(ckpt: Checkpoint, test_sizes) -> list[tuple[int, ...]]:
     """The test sizes coarser than training on some axis: where the adaptive setting differs from the fixed one."""
     return [tuple(s) for s in test_sizes if any(r > 1 for r in kernel_rates(ckpt.train_res, s))]
@@ -107,8 +112,8 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
         settings = [("on", layer.bandlimit, None), ("off", None, None)] if layer.bandlimit is not None \
             else [("off", None, None)]
         for axis, (kern, l_max) in enumerate(zip(layer.kernel, layer.l_max)):
-            adaptive = [("adaptive", layer.bandlimit * min(1.0, 1.0 / kernel_rates(ckpt.train_res, size)[axis]),
-                         format_size(size)) for size in below] if layer.bandlimit is not None else []
+            adaptive = [("adaptive", adaptive_alpha(ckpt, layer.bandlimit, size, axis), format_size(size))
+                        for size in below] if layer.bandlimit is not None else []
             for label, alpha, size in settings + adaptive:
                 # rate 1/M: M samples per reference step over the kernel's full support of l_max steps
                 k = kern(l_max * oversample, 1.0 / oversample, alpha).double().cpu().numpy()  # (ch, H, n)
@@ -177,7 +182,7 @@ def resampled_taps(ckpt: Checkpoint, size, layer_index: int = 0, axis: int = 0, 
     length = max(1, round(layer.l_max[axis] / rate))
     alpha = layer.bandlimit if bandlimit in ("on", "adaptive") else None
     if bandlimit == "adaptive" and alpha is not None:
-        alpha *= min(1.0, 1.0 / kernel_rates(ckpt.train_res, size)[axis])
+        alpha = adaptive_alpha(ckpt, alpha, size, axis)
     k = layer.kernel[axis](length, rate, alpha)[0, channel].double().cpu().numpy()  # (Lk,) causal taps
     step = kernel_rates(ckpt.train_res, size)[axis]  # a test pixel in training pixels
     return np.arange(length) * step, k / step  # / step: per unit of training pixel, comparable across sizes

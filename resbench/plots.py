@@ -198,7 +198,7 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                 ax_k.legend(fontsize=6)
         else:
             ax_k.axis("off")
-        colour = {f"{h}x{w}": plt.cm.viridis(j / max(1, len(test_sizes) - 1)) for j, (h, w) in enumerate(test_sizes)}
+        colour = {tuple(size): plt.cm.viridis(j / max(1, len(test_sizes) - 1)) for j, size in enumerate(test_sizes)}
         for sp in [s for s in spectra if s.layer == name and s.axis == 0]:
             if sp.group == "backward":
                 continue
@@ -207,8 +207,8 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                 ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE.get(sp.bandlimit, "-"), lw=1, color="0.2" if
                               sp.bandlimit != "off" else "0.55", label=f"bandlimit {sp.bandlimit}")
             else:  # adaptive: its own spectrum at each test size below training, in that size's colour
-                size = sp.test_res if "x" in sp.test_res else f"{sp.test_res}x{sp.test_res}"
-                ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE["adaptive"], lw=1, color=colour.get(size, "C3"),
+                ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE["adaptive"], lw=1,
+                              color=colour.get(parse_size(sp.test_res), "C3"),
                               label=f"adaptive at {sp.test_res}")
         for j, size in enumerate(test_sizes):
             ax_f.axvline(0.5 * size[0] / train[0], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=0.8)

@@ -620,30 +620,51 @@ RANK_NOTE = ("Spearman rank correlation between a kernel metric (mean over layer
              "with it removed. A metric that ranks the drops well has rho near 1.")
 
 
-def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu") -> pd.DataFrame:
+class SweptFiles:
+    """The checkpoint files a sweep's run records name (path and sha256), each loaded once when first asked
+    for: `get(sha256)` is the Checkpoint, or None where the file is gone, no longer loads or has changed."""
+
+    def __init__(self, runs: list[dict]):
+        self.paths = {c.get("sha256"): c.get("path") for r in runs for c in r.get("checkpoints") or []
+                      if isinstance(c, dict) and c.get("path")}
+        self._loaded: dict[str, object] = {}
+
+    def get(self, sha: str):
+        from resbench.checkpoints import load_checkpoint
+
+        if sha not in self._loaded:
+            path, ckpt = self.paths.get(sha), None
+            if path and Path(path).is_file():
+                try:
+                    ckpt = load_checkpoint(path)
+                except ResbenchError:
+                    ckpt = None
+            self._loaded[sha] = ckpt if ckpt is not None and ckpt.sha256 == sha else None
+        return self._loaded[sha]
+
+
+def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu",
+                        files: SweptFiles | None = None) -> pd.DataFrame:
     """One row per native zero-shot cell of a checkpoint with continuous kernels: its drop and kernel metrics.
 
-    Checkpoint files come from the run records (path and sha256); a file that is gone or changed is skipped.
+    Checkpoint files come from the run records (path and sha256; `files` to share the loaded ones); a file
+    that is gone or changed is skipped.
     """
-    from resbench.checkpoints import load_checkpoint
     from resbench.kernels import aliasing_table, kernel_spectra
 
     device = str(resolve_device(device))
+    files = files or SweptFiles(runs)
     ok = df[(df["error"] == "") & (df["policy"] == "native")].copy()
     ok["seen"] = seen_in_training(ok)
-    paths = {c.get("sha256"): c.get("path") for r in runs for c in r.get("checkpoints") or [] if c.get("path")}
     rows = []
     for sha, g in ok.groupby("checkpoint_sha256"):
-        path = paths.get(sha)
-        if not path or not Path(path).is_file():
+        ckpt = files.get(sha)
+        if ckpt is None:
             continue
         try:
-            ckpt = load_checkpoint(path)
-            if ckpt.sha256 != sha:
-                continue
             sizes = sorted(set(g["test_res"]), key=size_key)
             spectra = kernel_spectra(ckpt, device=device, test_sizes=[parse_size(t) for t in sizes])
-        except ResbenchError:  # no continuous kernels, or a file that no longer loads
+        except ResbenchError:  # no continuous kernels
             continue
         metrics = aliasing_table(ckpt, [parse_size(t) for t in sizes], spectra).groupby(["test_res", "bandlimit"]).agg(
             aliasing=("aliasing", "mean"), above_test_nyquist=("above_test_nyquist", "mean"),
@@ -673,34 +694,26 @@ SEEDS_NOTE = ("Checkpoints trained with the same recipe (every training setting 
 _NOT_RECIPE = ("seed", "threads", "data_dir", "test_limit", "device")  # settings that leave the recipe the same
 
 
-def seed_groups(df: pd.DataFrame, runs: list[dict]) -> dict[str, tuple[str, int]]:
+def seed_groups(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = None) -> dict[str, tuple[str, int]]:
     """Checkpoint name -> (recipe key, training seed), from the files the run records name (a file that is
     gone, changed or not trained by resbench is left out)."""
     import json
 
-    from resbench.checkpoints import load_checkpoint
-
-    paths = {c.get("sha256"): c.get("path") for r in runs for c in r.get("checkpoints") or [] if c.get("path")}
+    files = files or SweptFiles(runs)
     out = {}
     for name, sha in df.drop_duplicates("checkpoint")[["checkpoint", "checkpoint_sha256"]].itertuples(index=False):
-        path = paths.get(sha)
-        if not path or not Path(path).is_file():
-            continue
-        try:
-            ckpt = load_checkpoint(path)
-        except ResbenchError:
-            continue
-        config = ckpt.provenance.get("train_config")
-        if ckpt.sha256 != sha or not isinstance(config, dict) or "seed" not in config:
+        ckpt = files.get(sha)
+        config = ckpt.provenance.get("train_config") if ckpt is not None else None
+        if not isinstance(config, dict) or "seed" not in config:
             continue
         key = json.dumps({k: v for k, v in config.items() if k not in _NOT_RECIPE}, sort_keys=True, default=str)
         out[name] = (key, int(config["seed"]))
     return out
 
 
-def seed_spread_table(df: pd.DataFrame, runs: list[dict]) -> pd.DataFrame:
+def seed_spread_table(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = None) -> pd.DataFrame:
     """One row per recipe trained with two or more seeds: mean +- sd of accuracy at each test size (SEEDS_NOTE)."""
-    groups = seed_groups(df, runs)
+    groups = seed_groups(df, runs, files)
     by_key: dict[str, dict[int, str]] = {}
     for name, (key, seed) in groups.items():
         by_key.setdefault(key, {})[seed] = name
@@ -763,10 +776,11 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     missing = missing_cells(df, metas)
     records = Records()
     tables = report_tables(df, records)
-    seeds = seed_spread_table(df, metas)
+    files = SweptFiles(metas)  # the checkpoint files, loaded once for the seed table and the rank correlation
+    seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
         tables[SEEDS_TITLE] = seeds
-    ranked = aliasing_drop_cells(df, metas, kernel_device)
+    ranked = aliasing_drop_cells(df, metas, kernel_device, files)
     if not ranked.empty:
         tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
             aliasing_rank_table(ranked)

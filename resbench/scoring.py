@@ -55,12 +55,12 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             # float32: under autocast the logits may be bf16/fp16; the loss is summed over thousands of images
             loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
             y = y.cpu()  # the counts stay on the CPU whatever the model's device
-            hit = logits.argmax(1).cpu() == y
+            pred = logits.argmax(1).cpu()  # (b,)
+            hit = pred == y
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
             class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
             if samples:
                 prob = logits.float().softmax(1).cpu()  # (b, classes)
-                pred = logits.argmax(1).cpu()  # the argmax of the logits, as counted above
                 kept["label"].append(y)
                 kept["pred"].append(pred)
                 kept["p_label"].append(prob.gather(1, y[:, None])[:, 0])

@@ -266,12 +266,14 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
 
 
+def _images_text(limit) -> str:
+    """test_images of a row logged before the column, from its limit: "full" for -1 (or none), else "first N"."""
+    return "full" if limit in (None, -1, "") or pd.isna(limit) else f"first {int(limit)}"
+
+
 def _test_images(row: dict) -> dict:
-    """A row's test_images, for rows logged before the column: "full" for limit -1 (or none), else "first N"."""
-    if row.get("test_images"):
-        return {}
-    limit = row.get("limit", -1)
-    return {"test_images": "full" if limit in (None, -1) else f"first {limit}"}
+    """A row's test_images, for rows logged before the column (else nothing to add)."""
+    return {} if row.get("test_images") else {"test_images": _images_text(row.get("limit", -1))}
 
 
 def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
@@ -297,7 +299,7 @@ def _read_results_csv(path: Path) -> pd.DataFrame:
     if "test_images" not in df or "limit" not in df:
         limit = df["limit"] if "limit" in df else pd.Series(-1, index=df.index)
         df["limit"] = limit
-        df["test_images"] = ["full" if x in (-1, "", None) or pd.isna(x) else f"first {int(x)}" for x in limit]
+        df["test_images"] = [_images_text(x) for x in limit]
     return df
 
 
