@@ -8,10 +8,10 @@ STAMP := .setup-done-$(shell $(PYTHON) -c 'import sys; print(sys.prefix, sys.ver
 .PHONY: setup demo study test bench clean
 
 $(STAMP): pyproject.toml
-	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
-	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v espeak-ng >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist espeak-ng; fi
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,ray]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

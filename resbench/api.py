@@ -14,7 +14,7 @@ import torch.nn as nn
 from resbench.checkpoints import Checkpoint
 from resbench.errors import ResbenchError
 from resbench.external import TIMM, ExternalSource, ModelOptions, from_module, from_spec, source_sha256
-from resbench.resolution import parse_size, parse_sizes
+from resbench.resolution import parse_size, parse_size_specs
 
 __all__ = ["sweep"]
 
@@ -108,11 +108,14 @@ def _with_identity(ckpt: Checkpoint) -> Checkpoint:
     return dataclasses.replace(ckpt, sha256=source_sha256(description, ckpt.state_dict))
 
 
-def _sizes(test_res) -> list[tuple[int, int]] | None:
-    """None (the default sizes), "7,14,28x20", or a list of sizes."""
+def _sizes(test_res) -> list | None:
+    """None (the default sizes), "7,14,28x20", or a list of sizes: as in a sweep's --test-res, a bare number
+    (28, "28") fits image and signal models alike, a tuple names its axes."""
     if test_res is None:
         return None
-    return parse_sizes(test_res) if isinstance(test_res, str) else [parse_size(s) for s in test_res]
+    if isinstance(test_res, str):
+        return parse_size_specs(test_res)
+    return [parse_size(s, None) if isinstance(s, (tuple, list)) else parse_size_specs(str(s))[0] for s in test_res]
 
 
 def _listed(value) -> list[str]:

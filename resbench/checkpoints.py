@@ -62,9 +62,15 @@ class Checkpoint:
         return model.eval()
 
     @property
-    def train_res(self) -> tuple[int, int]:
+    def train_res(self) -> tuple[int, ...]:
+        """The training size: (h, w) for an image model, (L,) for a signal's, (t, h, w) for a clip's."""
         res = self.provenance.get("train_res") or self.config.get("train_res")
-        return (int(res), int(res)) if isinstance(res, int) else (int(res[0]), int(res[1]))
+        return (int(res), int(res)) if isinstance(res, int) else tuple(int(v) for v in res)
+
+    @property
+    def dims(self) -> int:
+        """Axes of the model's input: 1 (signals), 2 (images) or 3 (clips)."""
+        return len(self.train_res)
 
     @property
     def name(self) -> str:

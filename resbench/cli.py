@@ -48,13 +48,20 @@ def models_cmd():
 
     from resbench.models import count_params, create_model, list_models
 
-    table = Table(title="resbench models (defaults: 1 channel, 10 classes, trained at 14)")
-    for col in ("model", "parameters", "bandlimit", "policies"):
+    from resbench.models import model_class
+
+    table = Table(title="resbench models (defaults: 1 channel, 10 classes; images trained at 14). Inputs: "
+                  "L signals, HxW images, TxHxW clips")
+    table.add_column("model", no_wrap=True)
+    for col in ("inputs", "parameters", "bandlimit", "policies"):
         table.add_column(col)
+    example = {1: [8000], 2: 14, 3: [8, 14, 14]}  # a training size per input kind (parameters do not depend on it)
     for name in list_models():
-        model = create_model(name, train_res=14)
+        dims = model_class(name).DIMS
+        model = create_model(name, train_res=example[2 if 2 in dims else dims[0]])
+        inputs = " ".join({1: "L", 2: "HxW", 3: "TxHxW"}[d] for d in dims)  # signals, images, clips
         policies = "\n".join(f"{k}: {v}" for k, v in model.POLICIES.items())
-        table.add_row(name, f"{count_params(model):,}", "yes" if model.has_bandlimit else "-", policies)
+        table.add_row(name, inputs, f"{count_params(model):,}", "yes" if model.has_bandlimit else "-", policies)
     _console().print(table)
 
 
@@ -109,9 +116,11 @@ def _parse_overrides(items) -> dict:
 @click.argument("model")
 @click.option("--dataset", default="fashion-mnist", show_default=True)
 @click.option("--data-dir", default=None, help="Folder of the dataset files (default: the dataset's usual place).")
-@click.option("--train-res", default=None, type=int, help="Train at this size for --epochs epochs.")
+@click.option("--train-res", default=None, help="Train at this size for --epochs epochs: 14 or 28x20 (images), "
+              "8000 (a signal's length), 8x14x14 (clips: frames x height x width).")
 @click.option("--epochs", default=None, type=int, help="Epochs at --train-res (default 3).")
-@click.option("--schedule", default=None, help="Progressive resizing SIZE:EPOCHS,... e.g. 7:2,14:1,28:1.")
+@click.option("--schedule", default=None, help="Progressive resizing SIZE:EPOCHS,... e.g. 7:2,14:1,28:1 "
+              "(clips: 4x14x14:1,8x14x14:2).")
 @click.option("--bandlimit", default=None, help="S4ND bandlimit alpha, or 'off' (default: the model's).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=64, show_default=True, type=int)
@@ -135,6 +144,7 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
       resbench train s4nd_iso --train-res 14 --epochs 3 --bandlimit 0.5 -o checkpoints/s4nd_iso_14.pt
       resbench train s4nd_iso --schedule 7:2,14:1,28:1 -o checkpoints/s4nd_iso_prog28.pt
     """
+    from resbench.resolution import format_size
     from resbench.train import train, train_config
 
     cfg = train_config(model, train_res=train_res, epochs=epochs, schedule=schedule, bandlimit=bandlimit,
@@ -144,7 +154,7 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
     prov = ckpt.provenance
     epochs_done = f"{prov['epochs']} epoch{'' if prov['epochs'] == 1 else 's'}"
-    click.echo(f"wrote {out}: native accuracy {prov['native_accuracy']:.4f} at {prov['train_res']} "
+    click.echo(f"wrote {out}: native accuracy {prov['native_accuracy']:.4f} at {format_size(ckpt.train_res)} "
                f"on {prov['native_test_n']} test images after {epochs_done} (training {prov['train_time_s']:.0f} s, "
                f"final test {prov['test_time_s']:.0f} s, {prov['wall_time_s']:.0f} s in all)")
 
@@ -191,10 +201,21 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--log-samples", is_flag=True,
               help="Also write each cell's per-image records (label, prediction, probabilities, top-5) "
                    "to OUT/samples/*.parquet, for prediction flips, calibration and paired tests.")
+@click.option("--executor", default="local", show_default=True,
+              help="local (this process, cell by cell) or ray (one Ray task per checkpoint and test size; "
+                   "needs pip install -e '.[ray]'). This process writes every row either way.")
+@click.option("--address", default=None, help="With --executor ray: an existing Ray cluster, e.g. auto or "
+              "ray://head:10001 (default: start a local Ray in this process).")
+@click.option("--num-workers", default=None, type=int, help="With --executor ray: tasks at once "
+              "(default: as many as the CPUs Ray has allow, or its GPUs with --device cuda).")
+@click.option("--cpus-per-task", default=1, show_default=True, type=int,
+              help="With --executor ray: CPUs (torch threads) of each task; with --device cuda each task "
+                   "also takes one GPU.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, bandlimit,
-              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, quiet, out):
+              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
+              address, num_workers, cpus_per_task, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -208,9 +229,10 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
       resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
       resbench sweep checkpoints/ --model mypkg.nets:build --dataset fashion-mnist -o results/mine
+      resbench sweep checkpoints/ --executor ray --num-workers 8 -o results/study
     """
     from resbench.external import ModelOptions, load_models
-    from resbench.resolution import parse_sizes
+    from resbench.resolution import parse_size_specs
     from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
@@ -218,25 +240,30 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                            mean=None if mean is None else _floats(mean, "--mean"),
                            std=None if std is None else _floats(std, "--std"))
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
-                      test_res=parse_sizes(test_res) if test_res is not None else None,
+                      test_res=parse_size_specs(test_res) if test_res is not None else None,
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
-                      shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples)
+                      shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
+                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task)
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        frame, failed = summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision, df.attrs.get("limit"),
-                                      df.attrs.get("seed"))
-        _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", "")))
+        kinds = sorted(set(df["dims"])) or [2]
+        for dims in kinds:  # a table per kind of input: a signal's sizes and an image's are not one axis
+            frame, failed = summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision, df.attrs.get("limit"),
+                                          df.attrs.get("seed"), dims if len(kinds) > 1 else None)
+            kind = {1: "signals (samples)", 2: "images", 3: "clips (frames x height x width)"}[dims]
+            _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", ""),
+                                                   kind if len(kinds) > 1 or dims != 2 else ""))
     click.echo(f"{len(df)} cells in {out}/results.csv")
 
 
-def _summary_table(frame, failed: int, subset: str = ""):
+def _summary_table(frame, failed: int, subset: str = "", kind: str = ""):
     """The sweep summary (accuracy % by test size) as a rich table; its caption counts the failed cells and
-    says when the cells used a subset of the test images."""
+    says when the cells used a subset of the test images; `kind` names the inputs when not only images."""
     from rich.table import Table
 
     sizes = [c for c in frame.columns if c not in ("checkpoint", "train_res", "policy", "bandlimit")]
-    table = Table(title="accuracy (%) by test size" + (f" ({subset})" if subset else ""))
+    table = Table(title="accuracy (%) by test size" + (f", {kind}" if kind else "") + (f" ({subset})" if subset else ""))
     for col in ["checkpoint", "train", "policy", "bandlimit", *sizes]:
         table.add_column(col, justify="right" if col in sizes else "left", no_wrap=True)
     for row in frame.itertuples(index=False):
@@ -346,7 +373,8 @@ def _floats(text: str, option: str) -> list[float]:
 
 @cli.command("plot-kernels")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--test-res", default="14,28,56", show_default=True, help="Test sizes whose grids to show.")
+@click.option("--test-res", default=None, help="Test sizes whose grids to show (default: 14,28,56 for images; "
+              "for signals and clips the sweep's defaults, half to twice the training size per axis).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder.")
 def plot_kernels_cmd(checkpoint, test_res, device, out):
@@ -358,9 +386,10 @@ def plot_kernels_cmd(checkpoint, test_res, device, out):
       resbench plot-kernels checkpoints/s4nd_iso_7.pt --test-res 7,14,28 -o reports/kernels
     """
     from resbench.report import write_kernel_plots
-    from resbench.resolution import parse_sizes
+    from resbench.resolution import parse_size_specs
 
-    written, summary = write_kernel_plots(checkpoint, parse_sizes(test_res), out, device)
+    sizes = parse_size_specs(test_res) if test_res is not None else None
+    written, summary = write_kernel_plots(checkpoint, sizes, out, device)
     click.echo(summary.round(3).to_string())
     click.echo(f"wrote {', '.join(written)} in {out}")
 

@@ -162,6 +162,11 @@ class ExternalSource:
     def train_res(self) -> tuple[int, int]:
         return self.net.train_size
 
+    @property
+    def dims(self) -> int:
+        """Axes of the model's input: models from outside resbench take images (2)."""
+        return len(self.train_res)
+
     def build_model(self) -> ExternalModel:
         """The model, weights loaded, in eval mode (built once, when the source was made)."""
         return self.net

@@ -159,7 +159,7 @@ def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] |
                 continue
             nyquist = 0.5 / kernel_rates(train, size)[sp.axis]  # half a cycle per test pixel, per training pixel
             nyquist_min = min(nyquist, 0.5)  # the coarser of the test and the training grid
-            rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "train_res": format_size(train),
+            rows.append({"checkpoint": ckpt.name, "model": ckpt.model, "dims": ckpt.dims, "train_res": format_size(train),
                          "layer": sp.layer, "axis": sp.axis, "group": sp.group, "test_res": format_size(size),
                          "bandlimit": sp.bandlimit, "untrained_modes": trained_masked and sp.bandlimit == "off",
                          "nyquist_cycles_per_train_px": nyquist, "nyquist_min_cycles_per_train_px": nyquist_min,

@@ -10,9 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from resbench.resolution import parse_size, size_key  # noqa: E402
+from resbench.resolution import format_size, parse_size, size_key  # noqa: E402
 
-__all__ = ["accuracy_vs_test_res", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
+__all__ = ["accuracy_vs_test_res", "clip_axes_figure", "clip_heatmaps", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
            "seen_in_training", "reference_setting", "alpha_cells", "accuracy_vs_alpha", "reliability_diagram"]
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
@@ -21,9 +21,15 @@ HEATMAP_MAX_WIDTH = 15.0  # inches: wide panels (many test sizes) take fewer per
 
 
 def side(size: str) -> float:
-    """Plot position of a size label: its pixel count's square root ('28x20' -> ~23.7)."""
-    h, w = parse_size(size)
-    return float(np.sqrt(h * w))
+    """Plot position of a size label: the geometric mean of its sides ('28x20' -> ~23.7, '28' -> 28, a
+    signal's '8000' -> 8000, '8x14x14' -> ~11.6)."""
+    sides = size_key(size, 1)[1:]  # a bare number is one side, whatever the axes
+    return float(np.prod(np.asarray(sides, dtype=float)) ** (1 / len(sides)))
+
+
+def _size_text(size) -> str:
+    """A size as the figures write it: 14x14, 28x20, 8000, 8x14x14."""
+    return f"{size[0]}x{size[1]}" if len(size) == 2 else format_size(size)
 
 
 def _native_or_reference(df: pd.DataFrame) -> pd.DataFrame:
@@ -55,8 +61,10 @@ def reference_setting(frame: pd.DataFrame) -> pd.Series:
     return frame["bandlimit"] == frame["checkpoint"].map(pick)
 
 
-def accuracy_vs_test_res(df: pd.DataFrame):
-    """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands."""
+def accuracy_vs_test_res(df: pd.DataFrame, xlabel: str = "test resolution (side, px)"):
+    """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands.
+
+    Images and signals (xlabel "test length (samples)"); clips have clip_axes_figure."""
     ok = df[df["error"] == ""]
     trains = sorted(ok["train_res"].unique(), key=size_key)
     fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 5.0), squeeze=False,
@@ -76,13 +84,89 @@ def accuracy_vs_test_res(df: pd.DataFrame):
             ax.plot(seen["x"], 100 * seen["accuracy"], "s", ms=8, mfc="none", color=colors[ckpt])
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}")
-        ax.set_xlabel("test resolution (side, px)")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
     fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dash-dot: adaptive, "
                  "dotted: resize-input; open square: a size the checkpoint trained at, not zero-shot)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def _clip_sides(size: str) -> tuple[int, int, int]:
+    return parse_size(size, 3)
+
+
+def clip_axes_figure(df: pd.DataFrame):
+    """Clips: per training size, accuracy against the frame count at the training frame size (frame rate
+    alone) and against the frame size at the training frame count (size alone); a line per checkpoint,
+    policy and bandlimit setting; 95% CI bands."""
+    ok = df[df["error"] == ""]
+    trains = sorted(ok["train_res"].unique(), key=lambda t: size_key(t, 3))
+    fig, axes = plt.subplots(len(trains), 2, figsize=(10.4, 4.4 * max(1, len(trains))), squeeze=False, sharey=True)
+    colors = checkpoint_colors(ok["checkpoint"].unique())
+    for row, train in enumerate(trains):
+        t0, h0, w0 = _clip_sides(train)
+        part = ok[ok["train_res"] == train]
+        sides = np.array([_clip_sides(s) for s in part["test_res"]]).reshape(-1, 3)  # (cells, 3)
+        along = {"frames": (sides[:, 1] == h0) & (sides[:, 2] == w0), "size": sides[:, 0] == t0}
+        for ax, (what, keep) in zip(axes[row], along.items()):
+            cells = part[keep].assign(x=sides[keep][:, 0] if what == "frames" else np.sqrt(sides[keep][:, 1] *
+                                                                                         sides[keep][:, 2]))
+            labelled = set()
+            for (ckpt, policy, bl), g in cells.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
+                g = g.sort_values("x")
+                style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
+                ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt],
+                        label=None if ckpt in labelled else ckpt)
+                labelled.add(ckpt)
+                ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
+            ax.axvline(t0 if what == "frames" else np.sqrt(h0 * w0), color="0.5", lw=0.8)
+            ax.set_xscale("log", base=2)
+            ticks = sorted(set(cells["x"]))
+            ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+            ax.minorticks_off()
+            ax.set_xlabel(f"test frames (frame size {h0}x{w0}: frame rate alone)" if what == "frames" else
+                          f"test frame side (px; {t0} frames: frame size alone)")
+            ax.set_title(f"trained at {train}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        axes[row][0].set_ylabel("top-1 accuracy (%)")
+    fig.suptitle("Clips: accuracy vs frame rate and vs frame size, each changed alone (solid: bandlimit on or none, "
+                 "dashed: off, dash-dot: adaptive, dotted: resize-input)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def clip_heatmaps(df: pd.DataFrame):
+    """Clips: per checkpoint, native accuracy at its reference bandlimit setting on a frames x frame size grid."""
+    ok = _native_or_reference(df)
+    ok = ok[reference_setting(ok)]
+    names = sorted(ok["checkpoint"].unique())
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(max(8.0, 4.6 * len(names)), 4.2), squeeze=False)
+    image = None
+    for ax, name in zip(axes[0], names):
+        part = ok[ok["checkpoint"] == name]
+        sides = [_clip_sides(s) for s in part["test_res"]]
+        frames = sorted({t for t, _, _ in sides})
+        sizes = sorted({(h, w) for _, h, w in sides}, key=lambda s: s[0] * s[1])
+        grid = np.full((len(frames), len(sizes)), np.nan)  # (frames, frame sizes) accuracy in %
+        for (t, h, w), acc in zip(sides, part["accuracy"]):
+            grid[frames.index(t), sizes.index((h, w))] = 100 * acc
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto", origin="lower")
+        for i, j in np.ndindex(grid.shape):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                        color="white" if grid[i, j] < 60 else "black")
+        ax.set_xticks(range(len(sizes)), [f"{h}x{w}" for h, w in sizes], fontsize=8)
+        ax.set_yticks(range(len(frames)), [str(t) for t in frames], fontsize=8)
+        ax.set_xlabel("frame size")
+        ax.set_ylabel("frames")
+        ax.set_title(f"{name} (trained at {part['train_res'].iloc[0]})", fontsize=9)
+    if image is not None:
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="top-1 accuracy (%)")
+    fig.suptitle("Clips: native accuracy, frames x frame size (reference bandlimit setting)", fontsize=9)
     return fig
 
 
@@ -178,10 +262,15 @@ def train_test_heatmaps(df: pd.DataFrame):
 
 
 def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
-    """Per S4ND layer: resampled taps (axis 0, channel 0) and the magnitude spectrum with test Nyquists."""
+    """Per S4ND layer: resampled taps (axis 0, channel 0) and the magnitude spectrum with test Nyquists.
+
+    Axis 0 is an image's height, a signal's time and a clip's time (frames): the temporal kernels of clips.
+    """
     layers = list(dict.fromkeys(s.layer for s in spectra))  # module order: taps_fn takes the index in it
     fig, axes = plt.subplots(len(layers), 2, figsize=(10, 2.6 * len(layers)), squeeze=False)
     train = ckpt.train_res
+    unit = {1: "sample", 2: "pixel", 3: "frame"}[len(train)]  # what one training step of axis 0 is
+    axis_name = {1: "time", 2: "axis 0", 3: "time (axis 0)"}[len(train)]
     for row, name in enumerate(layers):
         ax_k, ax_f = axes[row]
         if taps_fn is not None:
@@ -190,10 +279,10 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                 for bl in ("on", "off", "adaptive") if below else ("on", "off"):
                     pos, k = taps_fn(size, row, bl)
                     ax_k.plot(pos, k, STYLE[bl], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=1,
-                              marker=".", ms=2, label=f"test {size[0]}x{size[1]}, bandlimit {bl}")
-            ax_k.set_xlabel("position (training pixels)")
-            ax_k.set_ylabel("tap value (per training pixel)")
-            ax_k.set_title(f"{name}: causal kernel, axis 0, channel 0", fontsize=8)
+                              marker=".", ms=2, label=f"test {format_size(size)}, bandlimit {bl}")
+            ax_k.set_xlabel(f"position (training {unit}s)")
+            ax_k.set_ylabel(f"tap value (per training {unit})")
+            ax_k.set_title(f"{name}: causal kernel, {axis_name}, channel 0", fontsize=8)
             if row == 0:
                 ax_k.legend(fontsize=6)
         else:
@@ -208,7 +297,7 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                               sp.bandlimit != "off" else "0.55", label=f"bandlimit {sp.bandlimit}")
             else:  # adaptive: its own spectrum at each test size below training, in that size's colour
                 ax_f.semilogy(sp.freqs, norm + 1e-12, STYLE["adaptive"], lw=1,
-                              color=colour.get(parse_size(sp.test_res), "C3"),
+                              color=colour.get(parse_size(sp.test_res, len(train)), "C3"),
                               label=f"adaptive at {sp.test_res}")
         for j, size in enumerate(test_sizes):
             ax_f.axvline(0.5 * size[0] / train[0], color=plt.cm.viridis(j / max(1, len(test_sizes) - 1)), lw=0.8)
@@ -217,27 +306,40 @@ def kernel_figure(ckpt, test_sizes, spectra, taps_fn):
                       ha="right", transform=ax_f.get_xaxis_transform())
         ax_f.set_xlim(0, max(1.0, 0.75 * max(s[0] for s in test_sizes) / train[0]))
         ax_f.set_ylim(1e-8, 10)
-        ax_f.set_xlabel("frequency (cycles per training pixel)")
+        ax_f.set_xlabel(f"frequency (cycles per training {unit})")
         ax_f.set_ylabel("normalised energy")
-        ax_f.set_title(f"{name}: energy spectrum, axis 0 (vertical: Nyquist of each test grid; dash-dot: adaptive)",
-                       fontsize=8)
+        ax_f.set_title(f"{name}: energy spectrum, {axis_name} (vertical: Nyquist of each test grid; dash-dot: "
+                       "adaptive)", fontsize=8)
         if row == 0:
             ax_f.legend(fontsize=6)
-    fig.suptitle(f"{ckpt.name}: continuous kernels resampled at {', '.join(f'{h}x{w}' for h, w in test_sizes)}",
+    fig.suptitle(f"{ckpt.name}: continuous kernels resampled at {', '.join(_size_text(s) for s in test_sizes)}",
                  fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def aliasing_figure(table: pd.DataFrame):
-    """Mean aliasing fraction over layers, axes and groups vs test size; one line per checkpoint and bandlimit."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (ckpt, bl), g in table.groupby(["checkpoint", "bandlimit"], sort=True):
+    """Mean aliasing fraction over layers, axes and groups vs test size; one line per checkpoint and bandlimit.
+
+    Clips get a line per axis (time, height, width): their test sizes change frame rate and frame size apart,
+    so the sizes are placed in order along x, each labelled.
+    """
+    clips = "dims" in table and (table["dims"] == 3).any()
+    fig, ax = plt.subplots(figsize=(7 if clips else 6, 4))
+    keys = ["checkpoint", "bandlimit"] + (["axis"] if clips else [])
+    order = sorted(table["test_res"].unique(), key=lambda t: size_key(t, 1))
+    for key, g in table.groupby(keys, sort=True):
+        ckpt, bl = key[:2]
         m = g.groupby("test_res")["aliasing"].mean().reset_index()
-        m = m.assign(x=m["test_res"].map(side)).sort_values("x")
+        m = m.assign(x=m["test_res"].map(order.index if clips else side)).sort_values("x")
         untrained = " (mask removed: untrained modes)" if "untrained_modes" in g and g["untrained_modes"].any() else ""
-        ax.plot(m["x"], m["aliasing"], STYLE.get(bl, "-"), marker="o", ms=3, label=f"{ckpt}, bandlimit {bl}{untrained}")
-    ax.set_xlabel("test resolution (side, px)")
+        along = f", {('time', 'height', 'width')[key[2]]}" if clips else ""
+        ax.plot(m["x"], m["aliasing"], STYLE.get(bl, "-"), marker="o", ms=3,
+                label=f"{ckpt}, bandlimit {bl}{along}{untrained}")
+    if clips:
+        ax.set_xticks(range(len(order)), order, rotation=45, fontsize=7)
+    ax.set_xlabel("test size (frames x height x width)" if clips else "test resolution (side, px)"
+                  if not ("dims" in table and (table["dims"] == 1).all()) else "test length (samples)")
     ax.set_ylabel("kernel energy above min(test, train) Nyquist")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

@@ -17,7 +17,8 @@ class CellProgress:
     """Progress of a sweep: a rich bar in a terminal, else (a pipe, nohup, CI, a log file) one line per cell.
 
     Both advance in units of images x model pixels, so the ETA holds when cells differ a hundredfold in
-    cost (7x7 against 56x56).
+    cost (7x7 against 56x56). Cells may finish in any order (Ray tasks); the bar counts those done, failed
+    and in flight.
     """
 
     def __init__(self, console, work: list[int]):
@@ -25,10 +26,11 @@ class CellProgress:
 
         self.console, self.work, self.total = console, work, max(1, sum(work))
         self.start = time.perf_counter()
+        self.done, self.done_work, self.failed, self.running = 0, 0, 0, 0
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
                             TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
                             console=console, transient=True, disable=console.quiet or not console.is_terminal)
-        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, cells=f"0/{len(work)}")
+        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, cells=self._cells())
 
     def __enter__(self):
         self.bar.__enter__()
@@ -36,6 +38,11 @@ class CellProgress:
 
     def __exit__(self, *exc):
         return self.bar.__exit__(*exc)
+
+    def _cells(self) -> str:
+        """'12/40', then ', 1 failed' and ', 4 in flight' when there are such cells."""
+        return (f"{self.done}/{len(self.work)}" + (f", {self.failed} failed" if self.failed else "")
+                + (f", {self.running} in flight" if self.running else ""))
 
     def cell_started(self, description: str, per_image: int) -> Callable[[int], None]:
         """Show the cell; returns the per-batch callback (images done in the batch)."""
@@ -48,13 +55,20 @@ class CellProgress:
             self.bar.update(self.task, advance=n * per_image, ips=seen / max(1e-9, time.perf_counter() - started))
         return on_batch
 
+    def in_flight(self, cells: int, description: str) -> None:
+        """Cells being evaluated elsewhere (Ray tasks), which report only when they finish."""
+        self.running = cells
+        self.bar.update(self.task, description=description, cells=self._cells())
+
     def cell_done(self, index: int, description: str, row: dict) -> None:
-        done = sum(self.work[:index + 1])
-        self.bar.update(self.task, completed=done, cells=f"{index + 1}/{len(self.work)}")
+        """Cell `index` of the work list finished with `row` (an error row when it failed)."""
+        self.done, self.done_work = self.done + 1, self.done_work + self.work[index]
+        self.failed += bool(row["error"])
+        self.bar.update(self.task, completed=self.done_work, cells=self._cells())
         if self.bar.disable and not self.console.quiet:
             elapsed = time.perf_counter() - self.start
-            eta = elapsed / done * (self.total - done) if done else 0.0
+            eta = elapsed / self.done_work * (self.total - self.done_work) if self.done_work else 0.0
             result = (f"{100 * row['accuracy']:.2f}%, {row['images_per_s'] or 0:.0f} img/s" if not row["error"]
                       else f"failed: {row['error']}")
-            self.console.print(f"cell {index + 1}/{len(self.work)} {description}: {result}; "
+            self.console.print(f"cell {self.done}/{len(self.work)} {description}: {result}; "
                                f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", soft_wrap=True, highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from resbench.pdf import pdf_bytes, text_pages
 from resbench.persample import (ECE_BINS, Records, calibration_frame, ece, flip_frame, has_records, holm,
                                 paired_policy, reliability_bins)
 from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
-                            kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
+                            clip_axes_figure, clip_heatmaps, kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
                             train_test_heatmaps)
-from resbench.resolution import parse_size, size_key, sort_sizes
+from resbench.resolution import default_test_sizes, fit_size, parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
@@ -166,18 +167,23 @@ def _marked(values: pd.Series, frame: pd.DataFrame) -> pd.Series:
 
 
 def _upsampling_note(frame: pd.DataFrame) -> str:
-    """Say which test sizes exceed their dataset's native size: upsampled images hold no new detail."""
+    """Say which test sizes exceed their dataset's native size: upsampled images hold no new detail. (A rendered
+    set, synthetic fields or clips, is sampled anew at every size: none of its sizes is an upsampling.)"""
     from resbench import data
 
     parts = []
     for name, g in frame.groupby("dataset"):
         try:
             native = data.dataset_info(str(name)).native_size
+            if data.is_rendered(str(name)):
+                continue
         except ResbenchError:  # a dataset not installed here, or one without a fixed size
             continue
         if native is None:
             continue
-        above = sorted({t for t in g["test_res"] if any(a > b for a, b in zip(parse_size(t), native))}, key=size_key)
+        dims = len(native)
+        above = sorted({t for t in g["test_res"] if any(a > b for a, b in zip(parse_size(t, dims), native))},
+                       key=lambda t: size_key(t, dims))
         if above:
             parts.append(f"on {name}, test sizes {', '.join(above)} are upsamplings of its "
                          f"{native[0]}x{native[1]} originals (a finer grid, no new detail)")
@@ -403,8 +409,14 @@ def kernel_analysis(ckpt_path: str, test_sizes, device: str = "cpu") -> tuple[ob
     from resbench.checkpoints import load_checkpoint
     from resbench.kernels import aliasing_table, kernel_spectra, resampled_taps
 
-    test_sizes = sorted({parse_size(s) for s in test_sizes}, key=size_key)  # by pixels, each once
     ckpt = load_checkpoint(ckpt_path)
+    if test_sizes is None:  # images: 14, 28, 56; signals and clips: half, the same and twice the training size
+        test_sizes = [(14, 14), (28, 28), (56, 56)] if ckpt.dims == 2 else default_test_sizes([ckpt.train_res])
+    test_sizes = sorted({s for s in (fit_size(spec, ckpt.dims) for spec in test_sizes) if s is not None},
+                        key=size_key)  # by pixels, each once
+    if not test_sizes:
+        form = {1: "a length like 8000", 2: "an image size like 28", 3: "TxHxW like 8x14x14"}[ckpt.dims]
+        raise ResbenchError(f"--test-res: no size fits {ckpt.name}, a {ckpt.dims}-d model; give {form}")
     device = str(resolve_device(device))
     spectra = kernel_spectra(ckpt, device=device, test_sizes=test_sizes)
     table = aliasing_table(ckpt, test_sizes, spectra)
@@ -433,7 +445,8 @@ def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path,
         plt.close(afig)
     atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
-    return written + ["aliasing.csv"], summary.loc[sort_sizes(summary.index)]  # 7, 14, 28: not as text
+    dims = int(table["dims"].iloc[0])  # what a bare size means: a signal's length or a square image
+    return written + ["aliasing.csv"], summary.loc[sort_sizes(summary.index, dims)]  # 7, 14, 28: not as text
 
 
 def save_figure(fig, base: Path, formats: list[str]) -> list[str]:
@@ -662,11 +675,11 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu",
         if ckpt is None:
             continue
         try:
-            sizes = sorted(set(g["test_res"]), key=size_key)
-            spectra = kernel_spectra(ckpt, device=device, test_sizes=[parse_size(t) for t in sizes])
+            sizes = [parse_size(t, ckpt.dims) for t in sorted(set(g["test_res"]), key=lambda t: size_key(t, ckpt.dims))]
+            spectra = kernel_spectra(ckpt, device=device, test_sizes=sizes)
         except ResbenchError:  # no continuous kernels
             continue
-        metrics = aliasing_table(ckpt, [parse_size(t) for t in sizes], spectra).groupby(["test_res", "bandlimit"]).agg(
+        metrics = aliasing_table(ckpt, sizes, spectra).groupby(["test_res", "bandlimit"]).agg(
             aliasing=("aliasing", "mean"), above_test_nyquist=("above_test_nyquist", "mean"),
             untrained_modes=("untrained_modes", "any"))
         train = g["train_res"].iloc[0]
@@ -751,14 +764,19 @@ def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
                "above the training size": cells[~cells["below_training"]]}
     rows = []
     for name, part in subsets.items():
-        rho = {m: part[m].corr(part["drop"], method="spearman") if len(part) > 2 else float("nan")
-               for m in ("aliasing", "above_test_nyquist")}
+        with warnings.catch_warnings():  # a constant column has no rank correlation: nan, said in the table
+            warnings.simplefilter("ignore")
+            rho = {m: part[m].corr(part["drop"], method="spearman") if len(part) > 2 else float("nan")
+                   for m in ("aliasing", "above_test_nyquist")}
         rows.append({"cells": name, "n": len(part), "checkpoints": part["checkpoint"].nunique(),
                      "rho aliasing": round(rho["aliasing"], 3),
                      "rho above_test_nyquist": round(rho["above_test_nyquist"], 3)})
     table = pd.DataFrame(rows)
     table.attrs["note"] = RANK_NOTE
     return table
+
+
+KINDS = {1: "signals", 2: "images", 3: "clips"}  # what a section is about, by the models' input axes
 
 
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
@@ -775,7 +793,14 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     df, metas = load_sweeps(dirs)
     missing = missing_cells(df, metas)
     records = Records()
-    tables = report_tables(df, records)
+    # images, signals and clips apart: their sizes are not one axis (a signal's 8000 is no 8000 px square)
+    parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
+    images = parts.get(2, df.iloc[0:0])
+    tables = report_tables(images, records) if len(images) or len(parts) == 1 else {}
+    for dims in (1, 3):
+        if dims in parts:
+            tables.update({f"{title} [{KINDS[dims]}]": table
+                           for title, table in report_tables(parts[dims], records).items()})
     files = SweptFiles(metas)  # the checkpoint files, loaded once for the seed table and the rank correlation
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
@@ -790,7 +815,14 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     # every figure in its title and in the image
     shown = {f"{title} {mark}" if mark else title: table for title, table in tables.items()}
     try:
-        aliasing = _draw_figures(figures, df, kernels, kernel_sizes, kernel_device, records, reliability)
+        aliasing = _draw_figures(figures, images, kernels, kernel_sizes, kernel_device, records, reliability) \
+            if len(images) or len(parts) == 1 else None
+        if 1 in parts:
+            figures["signals"] = (f"Accuracy vs test length [{KINDS[1]}]",
+                                  accuracy_vs_test_res(parts[1], "test length (samples)"))
+        if 3 in parts:
+            figures["clips"] = (f"Accuracy vs frame rate and vs frame size [{KINDS[3]}]", clip_axes_figure(parts[3]))
+            figures["clips_heatmap"] = (f"Frames x frame size accuracy [{KINDS[3]}]", clip_heatmaps(parts[3]))
         if mark:
             for key, (title, fig) in list(figures.items()):
                 fig.text(0.995, 0.005, f"{mark}: {subset_note(df, metas) or 'subset of the test images'}",

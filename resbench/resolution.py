@@ -13,45 +13,86 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 
-__all__ = ["MAX_SIZE", "parse_size", "parse_sizes", "format_size", "size_key", "sort_sizes", "default_test_sizes",
-           "resize_images", "BANDLIMIT_NAMES", "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
+__all__ = ["MAX_SIZE", "MAX_LENGTH", "parse_size", "parse_sizes", "parse_size_specs", "fit_size", "format_size",
+           "size_dims", "size_key", "sort_sizes", "default_test_sizes", "resize_images", "BANDLIMIT_NAMES",
+           "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
 
-MAX_SIZE = 4096  # largest side accepted by parse_size
-_SIZE_RE = re.compile(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", re.ASCII)
+MAX_SIZE = 4096  # largest side of a 2-d or 3-d size accepted by parse_size
+MAX_LENGTH = 2 ** 20  # largest 1-d size (samples of a signal: 65 s at 16 kHz)
+_SIZE_RE = re.compile(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?(?:[xX]\s*(\d+)\s*)?", re.ASCII)
+_FORMS = {1: "L like 8000", 2: "an integer or HxW like 28 or 28x20", 3: "TxHxW like 8x14x14"}
 _CHUNK = 4096  # images per interpolate call: bounds the temporary memory of resize_images
 
 
 # ----------------------------------------------------------------------------------------------
 # sizes
+#
+# A size is a tuple with one side per axis: (L,) for a 1-d signal, (h, w) for an image, (t, h, w) for a clip.
+# As text it is "L", "HxW" (a square as one number: "28") or "TxHxW". A bare number is therefore ambiguous
+# between 1-d and a square image: the functions take `dims`, and without it a bare number is a square image.
 
 
-def parse_size(s) -> tuple[int, int]:
-    """An image size from 28, (28, 20), "28" or "28x20" (h x w) -> (h, w)."""
+def _sides(s) -> tuple[int, ...] | None:
+    """The sides a size names explicitly ((28, 20), "8x14x14", [5]); None for a bare number (28, "28");
+    ResbenchError when it is not a size at all. No range checks."""
+    def refuse():
+        return ResbenchError(f"size {s!r}: expected a positive integer, HxW like 28x20 or TxHxW like 8x14x14")
+
     if isinstance(s, bool):
-        raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
+        raise refuse()
     if isinstance(s, (int, np.integer)):
-        h = w = int(s)
-    elif isinstance(s, (tuple, list)):
-        if len(s) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in s):
-            raise ResbenchError(f"size {s!r}: expected a pair of integers (h, w) like (28, 20)")
-        h, w = int(s[0]), int(s[1])
-    elif isinstance(s, str):
+        return None
+    if isinstance(s, (tuple, list)):
+        if not 1 <= len(s) <= 3 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in s):
+            raise refuse()
+        return tuple(int(v) for v in s)
+    if isinstance(s, str):
         m = _SIZE_RE.fullmatch(s)
-        if m is None:
-            raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
+        if m is None or (m.group(3) and not m.group(2)):
+            raise refuse()
         try:
-            h, w = int(m.group(1)), int(m.group(2) or m.group(1))
-        except ValueError:  # more digits than int() converts (4300): far above MAX_SIZE, refused below
-            h = w = MAX_SIZE + 1
-    else:
-        raise ResbenchError(f"size {s!r}: expected a positive integer or HxW like 28 or 28x20")
-    if not (1 <= h <= MAX_SIZE and 1 <= w <= MAX_SIZE):
-        raise ResbenchError(f"size {s!r}: each side must be between 1 and {MAX_SIZE} pixels")
-    return h, w
+            sides = tuple(int(g) for g in m.groups() if g)
+        except ValueError:  # more digits than int() converts (4300): far above every limit, refused below
+            sides = (MAX_LENGTH + 1,) * sum(1 for g in m.groups() if g)
+        return None if len(sides) == 1 else sides
+    raise refuse()
 
 
-def parse_sizes(text) -> list[tuple[int, int]]:
-    """A comma list of sizes like "7,14,28x20" -> [(7, 7), (14, 14), (28, 20)]."""
+def _bare(s) -> int:
+    if isinstance(s, str):
+        try:
+            return int(s.strip())
+        except ValueError:
+            return MAX_LENGTH + 1
+    return int(s)
+
+
+def parse_size(s, dims: int | None = 2) -> tuple[int, ...]:
+    """A size from any of its forms -> a tuple of ints, one per axis.
+
+    dims=2 (default): an image, 28, (28, 20), "28" or "28x20" -> (h, w). dims=1: a signal, 8000 or (8000,)
+    -> (L,). dims=3: a clip, "8x14x14" or (8, 14, 14) -> (t, h, w) (a bare number is refused: which axis
+    would it be?). dims=None: whatever the explicit form says, a bare number as a square image.
+    """
+    if dims not in (None, 1, 2, 3):
+        raise ValueError(f"parse_size: dims={dims!r}, expected 1, 2, 3 or None")
+    sides = _sides(s)
+    if sides is None:
+        n = _bare(s)
+        if dims == 3:
+            raise ResbenchError(f"size {s!r}: a clip's size needs every axis, expected {_FORMS[3]}")
+        sides = (n,) if dims == 1 else (n, n)
+    if dims is not None and len(sides) != dims:
+        raise ResbenchError(f"size {s!r}: expected a {dims}-d size, {_FORMS[dims]}")
+    limit = MAX_LENGTH if len(sides) == 1 else MAX_SIZE
+    if not all(1 <= v <= limit for v in sides):
+        what = "the length" if len(sides) == 1 else "each side"
+        raise ResbenchError(f"size {s!r}: {what} must be between 1 and {limit}")
+    return sides
+
+
+def parse_sizes(text, dims: int | None = 2) -> list[tuple[int, ...]]:
+    """A comma list of sizes like "7,14,28x20" -> [(7, 7), (14, 14), (28, 20)] (dims as in parse_size)."""
     if not isinstance(text, str):
         raise ResbenchError(f"sizes {text!r}: expected a comma-separated list like 7,14,28x20")
     items = text.split(",")
@@ -60,45 +101,123 @@ def parse_sizes(text) -> list[tuple[int, int]]:
     sizes = []
     for item in items:
         try:
-            sizes.append(parse_size(item))
+            sizes.append(parse_size(item, dims))
         except ResbenchError as e:
             raise ResbenchError(f"sizes {text!r}: {e}") from None
     return sizes
 
 
-def format_size(size) -> str:
-    """(28, 28) -> "28", (28, 20) -> "28x20"; the inverse of parse_size."""
-    h, w = parse_size(size)
-    return str(h) if h == w else f"{h}x{w}"
+def parse_size_specs(text) -> list:
+    """A comma list of sizes as a user gives them to a sweep of models of any dimensions: each item is a
+    tuple when it names its axes ("28x20", "8x14x14") and an int when bare ("28": a square image, or a
+    signal's length; see fit_size)."""
+    if not isinstance(text, str) or not text.strip() or any(not item.strip() for item in text.split(",")):
+        parse_sizes(text)  # the list's own errors, with their messages
+    specs = []
+    for item in text.split(","):
+        try:
+            specs.append(parse_size(item, 1)[0] if _sides(item) is None else parse_size(item, None))
+        except ResbenchError as e:
+            raise ResbenchError(f"sizes {text!r}: {e}") from None
+    return specs
 
 
-def size_key(size) -> tuple[int, int, int]:
-    """Sort key of a size: (pixels, h, w), so 7 < 14 < 28x20 < 28 < 56 (never as text: 14 < 28 < 7)."""
-    h, w = parse_size(size)
-    return h * w, h, w
+def fit_size(spec, dims: int) -> tuple[int, ...] | None:
+    """A size spec (from parse_size_specs, or any size form) for a model of `dims` axes; None when it does
+    not apply (an image size for a clip model, a bare number for a clip model)."""
+    sides = _sides(spec)
+    if sides is None:
+        return None if dims == 3 else parse_size(str(_bare(spec)), dims)  # as text: errors name it as typed
+    return parse_size("x".join(str(v) for v in sides), dims) if len(sides) == dims else None
 
 
-def sort_sizes(sizes: Iterable) -> list:
+def format_size(size, dims: int | None = None) -> str:
+    """(28, 28) -> "28", (28, 20) -> "28x20", (8000,) -> "8000", (8, 14, 14) -> "8x14x14"; the inverse of
+    parse_size. A bare number stays a bare number (checked against the range of `dims`, none: 1-d's)."""
+    if _sides(size) is None:
+        return format_size(parse_size(size, dims or 1))
+    sides = parse_size(size, dims if dims is not None else None)
+    if len(sides) == 2 and sides[0] == sides[1]:
+        return str(sides[0])
+    return "x".join(str(v) for v in sides)
+
+
+def size_dims(size, dims: int | None = None) -> int:
+    """How many axes a size has: its explicit form's, else `dims` (default 2: a bare number is a square)."""
+    sides = _sides(size)
+    return len(sides) if sides is not None else (dims or 2)
+
+
+def size_key(size, dims: int | None = None) -> tuple[int, ...]:
+    """Sort key of a size: (samples, *sides), so 7 < 14 < 28x20 < 28 < 56 (never as text: 14 < 28 < 7).
+
+    A bare number is a square image unless `dims` says otherwise; no range check, so a table of 1-d sizes
+    ("4000", "16000") sorts as well.
+    """
+    sides = _sides(size)
+    if sides is None:
+        n = _bare(size)
+        sides = (n,) * (dims or 2)
+    return math.prod(sides), *sides
+
+
+def sort_sizes(sizes: Iterable, dims: int | None = None) -> list:
     """Sizes (any form parse_size takes) in the one order of every table and plot: by size_key."""
-    return sorted(sizes, key=size_key)
+    return sorted(sizes, key=lambda s: size_key(s, dims))
 
 
-def default_test_sizes(train_sizes: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Multiples of 7 from half the smallest to twice the largest training side (at least 7)."""
+# 1-d signals and 3-d clips: the default test sizes are these multiples of each training side (a signal's
+# half and twice its sampling rate; a clip's frame rate and frame size halved and doubled, alone and together)
+_DEFAULT_FACTORS_1D = (0.5, 0.75, 1.0, 1.5, 2.0)
+_DEFAULT_FACTORS_3D = (0.5, 1.0, 2.0)
+
+
+def default_test_sizes(train_sizes: Iterable[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """Test sizes for models trained at `train_sizes` (all of one dimension).
+
+    Images: multiples of 7 from half the smallest to twice the largest training side (at least 7), and
+    the training sizes. Signals: 1/2, 3/4, 1, 3/2 and 2 times each training length. Clips: every
+    combination of 1/2, 1 and 2 times the frames with 1/2, 1 and 2 times the frame size.
+    """
+    train_sizes = [tuple(s) for s in train_sizes]
+    dims = {len(s) for s in train_sizes}
+    if len(dims) != 1:
+        raise ValueError(f"default_test_sizes: sizes of different dimensions {sorted(dims)}")
+    if dims == {1}:
+        return sort_sizes({(max(1, round(f * s[0])),) for s in train_sizes for f in _DEFAULT_FACTORS_1D})
+    if dims == {3}:
+        return sort_sizes({(max(1, round(ft * t)), max(1, round(fs * h)), max(1, round(fs * w)))
+                           for t, h, w in train_sizes for ft in _DEFAULT_FACTORS_3D for fs in _DEFAULT_FACTORS_3D})
     sides = [max(s) for s in train_sizes]
     lo, hi = max(7, min(sides) // 2), 2 * max(sides)
-    sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | {(s, s) for s in sides}
+    sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | set(train_sizes)
     return sort_sizes(sizes)
 
 
-def resize_images(x: torch.Tensor, size) -> torch.Tensor:
-    """(N, C, H, W) images -> float32 (N, C, h, w), bilinear with antialias; uint8 is scaled to [0, 1].
+def _resample_axis(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
+    """x resampled to n samples along `axis`: linear with antialias (a triangle filter as wide as the
+    coarser step), done as a 2-d bilinear interpolation over (1, axis), the one antialiased form torch has.
+    (Not over (axis, 1): torch 2.14's antialiased bilinear returns a constant for an (L, 1) input.)"""
+    if x.shape[axis] == n:
+        return x
+    moved = x.movedim(axis, -1)  # (..., L)
+    lead = moved.shape[:-1]
+    flat = moved.reshape(1, -1, 1, moved.shape[-1])  # (1, M, 1, L)
+    out = F.interpolate(flat, size=(1, n), mode="bilinear", align_corners=False, antialias=True)  # (1, M, 1, n)
+    return out.reshape(*lead, n).movedim(-1, axis)
 
-    At the same size the only work is the float conversion (a float32 input is returned as is).
+
+def resize_images(x: torch.Tensor, size) -> torch.Tensor:
+    """(N, C, *sides) images, signals or clips -> float32 (N, C, *size), antialiased; uint8 is scaled to [0, 1].
+
+    Images: bilinear with antialias (as in the S4ND paper). Signals and clips: linear with antialias
+    along each axis in turn (time first). At the same size the only work is the float conversion (a
+    float32 input is returned as is).
     """
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"resize_images: expected a (N, C, H, W) tensor, got {getattr(x, 'shape', type(x))}")
-    h, w = parse_size(size)
+    if not isinstance(x, torch.Tensor) or not 3 <= x.ndim <= 5:
+        raise ValueError(f"resize_images: expected a (N, C, *sides) tensor with 1 to 3 sides, got "
+                         f"{getattr(x, 'shape', type(x))}")
+    size = parse_size(size, x.ndim - 2)
     scale = 255.0 if x.dtype == torch.uint8 else None
 
     def to_float(t: torch.Tensor) -> torch.Tensor:
@@ -106,14 +225,19 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
         t = t.to(torch.float32)
         return t.div_(scale) if scale is not None else t
 
-    n, c, H, W = x.shape
-    if (H, W) == (h, w):
+    n, c, *sides = x.shape
+    if tuple(sides) == size:
         return to_float(x)
-    out = torch.empty(n, c, h, w, dtype=torch.float32, device=x.device)  # (N, C, h, w)
-    step = max(1, min(_CHUNK, 2 ** 24 // max(1, c * max(H * W, h * w))))  # bounded temporaries
+    out = torch.empty(n, c, *size, dtype=torch.float32, device=x.device)  # (N, C, *size)
+    step = max(1, min(_CHUNK, 2 ** 24 // max(1, c * max(math.prod(sides), math.prod(size)))))  # bounded temporaries
     for s in range(0, n, step):
-        out[s:s + step] = F.interpolate(to_float(x[s:s + step]), size=(h, w), mode="bilinear",
-                                        align_corners=False, antialias=True)
+        chunk = to_float(x[s:s + step])
+        if len(size) == 2:
+            out[s:s + step] = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+            continue
+        for axis, m in enumerate(size):
+            chunk = _resample_axis(chunk, 2 + axis, m)
+        out[s:s + step] = chunk
     return out
 
 

@@ -37,7 +37,9 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
 # (empty: trained without the mask). "recipe": its training schedule ("size:epochs,...") and overrides.
 # "test_images": "full" when the cell used its whole test split, else "first N of M" (a subset: --limit).
 # "samples": the cell's per-image records under samples/ ("" when not logged).
-RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
+# "dims": the model's input axes, which say what a size means: 1 (train_res/test_res "8000": samples of a
+# signal), 2 ("28", "28x20": an image), 3 ("8x14x14": frames x height x width of a clip).
+RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "dims", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "precision", "device", "test_images", "n", "correct", "accuracy",
                   "ci_low", "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
                   "trained_bandlimit", "recipe", "limit", "samples"]
@@ -47,7 +49,7 @@ _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_r
                  "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples"]
 # what rows logged before a column existed mean by it (seen_in_training: unknown, read as not seen)
 _OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": "",
-                     "samples": ""}
+                     "samples": "", "dims": 2}
 SAMPLES_DIR = "samples"
 SAMPLE_COLUMNS = ["index", "label", "pred", "p_label", "p_pred", "top1", "top2", "top3", "top4", "top5"]
 
@@ -261,9 +263,9 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
                        for r in rows], columns=RESULT_COLUMNS)
     df["error"] = df["error"].fillna("")
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
-    df["_size"] = df["test_res"].map(size_key)
+    df["_size"] = [size_key(t, d) for t, d in zip(df["test_res"], df["dims"])]
     df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
-    return df.astype({"n": "int64", "correct": "int64", "seed": "int64"})
+    return df.astype({"n": "int64", "correct": "int64", "seed": "int64", "dims": "int64"})
 
 
 def _images_text(limit) -> str:
@@ -295,7 +297,8 @@ def _read_results_csv(path: Path) -> pd.DataFrame:
     numbers = {c: [""] for c in RESULT_COLUMNS if c not in _TEXT_COLUMNS}  # to_csv writes NaN as ""
     df = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
     for column, default in _OLD_ROW_DEFAULTS.items():  # a table written before the column existed
-        df[column] = df[column].replace("", default) if column in df else default
+        df[column] = df[column].replace("", default).fillna(default) if column in df else default
+    df["dims"] = df["dims"].astype("int64")  # a count of axes, whatever the CSV's empty cells made of it
     if "test_images" not in df or "limit" not in df:
         limit = df["limit"] if "limit" in df else pd.Series(-1, index=df.index)
         df["limit"] = limit

@@ -4,14 +4,15 @@ Checkpoint files and models from outside resbench (resbench.external: timm model
 are swept alike: each is a source with a model, an identity (sha256) and normalisation statistics.
 
 A sweep is validated (every user error before any work), planned (the cells, the images each uses)
-and executed cell by cell. Each finished cell is appended to the folder's log and the tables are
-rebuilt atomically (resbench.store), so a run killed at any moment loses at most the cell in
-flight, and a rerun skips what is done.
+and executed: cell by cell in this process, or as Ray tasks (resbench.executors). Each finished cell
+is appended to the folder's log by this process and the tables are rebuilt atomically (resbench.store),
+so a run killed at any moment loses at most the cells in flight, and a rerun skips what is done.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import platform
@@ -21,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 import torch
@@ -31,25 +32,28 @@ from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, 
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
-from resbench.resolution import (bandlimit_alpha, default_test_sizes, format_size, parse_bandlimit, parse_size,
-                                 resize_images, sort_sizes)
+from resbench.resolution import (bandlimit_alpha, default_test_sizes, fit_size, format_size, parse_bandlimit,
+                                 parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress
 from resbench.scoring import score, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
                             write_run, write_samples, write_tables)
 
-__all__ = ["SweepConfig", "Cell", "SweepPlan", "plan_cells", "validate", "plan", "execute", "run_sweep",
-           "training_sizes", "recipe",
-           "parse_shard", "images_key", "evaluate_cell", "cache_batch", "CACHE_PIXELS", "summary_frame"]
+__all__ = ["SweepConfig", "Cell", "SweepPlan", "test_sizes", "plan_cells", "validate", "plan", "execute", "run_sweep",
+           "training_sizes", "recipe", "EXECUTORS",
+           "parse_shard", "images_key", "evaluate_cell", "cell_rows", "failed_rows", "log_row", "describe_cell",
+           "cell_work", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
 MEMORY_BUDGET = CPU_MEMORY_BUDGET  # bytes of activations one batch may take on the CPU; a GPU: half its free memory
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
 class SweepConfig:
     checkpoints: list[str]
     out: str
-    test_res: list[tuple[int, int]] | None = None   # None: default_test_sizes of the checkpoints
+    test_res: list | None = None  # sizes as tuples, or ints (bare: a square image or a signal's length;
+    # resolution.fit_size fits each to a checkpoint's axes); None: default_test_sizes of the checkpoints
     bandlimit: list[str] = field(default_factory=lambda: ["on", "off", "adaptive"])  # on, off, adaptive or an alpha
     policy: list[str] = field(default_factory=lambda: ["native", "resize-input"])
     dataset: str | None = None       # None: each checkpoint's own
@@ -63,12 +67,16 @@ class SweepConfig:
     precision: str = "fp32"          # fp32, bf16 or fp16 (autocast); part of a cell's identity
     models: list = field(default_factory=list)  # sources from outside resbench (resbench.external), after the files
     log_samples: bool = False        # write each cell's per-image records (samples/*.parquet)
+    executor: str = "local"          # local (this process, cell by cell) or ray (resbench.executors)
+    address: str | None = None       # ray: an existing cluster ("auto", "ray://head:10001"); None: start one here
+    num_workers: int | None = None   # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
+    cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
 
 
 @dataclass(frozen=True)
 class Cell:
     ckpt_index: int
-    test_res: tuple[int, int]
+    test_res: tuple[int, ...]  # (L,), (h, w) or (t, h, w): the checkpoint's axes
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
@@ -110,12 +118,12 @@ def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> b
     return policy == "native" and any(s < t for s, t in zip(size, ckpt.train_res))
 
 
-def training_sizes(ckpt: Checkpoint) -> set[tuple[int, int]]:
+def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
     """The sizes a checkpoint was trained at: every stage of its schedule, else its training size."""
     sizes = {tuple(ckpt.train_res)}
     for stage in ckpt.provenance.get("schedule") or []:
         try:
-            sizes.add(parse_size(stage[0]))
+            sizes.add(parse_size(stage[0], ckpt.dims))
         except (ResbenchError, TypeError, IndexError):
             continue  # a schedule resbench cannot read names no size
     return sizes
@@ -123,7 +131,7 @@ def training_sizes(ckpt: Checkpoint) -> set[tuple[int, int]]:
 
 def recipe(ckpt: Checkpoint) -> str:
     """How the checkpoint was trained, as a short text: 'size:epochs,...' and any config overrides."""
-    stages = ",".join(f"{format_size(parse_size(size))}:{epochs}" for size, epochs in
+    stages = ",".join(f"{format_size(parse_size(size, ckpt.dims))}:{epochs}" for size, epochs in
                       (ckpt.provenance.get("schedule") or []))
     overrides = (ckpt.provenance.get("train_config") or {}).get("model_overrides") or {}
     extra = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "bandlimit")
@@ -148,11 +156,27 @@ def images_key(limit: int | None, available: int) -> int:
     return -1 if limit is None or limit >= available else limit
 
 
+def test_sizes(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[list[tuple[int, ...]]]:
+    """Each checkpoint's test sizes: --test-res fitted to its axes (a clip model takes only TxHxW sizes, an
+    image model HxW or bare ones, a signal model bare ones), else the defaults of the checkpoints with as
+    many axes (resolution.default_test_sizes)."""
+    if cfg.test_res is None:
+        defaults = {d: default_test_sizes(c.train_res for c in ckpts if c.dims == d) for d in {c.dims for c in ckpts}}
+        return [defaults[c.dims] for c in ckpts]
+    out = []
+    for ckpt in ckpts:
+        sizes = sort_sizes({s for s in (fit_size(spec, ckpt.dims) for spec in cfg.test_res) if s is not None})
+        if not sizes:
+            form = {1: "a length like 8000", 2: "an image size like 28 or 28x20", 3: "TxHxW like 8x14x14"}[ckpt.dims]
+            raise ResbenchError(f"--test-res: no size fits {ckpt.name}, a {ckpt.dims}-d model; give {form}")
+        out.append(sizes)
+    return out
+
+
 def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
     """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
-    sizes = cfg.test_res or default_test_sizes(c.train_res for c in ckpts)
-    cells = [Cell(i, size, policy, bl) for i, ckpt in enumerate(ckpts) for size in sizes for policy in cfg.policy
-             for bl in _bandlimit_values(ckpt, cfg.bandlimit)
+    cells = [Cell(i, size, policy, bl) for i, (ckpt, sizes) in enumerate(zip(ckpts, test_sizes(ckpts, cfg)))
+             for size in sizes for policy in cfg.policy for bl in _bandlimit_values(ckpt, cfg.bandlimit)
              if bl != "adaptive" or _adaptive_differs(ckpt, size, policy)]
     k, n = cfg.shard
     return cells[k - 1::n]
@@ -174,12 +198,12 @@ def _budget(cfg: SweepConfig) -> int:
     return free_memory_budget(device) if device.type == "cuda" else MEMORY_BUDGET
 
 
-def _batch_size_for(model: torch.nn.Module, size: tuple[int, int], requested: int, budget: int | None = None) -> int:
+def _batch_size_for(model: torch.nn.Module, size: tuple[int, ...], requested: int, budget: int | None = None) -> int:
     """Shrink the batch so one batch's activations stay under the budget (MEMORY_BUDGET by default); refuse
     hopeless sizes."""
     budget = MEMORY_BUDGET if budget is None else budget
     width = max((p.shape[0] for p in model.parameters() if p.dim() >= 2), default=64)
-    per_image = 12 * width * size[0] * size[1] * 4  # bytes: a dozen live activation maps of the widest layer
+    per_image = 12 * width * math.prod(size) * 4  # bytes: a dozen live activation maps of the widest layer
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(size)}: one image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB of activations (budget "
@@ -202,12 +226,12 @@ def _row_warning(ckpt: Checkpoint, tested: str) -> str:
     return "; ".join(notes)
 
 
-def cache_batch(requested: int, size: tuple[int, int]) -> int:
-    """`requested`, cut to at most CACHE_PIXELS model pixels per batch (at least 8 images)."""
-    return min(requested, max(8, CACHE_PIXELS // (size[0] * size[1])))
+def cache_batch(requested: int, size: tuple[int, ...]) -> int:
+    """`requested`, cut to at most CACHE_PIXELS model pixels (samples, voxels) per batch (at least 8 images)."""
+    return min(requested, max(8, CACHE_PIXELS // math.prod(size)))
 
 
-def _model_size(ckpt: Checkpoint, cell: Cell) -> tuple[int, int]:
+def _model_size(ckpt: Checkpoint, cell: Cell) -> tuple[int, ...]:
     """The size the model runs at: the training size under resize-input, the test size natively."""
     return ckpt.train_res if cell.policy == "resize-input" else cell.test_res
 
@@ -217,7 +241,7 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     test size either way."""
     size, budget = _model_size(ckpt, cell), _budget(cfg)
     batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size), budget)
-    per_image = 3 * model.config.in_chans * cell.test_res[0] * cell.test_res[1] * 4  # resized, normalised, temp
+    per_image = 3 * model.config.in_chans * math.prod(cell.test_res) * 4  # resized, normalised, temp
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB (budget {budget / 1024 ** 3:.0f} GiB); "
@@ -244,33 +268,46 @@ def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -
     return models
 
 
+@dataclass(frozen=True)
+class _TestSet:
+    """What every row of a checkpoint says about its test split."""
+    dataset: str        # as the user named it (--dataset, else the checkpoint's own)
+    classes: list[str]  # class names, by label
+    warning: str        # _row_warning
+
+
+def _test_set(ckpt: Checkpoint, cfg: SweepConfig) -> _TestSet:
+    name = _dataset_name(ckpt, cfg)
+    info = data.dataset_info(name, cfg.data_dir)  # once per checkpoint: an image folder is scanned
+    return _TestSet(name, list(info.classes), _row_warning(ckpt, info.name))
+
+
 class _TestImages:
     """A checkpoint's test split, kept raw in memory and resized batch by batch (memory stays bounded)."""
 
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
-        self.dataset = _dataset_name(ckpt, cfg)
-        info = data.dataset_info(self.dataset, cfg.data_dir)  # once: an image folder is scanned
-        self.classes = list(info.classes)
-        self.warning = _row_warning(ckpt, info.name)
+        self.about = _test_set(ckpt, cfg)
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
-        if self.dataset == "synthetic":
-            self.raw, self.labels = None, data.load_raw("synthetic", "test", limit=cfg.limit, seed=cfg.seed)[1]
+        name = self.about.dataset
+        if data.is_rendered(name):
+            self.raw, self.labels = None, data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)[1]
         else:
-            self.raw, self.labels = data.load_raw(self.dataset, "test", cfg.data_dir, cfg.limit, cfg.seed)
+            self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
 
-    def batches(self, size: tuple[int, int], batch: int):
-        """(images, labels) batches at `size` on the sweep's device: stored images are resized there."""
+    def batches(self, size: tuple[int, ...], batch: int):
+        """(samples, labels) batches at `size` on the sweep's device: stored images are resized there."""
         device = torch.device(self.cfg.device)
-        mean = torch.tensor(self.stats[0], device=device)[:, None, None]  # (C, 1, 1)
-        std = torch.tensor(self.stats[1], device=device)[:, None, None]  # (C, 1, 1)
+        per_channel = (slice(None),) + (None,) * len(size)  # (C, 1, ..., 1)
+        mean = torch.tensor(self.stats[0], device=device)[per_channel]
+        std = torch.tensor(self.stats[1], device=device)[per_channel]
         for i in range(0, len(self.labels), batch):
-            if self.raw is None:  # synthetic: rendered at the size itself, the point of that dataset
-                x = data.render_synthetic("test", size, self.cfg.seed, limit=min(i + batch, len(self.labels)),
-                                          start=i)[0].to(device)
+            if self.raw is None:  # a rendered set: sampled at the size itself, the point of such sets
+                x = data.render(self.about.dataset, "test", size, self.cfg.seed, start=i,
+                                stop=min(i + batch, len(self.labels)), data_dir=self.cfg.data_dir).to(device)
             else:
                 x = resize_images(self.raw[i:i + batch].to(device), size)
-            yield (x - mean) / std, self.labels[i:i + batch].to(device)  # (b, C, h, w), (b,)
+            yield (x - mean) / std, self.labels[i:i + batch].to(device)  # (b, C, *size), (b,)
 
 
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,
@@ -309,6 +346,11 @@ class SweepPlan:
     images: dict[int, int]   # checkpoint index -> the store's key for them (images_key)
     available: dict[int, int]  # checkpoint index -> images in its whole test split
 
+    def tested(self, i: int) -> tuple[int, str]:
+        """(the store's key for the test images of checkpoint i's cells, the rows' test_images text)."""
+        key = self.images[i]
+        return key, "full" if key == -1 else f"first {self.n_test[i]} of {self.available[i]}"
+
     def subset(self) -> str:
         """'' for a run on whole test splits, else what part of them it uses, said plainly."""
         parts = sorted({(self.n_test[i], n) for i, n in self.available.items() if self.n_test[i] < n})
@@ -325,9 +367,31 @@ def _check_names(ckpts: list[Checkpoint]) -> None:
                                 f"rename one (results are grouped by name)")
 
 
+def _check_executor(cfg: SweepConfig) -> None:
+    """The executor and its options: Ray's only with --executor ray, positive counts, Ray importable."""
+    if cfg.executor not in EXECUTORS:
+        raise ResbenchError(f"--executor {cfg.executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if cfg.num_workers is not None and cfg.num_workers < 1:
+        raise ResbenchError(f"--num-workers {cfg.num_workers}: expected a positive number of tasks at once")
+    if cfg.cpus_per_task < 1:
+        raise ResbenchError(f"--cpus-per-task {cfg.cpus_per_task}: expected a positive number of CPUs")
+    if cfg.executor == "ray":
+        from resbench.executors import check_address, require_ray
+
+        if cfg.address is not None:
+            check_address(cfg.address)
+        require_ray()
+        return
+    given = [name for name, value in (("--address", cfg.address), ("--num-workers", cfg.num_workers))
+             if value is not None] + (["--cpus-per-task"] if cfg.cpus_per_task != 1 else [])
+    if given:
+        raise ResbenchError(f"{given[0]}: only with --executor ray (the local executor runs in this process)")
+
+
 def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch.nn.Module]]:
     """Every user error a sweep can hit, raised before any work: options, checkpoint files, datasets, sizes,
     the output folder. Returns the checkpoints, the shard's cells and the checkpoints' models."""
+    _check_executor(cfg)
     if cfg.limit is not None and cfg.limit < 1:
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
     if cfg.batch_size < 1:
@@ -412,56 +476,89 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _cell_row(p: SweepPlan, cell: Cell, images: _TestImages) -> dict:
-    """The identifying part of a cell's row; evaluate_cell adds the measurement."""
-    ckpt = p.ckpts[cell.ckpt_index]
+def _cell_row(ckpt: Checkpoint, cell: Cell, cfg: SweepConfig, about: _TestSet, tested: tuple[int, str]) -> dict:
+    """The identifying part of a cell's row; evaluate_cell adds the measurement. `tested`: SweepPlan.tested."""
+    limit, test_images = tested
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
-            "dataset": images.dataset, "train_res": format_size(ckpt.train_res),
+            "dataset": about.dataset, "dims": ckpt.dims, "train_res": format_size(ckpt.train_res),
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
-            "alpha": _alpha(ckpt, cell.bandlimit), "seed": p.cfg.seed, "precision": p.cfg.precision,
-            "device": device_name(torch.device(p.cfg.device)), "limit": p.images[cell.ckpt_index],
-            "test_images": ("full" if p.images[cell.ckpt_index] == -1 else
-                            f"first {p.n_test[cell.ckpt_index]} of {p.available[cell.ckpt_index]}"),
-            "class_names": images.classes, "warning": images.warning,
+            "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed, "precision": cfg.precision,
+            "device": device_name(torch.device(cfg.device)), "limit": limit, "test_images": test_images,
+            "class_names": about.classes, "warning": about.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
 
 
-def _failed(e: Exception) -> dict:
+def _failed(e: BaseException) -> dict:
     """The measurement part of a failed cell's row: a failed cell is a row, not a gap."""
     nan = float("nan")
     return {"n": 0, "correct": 0, "accuracy": nan, "ci_low": nan, "ci_high": nan, "loss": nan, "seconds": 0.0,
             "images_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
 
 
+def failed_rows(ckpt: Checkpoint, cells: list[Cell], cfg: SweepConfig, tested: tuple[int, str],
+                e: BaseException) -> list[dict]:
+    """Error rows for cells that never ran because their whole group failed (a Ray task's exception)."""
+    about = _test_set(ckpt, cfg)
+    return [_cell_row(ckpt, cell, cfg, about, tested) | _failed(e) for cell in cells]
+
+
+def cell_rows(ckpt: Checkpoint, model: torch.nn.Module, images: _TestImages, cells: Iterable[Cell],
+              cfg: SweepConfig, tested: tuple[int, str],
+              on_cell: Callable[[Cell], Callable[[int], None]] | None = None) -> Iterator[dict]:
+    """Evaluate cells of one checkpoint in turn, yielding each one's row as it finishes; a cell that fails
+    at run time is an error row. `on_cell(cell)`, called as a cell starts, returns its per-batch callback."""
+    for cell in cells:
+        on_batch = on_cell(cell) if on_cell is not None else None
+        row = _cell_row(ckpt, cell, cfg, images.about, tested)
+        try:
+            row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes, on_batch))
+        except ResbenchError:
+            raise
+        except (RuntimeError, MemoryError, ValueError) as e:
+            row.update(_failed(e))
+        yield row
+
+
+def log_row(out: Path, log: Path, row: dict) -> dict:
+    """Append a finished cell's row to the log, its per-image records (`_records`) written first, so a row
+    that names a file always has it. Returns the row as logged."""
+    records = row.pop("_records", None)
+    if records is not None:
+        row["samples"] = write_samples(out, row, records)
+    append_row(log, row)
+    return row
+
+
+def describe_cell(ckpt: Checkpoint, cell: Cell) -> str:
+    """A cell as progress shows it: 'NAME @ SIZE POLICY bl=SETTING'."""
+    return f"{ckpt.name} @ {format_size(cell.test_res)} {cell.policy} bl={cell.bandlimit}"
+
+
+def cell_work(p: SweepPlan) -> list[int]:
+    """Each cell to run's cost in images x model pixels, the unit of the progress bar (7x7 and 56x56 cells
+    differ 64-fold)."""
+    return [p.n_test[c.ckpt_index] * math.prod(_model_size(p.ckpts[c.ckpt_index], c)) for c in p.todo]
+
+
 def execute(p: SweepPlan, console, on_cell_done=None) -> None:
-    """Run the plan's cells in order; after each, append its row and rebuild the tables."""
+    """Run the plan's cells in order in this process; after each, append its row and rebuild the tables."""
     out, log = Path(p.cfg.out), log_path(Path(p.cfg.out), p.cfg.shard)
-    pixels = [math.prod(_model_size(p.ckpts[c.ckpt_index], c)) for c in p.todo]  # per image, as the model runs
-    work = [p.n_test[c.ckpt_index] * px for c, px in zip(p.todo, pixels)]
-    with CellProgress(console, work) as progress:
-        current, images = None, None
-        for i, (cell, per_image) in enumerate(zip(p.todo, pixels)):
-            ckpt, model = p.ckpts[cell.ckpt_index], p.models[cell.ckpt_index]
-            if cell.ckpt_index != current:  # cells come grouped by checkpoint: load each test set once
-                images, current = _TestImages(ckpt, p.cfg), cell.ckpt_index
-            description = f"{ckpt.name} @ {format_size(cell.test_res)} {cell.policy} bl={cell.bandlimit}"
-            on_batch = progress.cell_started(description, per_image)
-            row = _cell_row(p, cell, images)
-            try:
-                row.update(evaluate_cell(model, images, ckpt, cell, p.cfg, model.config.num_classes, on_batch))
-            except ResbenchError:
-                raise
-            except (RuntimeError, MemoryError, ValueError) as e:
-                row.update(_failed(e))
-            records = row.pop("_records", None)
-            if records is not None:  # the records first: a row that names a file always has it
-                row["samples"] = write_samples(out, row, records)
-            append_row(log, row)
-            write_tables(out)
-            progress.cell_done(i, description, row)
-            if on_cell_done is not None:
-                on_cell_done(row)
+    index = {cell: i for i, cell in enumerate(p.todo)}
+    with CellProgress(console, cell_work(p)) as progress:
+        for i, group in itertools.groupby(p.todo, key=lambda c: c.ckpt_index):  # each test set loaded once
+            ckpt, cells = p.ckpts[i], list(group)
+
+            def started(cell: Cell, ckpt=ckpt) -> Callable[[int], None]:
+                return progress.cell_started(describe_cell(ckpt, cell), math.prod(_model_size(ckpt, cell)))
+
+            rows = cell_rows(ckpt, p.models[i], _TestImages(ckpt, p.cfg), cells, p.cfg, p.tested(i), started)
+            for cell, row in zip(cells, rows):
+                log_row(out, log, row)
+                write_tables(out)
+                progress.cell_done(index[cell], describe_cell(ckpt, cell), row)
+                if on_cell_done is not None:
+                    on_cell_done(row)
 
 
 def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
@@ -480,7 +577,12 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
                   f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"
                   + (f"; {p.subset()}" if p.subset() else ""), soft_wrap=True, markup=False)
-    execute(p, console, on_cell_done)
+    if cfg.executor == "ray":
+        from resbench.executors import execute_ray
+
+        execute_ray(p, console, on_cell_done)
+    else:
+        execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
     write_run(out, {**record, "finished": _now()})
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
@@ -491,13 +593,17 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
 
 
 def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None, precision: str | None = None,
-                  limits: Iterable[int] | None = None, seed: int | None = None) -> tuple[pd.DataFrame, int]:
+                  limits: Iterable[int] | None = None, seed: int | None = None,
+                  dims: int | None = None) -> tuple[pd.DataFrame, int]:
     """(accuracy in % by test size, one row per checkpoint, train size, policy and bandlimit; failed cells).
 
     `sha256s`, `precision`, `limits` (the store's test-images keys) and `seed` keep only what a run swept,
-    so a folder that also holds a subset run (or another seed) never mixes it in; failures are counted
-    among the rows kept.
+    so a folder that also holds a subset run (or another seed) never mixes it in; `dims` keeps the models of
+    one kind of input (signals, images or clips: their sizes are not one axis); failures are counted among
+    the rows kept.
     """
+    if dims is not None:
+        df = df[df["dims"] == dims]
     if sha256s is not None:
         df = df[df["checkpoint_sha256"].isin(set(sha256s))]
     if precision is not None:
@@ -509,6 +615,6 @@ def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None, precis
     ok = df[df["error"] == ""]
     keys = ["checkpoint", "train_res", "policy", "bandlimit"]
     table = (100 * ok.pivot_table(index=keys, columns="test_res", values="accuracy", aggfunc="first"))
-    table = table[sort_sizes(table.columns)].reset_index() if len(ok) else pd.DataFrame(columns=keys)
+    table = table[sort_sizes(table.columns, dims)].reset_index() if len(ok) else pd.DataFrame(columns=keys)
     table.columns.name = None
     return table, int((df["error"] != "").sum())

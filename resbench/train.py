@@ -19,9 +19,10 @@ from resbench.checkpoints import Checkpoint, package_versions, save_checkpoint
 from resbench.store import atomic_write_bytes, writable_folder
 from resbench.device import device_name, resolve_device
 from resbench.errors import ResbenchError
+from resbench.resolution import format_size
 from resbench.scoring import score
 
-__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "parse_schedule", "train_config", "train", "evaluate",
+__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "check_train_size", "parse_schedule", "train_config", "train", "evaluate",
            "state_path"]
 
 # parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
@@ -37,7 +38,8 @@ class TrainConfig:
     model: str
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
-    schedule: list[tuple[int, int]] = field(default_factory=lambda: [(14, 3)])  # [(size, epochs), ...]
+    schedule: list[tuple] = field(default_factory=lambda: [(14, 3)])  # [(size, epochs), ...]; size: int (square
+    # image) or a list ([L], [h, w], [t, h, w])
     batch_size: int = 64
     lr: float = 5e-3             # AdamW, all but the SSM parameters
     weight_decay: float = 0.05
@@ -53,7 +55,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
 
     @property
-    def train_res(self) -> int:
+    def train_res(self) -> int | list[int]:
         return self.schedule[-1][0]  # the model's reference grid is the final size
 
     @property
@@ -61,20 +63,55 @@ class TrainConfig:
         return sum(e for _, e in self.schedule)
 
 
-def parse_schedule(text: str) -> list[tuple[int, int]]:
-    """'7:2,14:1,28:1' -> [(7, 2), (14, 1), (28, 1)]: train at each size for that many epochs, in order."""
+def _train_size(size: tuple[int, ...]):
+    """A training size as configs and checkpoints hold it: an int for a square image (as ever), else a list."""
+    return size[0] if len(size) == 2 and size[0] == size[1] else list(size)
+
+
+def _size_label(sides: tuple[int, ...]) -> str:
+    """How progress lines name a size: 14px, 28x20px, 8000 samples, 8x14x14 (frames x height x width)."""
+    text = format_size(sides)
+    return {1: f"{text} samples", 2: f"{text}px", 3: text}[len(sides)]
+
+
+def check_train_size(value, dims: int = 2, what: str = "--train-res"):
+    """A training size in any form parse_size takes, for a dataset of `dims` axes -> its config form (an int
+    for a square image, else a list). Each side must lie in SIZES (a signal's length: up to MAX_LENGTH)."""
+    from resbench.resolution import MAX_LENGTH, parse_size
+
+    try:
+        size = parse_size(value, dims)
+    except ResbenchError as e:
+        if isinstance(value, (int, str)) and str(value).strip().lstrip("-").isdigit():
+            size = None  # a plain count out of range: the message below names the range
+        else:
+            raise ResbenchError(f"{what} {value}: {e}") from None
+    top = MAX_LENGTH if dims == 1 else SIZES.stop - 1
+    if size is None or not all(SIZES.start <= v <= top for v in size):
+        raise ResbenchError(f"{what} {value}: expected a whole number in {SIZES.start}..{top} per side"
+                            + ("" if dims == 2 else f" ({'L' if dims == 1 else 'TxHxW'})"))
+    return _train_size(size)
+
+
+def parse_schedule(text: str, dims: int = 2) -> list[tuple[int | list[int], int]]:
+    """'7:2,14:1,28:1' -> [(7, 2), (14, 1), (28, 1)]: train at each size for that many epochs, in order.
+
+    Sizes take every form of the dataset's `dims` ('4000:2,8000:1' for signals, '4x14x14:1,8x14x14:2' for clips).
+    """
     items = str(text).split(",")
     out = []
     for item in items:
-        m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", item)
+        m = re.fullmatch(r"\s*(\d+(?:\s*[xX]\s*\d+)*)\s*:\s*(\d+)\s*", item)
         if not m:
             raise ResbenchError(f"schedule {text!r}: item {item!r} is not SIZE:EPOCHS (example: 7:2,14:1,28:1)")
         try:
-            size, epochs = int(m.group(1)), int(m.group(2))
-        except ValueError:  # more digits than int() converts (4300): far outside the ranges below
+            size = check_train_size(m.group(1).strip(), dims, "size")
+        except ResbenchError as e:
+            raise ResbenchError(f"schedule {text!r}: {e}") from None
+        try:
+            epochs = int(m.group(2))
+        except ValueError:  # more digits than int() converts (4300): far outside the range below
             raise ResbenchError(f"schedule {text!r}: item {item!r} holds a number far too large") from None
-        if size not in SIZES:
-            raise ResbenchError(f"schedule {text!r}: size {size} is outside {SIZES.start}..{SIZES.stop - 1}")
         if epochs not in EPOCHS:
             raise ResbenchError(f"schedule {text!r}: epochs {epochs} is outside {EPOCHS.start}..{EPOCHS.stop - 1}")
         out.append((size, epochs))
@@ -93,18 +130,25 @@ def train_config(model: str, *, train_res: int | None = None, epochs: int | None
     from resbench.models import create_model
     from resbench.resolution import parse_bandlimit
 
+    from resbench import data
+
     if schedule is not None and (train_res is not None or epochs is not None):
         raise ResbenchError("--schedule: give either --schedule or --train-res/--epochs, not both")
-    for name, value, allowed in (("--train-res", train_res, SIZES), ("--epochs", epochs, EPOCHS)):
-        if value is not None and value not in allowed:
-            raise ResbenchError(f"{name} {value}: expected a whole number in {allowed.start}..{allowed.stop - 1}")
+    if epochs is not None and epochs not in EPOCHS:
+        raise ResbenchError(f"--epochs {epochs}: expected a whole number in {EPOCHS.start}..{EPOCHS.stop - 1}")
     for name in ("batch_size", "limit", "test_limit"):
         if fields.get(name) is not None and fields[name] < 1:
             raise ResbenchError(f"--{name.replace('_', '-')} {fields[name]}: expected a positive number")
-    sched = parse_schedule(schedule) if schedule else [(14 if train_res is None else train_res,
-                                                        3 if epochs is None else epochs)]
+    # the dataset's axes say what a size means: 8000 is a signal's length for spoken digits, a square elsewhere
+    dims = len(data.dataset_info(fields.get("dataset", "fashion-mnist"), fields.get("data_dir")).native_size)
+    if train_res is None and dims != 2 and schedule is None:
+        raise ResbenchError(f"--train-res: needed for the {dims}-d dataset {fields.get('dataset')!r} "
+                            f"({'a length like 8000' if dims == 1 else 'TxHxW like 8x14x14'})")
+    sched = parse_schedule(schedule, dims) if schedule else [
+        (14 if train_res is None else check_train_size(train_res, dims), 3 if epochs is None else epochs)]
     overrides = dict(model_overrides or {})
-    probe = create_model(model, **overrides)  # unknown model or field: user error before any work
+    # unknown model or field, a family that takes no such inputs: user errors before any work
+    probe = create_model(model, **{"train_res": sched[-1][0], **overrides})
     if bandlimit is not None:
         setting = parse_bandlimit(bandlimit, names=("off", "none"))
         if not probe.has_bandlimit:
@@ -260,7 +304,9 @@ def _resume(run: _Run, spath: Path, name: str) -> None:
 
 def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor) -> dict:
     """One epoch over x_train (N, C, s, s), y_train (N,); returns (and appends) its history row."""
-    cfg, model, size = run.cfg, run.model, x_train.shape[-1]
+    cfg, model = run.cfg, run.model
+    size = _train_size(tuple(x_train.shape[2:]))  # as the schedule writes it: 14, [8000], [8, 14, 14]
+    size_text = _size_label(tuple(x_train.shape[2:]))
     t0 = time.perf_counter()
     # per-epoch seeds make a resumed run draw the same shuffles and dropout masks
     torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -268,7 +314,7 @@ def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Te
     order = order.to(x_train.device)
     loss_sum, correct, seen = 0.0, 0, 0
     model.train()
-    with _progress(run.console, f"epoch {epoch + 1}/{cfg.epochs} @ {size}px", run.steps_per_epoch,
+    with _progress(run.console, f"epoch {epoch + 1}/{cfg.epochs} @ {size_text}", run.steps_per_epoch,
                    "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}", loss=float("nan"),
                    acc=0.0) as (bar, task):
         for i in range(0, len(order), cfg.batch_size):
@@ -288,7 +334,7 @@ def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Te
     record = {"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
               "seconds": round(run.train_time, 1)}
     run.history.append(record)
-    run.console.log(f"epoch {epoch + 1}/{cfg.epochs} size {size} loss {loss_sum / seen:.4f} "
+    run.console.log(f"epoch {epoch + 1}/{cfg.epochs} size {format_size(tuple(x_train.shape[2:]))} loss {loss_sum / seen:.4f} "
                     f"train acc {correct / seen:.4f} ({run.train_time:.0f}s)")
     return record
 
@@ -301,10 +347,11 @@ def _final_test(run: _Run) -> tuple[int, int, float, float]:
     t0 = time.perf_counter()
     x_test, y_test = (t.to(cfg.device) for t in data.load(  # (N, C, r, r), (N,)
         cfg.dataset, "test", cfg.train_res, cfg.data_dir, stats=run.stats, limit=cfg.test_limit, seed=cfg.seed))
-    with _progress(run.console, f"final test @ {cfg.train_res}px", len(y_test)) as (bar, task):
+    size_text = _size_label(tuple(x_test.shape[2:]))
+    with _progress(run.console, f"final test @ {size_text}", len(y_test)) as (bar, task):
         correct, test_loss = evaluate(run.model, x_test, y_test, on_batch=lambda b: bar.update(task, advance=b))
     seconds = time.perf_counter() - t0
-    run.console.log(f"native test accuracy at {cfg.train_res}: {correct / len(y_test):.4f} on {len(y_test)} "
+    run.console.log(f"native test accuracy at {format_size(tuple(x_test.shape[2:]))}: {correct / len(y_test):.4f} on {len(y_test)} "
                     f"images (final test {seconds:.0f}s)")
     return correct, len(y_test), test_loss, seconds
 

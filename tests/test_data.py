@@ -70,15 +70,18 @@ def test_dataset_info_fixed_sets():
     assert data.dataset_info("cifar10").native_size == (32, 32)
     info = data.dataset_info("synthetic")
     assert (info.in_chans, info.native_size, len(info.classes)) == (1, (28, 28), info.num_classes)
-    assert set(data.DATASETS) == {"fashion-mnist", "mnist", "cifar10", "imagefolder", "synthetic"}
+    assert set(data.DATASETS) == {"fashion-mnist", "mnist", "cifar10", "imagefolder", "synthetic", "spoken-digits",
+                                  "moving-fashion-mnist"}
 
 
 def test_one_reader_per_dataset():
     # the table is the only dispatch: every name has a reader whose info carries that name
     assert data.DATASETS == tuple(data._READERS)
-    for name in ("fashion-mnist", "mnist", "cifar10", "synthetic"):
+    for name in ("fashion-mnist", "mnist", "cifar10", "synthetic", "spoken-digits", "moving-fashion-mnist"):
         assert data._READERS[name].info(None).name == name
-    assert [n for n, r in data._READERS.items() if r.render is not None] == ["synthetic"]
+    rendered = ["synthetic", "spoken-digits", "moving-fashion-mnist"]
+    assert [n for n, r in data._READERS.items() if r.render is not None] == rendered
+    assert [n for n in data.DATASETS if data.is_rendered(n)] == rendered
 
 
 def test_imagefolder_needs_data_dir():

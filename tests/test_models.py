@@ -35,7 +35,7 @@ def state_equal(a, b):
 
 
 def test_list_models_is_sorted_and_complete():
-    assert list_models() == MODELS
+    assert list_models() == sorted(MODELS + ["conv1d_iso", "conv3d_iso"])  # MODELS: the image models
 
 
 @pytest.mark.parametrize("in_chans", [1, 3])
@@ -83,7 +83,8 @@ def test_create_model_rejects_unknown_override():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    (dict(train_res=[14]), "train_res"),
+    (dict(train_res=[14, 14, 14, 14]), "train_res"),
+    (dict(train_res=[8, 0]), "train_res"),
     (dict(train_res=0), "train_res"),
     (dict(in_chans=0), "in_chans"),
     (dict(bandlimit=-0.5), "bandlimit"),

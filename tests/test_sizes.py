@@ -102,3 +102,89 @@ def test_resize_chunked_matches_one_call(monkeypatch):
     whole = F.interpolate(x, size=(5, 6), mode="bilinear", antialias=True, align_corners=False)
     monkeypatch.setattr(resolution, "_CHUNK", 3)
     torch.testing.assert_close(resolution.resize_images(x, (5, 6)), whole)
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes of signals (1-d) and clips (3-d)
+
+
+@pytest.mark.parametrize("text,dims,expected", [
+    (8000, 1, (8000,)), ("16000", 1, (16000,)), ((4000,), 1, (4000,)), ("8x14x14", 3, (8, 14, 14)),
+    ((16, 28, 20), 3, (16, 28, 20)), (" 4 X 7x7 ", 3, (4, 7, 7)), ("28", None, (28, 28)),
+    ("8x14x14", None, (8, 14, 14)), ((11025,), None, (11025,)), (resolution.MAX_LENGTH, 1, (resolution.MAX_LENGTH,)),
+])
+def test_parse_size_in_any_dimensions(text, dims, expected):
+    assert resolution.parse_size(text, dims) == expected
+
+
+@pytest.mark.parametrize("text,dims", [
+    ("8", 3), (8, 3), ("14x14", 3), ("14x14", 1), ("8x14x14", 1), ("8x14x14", 2), (resolution.MAX_LENGTH + 1, 1),
+    ("8x4097x4", 3), ((0,), 1), ((1, 2, 3, 4), None), ("1x2x3x4", None), ("7xx7", 3), ("5000", None),
+])
+def test_parse_size_refuses_in_any_dimensions(text, dims):
+    with pytest.raises(ResbenchError, match="size"):
+        resolution.parse_size(text, dims)
+
+
+def test_format_size_in_any_dimensions():
+    assert resolution.format_size((8000,)) == "8000" and resolution.format_size("16000") == "16000"
+    assert resolution.format_size((8, 14, 14)) == "8x14x14" and resolution.format_size((7, 7, 7)) == "7x7x7"
+    assert resolution.parse_size(resolution.format_size((11025,)), 1) == (11025,)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=3))
+def test_size_round_trip_in_any_dimensions(sides):
+    dims = len(sides)
+    text = resolution.format_size(tuple(sides))
+    assert resolution.parse_size(text, dims) == tuple(sides)
+    assert resolution.size_key(text, dims) == resolution.size_key(tuple(sides))
+
+
+def test_size_specs_fit_each_dimension():
+    specs = resolution.parse_size_specs("14,28x20,8x14x14,8000")
+    assert specs == [14, (28, 20), (8, 14, 14), 8000]
+    assert [resolution.fit_size(s, 1) for s in specs] == [(14,), None, None, (8000,)]
+    assert [resolution.fit_size(s, 3) for s in specs] == [None, None, (8, 14, 14), None]
+    with pytest.raises(ResbenchError, match="8000"):
+        resolution.fit_size(8000, 2)  # a square of 8000 pixels a side is out of range
+    with pytest.raises(ResbenchError, match="sizes"):
+        resolution.parse_size_specs("14,,8")
+
+
+def test_sort_sizes_of_signals_and_clips():
+    assert resolution.sort_sizes(["16000", "4000", "11025", "8000"], dims=1) == ["4000", "8000", "11025", "16000"]
+    assert resolution.sort_sizes(["16x14x14", "8x28x28", "4x7x7", "8x14x14"]) == \
+        ["4x7x7", "8x14x14", "16x14x14", "8x28x28"]
+
+
+def test_default_test_sizes_of_signals_and_clips():
+    assert resolution.default_test_sizes([(8000,)]) == [(4000,), (6000,), (8000,), (12000,), (16000,)]
+    clips = resolution.default_test_sizes([(8, 14, 14)])
+    assert len(clips) == 9 and (8, 14, 14) in clips and (4, 7, 7) in clips and (16, 28, 28) in clips
+    assert (16, 14, 14) in clips and (8, 28, 28) in clips  # frame rate alone, size alone
+    with pytest.raises(ValueError):
+        resolution.default_test_sizes([(8000,), (14, 14)])
+
+
+def test_resize_signals_and_clips():
+    t = (torch.arange(800) + 0.5) / 800  # sample centres on [0, 1]
+    x = torch.sin(2 * torch.pi * 5 * t)[None, None]  # (1, 1, 800): 5 cycles, far below every Nyquist here
+    y = resolution.resize_images(x, (400,))
+    assert y.shape == (1, 1, 400)
+    coarse = torch.sin(2 * torch.pi * 5 * (torch.arange(400) + 0.5) / 400)  # the same tone on the coarse centres
+    assert (y[0, 0, 4:-4] - coarse[4:-4]).abs().max() < 0.01
+    # a tone above the coarse grid's Nyquist is removed, not folded back (antialias)
+    hi = torch.sin(2 * torch.pi * 300 * t)[None, None]  # 300 cycles: above 100 cycles, the Nyquist of 200 samples
+    assert resolution.resize_images(hi, (200,)).abs().max() < 0.2
+    clip = torch.rand(2, 1, 8, 14, 14)
+    out = resolution.resize_images(clip, (4, 14, 14))  # frame rate alone: each pixel's series is resampled
+    assert out.shape == (2, 1, 4, 14, 14)
+    expect = resolution.resize_images(clip.permute(0, 1, 3, 4, 2).reshape(2, 196, 8), (4,))  # (2, 196, 4)
+    assert torch.allclose(out.permute(0, 1, 3, 4, 2).reshape(2, 196, 4), expect, atol=1e-6)
+    frames = resolution.resize_images(clip, (8, 7, 7))  # frame size alone: each frame as an image
+    expect = resolution.resize_images(clip.transpose(1, 2).reshape(16, 1, 14, 14), (7, 7)).reshape(2, 8, 1, 7, 7)
+    assert torch.allclose(frames, expect.transpose(1, 2), atol=1e-5)
+    assert resolution.resize_images(clip, (8, 14, 14)) is clip  # nothing to do
+    with pytest.raises(ResbenchError, match="size"):
+        resolution.resize_images(clip, (14, 14))

@@ -13,6 +13,8 @@ from resbench.data.common import (CACHE_SLOTS, DEFAULT_DIRS, SPLITS, DatasetInfo
                                   check_split)
 from resbench.data.idx import FASHION_MNIST, MNIST, read_idx
 from resbench.data.imagefolder import IMAGEFOLDER
+from resbench.data.moving import MOVING_FASHION_MNIST
+from resbench.data.speech import SPOKEN_DIGITS
 from resbench.data.synthetic import SYNTHETIC, SYNTHETIC_SIZES, render_synthetic
 from resbench.errors import ResbenchError
 
@@ -27,6 +29,8 @@ __all__ = [
     "load",
     "dataset_stats",
     "render_synthetic",
+    "is_rendered",
+    "render",
     "channel_stats",
     "read_idx",
     "clear_caches",
@@ -39,6 +43,8 @@ _READERS: dict[str, Reader] = {
     "cifar10": CIFAR10,
     "imagefolder": IMAGEFOLDER,
     "synthetic": SYNTHETIC,
+    "spoken-digits": SPOKEN_DIGITS,  # 1-d: espeak-ng digits, any sampling rate (resbench.data.speech)
+    "moving-fashion-mnist": MOVING_FASHION_MNIST,  # 3-d: clips of moving items, any (T, H, W) (resbench.data.moving)
 }
 DATASETS = tuple(_READERS)
 
@@ -64,7 +70,7 @@ def dataset_info(name, data_dir=None) -> DatasetInfo:
 
 
 def load_raw(name, split, data_dir=None, limit=None, seed=0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images at native size (uint8, float in [0, 1] for synthetic) (N, C, H, W) and int64 labels (N,).
+    """Samples at native size (N, C, *sides) (images uint8, rendered sets float) and int64 labels (N,).
 
     The first `limit` images are kept. `seed` only matters for "synthetic". Parsed files are kept in
     memory (keyed by resolved path, mtime and size), so a second call is a copy; the tensors returned
@@ -76,11 +82,28 @@ def load_raw(name, split, data_dir=None, limit=None, seed=0) -> tuple[torch.Tens
     return _READERS[name].load(split, data_dir, seed, limit)
 
 
+def is_rendered(name) -> bool:
+    """Whether the set is rendered at each size (synthetic fields, signals, clips) rather than resized."""
+    return _READERS[_check_name(name)].render is not None
+
+
+def render(name, split, size, seed=0, start=0, stop=None, data_dir=None) -> torch.Tensor:
+    """Samples `start` to `stop` (exclusive) of a rendered set at `size` (the set's own axes), unnormalised:
+    what a sweep draws batch by batch."""
+    name = _check_name(name)
+    reader = _READERS[name]
+    if reader.render is None:
+        raise ResbenchError(f"dataset {name!r} is stored, not rendered: use load")
+    size = resolution.parse_size(size, len(reader.info(None).native_size))
+    return reader.render(check_split(split), size, seed, stop, start, data_dir)[0]
+
+
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and (population) std of (N, C, H, W) images in [0, 1] (uint8 is scaled)."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.numel() == 0:
-        raise ValueError(f"channel_stats: expected a non-empty (N, C, H, W) tensor, got "
+    """Per-channel mean and (population) std of (N, C, *sides) images, signals or clips (uint8 is scaled)."""
+    if not isinstance(images, torch.Tensor) or not 3 <= images.ndim <= 5 or images.numel() == 0:
+        raise ValueError(f"channel_stats: expected a non-empty (N, C, *sides) tensor with 1 to 3 sides, got "
                          f"{getattr(images, 'shape', type(images))}")
+    over = (0, *range(2, images.ndim))  # every axis but the channels
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)  # (C,)
     total_sq = torch.zeros(c, dtype=torch.float64)  # (C,)
@@ -90,8 +113,8 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
         chunk = images[s:s + step].to(torch.float64)
         if images.dtype == torch.uint8:
             chunk /= 255.0
-        total += chunk.sum(dim=(0, 2, 3))
-        total_sq += chunk.square().sum(dim=(0, 2, 3))
+        total += chunk.sum(dim=over)
+        total_sq += chunk.square().sum(dim=over)
     count = images.numel() // c
     mean = total / count
     var = (total_sq / count - mean.square()).clamp_min(0.0)
@@ -132,26 +155,29 @@ def _check_stats(stats, c: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load(name, split, size, data_dir=None, stats=None, limit=None, seed=0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised float32 images (N, C, h, w) at `size` and int64 labels (N,).
+    """Normalised float32 samples (N, C, *size) at `size` and int64 labels (N,).
 
-    Stored images are resized with bilinear antialiasing (as in the S4ND paper); "synthetic" is
-    rendered at the size instead. Normalisation uses `stats=(mean, std)` (e.g. from a checkpoint),
-    else the train split's statistics at native size. `limit` keeps the first N images, the same
-    ones at every size.
+    `size` takes the dataset's own number of axes: (h, w) or 28 for images, (L,) or 8000 for signals,
+    (t, h, w) for clips. Stored images are resized with bilinear antialiasing (as in the S4ND paper);
+    rendered sets ("synthetic", signals, clips) are rendered at the size instead. Normalisation uses
+    `stats=(mean, std)` (e.g. from a checkpoint), else the train split's statistics at native size.
+    `limit` keeps the first N samples, the same ones at every size.
     """
     name = _check_name(name)
     split = check_split(split)
-    hw = resolution.parse_size(size)
     info = dataset_info(name, data_dir)
+    dims = len(info.native_size)
+    size = resolution.parse_size(size, dims)
     if stats is None:
         stats = dataset_stats(name, data_dir, seed)
     mean, std = _check_stats(stats, info.in_chans)
     reader = _READERS[name]
     if reader.render is not None:
-        x, y = reader.render(split, hw, seed, limit)
+        x, y = reader.render(split, size, seed, limit, 0, data_dir)
     else:
         raw, y = load_raw(name, split, data_dir=data_dir, limit=limit, seed=seed)
-        x = resolution.resize_images(raw, hw)
+        x = resolution.resize_images(raw, size)
     # in place is safe: x is either new or load_raw's fresh clone
-    x.sub_(mean[:, None, None]).div_(std[:, None, None])
+    per_channel = (slice(None),) + (None,) * dims  # (C, 1, ..., 1)
+    x.sub_(mean[per_channel]).div_(std[per_channel])
     return x, y

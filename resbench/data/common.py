@@ -28,7 +28,7 @@ DEFAULT_DIRS: dict[str, Path] = {
     "cifar10": Path("~/.cache/resbench/cifar-10-batches-py").expanduser(),
 }
 
-Images = tuple[torch.Tensor, torch.Tensor]  # (N, C, H, W) images, (N,) int64 labels
+Images = tuple[torch.Tensor, torch.Tensor]  # (N, C, *sides) images/signals/clips, (N,) int64 labels
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class DatasetInfo:
     name: str
     in_chans: int
     num_classes: int
-    native_size: tuple[int, int]  # (h, w) of the stored images
+    native_size: tuple[int, ...]  # (h, w) of the stored images; (L,) of a signal set, (t, h, w) of a clip set
     classes: tuple[str, ...]
 
 
@@ -53,7 +53,8 @@ class Reader:
     load: Callable[..., Images]  # (split, data_dir, seed, limit) -> the first images at native size, new tensors
     stats_key: Callable[..., tuple]  # (data_dir, seed) -> what the train split's statistics depend on
     caches: tuple = ()  # the lru caches clear_caches empties
-    render: Callable[..., Images] | None = None  # (split, (h, w), seed, limit) -> sampled at that size;
+    render: Callable[..., Images] | None = None  # (split, size, seed, limit, start=0, data_dir=None) -> sampled
+    # at that size;
     # None: the stored images are resized instead
 
 

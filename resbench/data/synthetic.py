@@ -84,4 +84,8 @@ def _stats_key(data_dir, seed: int) -> tuple:
     return (int(seed),)  # the seed alone makes the set
 
 
-SYNTHETIC = Reader(_info, _load, _stats_key, caches=(_synthetic_params,), render=render_synthetic)
+def _render(split, size, seed=0, limit=None, start=0, data_dir=None) -> tuple[torch.Tensor, torch.Tensor]:
+    return render_synthetic(split, size, seed, limit, start)  # data_dir: nothing is read
+
+
+SYNTHETIC = Reader(_info, _load, _stats_key, caches=(_synthetic_params,), render=_render)

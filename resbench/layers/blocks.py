@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from timm.layers import LayerNorm2d
+import torch.nn.functional as F
 
-__all__ = ["glu_mixer", "FastDropout", "PreNormBlock"]
+__all__ = ["glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock"]
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
-def glu_mixer(spatial: nn.Module, d_model: int) -> nn.Sequential:
+def glu_mixer(spatial: nn.Module, d_model: int, dims: int = 2) -> nn.Sequential:
     """spatial conv -> GELU -> per-pixel linear d -> 2d -> GLU: the output part of an S4ND layer."""
-    return nn.Sequential(spatial, nn.GELU(), nn.Conv2d(d_model, 2 * d_model, 1), nn.GLU(dim=1))
+    return nn.Sequential(spatial, nn.GELU(), _CONV[dims](d_model, 2 * d_model, 1), nn.GLU(dim=1))
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channels of (B, C, *sides) with any number of sides (as timm's LayerNorm2d for 2,
+    eps included, so checkpoints made with it load and compute the same)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6):
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.movedim(1, -1), self.normalized_shape, self.weight, self.bias, self.eps).movedim(-1, 1)
 
 
 class FastDropout(nn.Dropout):
@@ -28,13 +41,13 @@ class FastDropout(nn.Dropout):
 
 
 class PreNormBlock(nn.Module):
-    """x + dropout(mixer(LayerNorm over channels(x)))."""
+    """x + dropout(mixer(LayerNorm over channels(x))), x (B, D, *sides)."""
 
     def __init__(self, d_model: int, mixer: nn.Module, dropout: float):
         super().__init__()
-        self.norm = LayerNorm2d(d_model)
+        self.norm = ChannelNorm(d_model)
         self.mixer = mixer
         self.dropout = FastDropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, H, W)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, *sides)
         return x + self.dropout(self.mixer(self.norm(x)))

@@ -4,8 +4,8 @@ from resbench.models import ckconv, convnext, iso, official, vit  # noqa: F401  
 from resbench.models.base import (ModelConfig, ResModel, bandlimit, bandlimit_of, count_params, resize_input,
                                   set_bandlimit)
 from resbench.layers.resolution_aware import cached_kernels
-from resbench.models.registry import create_model, list_models, model_config_class, register_model
+from resbench.models.registry import create_model, list_models, model_class, model_config_class, register_model
 
-__all__ = ["create_model", "list_models", "model_config_class", "register_model", "ModelConfig", "ResModel",
+__all__ = ["create_model", "list_models", "model_class", "model_config_class", "register_model", "ModelConfig", "ResModel",
            "set_bandlimit", "bandlimit_of", "bandlimit", "count_params", "resize_input",
            "cached_kernels"]

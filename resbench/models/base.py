@@ -37,12 +37,13 @@ def check_positive_int(what: str, value) -> int:
     return int(value)
 
 
-def train_hw(train_res) -> tuple[int, int]:
-    """`train_res` as (h, w): an int means a square grid."""
+def train_hw(train_res) -> tuple[int, ...]:
+    """`train_res` as a size tuple: an int means a square image (h, w); a list gives every axis, [L] for a
+    signal, [h, w] for an image, [t, h, w] for a clip."""
     if isinstance(train_res, (list, tuple)):
-        if len(train_res) != 2:
-            raise ResbenchError(f"train_res={list(train_res)}: expected an int or [h, w]")
-        return check_positive_int("train_res height", train_res[0]), check_positive_int("train_res width", train_res[1])
+        if not 1 <= len(train_res) <= 3:
+            raise ResbenchError(f"train_res={list(train_res)}: expected an int, [L], [h, w] or [t, h, w]")
+        return tuple(check_positive_int(f"train_res side {i + 1}", v) for i, v in enumerate(train_res))
     size = check_positive_int("train_res", train_res)
     return size, size
 
@@ -52,7 +53,8 @@ class ModelConfig:
     """Fields every model shares; each model's config extends it."""
     in_chans: int = 1  # 1 for grayscale (Fashion-MNIST), 3 for RGB
     num_classes: int = 10
-    train_res: int | list[int] = 14  # reference training size, int or [h, w]: defines the models' reference grid
+    train_res: int | list[int] = 14  # reference training size, int (square image), [L], [h, w] or [t, h, w]:
+    # defines the model's reference grid and its number of axes
 
     def __post_init__(self):
         check_positive_int("in_chans", self.in_chans)
@@ -67,19 +69,21 @@ def _jsonable(value):
 
 
 def resize_input(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C, *size), bilinear with antialias; the input itself when already that size."""
+    """(B, C, *sides) -> (B, C, *size), antialiased (resolution.resize_images); the input itself when already
+    that size."""
     from resbench.resolution import resize_images
 
-    if tuple(x.shape[-2:]) == tuple(size):
+    if tuple(x.shape[2:]) == tuple(size):
         return x
     return resize_images(x, tuple(size))
 
 
 class ResModel(nn.Module):
-    """An image classifier (B, C, H, W) -> (B, num_classes) that accepts any H, W >= `min_size`.
+    """A classifier (B, C, *sides) -> (B, num_classes) that accepts any sides >= `min_size`: an image (H, W),
+    or where the family allows it (`DIMS`) a signal (L) or a clip (T, H, W); train_res says which.
 
     Subclasses set `config_class`, `POLICIES` (policy name -> one-line description, with "native" and
-    "resize-input"), `has_bandlimit`, `min_size`, and implement `_forward`; `register_model` sets `name`.
+    "resize-input"), `has_bandlimit`, `min_size`, `DIMS`, and implement `_forward`; `register_model` sets `name`.
     """
 
     name: str = ""
@@ -88,11 +92,16 @@ class ResModel(nn.Module):
     has_bandlimit: bool = False
     adaptive_kernels: bool = False  # continuous kernels that can follow the test grid (bandlimit "adaptive")
     min_size: int = 1  # smallest input side the architecture can take
+    DIMS: tuple[int, ...] = (2,)  # the numbers of axes the family is built for (1: signals, 2: images, 3: clips)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.train_size = train_hw(config.train_res)  # (h, w) reference grid
+        self.train_size = train_hw(config.train_res)  # (h, w) reference grid, (L,) or (t, h, w)
+        self.dims = len(self.train_size)
+        if self.dims not in self.DIMS:
+            raise ResbenchError(f"{self.name} train_res={config.train_res}: this family takes "
+                                f"{' or '.join(f'{d}-d' for d in self.DIMS)} inputs, not {self.dims}-d")
         if min(self.train_size) < self.min_size:
             raise ResbenchError(f"{self.name} train_res={config.train_res}: expected at least {self.min_size} "
                                 f"pixels a side for this architecture")
@@ -102,17 +111,18 @@ class ResModel(nn.Module):
         return {f.name: _jsonable(getattr(self.config, f.name)) for f in dataclasses.fields(self.config)}
 
     def check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.config.in_chans or min(x.shape[-2:]) < self.min_size:
+        if x.dim() != 2 + self.dims or x.shape[1] != self.config.in_chans or min(x.shape[2:]) < self.min_size:
+            sides = {1: "L", 2: "H, W", 3: "T, H, W"}[self.dims]
             raise ResbenchError(f"{self.name} input of shape {tuple(x.shape)}: expected (B, {self.config.in_chans}, "
-                                f"H, W) with H, W >= {self.min_size}")
+                                f"{sides}) with {sides} >= {self.min_size}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The "native" policy: (B, C, H, W) -> (B, num_classes) logits at the input's own size.
+        """The "native" policy: (B, C, *sides) -> (B, num_classes) logits at the input's own size.
 
         Every resolution-aware layer gets the model's one rate first (resolution.kernel_rates).
         """
         self.check_input(x)
-        set_input_rate(self, kernel_rates(self.train_size, x.shape[-2:]))
+        set_input_rate(self, kernel_rates(self.train_size, x.shape[2:]))
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,6 @@ def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs)
     check_alpha(config.bandlimit)
     if not 0 < config.dt_min <= config.dt_max:
         raise ResbenchError(f"dt_min={config.dt_min}, dt_max={config.dt_max}: expected 0 < dt_min <= dt_max")
-    return S4ND(d_model, d_state=config.d_state, dim=2, l_max=list(l_max), bidirectional=True,
+    return S4ND(d_model, d_state=config.d_state, dim=len(l_max), l_max=list(l_max), bidirectional=True,
                 bandlimit=config.bandlimit, n_ssm=1, init="diag-lin", dt_min=config.dt_min, dt_max=config.dt_max,
                 **kwargs)

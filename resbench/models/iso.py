@@ -1,4 +1,5 @@
-"""Isotropic backbones of the S4ND paper's resolution experiment: S4ND-ISO and its Conv2D twin."""
+"""Isotropic backbones of the S4ND paper's resolution experiment: S4ND-ISO and its discrete Conv twins, for
+signals (1-d), images (2-d) and clips (3-d); the number of axes comes from train_res."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from resbench.models.base import ModelConfig, ResModel, check_positive_int, poli
 from resbench.models.fields import S4NDFields, s4nd_layer
 from resbench.models.registry import register_model
 
-__all__ = ["IsoConfig", "S4NDIsoConfig", "IsoModel", "S4NDIso", "Conv2dIso"]
+__all__ = ["IsoConfig", "S4NDIsoConfig", "ConvIsoConfig", "IsoModel", "S4NDIso", "Conv1dIso", "Conv2dIso",
+           "Conv3dIso"]
 
 
 @dataclasses.dataclass
@@ -30,8 +32,13 @@ class S4NDIsoConfig(S4NDFields, IsoConfig):
     pass
 
 
+@dataclasses.dataclass
+class ConvIsoConfig(IsoConfig):
+    kernel_size: int = 3  # taps of each dense conv per axis (odd: the output keeps the input's size)
+
+
 class IsoModel(ResModel):
-    """1x1 stem -> n_layers prenorm residual blocks at full resolution -> LayerNorm, spatial mean, linear."""
+    """1x1 stem -> n_layers prenorm residual blocks at full resolution -> LayerNorm, mean over every axis, linear."""
 
     config_class = IsoConfig
 
@@ -41,14 +48,14 @@ class IsoModel(ResModel):
         check_positive_int("n_layers", config.n_layers)
         if not 0 <= config.dropout < 1:
             raise ResbenchError(f"dropout={config.dropout}: expected a number in [0, 1)")
-        self.stem = nn.Conv2d(config.in_chans, d, 1)
+        self.stem = nn.Conv2d(config.in_chans, d, 1)  # used as the per-pixel linear it is (see _forward)
         self.blocks = nn.Sequential(*[PreNormBlock(d, self.make_mixer(), config.dropout)
                                       for _ in range(config.n_layers)])
         self.norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.num_classes)
 
     def make_mixer(self) -> nn.Module:
-        """One block's spatial mixer, (B, D, H, W) -> (B, D, H, W)."""
+        """One block's mixer over every axis, (B, D, *sides) -> (B, D, *sides)."""
         raise NotImplementedError
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,9 +63,9 @@ class IsoModel(ResModel):
         # S4ND hands its output back channel-innermost. Eval at 28x28 is about 1/3 faster this way.
         # The 1x1 stem is applied as the per-pixel linear it is, which writes channels-last directly
         # (a 1x1 convolution writes channel-first and needs a transposing copy after it).
-        x = F.linear(x.movedim(1, -1), self.stem.weight.flatten(1), self.stem.bias)  # (B, H, W, D)
-        x = self.blocks(x.movedim(-1, 1))  # (B, D, H, W), channels-last in memory
-        x = self.norm(x.movedim(1, -1)).mean(dim=(1, 2))  # (B, D)
+        x = F.linear(x.movedim(1, -1), self.stem.weight.flatten(1), self.stem.bias)  # (B, *sides, D)
+        x = self.blocks(x.movedim(-1, 1))  # (B, D, *sides), channels-last in memory
+        x = self.norm(x.movedim(1, -1)).mean(dim=tuple(range(1, 1 + self.dims)))  # (B, D)
         return self.head(x)  # (B, num_classes)
 
 
@@ -70,18 +77,43 @@ class S4NDIso(IsoModel):
     POLICIES = policies("rescale each S4ND step per axis: rate = train/test feature-map size, same continuous kernel")
     has_bandlimit = True
     adaptive_kernels = True
+    DIMS = (1, 2, 3)
 
     def make_mixer(self) -> nn.Module:
         return RateS4ND(s4nd_layer(self.config, self.config.d_model, self.train_size,
                                    activation="gelu", final_act="glu"))
 
 
-@register_model("conv2d_iso")
-class Conv2dIso(IsoModel):
-    """The Conv2D baseline: the same backbone with a dense 3x3 conv in place of S4ND."""
+class ConvIso(IsoModel):
+    """The discrete baseline: the same backbone with a dense conv (kernel_size taps per axis) in place of S4ND."""
 
-    POLICIES = policies("the same discrete 3x3 kernels slide over the bigger (or smaller) grid")
+    config_class = ConvIsoConfig
+    POLICIES = policies("the same discrete kernels slide over the bigger (or smaller) grid")
 
     def make_mixer(self) -> nn.Module:
-        d = self.config.d_model
-        return glu_mixer(nn.Conv2d(d, d, 3, padding=1), d)
+        d, k = self.config.d_model, check_positive_int("kernel_size", self.config.kernel_size)
+        if k % 2 == 0:
+            raise ResbenchError(f"kernel_size={k}: expected an odd number (the output keeps the input's size)")
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[self.dims]
+        return glu_mixer(conv(d, d, k, padding=k // 2), d, self.dims)
+
+
+@register_model("conv1d_iso")
+class Conv1dIso(ConvIso):
+    """The Conv1D twin of 1-d S4ND-ISO (signals): train_res [L]."""
+
+    DIMS = (1,)
+
+
+@register_model("conv2d_iso")
+class Conv2dIso(ConvIso):
+    """The Conv2D baseline of S4ND-ISO (images)."""
+
+    DIMS = (2,)
+
+
+@register_model("conv3d_iso")
+class Conv3dIso(ConvIso):
+    """The Conv3D twin of 3-d S4ND-ISO (clips): train_res [t, h, w]."""
+
+    DIMS = (3,)

@@ -1,0 +1,203 @@
+"""Signals (1-d) and clips (3-d): the model families, the per-axis rate rule and resize-input along every axis."""
+
+import pytest
+import torch
+
+from resbench.errors import ResbenchError
+from conftest import assert_user_error
+from resbench.layers.rate_s4nd import RateS4ND
+from resbench.models import create_model, list_models, model_class
+from resbench.resolution import kernel_rates
+
+
+def s4nd_layers(model):
+    return [m for m in model.modules() if isinstance(m, RateS4ND)]
+
+
+@pytest.mark.parametrize("name,train,tests", [
+    ("s4nd_iso", [32], [(16,), (32,), (45,), (64,)]),
+    ("conv1d_iso", [32], [(16,), (64,)]),
+    ("s4nd_iso", [4, 8, 8], [(2, 8, 8), (8, 8, 8), (4, 4, 4), (4, 16, 12), (8, 16, 16)]),
+    ("conv3d_iso", [4, 8, 8], [(2, 8, 8), (8, 16, 16)]),
+])
+def test_models_take_signals_and_clips_at_any_size(name, train, tests):
+    torch.manual_seed(0)
+    model = create_model(name, train_res=train, d_model=8, n_layers=2).eval()
+    assert model.dims == len(train)
+    with torch.no_grad():
+        for size in tests:
+            out = model(torch.randn(3, 1, *size))
+            assert out.shape == (3, 10) and torch.isfinite(out).all(), size
+            for layer in s4nd_layers(model):  # every S4ND layer got the model's one rate, per axis
+                assert layer.input_rate == kernel_rates(tuple(train), size)
+
+
+def test_a_clip_where_only_time_changes_rescales_only_the_time_kernels():
+    torch.manual_seed(0)
+    model = create_model("s4nd_iso", train_res=[4, 6, 6], d_model=4, n_layers=1).eval()
+    layer = s4nd_layers(model)[0].s4nd
+    with torch.no_grad():
+        model(torch.randn(1, 1, 8, 6, 6))  # twice the frame rate, the same frames
+        assert s4nd_layers(model)[0].input_rate == (0.5, 1.0, 1.0)
+        at_train = layer.kernels((4, 6, 6), (1.0, 1.0, 1.0))
+        doubled = layer.kernels((8, 6, 6), (0.5, 1.0, 1.0))
+    assert doubled[0].shape[-1] == 2 * at_train[0].shape[-1]  # the time kernel spans the same duration
+    for axis in (1, 2):  # height and width kernels are the very same taps
+        assert torch.equal(doubled[axis], at_train[axis])
+
+
+def test_resize_input_resamples_every_axis():
+    torch.manual_seed(0)
+    model = create_model("conv3d_iso", train_res=[4, 8, 8], d_model=4, n_layers=1).eval()
+    clip = torch.rand(2, 1, 8, 16, 16)
+    with torch.no_grad():
+        from resbench.resolution import resize_images
+
+        direct = model(resize_images(clip, (4, 8, 8)))
+        assert torch.equal(model.forward_policy(clip, "resize-input"), direct)
+
+
+def test_families_refuse_inputs_they_are_not_built_for():
+    with pytest.raises(ResbenchError, match="1-d"):
+        create_model("conv2d_iso", train_res=[32])
+    with pytest.raises(ResbenchError, match="3-d"):
+        create_model("conv1d_iso", train_res=[4, 8, 8])
+    with pytest.raises(ResbenchError, match="3-d"):
+        create_model("vit", train_res=[4, 8, 8])
+    model = create_model("s4nd_iso", train_res=[32], d_model=4, n_layers=1)
+    with pytest.raises(ResbenchError, match=r"\(B, 1, L\)"):
+        model(torch.randn(2, 1, 8, 8))  # an image for a signal model
+    with pytest.raises(ResbenchError, match="odd"):
+        create_model("conv1d_iso", train_res=[32], kernel_size=4)
+
+
+def test_every_family_says_which_inputs_it_takes():
+    kinds = {name: model_class(name).DIMS for name in list_models()}
+    assert kinds["s4nd_iso"] == (1, 2, 3) and kinds["conv1d_iso"] == (1,) and kinds["conv3d_iso"] == (3,)
+    assert all(2 in d for n, d in kinds.items() if n not in ("conv1d_iso", "conv3d_iso"))
+
+
+def test_image_models_compute_as_before_the_norm_change():
+    """The blocks' channel norm replaced timm's LayerNorm2d: same keys, same eps, same numbers."""
+    from timm.layers import LayerNorm2d
+
+    from resbench.layers.blocks import ChannelNorm
+
+    torch.manual_seed(0)
+    new, old = ChannelNorm(6), LayerNorm2d(6)
+    with torch.no_grad():
+        new.weight.normal_(), new.bias.normal_()
+    old.load_state_dict(new.state_dict())
+    x = torch.randn(2, 6, 5, 7)
+    assert torch.allclose(new(x), old(x), atol=1e-6)
+    assert new.state_dict().keys() == old.state_dict().keys()
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep and report of signals and clips beside images
+
+def untrained(path, model, dataset, train_res, **config):
+    """A tiny untrained checkpoint of `model` for `dataset` (no training: sweeps only need the file)."""
+    from resbench.checkpoints import Checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    net = create_model(model, train_res=train_res, d_model=4, n_layers=1, **config)
+    save_checkpoint(Checkpoint(model=model, config=net.config_dict(),
+                               provenance={"dataset": dataset, "train_res": train_res, "schedule": [[train_res, 1]],
+                                           "epochs": 1, "seed": 0, "native_accuracy": 0.1},
+                               data_stats={"mean": [0.0], "std": [1.0]}, state_dict=net.state_dict()), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """Checkpoints of a signal model, a clip model and an image model, in one folder."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make setup installs it): the spoken digits need it")
+    root = tmp_path_factory.mktemp("mixed")
+    ckpts = root / "ckpts"
+    ckpts.mkdir()
+    untrained(ckpts / "sig.pt", "s4nd_iso", "spoken-digits", [400])
+    untrained(ckpts / "clip.pt", "conv3d_iso", "moving-fashion-mnist", [4, 8, 8])
+    untrained(ckpts / "img.pt", "conv2d_iso", "synthetic", 14, num_classes=4)
+    return root
+
+
+def test_one_sweep_holds_signals_clips_and_images(mixed, cli, tmp_path):
+    from resbench.store import read_results
+
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", mixed / "ckpts", "--test-res", "200,400,800,14,4x8x8,8x8x8,4x16x16", "--limit", "12",
+                       "--policy", "native", "--bandlimit", "on", "-o", out)
+    assert code == 0, err
+    df = read_results(out)
+    sizes = {name: sorted(g["test_res"]) for name, g in df.groupby("checkpoint")}
+    assert sizes["sig"] == sorted(["200", "400", "800", "14"])  # bare sizes fit signals and images alike
+    assert sizes["img"] == sizes["sig"]  # as image sides (a square of 200 px, ...)
+    assert sizes["clip"] == sorted(["4x8x8", "8x8x8", "4x16x16"])  # only TxHxW sizes fit a clip model
+    assert dict(zip(df["checkpoint"], df["dims"])) == {"sig": 1, "clip": 3, "img": 2}
+    assert (df["n"] == 12).all() and (df["error"] == "").all()
+    seen = df[df["checkpoint"] == "clip"].set_index("test_res")["seen_in_training"]
+    assert bool(seen["4x8x8"]) and not bool(seen["8x8x8"])  # frame rate changed alone: zero-shot
+
+
+def test_default_sizes_follow_each_models_axes(mixed, cli, tmp_path):
+    from resbench.store import read_results
+
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", mixed / "ckpts" / "clip.pt", "--limit", "4",
+                       "--policy", "native", "--bandlimit", "on", "-o", out)
+    assert code == 0, err
+    df = read_results(out)
+    assert set(df[df["checkpoint"] == "sig"]["test_res"]) == {"200", "300", "400", "600", "800"}
+    clip = set(df[df["checkpoint"] == "clip"]["test_res"])
+    assert len(clip) == 9 and {"8x8x8", "4x16x16", "2x4x4", "8x16x16"} <= clip
+
+
+def test_a_size_that_fits_no_model_is_a_user_error(mixed, cli, tmp_path):
+    code, _, err = cli("sweep", mixed / "ckpts" / "clip.pt", "--test-res", "14,28", "-o", tmp_path / "s")
+    assert_user_error(code, err, "--test-res", "clip", "TxHxW")
+    assert not (tmp_path / "s").exists()
+
+
+def test_report_draws_signals_and_clips_apart(mixed, cli, tmp_path):
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", mixed / "ckpts", "--test-res", "200,400,14,28,2x8x8,4x8x8,8x8x8,4x4x4,4x16x16",
+                       "--limit", "8", "--policy", "native", "-o", out)
+    assert code == 0, err
+    code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,png")
+    assert code == 0, err
+    md = (tmp_path / "rep" / "r.md").read_text()
+    for title in ("Accuracy vs test length [signals]", "Accuracy vs frame rate and vs frame size [clips]",
+                  "Frames x frame size accuracy [clips]", "Native accuracy (test size = train size, native policy) "
+                  "[clips]", "Drop from native accuracy (points; native policy) [signals]"):
+        assert f"## {title}" in md, title
+    for name in ("r_signals.png", "r_clips.png", "r_clips_heatmap.png", "r_accuracy.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    images_drop = md.split("## Drop from native accuracy (points; native policy) [§")[1].split("\n## ")[0]
+    assert "img" in images_drop and "28" in images_drop
+    assert "4x8x8" not in images_drop and "clip" not in images_drop  # the image tables hold no clip sizes
+
+
+def test_train_reads_sizes_in_the_datasets_axes(cli, tmp_path):
+    code, _, err = cli("train", "s4nd_iso", "--dataset", "moving-fashion-mnist", "--train-res", "14", "-o",
+                       tmp_path / "m.pt")
+    assert_user_error(code, err, "--train-res 14", "TxHxW")
+    code, _, err = cli("train", "conv1d_iso", "--dataset", "moving-fashion-mnist", "--train-res", "4x8x8", "-o",
+                       tmp_path / "m.pt")
+    assert_user_error(code, err, "conv1d_iso", "3-d")
+    code, _, err = cli("train", "s4nd_iso", "--dataset", "moving-fashion-mnist", "-o", tmp_path / "m.pt")
+    assert_user_error(code, err, "--train-res", "TxHxW")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_a_clip_model_and_record_its_size(tmp_path, keep_torch_threads):
+    from resbench.train import train, train_config
+
+    cfg = train_config("s4nd_iso", train_res="4x8x8", epochs=1, dataset="moving-fashion-mnist", limit=32,
+                       test_limit=16, batch_size=16, model_overrides={"d_model": 4, "n_layers": 1}, device="cpu")
+    ckpt = train(cfg, tmp_path / "c.pt", quiet=True)
+    assert ckpt.train_res == (4, 8, 8) and ckpt.dims == 3
+    assert ckpt.provenance["train_res"] == [4, 8, 8] and ckpt.provenance["history"][0]["size"] == [4, 8, 8]
