@@ -79,6 +79,15 @@ def test_ray_sweep_equals_the_local_sweep(local_ray, trained, reference, tmp_pat
     assert ((ray_rows["loss"] - local_rows["loss"]).abs() < 1e-5).all()
     assert json.loads((tmp_path / "meta.json").read_text())["config"]["executor"] == "ray"
 
+@pytest.mark.ray
+def test_the_python_api_takes_the_ray_executor(local_ray, trained, reference, tmp_path):
+    import resbench.api
+
+    df = resbench.api.sweep(trained["s4nd"].parent, tmp_path, test_res=SIZES, bandlimit="on,off,adaptive",
+                            limit=LIMIT, quiet=True, executor="ray", num_workers=2)
+    assert len(df) == len(cells(reference)) and cells(tmp_path) == cells(reference)
+
+
 
 @pytest.mark.ray
 def test_a_model_from_outside_resbench_goes_to_the_workers(local_ray, tmp_path, cli):
