@@ -38,6 +38,16 @@ def figure_page(fig):
     return page
 
 
+def _fit_width(fig, ax, tab) -> None:
+    """A table wider than the page at TABLE_PT gets a smaller font (its columns are sized from the text), so no
+    column is cut off at the page's edge."""
+    fig.canvas.draw()  # the automatic column widths exist only once drawn
+    renderer = fig.canvas.get_renderer()
+    width, room = tab.get_window_extent(renderer).width, ax.get_window_extent(renderer).width
+    if width > room:
+        tab.set_fontsize(TABLE_PT * 0.97 * room / width)
+
+
 def table_pages(title: str, table: pd.DataFrame):
     import matplotlib.pyplot as plt
 
@@ -58,6 +68,7 @@ def table_pages(title: str, table: pd.DataFrame):
             tab.set_fontsize(TABLE_PT)
             tab.scale(1, 1.6)  # row height for TABLE_PT text (matplotlib sizes rows for about 6 pt)
             tab.auto_set_column_width(list(range(len(chunk.columns))))
+            _fit_width(fig, ax, tab)
         if note:
             fig.text(PAGE_MARGIN / A4_LANDSCAPE[0], PAGE_MARGIN / A4_LANDSCAPE[1],
                      textwrap.fill(f"Note: {note}", PAGE_CHARS), fontsize=HEADER_PT, va="bottom")
