@@ -12,7 +12,8 @@ import pandas as pd  # noqa: E402
 
 from resbench.resolution import format_size, parse_size, size_key  # noqa: E402
 
-__all__ = ["accuracy_vs_test_res", "clip_axes_figure", "clip_heatmaps", "train_test_heatmaps", "kernel_figure", "aliasing_figure", "side", "SEEN_MARK",
+__all__ = ["accuracy_vs_test_res", "clip_axes_figure", "clip_heatmaps", "train_test_heatmaps", "kernel_figure",
+           "aliasing_figure", "side", "SEEN_MARK",
            "seen_in_training", "reference_setting", "alpha_cells", "accuracy_vs_alpha", "reliability_diagram"]
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
@@ -61,6 +62,23 @@ def reference_setting(frame: pd.DataFrame) -> pd.Series:
     return frame["bandlimit"] == frame["checkpoint"].map(pick)
 
 
+def _accuracy_lines(ax, cells: pd.DataFrame, colors: dict, train: str | None = None) -> None:
+    """A line per checkpoint, policy and bandlimit setting of `cells` (accuracy against their column `x`) with
+    its 95% CI band, one legend entry per checkpoint (its colour; the line styles are in the figure's title).
+    With `train`, sizes other than it that the checkpoint trained at get an open square (not zero-shot)."""
+    labelled = set()
+    for (ckpt, policy, bl), g in cells.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
+        g = g.sort_values("x")
+        style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
+        ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt],
+                label=None if ckpt in labelled else ckpt)
+        labelled.add(ckpt)
+        ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
+        if train is not None:
+            seen = g[seen_in_training(g) & (g["test_res"] != train)]  # not zero-shot: the schedule trained there
+            ax.plot(seen["x"], 100 * seen["accuracy"], "s", ms=8, mfc="none", color=colors[ckpt])
+
+
 def accuracy_vs_test_res(df: pd.DataFrame, xlabel: str = "test resolution (side, px)"):
     """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands.
 
@@ -72,16 +90,7 @@ def accuracy_vs_test_res(df: pd.DataFrame, xlabel: str = "test resolution (side,
     colors = checkpoint_colors(ok["checkpoint"].unique())
     for ax, train in zip(axes[0], trains):
         part = ok[ok["train_res"] == train]
-        labelled = set()  # one legend entry per checkpoint (its colour); the line styles are in the title
-        for (ckpt, policy, bl), g in part.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
-            g = g.assign(x=g["test_res"].map(side)).sort_values("x")
-            style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
-            label = None if ckpt in labelled else ckpt
-            labelled.add(ckpt)
-            ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt], label=label)
-            ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
-            seen = g[seen_in_training(g) & (g["test_res"] != train)]  # not zero-shot: the schedule trained there
-            ax.plot(seen["x"], 100 * seen["accuracy"], "s", ms=8, mfc="none", color=colors[ckpt])
+        _accuracy_lines(ax, part.assign(x=part["test_res"].map(side)), colors, train)
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}")
         ax.set_xlabel(xlabel)
@@ -114,14 +123,7 @@ def clip_axes_figure(df: pd.DataFrame):
         for ax, (what, keep) in zip(axes[row], along.items()):
             cells = part[keep].assign(x=sides[keep][:, 0] if what == "frames" else np.sqrt(sides[keep][:, 1] *
                                                                                          sides[keep][:, 2]))
-            labelled = set()
-            for (ckpt, policy, bl), g in cells.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
-                g = g.sort_values("x")
-                style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
-                ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt],
-                        label=None if ckpt in labelled else ckpt)
-                labelled.add(ckpt)
-                ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
+            _accuracy_lines(ax, cells, colors)
             ax.axvline(t0 if what == "frames" else np.sqrt(h0 * w0), color="0.5", lw=0.8)
             ax.set_xscale("log", base=2)
             ticks = sorted(set(cells["x"]))

@@ -17,7 +17,7 @@ from resbench.persample import (ECE_BINS, Records, calibration_frame, ece, flip_
 from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
                             clip_axes_figure, clip_heatmaps, kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
                             train_test_heatmaps)
-from resbench.resolution import default_test_sizes, fit_size, parse_size, size_key, sort_sizes
+from resbench.resolution import default_test_sizes, fit_sizes, parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
@@ -412,11 +412,7 @@ def kernel_analysis(ckpt_path: str, test_sizes, device: str = "cpu") -> tuple[ob
     ckpt = load_checkpoint(ckpt_path)
     if test_sizes is None:  # images: 14, 28, 56; signals and clips: half, the same and twice the training size
         test_sizes = [(14, 14), (28, 28), (56, 56)] if ckpt.dims == 2 else default_test_sizes([ckpt.train_res])
-    test_sizes = sorted({s for s in (fit_size(spec, ckpt.dims) for spec in test_sizes) if s is not None},
-                        key=size_key)  # by pixels, each once
-    if not test_sizes:
-        form = {1: "a length like 8000", 2: "an image size like 28", 3: "TxHxW like 8x14x14"}[ckpt.dims]
-        raise ResbenchError(f"--test-res: no size fits {ckpt.name}, a {ckpt.dims}-d model; give {form}")
+    test_sizes = fit_sizes(test_sizes, ckpt.dims, ckpt.name)  # by pixels, each once
     device = str(resolve_device(device))
     spectra = kernel_spectra(ckpt, device=device, test_sizes=test_sizes)
     table = aliasing_table(ckpt, test_sizes, spectra)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from resbench.errors import ResbenchError
 
 __all__ = ["MAX_SIZE", "MAX_LENGTH", "parse_size", "parse_sizes", "parse_size_specs", "fit_size", "format_size",
-           "size_dims", "size_key", "sort_sizes", "default_test_sizes", "resize_images", "BANDLIMIT_NAMES",
+           "fit_sizes", "size_key", "sort_sizes", "default_test_sizes", "resize_images", "BANDLIMIT_NAMES",
            "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
 
 MAX_SIZE = 4096  # largest side of a 2-d or 3-d size accepted by parse_size
@@ -131,21 +131,24 @@ def fit_size(spec, dims: int) -> tuple[int, ...] | None:
     return parse_size("x".join(str(v) for v in sides), dims) if len(sides) == dims else None
 
 
+def fit_sizes(specs, dims: int, name: str) -> list[tuple[int, ...]]:
+    """The sizes of `specs` (a sweep's --test-res) that fit a model of `dims` axes called `name`, each once and
+    in size order; a user error when none does."""
+    sizes = sort_sizes({s for s in (fit_size(spec, dims) for spec in specs) if s is not None})
+    if not sizes:
+        raise ResbenchError(f"--test-res: no size fits {name}, a {dims}-d model; give {_FORMS[dims]}")
+    return sizes
+
+
 def format_size(size, dims: int | None = None) -> str:
     """(28, 28) -> "28", (28, 20) -> "28x20", (8000,) -> "8000", (8, 14, 14) -> "8x14x14"; the inverse of
     parse_size. A bare number stays a bare number (checked against the range of `dims`, none: 1-d's)."""
     if _sides(size) is None:
         return format_size(parse_size(size, dims or 1))
-    sides = parse_size(size, dims if dims is not None else None)
+    sides = parse_size(size, dims)
     if len(sides) == 2 and sides[0] == sides[1]:
         return str(sides[0])
     return "x".join(str(v) for v in sides)
-
-
-def size_dims(size, dims: int | None = None) -> int:
-    """How many axes a size has: its explicit form's, else `dims` (default 2: a bare number is a square)."""
-    sides = _sides(size)
-    return len(sides) if sides is not None else (dims or 2)
 
 
 def size_key(size, dims: int | None = None) -> tuple[int, ...]:

@@ -32,7 +32,7 @@ from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, 
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
-from resbench.resolution import (bandlimit_alpha, default_test_sizes, fit_size, format_size, parse_bandlimit,
+from resbench.resolution import (bandlimit_alpha, default_test_sizes, fit_sizes, format_size, parse_bandlimit,
                                  parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress
 from resbench.scoring import score, wilson_interval
@@ -163,14 +163,7 @@ def test_sizes(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[list[tuple[int
     if cfg.test_res is None:
         defaults = {d: default_test_sizes(c.train_res for c in ckpts if c.dims == d) for d in {c.dims for c in ckpts}}
         return [defaults[c.dims] for c in ckpts]
-    out = []
-    for ckpt in ckpts:
-        sizes = sort_sizes({s for s in (fit_size(spec, ckpt.dims) for spec in cfg.test_res) if s is not None})
-        if not sizes:
-            form = {1: "a length like 8000", 2: "an image size like 28 or 28x20", 3: "TxHxW like 8x14x14"}[ckpt.dims]
-            raise ResbenchError(f"--test-res: no size fits {ckpt.name}, a {ckpt.dims}-d model; give {form}")
-        out.append(sizes)
-    return out
+    return [fit_sizes(cfg.test_res, ckpt.dims, ckpt.name) for ckpt in ckpts]
 
 
 def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
@@ -290,10 +283,8 @@ class _TestImages:
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         name = self.about.dataset
-        if data.is_rendered(name):
-            self.raw, self.labels = None, data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)[1]
-        else:
-            self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        self.raw = None if data.is_rendered(name) else raw  # a rendered set is sampled anew at each size
 
     def batches(self, size: tuple[int, ...], batch: int):
         """(samples, labels) batches at `size` on the sweep's device: stored images are resized there."""

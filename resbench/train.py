@@ -22,8 +22,8 @@ from resbench.errors import ResbenchError
 from resbench.resolution import format_size
 from resbench.scoring import score
 
-__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "check_train_size", "parse_schedule", "train_config", "train", "evaluate",
-           "state_path"]
+__all__ = ["TrainConfig", "EpochEnd", "SIZES", "EPOCHS", "check_train_size", "parse_schedule", "train_config", "train",
+           "evaluate", "state_path"]
 
 # parameters of the SSM itself (step, A, B) get their own learning rate and no weight decay (FACTS 1)
 SSM_PARAM = re.compile(r"(^|\.)kernel\.\d+\.(inv_dt|A_real|A_imag|B)$")
@@ -127,10 +127,9 @@ def train_config(model: str, *, train_res: int | None = None, epochs: int | None
     Every user error is raised here, before any work: bad counts, an unknown model or config field,
     a bandlimit for a model without one.
     """
+    from resbench import data
     from resbench.models import create_model
     from resbench.resolution import parse_bandlimit
-
-    from resbench import data
 
     if schedule is not None and (train_res is not None or epochs is not None):
         raise ResbenchError("--schedule: give either --schedule or --train-res/--epochs, not both")
