@@ -35,13 +35,16 @@ declare -A RECIPE=(
   # signals (1-d): spoken digits at 4 kHz (4000 samples a clip); the Conv1d twin with 9 taps
   [s4nd_iso_digits4000]="s4nd_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --bandlimit 0.5 --set d_model=32"
   [conv1d_iso_digits4000]="conv1d_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --set d_model=32 --set kernel_size=9"
+  # clips (3-d): moving Fashion-MNIST at 8 frames of 14x14; the Conv3d twin with 3x3x3 taps
+  [s4nd_iso_moving8x14x14]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32"
+  [conv3d_iso_moving8x14x14]="conv3d_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --set d_model=32"
 )
 ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
        s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long
        s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14
        s4nd_iso_7_seed1 s4nd_iso_7_seed2 conv2d_iso_7_seed1 conv2d_iso_7_seed2
        s4nd_iso_14_seed1 s4nd_iso_14_seed2 conv2d_iso_14_seed1 conv2d_iso_14_seed2
-       s4nd_iso_digits4000 conv1d_iso_digits4000)
+       s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 conv3d_iso_moving8x14x14)
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
   seed="--seed 0"  # unless the recipe names its own

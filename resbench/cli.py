@@ -184,6 +184,9 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
               "(default: multiples of 7 from half the smallest to twice the largest train size).")
+@click.option("--kind", default="all", show_default=True,
+              help="Sweep only these kinds of model: images, signals (1-d), clips (3-d), or a list like "
+                   "signals,clips; one OUT can take one command per kind, each with its own --test-res.")
 @click.option("--bandlimit", default="on,off,adaptive", show_default=True,
               help="Bandlimit settings for S4ND models (and models with resbench_set_bandlimit): on (trained "
               "alpha), off, adaptive (S4ND and CKConv kernels follow the test grid below the training size; "
@@ -213,7 +216,7 @@ def _split_list(text: str, option: str) -> list[str]:
                    "also takes one GPU.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
-def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, bandlimit,
+def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
               policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
               address, num_workers, cpus_per_task, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
@@ -232,7 +235,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
       resbench sweep checkpoints/ --executor ray --num-workers 8 -o results/study
     """
     from resbench.external import ModelOptions, load_models
-    from resbench.resolution import parse_size_specs
+    from resbench.resolution import parse_kinds, parse_size_specs
     from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
@@ -240,7 +243,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                            mean=None if mean is None else _floats(mean, "--mean"),
                            std=None if std is None else _floats(std, "--std"))
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
-                      test_res=parse_size_specs(test_res) if test_res is not None else None,
+                      test_res=parse_size_specs(test_res) if test_res is not None else None, kinds=parse_kinds(kind),
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,

@@ -17,7 +17,7 @@ from resbench.persample import (ECE_BINS, Records, calibration_frame, ece, flip_
 from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
                             clip_axes_figure, clip_heatmaps, kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
                             train_test_heatmaps)
-from resbench.resolution import default_test_sizes, fit_sizes, parse_size, size_key, sort_sizes
+from resbench.resolution import KINDS, default_test_sizes, fit_sizes, parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
@@ -772,7 +772,6 @@ def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-KINDS = {1: "signals", 2: "images", 3: "clips"}  # what a section is about, by the models' input axes
 
 
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,

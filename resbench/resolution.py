@@ -15,12 +15,13 @@ from resbench.errors import ResbenchError
 
 __all__ = ["MAX_SIZE", "MAX_LENGTH", "parse_size", "parse_sizes", "parse_size_specs", "fit_size", "format_size",
            "fit_sizes", "size_key", "sort_sizes", "default_test_sizes", "resize_images", "BANDLIMIT_NAMES",
-           "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha"]
+           "kernel_rates", "check_alpha", "parse_bandlimit", "bandlimit_alpha", "KINDS", "parse_kinds"]
 
 MAX_SIZE = 4096  # largest side of a 2-d or 3-d size accepted by parse_size
 MAX_LENGTH = 2 ** 20  # largest 1-d size (samples of a signal: 65 s at 16 kHz)
 _SIZE_RE = re.compile(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?(?:[xX]\s*(\d+)\s*)?", re.ASCII)
 _FORMS = {1: "L like 8000", 2: "an integer or HxW like 28 or 28x20", 3: "TxHxW like 8x14x14"}
+KINDS = {1: "signals", 2: "images", 3: "clips"}  # what a model's inputs are, by their number of axes
 _CHUNK = 4096  # images per interpolate call: bounds the temporary memory of resize_images
 
 
@@ -138,6 +139,18 @@ def fit_sizes(specs, dims: int, name: str) -> list[tuple[int, ...]]:
     if not sizes:
         raise ResbenchError(f"--test-res: no size fits {name}, a {dims}-d model; give {_FORMS[dims]}")
     return sizes
+
+
+def parse_kinds(text: str | None) -> set[int] | None:
+    """--kind "images,clips" -> {2, 3} (the numbers of axes); None or "all" -> None (every kind)."""
+    if text is None or str(text).strip() == "all":
+        return None
+    by_name = {name: dims for dims, name in KINDS.items()}
+    words = [w.strip() for w in str(text).split(",")]
+    bad = [w for w in words if w not in by_name]
+    if bad or not words:
+        raise ResbenchError(f"--kind {text!r}: expected all or a list of {', '.join(by_name)}")
+    return {by_name[w] for w in words}
 
 
 def format_size(size, dims: int | None = None) -> str:

@@ -32,8 +32,8 @@ from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, 
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
-from resbench.resolution import (bandlimit_alpha, default_test_sizes, fit_sizes, format_size, parse_bandlimit,
-                                 parse_size, resize_images, sort_sizes)
+from resbench.resolution import (KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
+                                 parse_bandlimit, parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress
 from resbench.scoring import score, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
@@ -71,6 +71,7 @@ class SweepConfig:
     address: str | None = None       # ray: an existing cluster ("auto", "ray://head:10001"); None: start one here
     num_workers: int | None = None   # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
     cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
+    kinds: set[int] | None = None    # sweep only the models with these numbers of axes (--kind); None: all
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,12 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
             raise ResbenchError("--log-samples: needs pyarrow (pip install pyarrow)") from None
     cfg.device, cfg.precision = str(resolve_device(cfg.device)), check_precision(cfg.precision)
     ckpts = [load_checkpoint(p) for p in find_checkpoints(cfg.checkpoints)] + list(cfg.models)  # every file checked
+    if cfg.kinds is not None:
+        found = ckpts
+        ckpts = [c for c in ckpts if c.dims in cfg.kinds]
+        if found and not ckpts:
+            raise ResbenchError(f"--kind {','.join(KINDS[d] for d in sorted(cfg.kinds))}: none of the "
+                                f"{len(found)} models given is one ({', '.join(sorted({KINDS[c.dims] for c in found}))})")
     if not ckpts:
         raise ResbenchError("nothing to sweep: give checkpoint files or folders, or --model SPEC "
                             "(timm:NAME or package.module:factory)")

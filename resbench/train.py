@@ -50,7 +50,7 @@ class TrainConfig:
     seed: int = 0
     limit: int | None = None     # first N training images (quick runs and tests)
     test_limit: int | None = None  # first N test images for the final test
-    threads: int = 2             # CPU threads
+    threads: int | None = None   # CPU threads; None: torch's default (the cores, or $OMP_NUM_THREADS)
     device: str = "cpu"          # where the model trains and is tested ("cuda", "cuda:1", ...)
     model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
 
@@ -271,7 +271,8 @@ def _start(cfg: TrainConfig, out: Path, quiet: bool) -> _Run:
     if out.is_dir():
         raise ResbenchError(f"{out}: is a directory, expected the checkpoint file to write")
     device = resolve_device(cfg.device)
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     info = data.dataset_info(cfg.dataset, cfg.data_dir)
     stats = data.dataset_stats(cfg.dataset, cfg.data_dir, seed=cfg.seed)
     torch.manual_seed(cfg.seed)

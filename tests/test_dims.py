@@ -162,6 +162,30 @@ def test_a_size_that_fits_no_model_is_a_user_error(mixed, cli, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_kind_sweeps_each_kind_with_its_own_sizes_into_one_folder(mixed, cli, tmp_path):
+    from resbench.store import read_results
+
+    out = tmp_path / "sweep"
+    common = ["--limit", "4", "--policy", "native", "--bandlimit", "on", "-o", out]
+    code, _, err = cli("sweep", mixed / "ckpts", "--kind", "images", "--test-res", "7,14", *common)
+    assert code == 0, err
+    assert set(read_results(out)["checkpoint"]) == {"img"}  # the signal model did not take 7 and 14 as lengths
+    code, _, err = cli("sweep", mixed / "ckpts", "--kind", "signals,clips", *common)
+    assert code == 0, err
+    df = read_results(out)
+    sizes = {name: set(g["test_res"]) for name, g in df.groupby("checkpoint")}
+    assert sizes["img"] == {"7", "14"} and sizes["sig"] == {"200", "300", "400", "600", "800"}
+    assert len(sizes["clip"]) == 9  # each kind at its own default sizes
+
+
+@pytest.mark.parametrize("kind, words", [("video", ["--kind", "video", "images"]),
+                                         ("clips", ["--kind", "clips", "none of the 1 models", "signals"])])
+def test_kind_errors_name_what_was_wrong(mixed, cli, tmp_path, kind, words):
+    code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", "--kind", kind, "-o", tmp_path / "s")
+    assert_user_error(code, err, *words)
+    assert not (tmp_path / "s").exists()
+
+
 def test_report_draws_signals_and_clips_apart(mixed, cli, tmp_path):
     out = tmp_path / "sweep"
     code, _, err = cli("sweep", mixed / "ckpts", "--test-res", "200,400,14,28,2x8x8,4x8x8,8x8x8,4x4x4,4x16x16",
