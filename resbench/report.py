@@ -17,7 +17,8 @@ from resbench.persample import (ECE_BINS, Records, calibration_frame, ece, flip_
 from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, alpha_cells, aliasing_figure,
                             clip_axes_figure, clip_heatmaps, kernel_figure, reference_setting, reliability_diagram, seen_in_training, side,
                             train_test_heatmaps)
-from resbench.resolution import KINDS, default_test_sizes, fit_sizes, parse_size, size_key, sort_sizes
+from resbench.resolution import (KINDS, default_test_sizes, fit_sizes, format_size, parse_size, size_key,
+                                 sort_sizes)
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
@@ -387,6 +388,60 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
         tables[FLIP_TITLE] = _flip_table(reference, rank, records)
         tables[ECE_TITLE] = _calibration_table(reference, rank, records)
     return tables
+
+
+GOAL_NOTE = ("Each S4ND checkpoint against its discrete twin (same dataset and training size; native policy, S4ND "
+             "with its trained bandlimit). drop: accuracy at the training size minus at the test size (points; "
+             "negative: a gain). goal: S4ND within 2 points of native (|drop| <= 2) while the twin loses at least 10 "
+             "times as much as S4ND does (and more than 2 points): 'met' or 'missed'. Point estimates: see each "
+             "cell's 95% Wilson interval in the accuracy tables.")
+GOAL_TITLE = "Zero-shot goals: S4ND and its discrete twin at half and twice the training rate"
+
+
+def _goal_changes(train: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """The changes of the signal and clip goals: (what changed, test size) at half and twice each rate."""
+    half, twice = (lambda v: max(1, round(v / 2))), (lambda v: 2 * v)
+    if len(train) == 1:
+        return [("sampling rate x1/2", (half(train[0]),)), ("sampling rate x2", (twice(train[0]),))]
+    t, h, w = train
+    return [("frame rate x1/2", (half(t), h, w)), ("frame rate x2", (twice(t), h, w)),
+            ("frame size x1/2", (t, half(h), half(w))), ("frame size x2", (t, twice(h), twice(w))),
+            ("both x1/2", (half(t), half(h), half(w))), ("both x2", (twice(t), twice(h), twice(w)))]
+
+
+def goal_table(df: pd.DataFrame) -> pd.DataFrame:
+    """For signals and clips: each S4ND checkpoint and each discrete twin, their drops at half and twice the
+    training rate per axis, and whether the zero-shot goal holds (GOAL_NOTE). Empty without such a pair."""
+    ok = df[(df["error"] == "") & (df["policy"] == "native")]
+    ok = ok[reference_setting(ok)]
+    firsts = ok.drop_duplicates("checkpoint")
+    continuous = firsts[firsts["model"].str.startswith("s4nd")]
+    discrete = firsts[firsts["bandlimit"] == "none"]
+    rows = []
+    for s4 in continuous.itertuples(index=False):
+        twins = discrete[(discrete["dataset"] == s4.dataset) & (discrete["train_res"] == s4.train_res)]
+        dims = int(s4.dims)
+        train = parse_size(s4.train_res, dims)
+        for twin in twins.itertuples(index=False):
+            acc = {name: dict(zip(g["test_res"].map(lambda t: parse_size(t, dims)), 100 * g["accuracy"]))
+                   for name, g in ok[ok["checkpoint"].isin([s4.checkpoint, twin.checkpoint])].groupby("checkpoint")}
+            a, b = acc.get(s4.checkpoint, {}), acc.get(twin.checkpoint, {})
+            if train not in a or train not in b:
+                continue
+            for change, size in _goal_changes(train):
+                if size not in a or size not in b:
+                    continue
+                d_s4, d_twin = a[train] - a[size], b[train] - b[size]
+                met = abs(d_s4) <= 2 and d_twin > 2 and d_twin >= 10 * max(d_s4, 0)
+                rows.append({"S4ND": s4.checkpoint, "twin": twin.checkpoint, "change": change,
+                             "test_res": format_size(size), "S4ND %": round(a[size], 2), "S4ND drop": round(d_s4, 2),
+                             "twin %": round(b[size], 2), "twin drop": round(d_twin, 2),
+                             "twin/S4ND": round(d_twin / d_s4, 1) if d_s4 > 0 else "S4ND lost none",
+                             "goal": "met" if met else "missed"})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table.attrs["note"] = GOAL_NOTE
+    return table
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -796,6 +851,9 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         if dims in parts:
             tables.update({f"{title} [{KINDS[dims]}]": table
                            for title, table in report_tables(parts[dims], records).items()})
+            goals = goal_table(parts[dims])
+            if len(goals):
+                tables[f"{GOAL_TITLE} [{KINDS[dims]}]"] = goals
     files = SweptFiles(metas)  # the checkpoint files, loaded once for the seed table and the rank correlation
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:

@@ -178,6 +178,14 @@ def test_kind_sweeps_each_kind_with_its_own_sizes_into_one_folder(mixed, cli, tm
     assert len(sizes["clip"]) == 9  # each kind at its own default sizes
 
 
+def test_api_sweep_takes_kind(mixed, tmp_path, keep_torch_threads):
+    import resbench.api
+
+    df = resbench.api.sweep(mixed / "ckpts", tmp_path / "api", kind="signals", test_res="200", limit=4,
+                            policy="native", bandlimit="on", quiet=True)
+    assert list(df["checkpoint"]) == ["sig"] and list(df["test_res"]) == ["200"]
+
+
 @pytest.mark.parametrize("kind, words", [("video", ["--kind", "video", "images"]),
                                          ("clips", ["--kind", "clips", "none of the 1 models", "signals"])])
 def test_kind_errors_name_what_was_wrong(mixed, cli, tmp_path, kind, words):
@@ -225,3 +233,35 @@ def test_train_a_clip_model_and_record_its_size(tmp_path, keep_torch_threads):
     ckpt = train(cfg, tmp_path / "c.pt", quiet=True)
     assert ckpt.train_res == (4, 8, 8) and ckpt.dims == 3
     assert ckpt.provenance["train_res"] == [4, 8, 8] and ckpt.provenance["history"][0]["size"] == [4, 8, 8]
+
+
+def _goal_rows(name, model, bandlimit, train, dims, accuracies):
+    return [{"checkpoint": name, "model": model, "dataset": "d", "train_res": train, "test_res": t, "dims": dims,
+             "policy": "native", "bandlimit": bandlimit, "error": "", "accuracy": a} for t, a in accuracies.items()]
+
+
+def test_goal_table_checks_half_and_twice_each_rate_against_the_twin():
+    import pandas as pd
+
+    from resbench.report import goal_table
+
+    df = pd.DataFrame(_goal_rows("s", "s4nd_iso", "on", "4000", 1, {"2000": 0.80, "4000": 0.81, "8000": 0.805})
+                      + _goal_rows("c", "conv1d_iso", "none", "4000", 1, {"2000": 0.40, "4000": 0.82, "8000": 0.80}))
+    table = goal_table(df).set_index("change")
+    assert list(table.index) == ["sampling rate x1/2", "sampling rate x2"]
+    assert table.loc["sampling rate x1/2", "S4ND drop"] == pytest.approx(1.0)
+    assert table.loc["sampling rate x1/2", "twin drop"] == pytest.approx(42.0)
+    assert table.loc["sampling rate x1/2", "goal"] == "met"  # 1 point against 42 (>= 10 x 1)
+    assert table.loc["sampling rate x2", "goal"] == "missed"  # the twin lost 2 points only (10 x 0.5 = 5)
+
+    clips = {"8x14x14": 0.6, "4x14x14": 0.59, "16x14x14": 0.55, "8x7x7": 0.3, "8x28x28": 0.6, "4x7x7": 0.3}
+    twin = {k: (0.6 if k == "8x14x14" else 0.2) for k in clips}
+    df = pd.DataFrame(_goal_rows("s", "s4nd_iso", "on", "8x14x14", 3, clips)
+                      + _goal_rows("c", "conv3d_iso", "none", "8x14x14", 3, twin))
+    table = goal_table(df).set_index("change")
+    assert list(table.index) == ["frame rate x1/2", "frame rate x2", "frame size x1/2", "frame size x2",
+                                 "both x1/2"]  # 16x28x28 was not swept: no row
+    assert table.loc["frame rate x1/2", "test_res"] == "4x14x14" and table.loc["frame rate x1/2", "goal"] == "met"
+    assert table.loc["frame rate x2", "goal"] == "missed"  # S4ND lost 5 points
+    assert table.loc["frame size x2", "twin/S4ND"] == "S4ND lost none"
+    assert goal_table(df[df["checkpoint"] == "s"]).empty  # no twin, no table
