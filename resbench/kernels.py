@@ -35,7 +35,7 @@ import torch
 
 from resbench.checkpoints import Checkpoint
 from resbench.errors import ResbenchError
-from resbench.layers.ckconv import ContinuousDepthwiseConv2d
+from resbench.layers.ckconv import ContinuousDepthwiseConv
 from resbench.layers.s4nd import S4ND
 from resbench.resolution import format_size, kernel_rates
 
@@ -80,7 +80,7 @@ def _s4nd_layers(model: torch.nn.Module) -> list[tuple[str, S4ND]]:
 
 
 def _ckconv_layers(model: torch.nn.Module):
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, ContinuousDepthwiseConv2d)]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, ContinuousDepthwiseConv)]
 
 
 def _layer_rates(ckpt: Checkpoint, size) -> tuple[float, ...]:
@@ -125,13 +125,14 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
     for name, conv in _ckconv_layers(model):
         half = (conv.taps - 1) / 2
         offsets = torch.arange(-half * oversample, half * oversample + 1, dtype=torch.float64) / oversample / half
-        rows, cols = torch.meshgrid(offsets, offsets, indexing="ij")
-        positions = torch.stack([rows, cols], -1).to(conv.kernel_net[0].weight)  # (n, n, 2)
-        k = conv.continuous_kernel(positions).double().cpu().numpy()  # (n, n, C)
-        for axis in (0, 1):
-            # the other axis is summed out of the energy: E(f_axis) = sum_{f_other} |K(f_axis, f_other)|^2
-            spec = np.abs(np.fft.fft2(np.moveaxis(k, -1, 0), s=(2 * k.shape[0],) * 2)) ** 2  # (C, 2n, 2n)
-            spec = spec.sum(axis=2 - axis)  # (C, 2n) along the kept axis
+        d = conv.dims
+        grid = torch.meshgrid(*[offsets] * d, indexing="ij")
+        positions = torch.stack(grid, -1).to(conv.kernel_net[0].weight)  # (*[n] * d, d)
+        k = np.moveaxis(conv.continuous_kernel(positions).double().cpu().numpy(), -1, 0)  # (C, *[n] * d)
+        full = np.abs(np.fft.fftn(k, s=(2 * k.shape[1],) * d, axes=tuple(range(1, d + 1)))) ** 2  # (C, *[2n] * d)
+        for axis in range(d):
+            # the other axes are summed out of the energy: E(f_axis) = sum_{f_other} |K(f_axis, f_other)|^2
+            spec = full.sum(axis=tuple(1 + a for a in range(d) if a != axis))  # (C, 2n) along the kept axis
             f = np.fft.fftfreq(spec.shape[-1], d=1.0 / oversample)
             fa = np.abs(f)
             uniq = np.unique(fa)

@@ -17,6 +17,7 @@ def s4nd_layers(model):
 @pytest.mark.parametrize("name,train,tests", [
     ("s4nd_iso", [32], [(16,), (32,), (45,), (64,)]),
     ("conv1d_iso", [32], [(16,), (64,)]),
+    ("ckconv", [32], [(16,), (45,), (64,)]),
     ("s4nd_iso", [4, 8, 8], [(2, 8, 8), (8, 8, 8), (4, 4, 4), (4, 16, 12), (8, 16, 16)]),
     ("conv3d_iso", [4, 8, 8], [(2, 8, 8), (8, 16, 16)]),
 ])
@@ -64,6 +65,8 @@ def test_families_refuse_inputs_they_are_not_built_for():
         create_model("conv1d_iso", train_res=[4, 8, 8])
     with pytest.raises(ResbenchError, match="3-d"):
         create_model("vit", train_res=[4, 8, 8])
+    with pytest.raises(ResbenchError, match="3-d"):
+        create_model("ckconv", train_res=[4, 8, 8])
     model = create_model("s4nd_iso", train_res=[32], d_model=4, n_layers=1)
     with pytest.raises(ResbenchError, match=r"\(B, 1, L\)"):
         model(torch.randn(2, 1, 8, 8))  # an image for a signal model
@@ -74,6 +77,7 @@ def test_families_refuse_inputs_they_are_not_built_for():
 def test_every_family_says_which_inputs_it_takes():
     kinds = {name: model_class(name).DIMS for name in list_models()}
     assert kinds["s4nd_iso"] == (1, 2, 3) and kinds["conv1d_iso"] == (1,) and kinds["conv3d_iso"] == (3,)
+    assert kinds["ckconv"] == (1, 2)
     assert all(2 in d for n, d in kinds.items() if n not in ("conv1d_iso", "conv3d_iso"))
 
 

@@ -13,7 +13,7 @@ import torch.nn as nn
 from resbench.errors import ResbenchError
 from resbench.resolution import check_alpha, kernel_rates
 from resbench.layers.resolution_aware import set_input_rate
-from resbench.layers.ckconv import ContinuousDepthwiseConv2d
+from resbench.layers.ckconv import ContinuousDepthwiseConv
 from resbench.layers.s4nd import S4ND
 
 __all__ = ["ModelConfig", "ResModel", "policies", "resize_input", "train_hw", "set_bandlimit", "bandlimit_of",
@@ -171,7 +171,7 @@ def bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> 
     """Within the block every S4ND layer uses `alpha`, and with `adaptive` every continuous kernel follows
     the test grid (S4ND: alpha x min(1, test/train) per axis; CKConv: each tap the mean over its test cell
     below the training size). Each layer's own setting is restored after."""
-    layers, convs = s4nd_layers(model), [m for m in model.modules() if isinstance(m, ContinuousDepthwiseConv2d)]
+    layers, convs = s4nd_layers(model), [m for m in model.modules() if isinstance(m, ContinuousDepthwiseConv)]
     saved = [(layer.bandlimit, layer.bandlimit_adaptive) for layer in layers]
     saved_convs = [conv.adaptive for conv in convs]
     if layers or alpha is not None:

@@ -1,4 +1,5 @@
-"""Continuous-kernel CNN (CKConv / FlexConv style): depthwise kernels are an MLP of position, sampled per grid."""
+"""Continuous-kernel CNN (CKConv / FlexConv style) for signals and images: depthwise kernels are an MLP of position,
+sampled per grid."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch.nn as nn
 
 from resbench.errors import ResbenchError
 from resbench.layers.blocks import glu_mixer
-from resbench.layers.ckconv import ContinuousDepthwiseConv2d, default_taps
+from resbench.layers.ckconv import ContinuousDepthwiseConv, default_taps
 from resbench.models.base import check_positive_int, policies
 from resbench.models.iso import IsoConfig, IsoModel
 from resbench.models.registry import register_model
@@ -18,19 +19,22 @@ __all__ = ["CKConvConfig", "CKConv"]
 
 @dataclasses.dataclass
 class CKConvConfig(IsoConfig):
-    kernel_size: int | None = None  # taps per axis at train_res, odd >= 3; None: odd number nearest half the smaller side
+    kernel_size: int | None = None  # taps per axis at train_res, odd >= 3; None: the odd number nearest half the
+    # smaller side, signals too (L=400: 201 taps; 1-d kernels over FFT_TAPS run through an FFT, so long ones are cheap)
     kernel_hidden: int = 32  # width of the kernel MLP's two hidden layers
     kernel_omega: float = 10.0  # SIREN frequency scale omega_0 of the MLP's sine activations
 
 
 @register_model("ckconv")
 class CKConv(IsoModel):
-    """CKConv-style model: the isotropic backbone with continuous depthwise kernels + pointwise GLU mixing."""
+    """CKConv-style model: the isotropic backbone with continuous depthwise kernels + pointwise GLU mixing, for
+    signals (train_res [L]) and images."""
 
     config_class = CKConvConfig
     adaptive_kernels = True
-    POLICIES = policies("resample each MLP kernel on the test grid: taps x test/train over the same extent, "
-                        "values x (train/test)^2")
+    DIMS = (1, 2)
+    POLICIES = policies("resample each MLP kernel on the test grid: taps x test/train per axis over the same extent, "
+                        "values x the product of train/test over the axes")
 
     def make_mixer(self) -> nn.Module:
         config = self.config
@@ -41,5 +45,5 @@ class CKConv(IsoModel):
         if not config.kernel_omega > 0:
             raise ResbenchError(f"ckconv kernel_omega={config.kernel_omega!r}: expected a positive number")
         d = config.d_model
-        conv = ContinuousDepthwiseConv2d(d, taps, self.train_size, config.kernel_hidden, config.kernel_omega)
-        return glu_mixer(conv, d)
+        conv = ContinuousDepthwiseConv(d, taps, self.train_size, config.kernel_hidden, config.kernel_omega)
+        return glu_mixer(conv, d, self.dims)
