@@ -62,7 +62,7 @@ class SweepConfig:
     seed: int = 0
     batch_size: int = 256
     shard: tuple[int, int] = (1, 1)  # (k, n): this process runs every n-th cell starting at k-1
-    threads: int = 2                 # CPU threads
+    threads: int | None = None       # CPU threads; None: torch's default (the cores, or $OMP_NUM_THREADS)
     device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
     precision: str = "fp32"          # fp32, bf16 or fp16 (autocast); part of a cell's identity
     models: list = field(default_factory=list)  # sources from outside resbench (resbench.external), after the files
@@ -564,7 +564,8 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     from rich.console import Console
 
     p = plan(cfg)
-    torch.set_num_threads(cfg.threads)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     k, n = cfg.shard
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
