@@ -10,7 +10,7 @@ import click
 
 from resbench.crash import crash_line, write_crash_file
 from resbench.errors import ResbenchError
-from resbench.runtime import keep_freed_memory
+from resbench.runtime import flush_denormals, keep_freed_memory
 
 __all__ = ["cli", "main"]
 
@@ -401,6 +401,7 @@ def main(argv=None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2; an internal error (a bug)
     becomes one line naming the command and the failing step, its traceback in a crash file, exit code 1."""
     keep_freed_memory()
+    flush_denormals()
     _RUN["debug"] = False
     args = sys.argv[1:] if argv is None else list(argv)
     try:
