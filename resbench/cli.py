@@ -10,7 +10,7 @@ import click
 
 from resbench.crash import crash_line, write_crash_file
 from resbench.errors import ResbenchError
-from resbench.runtime import flush_denormals, keep_freed_memory
+from resbench.runtime import flushed_denormals, keep_freed_memory
 
 __all__ = ["cli", "main"]
 
@@ -401,25 +401,25 @@ def main(argv=None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2; an internal error (a bug)
     becomes one line naming the command and the failing step, its traceback in a crash file, exit code 1."""
     keep_freed_memory()
-    flush_denormals()
     _RUN["debug"] = False
     args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        cli.main(args=args, prog_name="resbench", standalone_mode=False)
-    except ResbenchError as e:
-        click.echo(f"resbench: error: {e}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("resbench: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        click.echo(f"resbench: error: {e.format_message()}", err=True)
-        sys.exit(e.exit_code)
-    except Exception as e:  # a bug: say where, keep the details in a file
-        if _RUN["debug"]:
-            raise
-        click.echo(crash_line(e, args, write_crash_file(e, args)), err=True)
-        sys.exit(1)
+    with flushed_denormals():
+        try:
+            cli.main(args=args, prog_name="resbench", standalone_mode=False)
+        except ResbenchError as e:
+            click.echo(f"resbench: error: {e}", err=True)
+            sys.exit(2)
+        except click.exceptions.Abort:
+            click.echo("resbench: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as e:
+            click.echo(f"resbench: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except Exception as e:  # a bug: say where, keep the details in a file
+            if _RUN["debug"]:
+                raise
+            click.echo(crash_line(e, args, write_crash_file(e, args)), err=True)
+            sys.exit(1)
     return 0
 
 

@@ -123,3 +123,20 @@ def test_train_user_errors(tmp_path, cli, args, named):
 def test_train_user_error_in_a_real_process(tmp_path):
     result = run_cli("train", "s4nd_iso", "--set", "wings=2", "-o", tmp_path / "model.pt")
     assert_user_error(result.returncode, result.stderr, "wings")
+
+
+def test_the_cli_flushes_subnormals_only_while_it_runs(monkeypatch):
+    import torch
+
+    from resbench import cli as cli_module
+    from resbench.runtime import flushed_denormals
+
+    tiny = torch.tensor(1e-40)  # a float32 subnormal
+    seen = []
+    monkeypatch.setattr(cli_module.cli, "main", lambda **kw: seen.append(float(tiny * 1.0)))
+    assert cli_module.main(["models"]) == 0
+    assert seen == [0.0]  # flushed while the command ran
+    assert float(tiny * 1.0) > 0  # and IEEE arithmetic again after it
+    monkeypatch.setenv("RESBENCH_DENORMALS", "keep")
+    with flushed_denormals() as flushed:
+        assert not flushed and float(tiny * 1.0) > 0
