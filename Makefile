@@ -16,14 +16,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# make demo: a quick study that finishes in minutes on a CPU. It is a subset (4 test sizes, the first 1000
-# test images), and the terminal, the run record and the report say so. make study: the full default study
-# (all sizes 7-56, all 10k images; about 76 min on the 2-core CPU), which is what reports/study.* shows.
+# make demo: a quick study that finishes in minutes on a CPU. It is a subset (4 image test sizes, the first 1000
+# test images; signals and clips: native, trained bandlimit, the first 500 clips), and the terminal, the run
+# record and the report say so. Images and the signal and clip models are swept by one command each into the
+# same folder: each kind at its own test sizes. make study: the full default study (all sizes 7-56, all 10k
+# images; about 76 min on the 2-core CPU), which is what reports/study.* shows.
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000
+DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
 STUDY_ARGS ?= --log-samples
 
 demo: $(STAMP)
-	$(PYTHON) cli.py sweep checkpoints/ -o results/demo $(DEMO_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ --kind images -o results/demo $(DEMO_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ --kind signals,clips -o results/demo $(DEMO_SIGNAL_CLIP_ARGS)
 	$(PYTHON) cli.py report results/demo -o results/demo-report/demo --kernels checkpoints/s4nd_iso_7.pt
 
 study: $(STAMP)
