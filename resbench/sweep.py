@@ -403,8 +403,10 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         found = ckpts
         ckpts = [c for c in ckpts if c.dims in cfg.kinds]
         if found and not ckpts:
-            raise ResbenchError(f"--kind {','.join(KINDS[d] for d in sorted(cfg.kinds))}: none of the "
-                                f"{len(found)} models given is one ({', '.join(sorted({KINDS[c.dims] for c in found}))})")
+            wanted, given = (",".join(sorted(KINDS[d] for d in axes))
+                             for axes in (cfg.kinds, {c.dims for c in found}))
+            raise ResbenchError(f"--kind {wanted}: none of the {len(found)} models given takes {wanted} "
+                                f"(they take {given})")
     if not ckpts:
         raise ResbenchError("nothing to sweep: give checkpoint files or folders, or --model SPEC "
                             "(timm:NAME or package.module:factory)")

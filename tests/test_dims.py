@@ -191,7 +191,7 @@ def test_api_sweep_takes_kind(mixed, tmp_path, keep_torch_threads):
 
 
 @pytest.mark.parametrize("kind, words", [("video", ["--kind", "video", "images"]),
-                                         ("clips", ["--kind", "clips", "none of the 1 models", "signals"])])
+                                         ("clips", ["--kind clips", "none of the 1 models", "take signals"])])
 def test_kind_errors_name_what_was_wrong(mixed, cli, tmp_path, kind, words):
     code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", "--kind", kind, "-o", tmp_path / "s")
     assert_user_error(code, err, *words)
