@@ -250,7 +250,9 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task)
     df = run_sweep(cfg, quiet=quiet)
     if not quiet:
-        kinds = sorted(set(df["dims"])) or [2]
+        swept = df.attrs.get("checkpoint_sha256")  # this run's files: a folder may hold other kinds' rows
+        mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]
+        kinds = sorted(set(mine["dims"])) or [2]
         for dims in kinds:  # a table per kind of input: a signal's sizes and an image's are not one axis
             frame, failed = summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision, df.attrs.get("limit"),
                                           df.attrs.get("seed"), dims if len(kinds) > 1 else None)

@@ -174,8 +174,9 @@ def test_kind_sweeps_each_kind_with_its_own_sizes_into_one_folder(mixed, cli, tm
     code, _, err = cli("sweep", mixed / "ckpts", "--kind", "images", "--test-res", "7,14", *common)
     assert code == 0, err
     assert set(read_results(out)["checkpoint"]) == {"img"}  # the signal model did not take 7 and 14 as lengths
-    code, _, err = cli("sweep", mixed / "ckpts", "--kind", "signals,clips", *common)
+    code, printed, err = cli("sweep", mixed / "ckpts", "--kind", "signals,clips", *common)
     assert code == 0, err
+    assert "by test size, signals" in printed + err and "by test size, images" not in printed + err  # this run's
     df = read_results(out)
     sizes = {name: set(g["test_res"]) for name, g in df.groupby("checkpoint")}
     assert sizes["img"] == {"7", "14"} and sizes["sig"] == {"200", "300", "400", "600", "800"}
