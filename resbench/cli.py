@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -34,6 +35,16 @@ def cli(debug):
       resbench sweep checkpoints/ -o results/ && resbench report results/ -o reports/demo
     """
     _RUN["debug"] = debug
+
+
+def _flushing(command):
+    """Run a command that trains or evaluates with subnormal floats flushed (runtime.flushed_denormals); set
+    per command, not in main, so --help, merge and the user errors never wait for torch's import."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        with flushed_denormals():
+            return command(*args, **kwargs)
+    return run
 
 
 @cli.command("models")
@@ -135,6 +146,7 @@ def _parse_overrides(items) -> dict:
 @click.option("--resume", is_flag=True, help="Continue from OUT.state if a killed run left one.")
 @click.option("--quiet", is_flag=True)
 @click.option("-o", "--out", required=True, type=click.Path(), help="Checkpoint file to write.")
+@_flushing
 def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, seed, batch_size, lr, ssm_lr,
               weight_decay, overrides, limit, test_limit, device, resume, quiet, out):
     """Train MODEL and write a self-describing checkpoint.
@@ -216,6 +228,7 @@ def _split_list(text: str, option: str) -> list[str]:
                    "also takes one GPU.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
+@_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
               policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
               address, num_workers, cpus_per_task, quiet, out):
@@ -316,6 +329,7 @@ def merge_cmd(sources, out):
                    "same size); needs a sweep run with --log-samples.")
 @click.option("--device", default="auto", show_default=True,
               help="Where --kernels is analysed: auto, cpu, cuda, cuda:N or mps.")
+@_flushing
 def report_cmd(sweeps, out, formats, kernels, reliability, device):
     """Write a markdown + PDF report (figures as PNG/SVG; LaTeX and HTML on request) from one or more sweep folders.
 
@@ -382,6 +396,7 @@ def _floats(text: str, option: str) -> list[float]:
               "for signals and clips the sweep's defaults, half to twice the training size per axis).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder.")
+@_flushing
 def plot_kernels_cmd(checkpoint, test_res, device, out):
     """Plot S4ND / ckconv kernels as resampled at each test size, their spectra and Nyquist limits,
     and write aliasing.csv (energy above each test grid's Nyquist, bandlimit on and off).
@@ -405,23 +420,22 @@ def main(argv=None) -> int:
     keep_freed_memory()
     _RUN["debug"] = False
     args = sys.argv[1:] if argv is None else list(argv)
-    with flushed_denormals():
-        try:
-            cli.main(args=args, prog_name="resbench", standalone_mode=False)
-        except ResbenchError as e:
-            click.echo(f"resbench: error: {e}", err=True)
-            sys.exit(2)
-        except click.exceptions.Abort:
-            click.echo("resbench: interrupted", err=True)
-            sys.exit(130)
-        except click.ClickException as e:
-            click.echo(f"resbench: error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
-        except Exception as e:  # a bug: say where, keep the details in a file
-            if _RUN["debug"]:
-                raise
-            click.echo(crash_line(e, args, write_crash_file(e, args)), err=True)
-            sys.exit(1)
+    try:
+        cli.main(args=args, prog_name="resbench", standalone_mode=False)
+    except ResbenchError as e:
+        click.echo(f"resbench: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("resbench: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"resbench: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except Exception as e:  # a bug: say where, keep the details in a file
+        if _RUN["debug"]:
+            raise
+        click.echo(crash_line(e, args, write_crash_file(e, args)), err=True)
+        sys.exit(1)
     return 0
 
 

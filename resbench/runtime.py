@@ -49,11 +49,11 @@ def flushed_denormals() -> Iterator[bool]:
     with subnormals and 6 s without. Values that small do not change any result; RESBENCH_DENORMALS=keep
     leaves the CPU's setting alone.
     """
-    import torch
-
     if os.environ.get("RESBENCH_DENORMALS", "") == "keep":
         yield False
         return
+    import torch
+
     flushed = bool(torch.set_flush_denormal(True))
     try:
         yield flushed

@@ -125,18 +125,35 @@ def test_train_user_error_in_a_real_process(tmp_path):
     assert_user_error(result.returncode, result.stderr, "wings")
 
 
-def test_the_cli_flushes_subnormals_only_while_it_runs(monkeypatch):
+def test_the_cli_flushes_subnormals_only_while_it_runs(monkeypatch, tmp_path):
+    import pandas as pd
     import torch
 
+    import resbench.sweep
     from resbench import cli as cli_module
     from resbench.runtime import flushed_denormals
 
     tiny = torch.tensor(1e-40)  # a float32 subnormal
     seen = []
-    monkeypatch.setattr(cli_module.cli, "main", lambda **kw: seen.append(float(tiny * 1.0)))
-    assert cli_module.main(["models"]) == 0
+
+    def fake_sweep(cfg, quiet=False):
+        seen.append(float(tiny * 1.0))
+        return pd.DataFrame()
+
+    monkeypatch.setattr(resbench.sweep, "run_sweep", fake_sweep)
+    assert cli_module.main(["sweep", "x.pt", "--quiet", "-o", str(tmp_path / "out")]) == 0
     assert seen == [0.0]  # flushed while the command ran
     assert float(tiny * 1.0) > 0  # and IEEE arithmetic again after it
     monkeypatch.setenv("RESBENCH_DENORMALS", "keep")
     with flushed_denormals() as flushed:
         assert not flushed and float(tiny * 1.0) > 0
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom resbench import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
