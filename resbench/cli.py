@@ -267,8 +267,8 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
         mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]
         kinds = sorted(set(mine["dims"])) or [2]
         for dims in kinds:  # a table per kind of input: a signal's sizes and an image's are not one axis
-            frame, failed = summary_frame(df, df.attrs.get("checkpoint_sha256"), cfg.precision, df.attrs.get("limit"),
-                                          df.attrs.get("seed"), dims if len(kinds) > 1 else None)
+            frame, failed = summary_frame(df, swept, cfg.precision, df.attrs.get("limit"), df.attrs.get("seed"),
+                                          dims if len(kinds) > 1 else None)
             kind = {1: "signals (samples)", 2: "images", 3: "clips (frames x height x width)"}[dims]
             _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", ""),
                                                    kind if len(kinds) > 1 or dims != 2 else ""))
