@@ -270,7 +270,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
             frame, failed = summary_frame(df, swept, cfg.precision, df.attrs.get("limit"), df.attrs.get("seed"),
                                           dims if len(kinds) > 1 else None)
             kind = {1: "signals (samples)", 2: "images", 3: "clips (frames x height x width)"}[dims]
-            _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", ""),
+            _print_wide(_console(), _summary_table(frame, failed, df.attrs.get("subset", {}).get(dims, ""),
                                                    kind if len(kinds) > 1 or dims != 2 else ""))
     click.echo(f"{len(df)} cells in {out}/results.csv")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from resbench.errors import ResbenchError
-from resbench.progress import CellProgress
+from resbench.progress import CellProgress, rate_unit
 from resbench.store import log_path, write_tables
 from resbench.sweep import (Cell, SweepConfig, SweepPlan, _TestImages, cell_rows, cell_work, describe_cell,
                             failed_rows, log_row)
@@ -175,7 +175,7 @@ def execute_ray(p: SweepPlan, console, on_cell_done=None) -> None:
                     log_row(out, log, row)
                 write_tables(out)  # once per task: a rebuild costs more than appending a row (docs/scale.md)
                 for cell, row in zip(cells, rows):
-                    progress.cell_done(index[cell], describe_cell(ckpt, cell), row)
+                    progress.cell_done(index[cell], describe_cell(ckpt, cell), row, rate_unit(ckpt.dims))
                     if on_cell_done is not None:
                         on_cell_done(row)
     finally:

@@ -133,7 +133,11 @@ def clip_axes_figure(df: pd.DataFrame):
                           f"test frame side (px; {t0} frames: frame size alone)")
             ax.set_title(f"trained at {train}", fontsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            if len(cells):
+                ax.legend(fontsize=7)
+            else:
+                ax.text(0.5, 0.5, "no cell changes the " + ("frame count" if what == "frames" else "frame size")
+                        + " alone", transform=ax.transAxes, ha="center", va="center", fontsize=8, color="0.4")
         axes[row][0].set_ylabel("top-1 accuracy (%)")
     fig.suptitle("Clips: accuracy vs frame rate and vs frame size, each changed alone (solid: bandlimit on or none, "
                  "dashed: off, dash-dot: adaptive, dotted: resize-input)", fontsize=9)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-__all__ = ["CellProgress"]
+__all__ = ["CellProgress", "rate_unit"]
+
+_RATE_UNITS = {1: "signals/s", 2: "img/s", 3: "clips/s"}
+
+
+def rate_unit(dims: int) -> str:
+    """The throughput unit of a cell whose inputs have `dims` axes: img/s, signals/s or clips/s."""
+    return _RATE_UNITS.get(dims, "inputs/s")
 
 
 def _duration(seconds: float) -> str:
@@ -28,9 +35,10 @@ class CellProgress:
         self.start = time.perf_counter()
         self.done, self.done_work, self.failed, self.running = 0, 0, 0, 0
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
-                            TextColumn("{task.fields[ips]:.0f} img/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=console, transient=True, disable=console.quiet or not console.is_terminal)
-        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, cells=self._cells())
+                            TextColumn("{task.fields[ips]:.0f} {task.fields[unit]}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=console, transient=True,
+                            disable=console.quiet or not console.is_terminal)
+        self.task = self.bar.add_task("cells", total=self.total, ips=0.0, unit="img/s", cells=self._cells())
 
     def __enter__(self):
         self.bar.__enter__()
@@ -44,9 +52,9 @@ class CellProgress:
         return (f"{self.done}/{len(self.work)}" + (f", {self.failed} failed" if self.failed else "")
                 + (f", {self.running} in flight" if self.running else ""))
 
-    def cell_started(self, description: str, per_image: int) -> Callable[[int], None]:
-        """Show the cell; returns the per-batch callback (images done in the batch)."""
-        self.bar.update(self.task, description=description)
+    def cell_started(self, description: str, per_image: int, unit: str = "img/s") -> Callable[[int], None]:
+        """Show the cell; returns the per-batch callback (images, signals or clips done in the batch)."""
+        self.bar.update(self.task, description=description, unit=unit)
         started, seen = time.perf_counter(), 0
 
         def on_batch(n: int) -> None:
@@ -60,15 +68,16 @@ class CellProgress:
         self.running = cells
         self.bar.update(self.task, description=description, cells=self._cells())
 
-    def cell_done(self, index: int, description: str, row: dict) -> None:
-        """Cell `index` of the work list finished with `row` (an error row when it failed)."""
+    def cell_done(self, index: int, description: str, row: dict, unit: str = "img/s") -> None:
+        """Cell `index` of the work list finished with `row` (an error row when it failed); `unit` names
+        its throughput (rate_unit)."""
         self.done, self.done_work = self.done + 1, self.done_work + self.work[index]
         self.failed += bool(row["error"])
         self.bar.update(self.task, completed=self.done_work, cells=self._cells())
         if self.bar.disable and not self.console.quiet:
             elapsed = time.perf_counter() - self.start
             eta = elapsed / self.done_work * (self.total - self.done_work) if self.done_work else 0.0
-            result = (f"{100 * row['accuracy']:.2f}%, {row['images_per_s'] or 0:.0f} img/s" if not row["error"]
+            result = (f"{100 * row['accuracy']:.2f}%, {row['images_per_s'] or 0:.0f} {unit}" if not row["error"]
                       else f"failed: {row['error']}")
             self.console.print(f"cell {self.done}/{len(self.work)} {description}: {result}; "
                                f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", soft_wrap=True, highlight=False)

@@ -45,6 +45,8 @@ REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained wit
                 "ablation is the table above.")
 TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
                          "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
+NO_TRAINED_PAIR_NOTE = ("No pair: no checkpoint here has a twin of the same model and recipe trained without the "
+                        "bandlimit, so the bandlimit's effect on training is not measured for these inputs.")
 
 SUBSET_MARK = "\u00a7"  # section sign: the cells of this line used a subset of the test images
 PAIRED_RULE = ("winner: where both cells have per-image records (sweep --log-samples), an exact McNemar test on "
@@ -113,8 +115,11 @@ def subset_mark(df: pd.DataFrame) -> str:
     ok = df[df["error"] == ""]
     if "limit" not in ok or not (ok["limit"].fillna(-1).astype(int) != -1).any():
         return ""
-    sizes = sorted({int(n) for n, lim in zip(ok["n"], ok["limit"].fillna(-1)) if int(lim) != -1})
-    return f"[{SUBSET_MARK}SUBSET: {', '.join(map(str, sizes))} images per cell]"
+    subset = ok[ok["limit"].fillna(-1).astype(int) != -1]
+    sizes = sorted({int(n) for n in subset["n"]})
+    kinds = {KINDS.get(int(d), "inputs") for d in subset["dims"]} if "dims" in subset else {"images"}
+    what = kinds.pop() if len(kinds) == 1 else "inputs"
+    return f"[{SUBSET_MARK}SUBSET: {', '.join(map(str, sizes))} {what} per cell]"
 
 
 def missing_cells(df: pd.DataFrame, runs: list[dict]) -> list[str]:
@@ -240,7 +245,9 @@ def _trained_ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> p
     both = with_mask.merge(without, on=keys, suffixes=("", " (without)"))
     both = both[both["recipe"] != ""]  # rows logged before recipes were recorded cannot be paired
     if not len(both):
-        return pd.DataFrame(columns=["checkpoint", "trained without", "train_res"])
+        table = pd.DataFrame(columns=["checkpoint", "trained without", "train_res"])
+        table.attrs["note"] = NO_TRAINED_PAIR_NOTE
+        return table
     both["with - without"] = (both["acc"] - both["acc (without)"]).round(2)
     both = both.rename(columns={"checkpoint (without)": "trained without"})
     table = _sort_rows(_pivot(both, ["checkpoint", "trained without", "train_res"], "with - without"), rank)
@@ -516,11 +523,13 @@ def subset_note(df: pd.DataFrame, runs: list[dict]) -> str:
     split = {c["name"]: c["test_split_images"] for r in runs for c in r.get("checkpoints") or []
              if isinstance(c, dict) and c.get("test_split_images")}
     ok = df[df["error"] == ""]
-    parts = sorted({(int(n), split[c]) for c, n in zip(ok["checkpoint"], ok["n"]) if c in split and n < split[c]})
+    dims = ok["dims"] if "dims" in ok else pd.Series(2, index=ok.index)
+    parts = sorted({(int(n), split[c], KINDS.get(int(d), "inputs"))
+                    for c, n, d in zip(ok["checkpoint"], ok["n"], dims) if c in split and n < split[c]})
     if not parts:
         return ""
-    used = ", ".join(f"{k} of {n}" for k, n in parts)
-    return (f"SUBSET: cells use the first {used} test images: a quick look, not the full study "
+    used = ", ".join(f"{k} of {n} test {kind}" for k, n, kind in parts)
+    return (f"SUBSET: cells use the first {used}: a quick look, not the full study "
             f"(95% intervals about +-{100 * 1.96 * (0.25 / parts[0][0]) ** 0.5:.1f} points at worst)")
 
 
@@ -567,7 +576,7 @@ def header_pages(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) 
     if missing:
         extra = ["..."] if len(missing) > MAX_LISTED_MISSING else []
         lines += ["", "Missing cells:", *missing[:MAX_LISTED_MISSING], *extra]
-    title = "resbench resolution report" + (" (SUBSET of the test images)" if subset_note(df, metas) else "")
+    title = "resbench resolution report" + (" (SUBSET of the test data)" if subset_note(df, metas) else "")
     return text_pages(title, lines)
 
 
@@ -878,7 +887,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             figures["clips_heatmap"] = (f"Frames x frame size accuracy [{KINDS[3]}]", clip_heatmaps(parts[3]))
         if mark:
             for key, (title, fig) in list(figures.items()):
-                fig.text(0.995, 0.005, f"{mark}: {subset_note(df, metas) or 'subset of the test images'}",
+                fig.text(0.995, 0.005, f"{mark}: {subset_note(df, metas) or 'subset of the test data'}",
                          ha="right", va="bottom", fontsize=7, color="firebrick")
                 figures[key] = (f"{title} {mark}", fig)
         for key, (_, fig) in figures.items():

@@ -34,7 +34,7 @@ from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, devic
 from resbench.errors import ResbenchError
 from resbench.resolution import (KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
                                  parse_bandlimit, parse_size, resize_images, sort_sizes)
-from resbench.progress import CellProgress
+from resbench.progress import CellProgress, rate_unit
 from resbench.scoring import score, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
                             write_run, write_samples, write_tables)
@@ -284,8 +284,10 @@ class _TestImages:
         self.cfg = cfg
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         name = self.about.dataset
-        raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
-        self.raw = None if data.is_rendered(name) else raw  # a rendered set is sampled anew at each size
+        if data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
+            self.raw, self.labels = None, data.load_labels(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        else:
+            self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
 
     def batches(self, size: tuple[int, ...], batch: int):
         """(samples, labels) batches at `size` on the sweep's device: stored images are resized there."""
@@ -343,10 +345,12 @@ class SweepPlan:
         key = self.images[i]
         return key, "full" if key == -1 else f"first {self.n_test[i]} of {self.available[i]}"
 
-    def subset(self) -> str:
-        """'' for a run on whole test splits, else what part of them it uses, said plainly."""
-        parts = sorted({(self.n_test[i], n) for i, n in self.available.items() if self.n_test[i] < n})
-        return "; ".join(f"SUBSET: the first {k} of {n} test images per cell" for k, n in parts)
+    def subset(self, dims: int | None = None) -> str:
+        """'' for a run on whole test splits, else what part of them it uses, said plainly (`dims`: of the
+        checkpoints whose inputs have that many axes only)."""
+        parts = sorted({(self.n_test[i], n, KINDS[self.ckpts[i].dims]) for i, n in self.available.items()
+                        if self.n_test[i] < n and dims in (None, self.ckpts[i].dims)})
+        return "; ".join(f"SUBSET: the first {k} of {n} test {kind} per cell" for k, n, kind in parts)
 
 
 def _check_names(ckpts: list[Checkpoint]) -> None:
@@ -423,7 +427,7 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
 def plan(cfg: SweepConfig) -> SweepPlan:
     """Validate, then find the cells the folder does not hold yet (keyed by the test images really used)."""
     ckpts, cells, models = validate(cfg)
-    available = {name: len(data.load_raw(name, "test", cfg.data_dir, seed=cfg.seed)[1])  # parsed once, cached
+    available = {name: len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
                  for name in {_dataset_name(c, cfg) for c in ckpts}}
     full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
@@ -550,13 +554,14 @@ def execute(p: SweepPlan, console, on_cell_done=None) -> None:
             ckpt, cells = p.ckpts[i], list(group)
 
             def started(cell: Cell, ckpt=ckpt) -> Callable[[int], None]:
-                return progress.cell_started(describe_cell(ckpt, cell), math.prod(_model_size(ckpt, cell)))
+                return progress.cell_started(describe_cell(ckpt, cell), math.prod(_model_size(ckpt, cell)),
+                                             rate_unit(ckpt.dims))
 
             rows = cell_rows(ckpt, p.models[i], _TestImages(ckpt, p.cfg), cells, p.cfg, p.tested(i), started)
             for cell, row in zip(cells, rows):
                 log_row(out, log, row)
                 write_tables(out)
-                progress.cell_done(index[cell], describe_cell(ckpt, cell), row)
+                progress.cell_done(index[cell], describe_cell(ckpt, cell), row, rate_unit(ckpt.dims))
                 if on_cell_done is not None:
                     on_cell_done(row)
 
@@ -589,7 +594,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
     df.attrs["limit"] = sorted(set(p.images.values()))  # and the test images and seed of its cells
     df.attrs["seed"] = cfg.seed
-    df.attrs["subset"] = p.subset()
+    df.attrs["subset"] = {dims: p.subset(dims) for dims in KINDS}  # what each kind's cells used
     return df
 
 

@@ -391,3 +391,16 @@ def test_synthetic_renders_in_parts_equal_the_whole():
     whole_x, whole_y = data.render_synthetic("test", (9, 7), seed=3, limit=50)
     part_x, part_y = data.render_synthetic("test", (9, 7), seed=3, limit=50, start=20)
     assert torch.equal(part_x, whole_x[20:]) and torch.equal(part_y, whole_y[20:])
+
+
+@pytest.mark.parametrize("split, seed, limit", [("test", 0, None), ("train", 5, 17)])
+def test_labels_alone_of_the_synthetic_set(split, seed, limit):
+    labels = data.load_labels("synthetic", split, limit=limit, seed=seed)
+    assert labels.dtype == torch.int64
+    assert torch.equal(labels, data.load_raw("synthetic", split, limit=limit, seed=seed)[1])
+
+
+def test_labels_alone_of_a_stored_set_are_its_files_labels(tmp_path):
+    written = write_mnist(tmp_path)
+    labels = data.load_labels("fashion-mnist", "test", data_dir=tmp_path, limit=7)
+    assert labels.dtype == torch.int64 and labels.tolist() == written["test"][1][:7].tolist()

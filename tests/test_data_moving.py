@@ -111,3 +111,13 @@ def test_reader_info_and_load():
     assert torch.equal(x, xr) and torch.equal(y, yr)
     x.zero_()  # the caller's copy: the cache must not see it
     assert torch.equal(moving.MOVING_FASHION_MNIST.load("test", None, 0, 5)[0], xr)
+
+
+@pytest.mark.parametrize("split, seed, limit", [("test", 0, 7), ("test", 3, 12), ("train", 1, 5)])
+def test_labels_alone_are_the_rendered_clips_labels(split, seed, limit):
+    from resbench import data
+
+    labels = data.load_labels("moving-fashion-mnist", split, limit=limit, seed=seed)
+    assert labels.dtype == torch.int64
+    assert torch.equal(labels, data.load_raw("moving-fashion-mnist", split, limit=limit, seed=seed)[1])
+    assert moving.MOVING_FASHION_MNIST.caches[0].cache_info().currsize == 1  # only load_raw rendered a set

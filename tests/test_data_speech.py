@@ -179,3 +179,21 @@ def test_reader_load_is_the_native_rate(cache):
     x, y = speech.SPOKEN_DIGITS.load("test", cache, 0, 3)
     xr, yr = render(size=speech.MASTER_LENGTH, limit=3, cache_dir=cache)
     assert x.shape == (3, 1, 22050) and torch.equal(x, xr) and torch.equal(y, yr)
+
+
+@needs_espeak
+@pytest.mark.parametrize("seed, limit", [(0, 5), (2, 9)])
+def test_labels_alone_are_the_spoken_clips_labels(cache, seed, limit):
+    from resbench import data
+
+    labels = data.load_labels("spoken-digits", "test", data_dir=cache, limit=limit, seed=seed)
+    assert labels.dtype == torch.int64
+    assert torch.equal(labels, data.load_raw("spoken-digits", "test", data_dir=cache, limit=limit, seed=seed)[1])
+
+
+def test_labels_alone_need_no_espeak(monkeypatch):
+    from resbench import data
+
+    monkeypatch.setattr(speech, "_espeak", None)  # labels come from the clips' settings: nothing is spoken
+    labels = data.load_labels("spoken-digits", "test", limit=30)
+    assert labels.tolist() == [c["label"] for c in speech.clip_settings("test", limit=30)]

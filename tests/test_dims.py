@@ -191,6 +191,29 @@ def test_api_sweep_takes_kind(mixed, tmp_path, keep_torch_threads):
     assert list(df["checkpoint"]) == ["sig"] and list(df["test_res"]) == ["200"]
 
 
+def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp_path):
+    out = tmp_path / "sweep"
+    code, printed, err = cli("sweep", mixed / "ckpts", "--test-res", "400,14,8x8x8", "--limit", "4", "--policy",
+                             "native", "--bandlimit", "on", "-o", out)
+    assert code == 0, err
+    titles = [line for line in (printed + err).splitlines() if "by test size, " in line]
+    assert len(titles) == 3, titles  # each kind's summary table names the part of its own test set it used
+    for title in titles:
+        kind = title.split("by test size, ")[1].split()[0]
+        assert f"test {kind} per cell" in title and title.count("SUBSET") == 1, title
+    first = next(line for line in err.splitlines() if "cells in this shard" in line)
+    for kind in ("signals", "clips", "images"):
+        assert f"of 1000 test {kind} per cell" in first or f"of 2000 test {kind} per cell" in first, first
+    units = {name: {unit for unit in ("img/s", "signals/s", "clips/s")
+                    if any(line.startswith("cell ") and f" {name} @ " in line and unit in line
+                           for line in err.splitlines())} for name in ("sig", "clip", "img")}
+    assert units == {"sig": {"signals/s"}, "clip": {"clips/s"}, "img": {"img/s"}}, err
+    code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md")
+    assert code == 0, err
+    note = next(line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if "SUBSET: cells use" in line)
+    assert "test signals" in note and "test clips" in note and "test images" in note, note
+
+
 @pytest.mark.parametrize("kind, words", [("video", ["--kind", "video", "images"]),
                                          ("clips", ["--kind clips", "none of the 1 models", "take signals"])])
 def test_kind_errors_name_what_was_wrong(mixed, cli, tmp_path, kind, words):

@@ -26,6 +26,7 @@ __all__ = [
     "DatasetInfo",
     "dataset_info",
     "load_raw",
+    "load_labels",
     "load",
     "dataset_stats",
     "render_synthetic",
@@ -80,6 +81,18 @@ def load_raw(name, split, data_dir=None, limit=None, seed=0) -> tuple[torch.Tens
     split = check_split(split)
     limit = check_limit(limit)
     return _READERS[name].load(split, data_dir, seed, limit)
+
+
+def load_labels(name, split, data_dir=None, limit=None, seed=0) -> torch.Tensor:
+    """The labels (N,) int64 of load_raw's samples, without the samples where the set can say them alone
+    (the rendered sets: their scene descriptions give each label)."""
+    name = _check_name(name)
+    split = check_split(split)
+    limit = check_limit(limit)
+    reader = _READERS[name]
+    if reader.labels is None:
+        return reader.load(split, data_dir, seed, limit)[1]
+    return reader.labels(split, data_dir, seed, limit)
 
 
 def is_rendered(name) -> bool:

@@ -56,6 +56,8 @@ class Reader:
     render: Callable[..., Images] | None = None  # (split, size, seed, limit, start=0, data_dir=None) -> sampled
     # at that size;
     # None: the stored images are resized instead
+    labels: Callable[..., torch.Tensor] | None = None  # (split, data_dir, seed, limit) -> the first labels, int64,
+    # without the samples (a rendered set's labels come from its scene descriptions); None: load's labels
 
 
 def check_split(split) -> str:

@@ -215,4 +215,9 @@ def _stats_key(data_dir, seed: int) -> tuple:
     return (int(seed),) + FASHION_MNIST.stats_key(data_dir, seed)  # the seed and the train files make the set
 
 
-MOVING_FASHION_MNIST = Reader(_info, _load, _stats_key, caches=(_native_set,), render=render_moving)
+def _labels(split: str, data_dir, seed: int, limit: int | None) -> torch.Tensor:
+    return torch.from_numpy(moving_clip_params(split, seed, limit, data_dir=data_dir)["label"])  # nothing rendered
+
+
+MOVING_FASHION_MNIST = Reader(_info, _load, _stats_key, caches=(_native_set,), render=render_moving,
+                              labels=_labels)

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import torch
 
 from resbench.data.common import SPLITS, DatasetInfo, Reader, check_limit, check_split
@@ -324,6 +323,8 @@ def _resample(x: np.ndarray, length: int) -> np.ndarray:
     """(B, MASTER_LENGTH) -> (B, length) with scipy's polyphase band-limited resampler."""
     if length == MASTER_LENGTH:
         return x
+    import scipy.signal  # here: importing it takes about 1 s, which an image-only run need not pay
+
     g = math.gcd(length, MASTER_LENGTH)
     return scipy.signal.resample_poly(x, length // g, MASTER_LENGTH // g, axis=1)  # (B, length)
 
@@ -365,4 +366,9 @@ def _render(split, size, seed=0, limit=None, start=0, data_dir=None) -> tuple[to
     return render_spoken_digits(split, size, seed, limit, start, cache_dir=data_dir)  # data_dir: the cache folder
 
 
-SPOKEN_DIGITS = Reader(_info, _load, _stats_key, caches=(_espeak, _read_chunk), render=_render)
+def _labels(split: str, data_dir, seed: int, limit: int | None) -> torch.Tensor:
+    _, n = _split_range(split, limit, 0)  # from the clips' settings: nothing spoken or resampled
+    return torch.tensor([_one_clip(split, int(seed), i)["label"] for i in range(n)], dtype=torch.int64)
+
+
+SPOKEN_DIGITS = Reader(_info, _load, _stats_key, caches=(_espeak, _read_chunk), render=_render, labels=_labels)

@@ -88,4 +88,9 @@ def _render(split, size, seed=0, limit=None, start=0, data_dir=None) -> tuple[to
     return render_synthetic(split, size, seed, limit, start)  # data_dir: nothing is read
 
 
-SYNTHETIC = Reader(_info, _load, _stats_key, caches=(_synthetic_params,), render=_render)
+def _labels(split: str, data_dir, seed: int, limit: int | None) -> torch.Tensor:
+    labels = _synthetic_params(split, int(seed))[0]  # nothing rendered
+    return torch.from_numpy(labels[:limit].copy())  # limit None: all
+
+
+SYNTHETIC = Reader(_info, _load, _stats_key, caches=(_synthetic_params,), render=_render, labels=_labels)
