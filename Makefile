@@ -19,8 +19,10 @@ setup: $(STAMP)
 # make demo: a quick study that finishes in minutes on a CPU. It is a subset (4 image test sizes, the first 1000
 # test images; signals and clips: native, trained bandlimit, the first 500 clips), and the terminal, the run
 # record and the report say so. Images and the signal and clip models are swept by one command each into the
-# same folder: each kind at its own test sizes. make study: the full default study (all sizes 7-56, all 10k
-# images; about 76 min on the 2-core CPU), which is what reports/study.* shows.
+# same folder: each kind at its own test sizes. make study: the full default study of every shipped checkpoint
+# (images at all sizes 7-56, signals and clips at their default sizes, whole test sets; about 2.5 h on the
+# 2-core CPU: the committed study's cells took 106 min for its 20 checkpoints, the eight seed checkpoints
+# add about 41), which reports/study.* shows (its seed checkpoints at 7, 14, 28 and 56 only: README).
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000
 DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
 STUDY_ARGS ?= --log-samples
