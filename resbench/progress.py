@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-__all__ = ["CellProgress", "rate_unit"]
+from resbench.resolution import KINDS
 
-_RATE_UNITS = {1: "signals/s", 2: "img/s", 3: "clips/s"}
+__all__ = ["CellProgress", "rate_unit"]
 
 
 def rate_unit(dims: int) -> str:
     """The throughput unit of a cell whose inputs have `dims` axes: img/s, signals/s or clips/s."""
-    return _RATE_UNITS.get(dims, "inputs/s")
+    return "img/s" if dims == 2 else f"{KINDS.get(dims, 'inputs')}/s"
 
 
 def _duration(seconds: float) -> str:

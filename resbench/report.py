@@ -855,14 +855,16 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     # images, signals and clips apart: their sizes are not one axis (a signal's 8000 is no 8000 px square)
     parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
     images = parts.get(2, df.iloc[0:0])
-    tables = report_tables(images, records) if len(images) or len(parts) == 1 else {}
+    tables = report_tables(images, records) if 2 in parts else {}
+    kind_of = dict.fromkeys(tables, 2)  # title -> the kind of input its cells are (absent: several kinds)
     for dims in (1, 3):
         if dims in parts:
-            tables.update({f"{title} [{KINDS[dims]}]": table
-                           for title, table in report_tables(parts[dims], records).items()})
+            kind = {f"{title} [{KINDS[dims]}]": table for title, table in report_tables(parts[dims], records).items()}
             goals = goal_table(parts[dims])
             if len(goals):
-                tables[f"{GOAL_TITLE} [{KINDS[dims]}]"] = goals
+                kind[f"{GOAL_TITLE} [{KINDS[dims]}]"] = goals
+            tables.update(kind)
+            kind_of.update(dict.fromkeys(kind, dims))
     files = SweptFiles(metas)  # the checkpoint files, loaded once for the seed table and the rank correlation
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
@@ -872,22 +874,27 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
             aliasing_rank_table(ranked)
     figures, written, links, pages = {}, [], {}, []
-    mark = subset_mark(df)
     # a report of subset cells: every table's title says so (as shown; `tables` returned keep their titles), and
-    # every figure in its title and in the image
-    shown = {f"{title} {mark}" if mark else title: table for title, table in tables.items()}
+    # every figure in its title and in the image, each with what its own kind of input used
+    marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
+    marks[None] = (subset_mark(df), subset_note(df, metas))
+    shown = {}
+    for title, table in tables.items():
+        mark = marks.get(kind_of.get(title), ("", ""))[0]
+        shown[f"{title} {mark}" if mark else title] = table
     try:
         aliasing = _draw_figures(figures, images, kernels, kernel_sizes, kernel_device, records, reliability) \
-            if len(images) or len(parts) == 1 else None
+            if 2 in parts else None
         if 1 in parts:
             figures["signals"] = (f"Accuracy vs test length [{KINDS[1]}]",
                                   accuracy_vs_test_res(parts[1], "test length (samples)"))
         if 3 in parts:
             figures["clips"] = (f"Accuracy vs frame rate and vs frame size [{KINDS[3]}]", clip_axes_figure(parts[3]))
             figures["clips_heatmap"] = (f"Frames x frame size accuracy [{KINDS[3]}]", clip_heatmaps(parts[3]))
-        if mark:
-            for key, (title, fig) in list(figures.items()):
-                fig.text(0.995, 0.005, f"{mark}: {subset_note(df, metas) or 'subset of the test data'}",
+        for key, (title, fig) in list(figures.items()):
+            mark, note = marks.get({"signals": 1, "clips": 3, "clips_heatmap": 3}.get(key, 2), ("", ""))
+            if mark:
+                fig.text(0.995, 0.005, f"{mark}: {note or 'subset of the test data'}",
                          ha="right", va="bottom", fontsize=7, color="firebrick")
                 figures[key] = (f"{title} {mark}", fig)
         for key, (_, fig) in figures.items():

@@ -210,8 +210,25 @@ def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp
     assert units == {"sig": {"signals/s"}, "clip": {"clips/s"}, "img": {"img/s"}}, err
     code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md")
     assert code == 0, err
-    note = next(line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if "SUBSET: cells use" in line)
+    md = (tmp_path / "rep" / "r.md").read_text()
+    note = next(line for line in md.splitlines() if "SUBSET: cells use" in line)
     assert "test signals" in note and "test clips" in note and "test images" in note, note
+    for heading in (line for line in md.splitlines() if line.startswith("## ")):
+        kind = "signals" if "[signals]" in heading else "clips" if "[clips]" in heading else "images"
+        if "Spearman" not in heading:  # that table ranks every kind's cells together: "inputs"
+            assert heading.endswith(f"[§SUBSET: 4 {kind} per cell]"), heading
+
+
+def test_a_report_of_signals_alone_has_no_image_sections(mixed, cli, tmp_path):
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", "--test-res", "200,400", "--limit", "4", "--policy",
+                       "native", "-o", out)
+    assert code == 0, err
+    code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,png")
+    assert code == 0, err
+    headings = [line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if line.startswith("## ")]
+    assert headings and all("[signals]" in h or "Spearman" in h for h in headings), headings
+    assert not (tmp_path / "rep" / "r_accuracy.png").exists()  # the image figures are not drawn empty
 
 
 @pytest.mark.parametrize("kind, words", [("video", ["--kind", "video", "images"]),
