@@ -275,6 +275,15 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     click.echo(f"{len(df)} cells in {out}/results.csv")
 
 
+def _step_lines(command: str):
+    """A `say` for long commands: '[HH:MM:SS] report: STEP' on stderr, a line each (a terminal and a log alike)."""
+    from datetime import datetime
+
+    def say(step: str) -> None:
+        click.echo(f"[{datetime.now().strftime('%H:%M:%S')}] {command}: {step}", err=True)
+    return say
+
+
 def _summary_table(frame, failed: int, subset: str = "", kind: str = ""):
     """The sweep summary (accuracy % by test size) as a rich table; its caption counts the failed cells and
     says when the cells used a subset of the test images; `kind` names the inputs when not only images."""
@@ -329,8 +338,9 @@ def merge_cmd(sources, out):
                    "same size); needs a sweep run with --log-samples.")
 @click.option("--device", default="auto", show_default=True,
               help="Where --kernels is analysed: auto, cpu, cuda, cuda:N or mps.")
+@click.option("--quiet", is_flag=True, help="No line per step (a study's report takes a minute or two).")
 @_flushing
-def report_cmd(sweeps, out, formats, kernels, reliability, device):
+def report_cmd(sweeps, out, formats, kernels, reliability, device, quiet):
     """Write a markdown + PDF report (figures as PNG/SVG; LaTeX and HTML on request) from one or more sweep folders.
 
     \b
@@ -342,7 +352,7 @@ def report_cmd(sweeps, out, formats, kernels, reliability, device):
 
     names = _split_list(reliability, "--reliability") if reliability else None
     result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels, kernel_device=device,
-                          reliability=names)
+                          reliability=names, say=None if quiet else _step_lines("report"))
     if result["missing"]:
         click.echo(f"note: {len(result['missing'])} planned cells have no result (listed in the report)", err=True)
     click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")

@@ -105,6 +105,7 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
     """Spectra of every continuous kernel of a checkpoint, bandlimit on and off (S4ND) or none (CKConv), and
     adaptive at each of `test_sizes` below the training size."""
     model = ckpt.build_model().to(device)
+    check_continuous(ckpt, model)
     out: list[KernelSpectrum] = []
     s4nd = _s4nd_layers(model)
     below = _below_training(ckpt, test_sizes)
@@ -142,10 +143,15 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
                 w = kernel_rates(ckpt.train_res, size)[axis]
                 out.append(KernelSpectrum(name, axis, "all", "adaptive", uniq, energy * np.sinc(uniq * w) ** 2,
                                           conv.train_size[axis], format_size(size)))
-    if not out:
+    return out
+
+
+def check_continuous(ckpt: Checkpoint, model: torch.nn.Module | None = None) -> None:
+    """A user error unless the checkpoint's model has continuous kernels (S4ND or CKConv layers)."""
+    model = ckpt.build_model() if model is None else model
+    if not _s4nd_layers(model) and not _ckconv_layers(model):
         raise ResbenchError(f"{ckpt.path}: model {ckpt.model!r} has no continuous kernels "
                             "(plot-kernels takes S4ND and ckconv checkpoints)")
-    return out
 
 
 def aliasing_table(ckpt: Checkpoint, test_sizes, spectra: list[KernelSpectrum] | None = None) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -717,11 +718,11 @@ class SweptFiles:
 
 
 def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu",
-                        files: SweptFiles | None = None) -> pd.DataFrame:
+                        files: SweptFiles | None = None, say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """One row per native zero-shot cell of a checkpoint with continuous kernels: its drop and kernel metrics.
 
     Checkpoint files come from the run records (path and sha256; `files` to share the loaded ones); a file
-    that is gone or changed is skipped.
+    that is gone or changed is skipped. `say` is told each checkpoint as its kernels are analysed.
     """
     from resbench.kernels import aliasing_table, kernel_spectra
 
@@ -730,10 +731,13 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu",
     ok = df[(df["error"] == "") & (df["policy"] == "native")].copy()
     ok["seen"] = seen_in_training(ok)
     rows = []
-    for sha, g in ok.groupby("checkpoint_sha256"):
+    groups = list(ok.groupby("checkpoint_sha256"))
+    for i, (sha, g) in enumerate(groups):
         ckpt = files.get(sha)
         if ckpt is None:
             continue
+        if say is not None:
+            say(f"rank correlation: {ckpt.name} ({i + 1}/{len(groups)})")
         try:
             sizes = [parse_size(t, ckpt.dims) for t in sorted(set(g["test_res"]), key=lambda t: size_key(t, ckpt.dims))]
             spectra = kernel_spectra(ckpt, device=device, test_sizes=sizes)
@@ -839,18 +843,29 @@ def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
-                 kernel_sizes=None, kernel_device: str = "cpu", reliability: list[str] | None = None) -> dict:
+                 kernel_sizes=None, kernel_device: str = "cpu", reliability: list[str] | None = None,
+                 say: Callable[[str], None] | None = None) -> dict:
     """Write OUT.md / OUT.pdf and each figure as OUT_<figure>.png/.svg. Returns what was written.
 
     `kernels`: a checkpoint whose continuous kernels are analysed too, on `kernel_device`. `reliability`: the
-    checkpoints of the reliability diagram (default: the headline pair; needs per-image records)."""
+    checkpoints of the reliability diagram (default: the headline pair; needs per-image records). `say`, when
+    given, is called with a line as each step starts (a study's report takes a minute or two)."""
     import matplotlib.pyplot as plt
+
+    say = say or (lambda line: None)
 
     out = Path(out)
     if out.is_dir():
         raise ResbenchError(f"{out}: is a folder; expected OUT/NAME (the report is written as NAME.md, NAME.pdf)")
     df, metas = load_sweeps(dirs)
+    resolve_device(kernel_device)  # bad input is one line, before the first step line
+    if kernels:
+        from resbench.checkpoints import load_checkpoint
+        from resbench.kernels import check_continuous
+
+        check_continuous(load_checkpoint(kernels))
     missing = missing_cells(df, metas)
+    say(f"{len(df)} cells from {', '.join(map(str, dirs))}; tables")
     records = Records()
     # images, signals and clips apart: their sizes are not one axis (a signal's 8000 is no 8000 px square)
     parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
@@ -866,10 +881,12 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             tables.update(kind)
             kind_of.update(dict.fromkeys(kind, dims))
     files = SweptFiles(metas)  # the checkpoint files, loaded once for the seed table and the rank correlation
+    say("seed table")
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
         tables[SEEDS_TITLE] = seeds
-    ranked = aliasing_drop_cells(df, metas, kernel_device, files)
+    say("the aliasing metric's rank correlation: the continuous kernels of each swept checkpoint")
+    ranked = aliasing_drop_cells(df, metas, kernel_device, files, say)
     if not ranked.empty:
         tables["Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"] = \
             aliasing_rank_table(ranked)
@@ -883,6 +900,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         mark = marks.get(kind_of.get(title), ("", ""))[0]
         shown[f"{title} {mark}" if mark else title] = table
     try:
+        say("figures" + (f" and the kernels of {kernels}" if kernels else ""))
         aliasing = _draw_figures(figures, images, kernels, kernel_sizes, kernel_device, records, reliability) \
             if 2 in parts else None
         if 1 in parts:
@@ -897,6 +915,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
                 fig.text(0.995, 0.005, f"{mark}: {note or 'subset of the test data'}",
                          ha="right", va="bottom", fontsize=7, color="firebrick")
                 figures[key] = (f"{title} {mark}", fig)
+        say(f"writing {len(figures)} figure" + ("s" if len(figures) != 1 else ""))
         for key, (_, fig) in figures.items():
             files = save_figure(fig, out.with_name(f"{out.name}_{key}"), formats)
             written += files
@@ -912,11 +931,13 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             sections = dict(shown)
             if aliasing is not None:
                 sections[ALIASING_TITLE] = _aliasing_summary(aliasing)
+            say(" and ".join(f for f in ("tex", "html") if f in formats))
             if "tex" in formats:
                 written += write_tex(out, title, header, missing, figures, sections)
             if "html" in formats:
                 written += write_html(out, title, header, missing, figures, sections)
         if "pdf" in formats:
+            say("pdf")
             pdf, pages = pdf_bytes(header_pages(df, metas, dirs, missing), figures, shown)
             plain = {shown_title: title for shown_title, title in zip(shown, tables)}
             pages = [plain.get(page, page) for page in pages]  # a table's page by its title, as in `tables`

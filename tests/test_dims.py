@@ -310,3 +310,20 @@ def test_goal_table_checks_half_and_twice_each_rate_against_the_twin():
     assert table.loc["frame rate x2", "goal"] == "missed"  # S4ND lost 5 points
     assert table.loc["frame size x2", "twin/S4ND"] == "S4ND lost none"
     assert goal_table(df[df["checkpoint"] == "s"]).empty  # no twin, no table
+
+
+def test_report_says_each_step_unless_quiet(mixed, cli, tmp_path):
+    import re
+
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", "--test-res", "200,400", "--limit", "4", "--policy",
+                       "native", "--quiet", "-o", out)
+    assert code == 0, err
+    code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,pdf")
+    assert code == 0, err
+    steps = [line for line in err.splitlines() if re.match(r"\[\d\d:\d\d:\d\d\] report: ", line)]
+    assert steps[0].endswith(f"report: 5 cells from {out}; tables"), steps  # on, off at 2 sizes; adaptive at 200
+    assert any(line.endswith("rank correlation: sig (1/1)") for line in steps), steps  # the slow step, per file
+    assert steps[-1].endswith("report: pdf"), steps
+    code, _, err = cli("report", out, "-o", tmp_path / "rep" / "q", "--format", "md", "--quiet")
+    assert code == 0 and " report: " not in err, err
