@@ -20,7 +20,7 @@ from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, 
                             train_test_heatmaps)
 from resbench.resolution import (KINDS, default_test_sizes, fit_sizes, format_size, parse_size, size_key,
                                  sort_sizes)
-from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current
+from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current, writable_folder
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
            "aliasing_drop_cells", "aliasing_rank_table",
@@ -858,12 +858,15 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     if out.is_dir():
         raise ResbenchError(f"{out}: is a folder; expected OUT/NAME (the report is written as NAME.md, NAME.pdf)")
     df, metas = load_sweeps(dirs)
-    resolve_device(kernel_device)  # bad input is one line, before the first step line
+    # bad input is one line, before the first step line: a bad --device or --kernels, an unwritable OUT (made
+    # only once the rest is known good)
+    resolve_device(kernel_device)
     if kernels:
         from resbench.checkpoints import load_checkpoint
         from resbench.kernels import check_continuous
 
         check_continuous(load_checkpoint(kernels))
+    writable_folder(out.parent)
     missing = missing_cells(df, metas)
     say(f"{len(df)} cells from {', '.join(map(str, dirs))}; tables")
     records = Records()
