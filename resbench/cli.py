@@ -276,7 +276,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
 
 
 def _step_lines(command: str):
-    """A `say` for long commands: '[HH:MM:SS] report: STEP' on stderr, a line each (a terminal and a log alike)."""
+    """A `say` for long commands: '[HH:MM:SS] COMMAND: STEP' on stderr, a line each (a terminal and a log alike)."""
     from datetime import datetime
 
     def say(step: str) -> None:

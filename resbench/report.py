@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -840,8 +840,6 @@ def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-
-
 def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), kernels: str | None = None,
                  kernel_sizes=None, kernel_device: str = "cpu", reliability: list[str] | None = None,
                  say: Callable[[str], None] | None = None) -> dict:
@@ -900,20 +898,23 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     marks[None] = (subset_mark(df), subset_note(df, metas))
     shown = {}
     for title, table in tables.items():
-        mark = marks.get(kind_of.get(title), ("", ""))[0]
+        mark = marks[kind_of.get(title)][0]
         shown[f"{title} {mark}" if mark else title] = table
     try:
         say("figures" + (f" and the kernels of {kernels}" if kernels else ""))
         aliasing = _draw_figures(figures, images, kernels, kernel_sizes, kernel_device, records, reliability) \
             if 2 in parts else None
+        figure_kind = dict.fromkeys(figures, 2)  # key -> the kind of input its cells are
         if 1 in parts:
             figures["signals"] = (f"Accuracy vs test length [{KINDS[1]}]",
                                   accuracy_vs_test_res(parts[1], "test length (samples)"))
+            figure_kind["signals"] = 1
         if 3 in parts:
             figures["clips"] = (f"Accuracy vs frame rate and vs frame size [{KINDS[3]}]", clip_axes_figure(parts[3]))
             figures["clips_heatmap"] = (f"Frames x frame size accuracy [{KINDS[3]}]", clip_heatmaps(parts[3]))
+            figure_kind.update(clips=3, clips_heatmap=3)
         for key, (title, fig) in list(figures.items()):
-            mark, note = marks.get({"signals": 1, "clips": 3, "clips_heatmap": 3}.get(key, 2), ("", ""))
+            mark, note = marks[figure_kind[key]]
             if mark:
                 fig.text(0.995, 0.005, f"{mark}: {note or 'subset of the test data'}",
                          ha="right", va="bottom", fontsize=7, color="firebrick")
