@@ -7,8 +7,10 @@ asserts nothing. The official code is not part of resbench: pass a checkout of t
 
     git clone https://github.com/state-spaces/s4 /tmp/s4   # needs: pip install einops hydra-core pytorch-lightning
     python benchmarks/bench_official.py --official /tmp/s4 [--sides 8,14,28,56] [--batch 64] [--width 128]
+        [--device cuda] [--precision bf16]
 
-Without --official only resbench's column is measured.
+Without --official only resbench's column is measured. On a GPU every timed call ends with a device
+synchronisation; --precision bf16/fp16 runs both layers under autocast (fp32: no TF32).
 """
 
 import argparse
@@ -17,9 +19,19 @@ import sys
 import torch
 
 import common
-from common import best_time
 
+from resbench.device import autocast
 from resbench.layers.s4nd import S4ND
+
+
+def best_time(fn, repeats, device=torch.device("cpu"), precision="fp32"):
+    """common.best_time of fn under the precision's autocast, synchronising a GPU after each call."""
+    def call():
+        with autocast(device, precision):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return common.best_time(call, repeats)
 
 
 def official_layer(path: str, config: dict):
@@ -30,7 +42,7 @@ def official_layer(path: str, config: dict):
     return OfficialS4ND(**config, return_state=False, verbose=False)
 
 
-def step_time(layer, x, repeats, **kwargs):
+def step_time(layer, x, repeats, device, precision, **kwargs):
     """Seconds of one training step: forward, sum, backward (gradients of the weights and the input)."""
     x = x.clone().requires_grad_(True)
 
@@ -38,8 +50,8 @@ def step_time(layer, x, repeats, **kwargs):
         layer.zero_grad(set_to_none=True)
         out = layer(x, **kwargs)
         out = out[0] if isinstance(out, tuple) else out
-        out.sum().backward()
-    return best_time(step, repeats)
+        out.float().sum().backward()
+    return best_time(step, repeats, device, precision)
 
 
 def measure(side: int, args, official_path: str | None) -> dict:
@@ -48,22 +60,25 @@ def measure(side: int, args, official_path: str | None) -> dict:
               "dt_max": 1.0, "kernel": "diag", "disc": "zoh", "activation": "gelu", "final_act": "glu",
               "transposed": True, "linear": False}
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.width, side, side)  # (B, H, L, L)
+    dev, prec = torch.device(args.device), args.precision
+    x = torch.randn(args.batch, args.width, side, side, device=dev)  # (B, H, L, L)
     row = {"side": side}
     if official_path:
         official = official_layer(official_path, config).eval()
-        ours = S4ND.from_state_spaces(config, official.state_dict()).eval()
+        ours = S4ND.from_state_spaces(config, official.state_dict()).eval().to(dev)
+        official = official.to(dev)
         with torch.inference_mode():
-            row["diff"] = (ours(x) - official(x)).abs().max().item()
-            row["official"] = best_time(lambda: official(x), args.repeats)
+            with autocast(dev, prec):
+                row["diff"] = (ours(x).float() - official(x).float()).abs().max().item()
+            row["official"] = best_time(lambda: official(x), args.repeats, dev, prec)
         official.train()
-        row["official_train"] = step_time(official, x, args.repeats)
+        row["official_train"] = step_time(official, x, args.repeats, dev, prec)
     else:
-        ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval()
+        ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval().to(dev)
     with torch.inference_mode():
-        row["ours"] = best_time(lambda: ours(x), args.repeats)
+        row["ours"] = best_time(lambda: ours(x), args.repeats, dev, prec)
     ours.train()
-    row["ours_train"] = step_time(ours, x, args.repeats)
+    row["ours_train"] = step_time(ours, x, args.repeats, dev, prec)
     return row
 
 
@@ -75,9 +90,12 @@ def main():
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (autocast, both layers)")
     args = common.parse(parser)
     print(f"S4ND layer, H={args.width}, d_state={args.d_state}, batch={args.batch}, bidirectional, bandlimit 0.5, "
-          f"kernels computed in the call; threads={args.threads}, malloc={args.malloc}")
+          f"kernels computed in the call; threads={args.threads}, malloc={args.malloc}, device={args.device}, "
+          f"precision={args.precision}")
     if not args.official:
         print("no --official checkout given: the official columns are skipped")
     print(f"{'side':>5} {'official ms':>12} {'resbench ms':>12} {'ratio':>7} {'max |diff|':>11} | "

@@ -10,7 +10,7 @@ import torch
 from resbench.errors import ResbenchError
 
 __all__ = ["PRECISIONS", "CPU_MEMORY_BUDGET", "MIN_FREE_BYTES", "resolve_device", "device_name", "check_precision",
-           "autocast", "free_memory_budget"]
+           "autocast", "no_tf32", "free_memory_budget"]
 
 # autocast dtype of each precision; fp32 runs without autocast
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,17 +64,31 @@ def check_precision(text: str) -> str:
 
 
 def autocast(device: torch.device, precision: str):
-    """Autocast to the precision's dtype on the device; fp32 runs as it is."""
+    """Autocast to the precision's dtype on the device; fp32 runs as it is, in true float32 on CUDA too."""
     dtype = PRECISIONS[check_precision(precision)]
     if dtype is None:
-        return contextlib.nullcontext()
+        return no_tf32() if device.type == "cuda" else contextlib.nullcontext()
     return torch.autocast(device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def no_tf32():
+    """Matmuls and cuDNN convolutions in float32, not TF32 (cuDNN's default on Ampere and later), so that a
+    row marked fp32 means float32 arithmetic; the previous settings come back on exit."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def free_memory_budget(device: torch.device) -> int:
     """Bytes of activations one batch may take on a CUDA device: half its free memory (the rest: weights,
-    kernels, the allocator's slack). Too little free memory is a user error."""
+    kernels, the allocator's slack). Memory torch's allocator holds but does not use counts as free, so the
+    budget does not shrink cell by cell. Too little free memory is a user error."""
     free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     if free < MIN_FREE_BYTES:
         raise ResbenchError(f"--device {device}: {free / 1024 ** 2:.0f} MiB free, at least "
                             f"{MIN_FREE_BYTES / 1024 ** 2:.0f} MiB needed; free the GPU or choose another device")

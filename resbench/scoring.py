@@ -45,22 +45,24 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     after each batch. `samples`: also keep each image's prediction, probabilities and top classes.
     """
     model.eval()
-    class_n = torch.zeros(num_classes, dtype=torch.long)
-    class_correct = torch.zeros(num_classes, dtype=torch.long)
-    loss = 0.0
+    # counts stay on the batches' device until the end: one host-device sync per cell, not several per batch
+    class_n = class_correct = loss = None
     kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("label", "pred", "p_label", "p_pred", "top5")}
     with torch.inference_mode(), cached_kernels(model):
         for x, y in batches:
             logits = model.forward_policy(x, policy)  # (b, classes)
-            # float32: under autocast the logits may be bf16/fp16; the loss is summed over thousands of images
-            loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
-            y = y.cpu()  # the counts stay on the CPU whatever the model's device
-            pred = logits.argmax(1).cpu()  # (b,)
-            hit = pred == y
+            if loss is None:
+                class_n = torch.zeros(num_classes, dtype=torch.long, device=logits.device)
+                class_correct = torch.zeros(num_classes, dtype=torch.long, device=logits.device)
+                loss = torch.zeros((), dtype=torch.float64, device=logits.device)
+            # float32: under autocast the logits may be bf16/fp16; each batch's sum is added in float64, as
+            # Python floats would, over thousands of images
+            loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
+            pred = logits.argmax(1)  # (b,)
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
-            class_correct += torch.bincount(y[hit], minlength=num_classes)[:num_classes]
+            class_correct += torch.bincount(y[pred == y], minlength=num_classes)[:num_classes]
             if samples:
-                prob = logits.float().softmax(1).cpu()  # (b, classes)
+                prob = logits.float().softmax(1)  # (b, classes)
                 kept["label"].append(y)
                 kept["pred"].append(pred)
                 kept["p_label"].append(prob.gather(1, y[:, None])[:, 0])
@@ -68,8 +70,11 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
                 kept["top5"].append(prob.topk(min(5, prob.shape[1]), dim=1).indices)
             if on_batch is not None:
                 on_batch(len(y))
-    records = {k: torch.cat(v) for k, v in kept.items()} if samples and kept["label"] else None
-    return Score(class_n, class_correct, loss, records)
+    if loss is None:  # no batch at all
+        zeros = torch.zeros(num_classes, dtype=torch.long)
+        return Score(zeros, zeros.clone(), 0.0, None)
+    records = {k: torch.cat(v).cpu() for k, v in kept.items()} if samples and kept["label"] else None
+    return Score(class_n.cpu(), class_correct.cpu(), float(loss), records)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

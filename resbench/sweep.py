@@ -220,8 +220,11 @@ def _row_warning(ckpt: Checkpoint, tested: str) -> str:
     return "; ".join(notes)
 
 
-def cache_batch(requested: int, size: tuple[int, ...]) -> int:
-    """`requested`, cut to at most CACHE_PIXELS model pixels (samples, voxels) per batch (at least 8 images)."""
+def cache_batch(requested: int, size: tuple[int, ...], device: str = "cpu") -> int:
+    """On the CPU `requested`, cut to at most CACHE_PIXELS model pixels (samples, voxels) per batch (at least 8
+    images); on a GPU `requested` itself (its limit is memory, _batch_size_for)."""
+    if torch.device(device).type != "cpu":
+        return requested
     return min(requested, max(8, CACHE_PIXELS // math.prod(size)))
 
 
@@ -234,7 +237,7 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     """The batch of one cell, for the size the model runs at; the test images themselves exist at the
     test size either way."""
     size, budget = _model_size(ckpt, cell), _budget(cfg)
-    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size), budget)
+    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size, cfg.device), budget)
     per_image = 3 * model.config.in_chans * math.prod(cell.test_res) * 4  # resized, normalised, temp
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
@@ -288,6 +291,11 @@ class _TestImages:
             self.raw, self.labels = None, data.load_labels(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
         else:
             self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        device = torch.device(cfg.device)
+        if device.type == "cuda":  # once per checkpoint, not per batch; a stored split too large stays on the host
+            self.labels = self.labels.to(device)
+            if self.raw is not None and self.raw.nbytes <= _budget(cfg) // 8:
+                self.raw = self.raw.to(device)
 
     def batches(self, size: tuple[int, ...], batch: int):
         """(samples, labels) batches at `size` on the sweep's device: stored images are resized there."""

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
-from resbench.layers.resolution_aware import ResolutionAware
+from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 
 __all__ = ["ContinuousDepthwiseConv", "ContinuousDepthwiseConv2d", "kernel_positions", "default_taps", "fft_conv1d",
            "Sine", "FFT_TAPS"]
@@ -109,10 +109,11 @@ class ContinuousDepthwiseConv(ResolutionAware):
         if self._kernel_cache is not None and not torch.is_grad_enabled() and key in self._kernel_cache:
             return self._kernel_cache[key]
         positions, coverage, scale = self.grid(size)
-        if adaptive:
-            k = self._cell_means(positions, size) * scale  # (*k, C)
-        else:
-            k = self.continuous_kernel(positions.clamp(-1, 1)) * (coverage[..., None] * scale)  # (*k, C)
+        with kernel_precision(positions):  # the MLP in float32 under autocast too (see kernel_precision)
+            if adaptive:
+                k = self._cell_means(positions, size) * scale  # (*k, C)
+            else:
+                k = self.continuous_kernel(positions.clamp(-1, 1)) * (coverage[..., None] * scale)  # (*k, C)
         k = k.movedim(-1, 0).unsqueeze(1)  # (C, 1, *k)
         if self._kernel_cache is not None and not torch.is_grad_enabled():  # training: weights change each step
             self._kernel_cache[key] = k

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Sequence
 
+import torch
 import torch.nn as nn
 
-__all__ = ["ResolutionAware", "resolution_aware_layers", "set_input_rate", "cached_kernels"]
+__all__ = ["ResolutionAware", "resolution_aware_layers", "set_input_rate", "cached_kernels", "kernel_precision"]
 
 
 class ResolutionAware(nn.Module):
@@ -55,3 +56,10 @@ def cached_kernels(module: nn.Module) -> Iterator[nn.Module]:
     finally:
         for layer in layers:
             layer.cache_kernels(False)
+
+
+def kernel_precision(t: torch.Tensor):
+    """A block where autocast is off on `t`'s device: continuous kernels are computed, and FFTs run, in the
+    weights' own precision (float32). Their exponentials and step rates lose digits in bf16 (0.3% error
+    for S4ND, 1.6% for CKConv's MLP), and CUDA's FFTs take no bf16 and fp16 only at power-of-two sizes."""
+    return torch.autocast(t.device.type, enabled=False)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
-from resbench.layers.resolution_aware import ResolutionAware
+from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
            "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
@@ -271,10 +271,11 @@ def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
         full_kernel = k_axis if full_kernel is None else full_kernel[..., None] * k_axis.view(
             k_axis.shape[0], *([1] * (full_kernel.dim() - 1)), -1)
     dims = tuple(range(-len(spatial), 0))
-    k_f = torch.fft.rfftn(full_kernel, s=sizes, dim=dims)  # (H, n1, ..., n_N/2+1)
-    u_f = torch.fft.rfftn(u, s=sizes, dim=dims)  # (B, H, n1, ..., n_N/2+1)
-    y = torch.fft.irfftn(u_f * k_f, s=sizes, dim=dims)  # (B, H, n1, ..., nN)
-    return y[(..., *[slice(0, L) for L in spatial])]  # (B, H, *L)
+    with kernel_precision(u):  # float32 FFTs whatever autocast says (see kernel_precision); u's dtype back
+        k_f = torch.fft.rfftn(full_kernel.float(), s=sizes, dim=dims)  # (H, n1, ..., n_N/2+1)
+        u_f = torch.fft.rfftn(u.float(), s=sizes, dim=dims)  # (B, H, n1, ..., n_N/2+1)
+        y = torch.fft.irfftn(u_f * k_f, s=sizes, dim=dims)  # (B, H, n1, ..., nN)
+    return y[(..., *[slice(0, L) for L in spatial])].to(u.dtype)  # (B, H, *L)
 
 
 class S4ND(ResolutionAware):
@@ -399,7 +400,8 @@ class S4ND(ResolutionAware):
         # z's dims in a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
         z_pixels = z.permute(*[max(k - 1, 0) for k in perm[1:]], self.dim + 1)
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4
-        group = max(1, min(B, budget // (H * math.prod(spatial))))
+        # groups fit a CPU's cache; a GPU takes the whole batch in one set of launches
+        group = max(1, min(B, budget // (H * math.prod(spatial)))) if x.device.type == "cpu" else B
         batch_dim = self.dim - 1  # where the batch sits in z_pixels
         if not self.linear:
             linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
@@ -433,7 +435,8 @@ class S4ND(ResolutionAware):
     def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:
         """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis; cached under cache_kernels(True)."""
         def operators():
-            ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
+            with kernel_precision(self.D):  # kernels in float32 under autocast too (see kernel_precision)
+                ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
             return [toeplitz_from_kernel(k, L) for k, L in zip(ks, spatial)] if method == "toeplitz" else ks
 
         cache = self._kernel_cache
