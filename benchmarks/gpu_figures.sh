@@ -4,7 +4,8 @@
 # 224x224 (fp32, bf16), the study in bf16 and its comparison with fp32 (accuracy and argmax flips), then the smoke
 # check. Each stage has its own time limit and logs under WORK; a failed stage does not stop the next. Small
 # results (logs, CSVs, the studies without their per-image records) are packed into OUT after every stage.
-# Usage: bash benchmarks/gpu_figures.sh WORK OUT [OFFICIAL_CHECKOUT]
+# Usage: [STAGES="study_fp32 compare ..."] bash benchmarks/gpu_figures.sh WORK OUT [OFFICIAL_CHECKOUT]
+# (STAGES: run only these stages; all by default)
 set -u
 work=${1:?usage: gpu_figures.sh WORK OUT [OFFICIAL_CHECKOUT]}
 out=${2:?usage: gpu_figures.sh WORK OUT [OFFICIAL_CHECKOUT]}
@@ -22,6 +23,7 @@ pack() {  # the logs in one file; each study's tables and run records (not its p
 }
 stage() {  # stage NAME SECONDS COMMAND...: run with a limit, log to WORK/NAME.log, print its wall time
   local name=$1 limit=$2; shift 2
+  [ -n "${STAGES:-}" ] && [[ " $STAGES " != *" $name "* ]] && return 0
   local t0=$SECONDS
   echo "== $name (limit ${limit}s): $*"
   timeout "$limit" "$@" > "$work/$name.log" 2>&1
