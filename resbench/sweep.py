@@ -305,11 +305,23 @@ class _TestImages:
         std = torch.tensor(self.stats[1], device=device)[per_channel]
         for i in range(0, len(self.labels), batch):
             if self.raw is None:  # a rendered set: sampled at the size itself, the point of such sets
-                x = data.render(self.about.dataset, "test", size, self.cfg.seed, start=i,
-                                stop=min(i + batch, len(self.labels)), data_dir=self.cfg.data_dir).to(device)
+                x = self._rendered(size, i, min(i + batch, len(self.labels)), device)
             else:
                 x = resize_images(self.raw[i:i + batch].to(device), size)
             yield (x - mean) / std, self.labels[i:i + batch].to(device)  # (b, C, *size), (b,)
+
+
+    def _rendered(self, size: tuple[int, ...], start: int, stop: int, device: torch.device) -> torch.Tensor:
+        """Samples start..stop of a rendered set at `size`; the last size's batches are kept, since a checkpoint's
+        cells at one size (policies, bandlimit settings) follow each other and rendering is the slow part."""
+        key = (size, start, stop)
+        cache = getattr(self, "_render_cache", None)
+        if cache is None or cache[0] != size:
+            cache = self._render_cache = (size, {})
+        if key not in cache[1]:
+            cache[1][key] = data.render(self.about.dataset, "test", size, self.cfg.seed, start=start, stop=stop,
+                                        data_dir=self.cfg.data_dir).to(device)
+        return cache[1][key]
 
 
 def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg: SweepConfig,

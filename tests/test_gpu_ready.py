@@ -1,6 +1,7 @@
 """What the CUDA paths rely on, checked on the CPU: kernels and FFTs in float32 under autocast, true fp32
 (no TF32), GPU batches sized by memory rather than the CPU cache, the memory budget's view of torch's cache."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -69,3 +70,30 @@ def test_memory_budget_counts_torchs_idle_cache_as_free(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d: 30 * gib)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d: 4 * gib)
     assert devmod.free_memory_budget(torch.device("cuda", 0)) == (10 + 30 - 4) * gib // 2
+
+
+@pytest.mark.parametrize("shape,taps", [((2, 3, 56, 56), (37, 37)), ((2, 3, 20, 17), (5, 9)),
+                                        ((2, 3, 8, 14, 14), (3, 9, 9))])
+def test_fft_depthwise_conv_equals_the_direct_convolution(shape, taps):
+    from resbench.layers.ckconv import fft_depthwise_conv
+    torch.manual_seed(0)
+    x, k = torch.randn(shape), torch.randn(shape[1], 1, *taps)
+    conv = torch.nn.functional.conv2d if len(taps) == 2 else torch.nn.functional.conv3d
+    ref = conv(x, k, padding=tuple(t // 2 for t in taps), groups=shape[1])
+    assert torch.allclose(fft_depthwise_conv(x, k), ref, atol=1e-5 * ref.abs().max().item())
+
+
+def test_a_rendered_test_set_is_rendered_once_per_size(tmp_path, monkeypatch, keep_torch_threads):
+    from conftest import tiny_config, tiny_train
+    from resbench import data
+    from resbench.sweep import SweepConfig, run_sweep
+
+    tiny_train(tiny_config(), tmp_path / "m.pt")
+    calls = []
+    render = data.render
+    monkeypatch.setattr(data, "render", lambda *a, **k: calls.append(a[2]) or render(*a, **k))
+    run_sweep(SweepConfig(checkpoints=[str(tmp_path / "m.pt")], out=str(tmp_path / "out"), test_res=[(7, 7), (14, 14)],
+                          limit=40, batch_size=16, threads=1), quiet=True)
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) > 2 * 2  # several cells (policies, bandlimits) at each size
+    assert sorted(calls) == [(7, 7)] * 3 + [(14, 14)] * 3  # 40 images in batches of 16, once per size

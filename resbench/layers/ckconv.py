@@ -14,12 +14,15 @@ from resbench.errors import ResbenchError
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 
 __all__ = ["ContinuousDepthwiseConv", "ContinuousDepthwiseConv2d", "kernel_positions", "default_taps", "fft_conv1d",
-           "Sine", "FFT_TAPS"]
+           "Sine", "FFT_TAPS", "GPU_FFT_TAPS", "fft_depthwise_conv"]
 
 # 1-d kernels longer than this run through an FFT: its cost hardly depends on the taps, a direct conv's grows
 # with them. On a CPU (one thread, B=16, C=64, L=200..800) the FFT was 2-7x faster at 17-33 taps and 10x at 65,
 # on par below; short kernels keep the direct conv, which GPUs run well (not timed on one here).
 FFT_TAPS = 32
+# On a GPU, a 2-d or 3-d kernel with a side over this many taps goes through an FFT: cuDNN's depthwise
+# convolution slows with the kernel's area (ckconv_14 at 56 px, 37x37 taps: 464 images/s on an H200 directly).
+GPU_FFT_TAPS = 15
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
@@ -157,6 +160,8 @@ class ContinuousDepthwiseConv(ResolutionAware):
         k = self.kernel(x.shape[2:], self.adaptive)  # (C, 1, *k), every side of k odd
         if x.dim() == 3 and k.shape[-1] > FFT_TAPS:
             return fft_conv1d(x, k)
+        if x.is_cuda and max(k.shape[2:]) > GPU_FFT_TAPS:
+            return fft_depthwise_conv(x, k)
         return _CONV[x.dim() - 2](x, k, padding=tuple(s // 2 for s in k.shape[2:]), groups=x.shape[1])
 
 
@@ -172,6 +177,19 @@ def fft_conv1d(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     spectrum = torch.fft.rfft(x.to(dtype), n) * torch.fft.rfft(k[:, 0].to(dtype).flip(-1), n)  # (B, C, n // 2 + 1)
     y = torch.fft.irfft(spectrum, n)  # (B, C, n): the full convolution, flipped kernel = F.conv1d's correlation
     return y[..., K // 2:K // 2 + L].to(x.dtype)  # (B, C, L)
+
+
+def fft_depthwise_conv(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Depthwise F.convNd(x, k, padding=k // 2, groups=C) through an N-d FFT: (B, C, *L), (C, 1, *K odd) -> (B, C, *L)."""
+    sides, taps = x.shape[2:], k.shape[2:]
+    dims = tuple(range(2, x.dim()))
+    sizes = [1 << (L + K - 2).bit_length() for L, K in zip(sides, taps)]  # no wrap-around, fast FFT sizes
+    dtype = torch.promote_types(x.dtype, torch.float32)  # as in fft_conv1d
+    with kernel_precision(x):
+        spectrum = torch.fft.rfftn(x.to(dtype), sizes, dim=dims) * torch.fft.rfftn(
+            k[:, 0].to(dtype).flip(tuple(d - 1 for d in dims)), sizes, dim=tuple(d - 1 for d in dims))
+        y = torch.fft.irfftn(spectrum, sizes, dim=dims)  # (B, C, *sizes): the full convolution
+    return y[(..., *[slice(K // 2, K // 2 + L) for L, K in zip(sides, taps)])].to(x.dtype)  # (B, C, *L)
 
 
 def default_taps(train_size: Sequence[int]) -> int:
