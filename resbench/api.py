@@ -1,8 +1,12 @@
-"""The Python entry to a sweep, for notebooks: checkpoints and any other models -> the tidy results frame."""
+"""The Python face of resbench, for notebooks: sweep models, load a results folder, write a report.
+
+`resbench.sweep`, `resbench.load_results` and `resbench.report` are these functions.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,32 +20,55 @@ from resbench.errors import ResbenchError
 from resbench.external import TIMM, ExternalSource, ModelOptions, from_module, from_spec, source_sha256
 from resbench.resolution import parse_size, parse_size_specs
 
-__all__ = ["sweep"]
+__all__ = ["sweep", "load_results", "report"]
 
 # SweepConfig fields that sweep() takes as keyword options (the others have parameters of their own)
 OPTIONS = ("data_dir", "seed", "batch_size", "shard", "threads", "device", "precision", "log_samples", "executor",
            "address", "num_workers", "cpus_per_task", "kind")
 
 
-def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=("on", "off"),
-          policy=("native", "resize-input"), dataset: str | None = None, limit: int | None = None,
-          weights: str | None = None, train_res=None, in_chans: int | None = None, num_classes: int | None = None,
-          mean=None, std=None, quiet: bool = False, **options) -> pd.DataFrame:
-    """Sweep `models` over test sizes, policies and bandlimit settings; return the folder's tidy results frame.
+def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=None, policy=None,
+          dataset: str | None = None, limit: int | None = None, weights: str | None = None, train_res=None,
+          in_chans: int | None = None, num_classes: int | None = None, mean=None, std=None, quiet: bool = False,
+          **options) -> pd.DataFrame:
+    """Sweep models over test sizes, policies and bandlimit settings, as `resbench sweep` does.
 
-    models: one or a list of checkpoint files or folders (str or Path), Checkpoint objects, specs
-    ("timm:NAME", "package.module:factory") and nn.Module objects (their training size given as
-    train_res= or declared: see resbench.external). weights, train_res, in_chans, num_classes, mean and
-    std apply to every spec and module, as the CLI's options do. out: the sweep folder, written as the CLI
-    writes it (a temporary folder when None; df.attrs["out"] names it); a rerun skips the cells there.
-    test_res: "7,14,28" or a list of sizes; bandlimit, policy: comma text or lists. options: data_dir,
-    seed, batch_size, shard ("K/N"), threads, device (default "auto"), precision, log_samples, kind
-    ("images", "signals", "clips" or a comma list: only those models), and the Ray executor's executor
-    ("ray"), address, num_workers, cpus_per_task.
+    Parameters
+    ----------
+    models : str, Path, Checkpoint, nn.Module, or a list of them
+        Checkpoint files or folders, Checkpoint objects, specs (``"timm:NAME"``, ``"package.module:factory"``)
+        and nn.Module objects (their training size given as `train_res` or declared: see resbench.external).
+    out : str or Path, optional
+        The sweep folder, written as the CLI writes it; a rerun skips the cells already there. None keeps
+        nothing on disk: the sweep runs in a temporary folder that is removed once the frame is read
+        (``df.attrs["out"]`` is then None).
+    test_res : str or list, optional
+        ``"7,14,28x20"`` or a list of sizes (a bare number fits image and signal models alike, a tuple names
+        its axes); None: the defaults the CLI uses.
+    bandlimit, policy : str or list, optional
+        Comma text or lists, as ``--bandlimit`` and ``--policy``; None: the CLI's defaults.
+    dataset : str, optional
+        Test dataset (default: each checkpoint's own; required for specs and modules).
+    limit : int, optional
+        Test images per cell (default: the whole test split).
+    weights, train_res, in_chans, num_classes, mean, std
+        What ``--weights`` ... ``--std`` say, for every spec and module. `mean` and `std` take a number, a
+        list of numbers or comma text (``0.5``, ``[0.49, 0.48, 0.45]``, ``"0.49,0.48,0.45"``).
+    quiet : bool
+        No progress bar or summary.
+    **options
+        data_dir, seed, batch_size, shard (``"K/N"``), threads, device (default ``"auto"``), precision,
+        log_samples, kind (``"images"``, ``"signals"``, ``"clips"`` or a comma list), and the Ray executor's
+        executor (``"ray"``), address, num_workers, cpus_per_task.
 
-    Example:
-        df = resbench.api.sweep(["checkpoints/", "timm:resnet18"], weights="ft.pth", train_res=28,
-                                dataset="fashion-mnist", test_res="14,28,56", limit=1000)
+    Returns
+    -------
+    pandas.DataFrame
+        The folder's results, as `load_results` gives them (one row per cell, numeric sizes).
+
+    Examples
+    --------
+    >>> df = resbench.sweep("checkpoints/s4nd_iso_7.pt", test_res="7,14", limit=200)  # doctest: +SKIP
     """
     from resbench.sweep import SweepConfig, parse_shard, run_sweep
 
@@ -55,26 +82,123 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=("o
         options["kinds"] = parse_kinds(options.pop("kind"))
     if isinstance(options.get("shard"), str):
         options["shard"] = parse_shard(options["shard"])
+    if out is None and options.get("log_samples"):
+        raise ResbenchError("sweep(): log_samples writes per-image records to disk; give out= a folder")
     opts = ModelOptions(dataset=dataset, data_dir=options.get("data_dir"), seed=options.get("seed", 0),
                         weights=None if weights is None else str(weights), train_res=train_res, in_chans=in_chans,
-                        num_classes=num_classes, mean=None if mean is None else tuple(mean),
-                        std=None if std is None else tuple(std))
+                        num_classes=num_classes, mean=_channel_values(mean, "mean"),
+                        std=_channel_values(std, "std"))
     paths, sources = _sources(models if isinstance(models, (list, tuple)) else [models], opts)
     temporary = out is None
-    out = Path(tempfile.mkdtemp(prefix="resbench-sweep-") if temporary else out)
-    cfg = SweepConfig(checkpoints=paths, out=str(out), models=sources, test_res=_sizes(test_res),
-                      bandlimit=_listed(bandlimit), policy=_listed(policy), dataset=dataset, limit=limit, **options)
+    folder = Path(tempfile.mkdtemp(prefix="resbench-sweep-") if temporary else out)
+    grid = {k: _listed(v) for k, v in (("bandlimit", bandlimit), ("policy", policy)) if v is not None}
+    cfg = SweepConfig(checkpoints=paths, out=str(folder), models=sources, test_res=_sizes(test_res),
+                      dataset=dataset, limit=limit, **grid, **options)
     threads = torch.get_num_threads()
     try:
-        df = run_sweep(cfg, quiet=quiet)
-    except BaseException:
-        if temporary:  # nothing the caller could read back: leave no empty folder behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+        run_sweep(cfg, quiet=quiet)
+        df = load_results(folder)
     finally:
         torch.set_num_threads(threads)  # run_sweep sets it for the whole process; a notebook keeps its own
-    df.attrs["out"] = str(out)
+        if temporary:  # in memory only: no folder left behind
+            shutil.rmtree(folder, ignore_errors=True)
+    df.attrs["out"] = None if temporary else str(folder)
     return df
+
+
+def load_results(out: str | Path) -> pd.DataFrame:
+    """The results of a sweep folder as one tidy frame, with the columns results.csv has.
+
+    Parameters
+    ----------
+    out : str or Path
+        A folder written by `resbench sweep` or `sweep` (complete or not: the cells done so far).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cell. ``train_res`` and ``test_res`` are numbers for one-axis sizes (images at a square
+        size, signals) and tuples of numbers for the others (``(28, 20)``, ``(8, 14, 14)``), so they sort and
+        compare as sizes; ``df.attrs["out"]`` names the folder.
+    """
+    from resbench.store import read_results
+
+    folder = Path(out)
+    if not folder.is_dir():
+        raise ResbenchError(f"{folder}: no such sweep folder")
+    df = read_results(folder)
+    for column in ("train_res", "test_res"):
+        if column in df:
+            df[column] = df[column].map(_size_value)
+    df.attrs["out"] = str(folder)
+    return df
+
+
+def report(sweeps, out: str | Path, *, formats=("md", "pdf", "png", "svg"), kernels: str | Path | None = None,
+           reliability=None, device: str = "auto", quiet: bool = True) -> list[Path]:
+    """Write a report of one or more sweep folders, as `resbench report` does.
+
+    Parameters
+    ----------
+    sweeps : str, Path or a list of them
+        Sweep folders.
+    out : str or Path
+        ``OUT/NAME``: the report is written as NAME.md, NAME.pdf and NAME_<figure>.png/.svg in OUT.
+    formats : str or list
+        Any of md, pdf, png, svg, tex, html (comma text or a list).
+    kernels : str or Path, optional
+        A checkpoint whose continuous kernels are analysed too.
+    reliability : list of str, optional
+        The checkpoints of the reliability diagram (needs per-image records).
+    device : str
+        Where the kernels are analysed.
+    quiet : bool
+        False: print a line as each step starts.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    from resbench.report import parse_formats, write_report
+
+    dirs = [sweeps] if isinstance(sweeps, (str, Path)) else list(sweeps)
+    formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    say = None if quiet else print
+    result = write_report([str(d) for d in dirs], out, formats, kernels=None if kernels is None else str(kernels),
+                          kernel_device=device, reliability=None if reliability is None else list(reliability),
+                          say=say)
+    return [Path(out).parent / name for name in result["written"]]
+
+
+def _size_value(text):
+    """'28' -> 28, '28x20' -> (28, 20); anything else as it is."""
+    if not isinstance(text, str):
+        return text
+    parts = text.split("x")
+    if not all(p.isdigit() for p in parts):
+        return text
+    return int(parts[0]) if len(parts) == 1 else tuple(int(p) for p in parts)
+
+
+def _channel_values(value, name: str) -> tuple[float, ...] | None:
+    """None, a number, a list of numbers or comma text -> a tuple of floats (the CLI's --mean/--std)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",")]
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ResbenchError(f"{name}={value!r}: expected a number, a list of numbers or comma text")
+    try:
+        if any(isinstance(v, bool) for v in items):
+            raise ValueError
+        return tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        raise ResbenchError(f"{name}={value!r}: expected a number, a list of numbers or comma text") from None
 
 
 def _is_spec(text: str) -> bool:

@@ -955,3 +955,8 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         atomic_write_bytes(out.with_name(f"{out.name}.md"), md.encode())
         written.append(f"{out.name}.md")
     return {"written": written, "pages": pages, "missing": missing, "tables": tables}
+
+
+from resbench._callable import make_callable  # noqa: E402  (last: the module is complete)
+
+make_callable(__name__, "report")  # resbench.report(...) is resbench.api.report(...)

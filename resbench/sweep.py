@@ -644,3 +644,8 @@ def summary_frame(df: pd.DataFrame, sha256s: Iterable[str] | None = None, precis
     table = table[sort_sizes(table.columns, dims)].reset_index() if len(ok) else pd.DataFrame(columns=keys)
     table.columns.name = None
     return table, int((df["error"] != "").sum())
+
+
+from resbench._callable import make_callable  # noqa: E402  (last: the module is complete)
+
+make_callable(__name__, "sweep")  # resbench.sweep(...) is resbench.api.sweep(...)

@@ -188,7 +188,7 @@ def test_api_sweep_takes_kind(mixed, tmp_path, keep_torch_threads):
 
     df = resbench.api.sweep(mixed / "ckpts", tmp_path / "api", kind="signals", test_res="200", limit=4,
                             policy="native", bandlimit="on", quiet=True)
-    assert list(df["checkpoint"]) == ["sig"] and list(df["test_res"]) == ["200"]
+    assert list(df["checkpoint"]) == ["sig"] and list(df["test_res"]) == [200]
 
 
 def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp_path):
