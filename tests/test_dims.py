@@ -296,8 +296,8 @@ def test_goal_table_checks_half_and_twice_each_rate_against_the_twin():
     assert list(table.index) == ["sampling rate x1/2", "sampling rate x2"]
     assert table.loc["sampling rate x1/2", "S4ND drop"] == pytest.approx(1.0)
     assert table.loc["sampling rate x1/2", "twin drop"] == pytest.approx(42.0)
-    assert table.loc["sampling rate x1/2", "goal"] == "met"  # 1 point against 42 (>= 10 x 1)
-    assert table.loc["sampling rate x2", "goal"] == "missed"  # the twin lost 2 points only (10 x 0.5 = 5)
+    # without per-image records nothing is claimed (the paired tests: tests/test_goals.py)
+    assert set(table["S4ND within 2"]) == set(table["twin falls further"]) == {"untested (no per-image records)"}
 
     clips = {"8x14x14": 0.6, "4x14x14": 0.59, "16x14x14": 0.55, "8x7x7": 0.3, "8x28x28": 0.6, "4x7x7": 0.3}
     twin = {k: (0.6 if k == "8x14x14" else 0.2) for k in clips}
@@ -306,9 +306,8 @@ def test_goal_table_checks_half_and_twice_each_rate_against_the_twin():
     table = goal_table(df).set_index("change")
     assert list(table.index) == ["frame rate x1/2", "frame rate x2", "frame size x1/2", "frame size x2",
                                  "both x1/2"]  # 16x28x28 was not swept: no row
-    assert table.loc["frame rate x1/2", "test_res"] == "4x14x14" and table.loc["frame rate x1/2", "goal"] == "met"
-    assert table.loc["frame rate x2", "goal"] == "missed"  # S4ND lost 5 points
-    assert table.loc["frame size x2", "twin/S4ND"] == "S4ND lost none"
+    assert table.loc["frame rate x1/2", "test_res"] == "4x14x14"
+    assert table.loc["frame rate x2", "S4ND drop"] == pytest.approx(5.0)
     assert goal_table(df[df["checkpoint"] == "s"]).empty  # no twin, no table
 
 
