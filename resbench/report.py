@@ -21,6 +21,7 @@ from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, 
 from resbench.resolution import (KINDS, default_test_sizes, fit_sizes, format_size, parse_size, size_key,
                                  sort_sizes)
 from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current, writable_folder
+from resbench.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
            "aliasing_drop_cells", "aliasing_rank_table",
@@ -391,7 +392,8 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
                 _removed_table(native_pol, rank),
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
                 _adaptive_table(native_pol, rank),
-            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank, records)}
+            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank, records),
+            TRAINED_HERE_TITLE: _sort_rows(trained_reference_table(native_pol), rank, ("test_res",))}
     if records is not None and has_records(ok):
         tables[FLIP_TITLE] = _flip_table(reference, rank, records)
         tables[ECE_TITLE] = _calibration_table(reference, rank, records)

@@ -1,0 +1,58 @@
+"""How far each zero-shot cell is from the same family trained at that size, where such a checkpoint was swept.
+
+A zero-shot cell (a checkpoint tested at a size it never trained at) is compared with the native accuracy of
+the checkpoints of the same model, dataset and bandlimit arm (trained with the mask or without it) whose
+training size is that test size, averaged over them (seeds). Checkpoints that trained at several sizes
+(progressive or multi-scale recipes) are neither zero-shot at those sizes nor references.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from resbench.plots import reference_setting, seen_in_training
+
+__all__ = ["TITLE", "NOTE", "trained_reference_table"]
+
+TITLE = "Zero-shot against trained at this size: accuracy (%) and gap (points; native policy)"
+NOTE = ("trained here: the native accuracy of the swept checkpoints of the same model, dataset and bandlimit arm "
+        "whose training size is this test size (mean +- sd over them; n checkpoints, named in 'reference'); their "
+        "recipes may differ from the zero-shot checkpoint's. gap: zero-shot minus trained here (negative: the "
+        "zero-shot cell is worse). Each checkpoint in its reference bandlimit setting.")
+
+_COLUMNS = ["checkpoint", "train_res", "test_res", "zero-shot %", "trained here %", "n", "gap", "reference"]
+
+
+def _arm(frame: pd.DataFrame) -> pd.Series:
+    """'mask' for checkpoints trained with a bandlimit, else 'no mask'."""
+    trained = pd.to_numeric(frame.get("trained_bandlimit", pd.Series(index=frame.index, dtype=float)),
+                            errors="coerce")
+    return trained.gt(0).map({True: "mask", False: "no mask"})
+
+
+def trained_reference_table(native_pol: pd.DataFrame) -> pd.DataFrame:
+    """One row per zero-shot cell that has a trained-at-this-size reference (native policy rows in)."""
+    ref = native_pol[reference_setting(native_pol)].copy()
+    if ref.empty:
+        return pd.DataFrame(columns=_COLUMNS)
+    ref["seen"] = seen_in_training(ref)
+    ref["arm"] = _arm(ref)
+    several = set(ref.loc[ref["seen"] & (ref["test_res"] != ref["train_res"]), "checkpoint"])
+    own = ref[(ref["test_res"] == ref["train_res"]) & ~ref["checkpoint"].isin(several)]
+    key = ["model", "dataset", "arm", "train_res"]
+    trained = own.groupby(key).agg(mean=("accuracy", "mean"), sd=("accuracy", "std"), n=("accuracy", "size"),
+                                   names=("checkpoint", lambda s: ", ".join(sorted(s))))
+    rows = []
+    for r in ref[~ref["seen"] & (ref["test_res"] != ref["train_res"])].itertuples(index=False):
+        match = (r.model, r.dataset, r.arm, r.test_res)
+        if match not in trained.index:
+            continue
+        t = trained.loc[match]
+        spread = f" +- {100 * t['sd']:.2f}" if t["n"] > 1 else ""
+        rows.append({"checkpoint": r.checkpoint, "train_res": r.train_res, "test_res": r.test_res,
+                     "zero-shot %": round(100 * r.accuracy, 2), "trained here %": f"{100 * t['mean']:.2f}{spread}",
+                     "n": int(t["n"]), "gap": round(100 * (r.accuracy - t["mean"]), 2), "reference": t["names"]})
+    table = pd.DataFrame(rows, columns=_COLUMNS)
+    if len(table):
+        table.attrs["note"] = NOTE
+    return table

@@ -1,0 +1,35 @@
+"""Zero-shot cells against the same family trained at the test size (resbench.trained_reference)."""
+
+import pandas as pd
+import pytest
+
+from resbench.trained_reference import trained_reference_table
+
+
+def cells(name, model, train, accs, bandlimit="none", trained_bandlimit=None, seen=()):
+    return [{"checkpoint": name, "model": model, "dataset": "d", "train_res": train, "test_res": t,
+             "policy": "native", "bandlimit": bandlimit, "trained_bandlimit": trained_bandlimit,
+             "seen_in_training": t in seen or t == train, "accuracy": a} for t, a in accs.items()]
+
+
+def test_gap_to_the_seed_mean_of_the_same_family_trained_at_that_size():
+    rows = (cells("c7", "conv2d_iso", "7", {"7": 0.86, "14": 0.30})
+            + cells("c14", "conv2d_iso", "14", {"14": 0.88, "7": 0.40})
+            + cells("c14b", "conv2d_iso", "14", {"14": 0.86, "7": 0.42})
+            + cells("s14", "s4nd_iso", "14", {"14": 0.89, "7": 0.80}, "on", 0.5)
+            + cells("s7", "s4nd_iso", "7", {"7": 0.85, "14": 0.80}, "on", 0.5))
+    table = trained_reference_table(pd.DataFrame(rows)).set_index(["checkpoint", "test_res"])
+    row = table.loc[("c7", "14")]
+    assert row["n"] == 2 and row["gap"] == pytest.approx(100 * (0.30 - 0.87))
+    assert row["trained here %"].startswith("87.00 +- ") and row["reference"] == "c14, c14b"
+    assert table.loc[("c14", "7"), "gap"] == pytest.approx(100 * (0.40 - 0.86))
+    assert table.loc[("s7", "14"), "gap"] == pytest.approx(100 * (0.80 - 0.89))  # S4ND against S4ND, not Conv2D
+    assert table.loc[("s14", "7"), "reference"] == "s7"
+
+
+def test_no_reference_across_arms_or_from_multi_size_training():
+    rows = (cells("m7", "s4nd_iso", "7", {"7": 0.85, "14": 0.80}, "on", 0.5)
+            + cells("n14", "s4nd_iso", "14", {"14": 0.90, "7": 0.5}, "off", None)  # trained without the mask
+            + cells("p14", "s4nd_iso", "14", {"14": 0.88, "7": 0.84}, "on", 0.5, seen=("7",)))  # progressive 7 -> 14
+    table = trained_reference_table(pd.DataFrame(rows))
+    assert table.empty  # n14 is another arm; p14 trained at 7 too: neither zero-shot at 7 nor a reference
