@@ -129,6 +129,9 @@ def _put_checkpoints(ray, p: SweepPlan, indices) -> dict:
     """Each checkpoint into Ray's object store once; its tasks get a reference (no shared file system needed)."""
     refs = {}
     for i in indices:
+        net = getattr(p.ckpts[i], "net", None)  # a model from outside resbench travels built
+        if net is not None:
+            net.cpu()  # CPU tensors: a worker may not see the driver's GPU; _run_group moves it to the task's own
         try:
             refs[i] = ray.put(p.ckpts[i])
         except Exception as e:  # what fails to pickle raises TypeError, PicklingError or a Ray error

@@ -97,3 +97,22 @@ def test_a_rendered_test_set_is_rendered_once_per_size(tmp_path, monkeypatch, ke
     rows = pd.read_csv(tmp_path / "out" / "results.csv")
     assert len(rows) > 2 * 2  # several cells (policies, bandlimits) at each size
     assert sorted(calls) == [(7, 7)] * 3 + [(14, 14)] * 3  # 40 images in batches of 16, once per size
+
+
+def test_a_built_model_goes_to_ray_workers_on_the_cpu():
+    from types import SimpleNamespace
+
+    from resbench.executors import _put_checkpoints
+
+    class Net:
+        device = "cuda:0"
+
+        def cpu(self):
+            self.device = "cpu"
+            return self
+
+    sent = []
+    ray = SimpleNamespace(put=lambda obj: sent.append(getattr(getattr(obj, "net", None), "device", None)) or "ref")
+    plan = SimpleNamespace(ckpts=[SimpleNamespace(net=Net(), path="m"), SimpleNamespace(path="ckpt.pt")])
+    assert _put_checkpoints(ray, plan, [0, 1]) == {0: "ref", 1: "ref"}
+    assert sent[0] == "cpu"
