@@ -328,7 +328,10 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
                   num_classes: int, on_batch: Callable[[int], None] | None = None) -> dict:
     """Score one cell; `on_batch(n)` is called after each batch of n images."""
     t0 = time.perf_counter()
-    batch = _cell_batch_size(model, ckpt, cell, cfg)
+    try:
+        batch = _cell_batch_size(model, ckpt, cell, cfg)
+    except ResbenchError as e:  # checked for every cell before the run: only the device's free memory changed
+        raise MemoryError(f"{e} (free device memory fell during the run)") from None
     ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit), cell.bandlimit == "adaptive")
            if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):

@@ -116,3 +116,17 @@ def test_a_built_model_goes_to_ray_workers_on_the_cpu():
     plan = SimpleNamespace(ckpts=[SimpleNamespace(net=Net(), path="m"), SimpleNamespace(path="ckpt.pt")])
     assert _put_checkpoints(ray, plan, [0, 1]) == {0: "ref", 1: "ref"}
     assert sent[0] == "cpu"
+
+
+def test_a_budget_that_shrinks_mid_run_is_one_error_row(tmp_path, monkeypatch, keep_torch_threads):
+    from conftest import tiny_config, tiny_train
+    from resbench import sweep as engine
+    from resbench.sweep import SweepConfig, run_sweep
+
+    tiny_train(tiny_config(), tmp_path / "m.pt")
+    budgets = iter([10 ** 9])  # the check before the run (one cell) sees plenty; then the cell finds almost none
+    monkeypatch.setattr(engine, "_budget", lambda cfg: next(budgets, 10))
+    run_sweep(SweepConfig(checkpoints=[str(tmp_path / "m.pt")], out=str(tmp_path / "out"), test_res=[(14, 14)],
+                          limit=16, threads=1, policy=["native"], bandlimit=["on"]), quiet=True)
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 1 and "free device memory fell during the run" in rows["error"].iloc[0]
