@@ -120,9 +120,9 @@ def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> b
 
 
 def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
-    """The sizes a checkpoint was trained at: every stage of its schedule, else its training size."""
+    """The sizes a checkpoint was trained at: every stage of its schedule and multi-scale size, else its training size."""
     sizes = {tuple(ckpt.train_res)}
-    for stage in ckpt.provenance.get("schedule") or []:
+    for stage in [*(ckpt.provenance.get("schedule") or []), *([s] for s in ckpt.provenance.get("multiscale") or [])]:
         try:
             sizes.add(parse_size(stage[0], ckpt.dims))
         except (ResbenchError, TypeError, IndexError):
@@ -131,12 +131,14 @@ def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
 
 
 def recipe(ckpt: Checkpoint) -> str:
-    """How the checkpoint was trained, as a short text: 'size:epochs,...' and any config overrides."""
+    """How the checkpoint was trained, as a short text: 'size:epochs,...', any config overrides, any multi-scale sizes."""
     stages = ",".join(f"{format_size(parse_size(size, ckpt.dims))}:{epochs}" for size, epochs in
                       (ckpt.provenance.get("schedule") or []))
     overrides = (ckpt.provenance.get("train_config") or {}).get("model_overrides") or {}
     extra = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "bandlimit")
-    return " ".join(part for part in (stages, extra) if part)
+    multiscale = ckpt.provenance.get("multiscale")
+    scales = "multiscale=" + ",".join(format_size(parse_size(s, ckpt.dims)) for s in multiscale) if multiscale else ""
+    return " ".join(part for part in (stages, extra, scales) if part)
 
 
 def _alpha(ckpt: Checkpoint, setting: str):

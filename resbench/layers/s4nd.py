@@ -81,12 +81,27 @@ class SSMKernel(nn.Module):
         return A.repeat(self.H // self.S, 1)  # (H, N2): channel h uses row h mod S
 
     def bandlimit_mask(self, alpha: float | None) -> torch.Tensor:
-        """1 for modes whose frequency on the reference grid is below alpha/2 cycles per step."""
+        """1 for modes whose frequency on the reference grid is below alpha/2 cycles per step; a layer with a
+        random mask (draw_random_mask) keeps its fixed modes instead whenever a bandlimit is on."""
         A = self.A()
         if alpha is None:
             return torch.ones(A.shape, device=A.device)  # (H, N2)
+        if getattr(self, "random_mask", None) is not None:
+            return self.random_mask.to(A.real.dtype)  # (H, N2)
+        return self._band(alpha)
+
+    def _band(self, alpha: float) -> torch.Tensor:
+        A = self.A()
         freqs = self.dt()[:, None] * A.imag.abs() / (2 * math.pi)  # (H, N2), independent of rate
         return (freqs < alpha / 2).to(A.real.dtype)
+
+    def draw_random_mask(self, alpha: float) -> None:
+        """Fix a random mask (the control arm of the bandlimit): per channel, as many modes as the band
+        mask at alpha keeps now, chosen at random with torch's generator (so by the seed). It is a buffer:
+        checkpoints keep it and evaluation reproduces it."""
+        band = self._band(alpha).detach()  # (H, N2)
+        ranks = torch.rand(band.shape).argsort(-1).argsort(-1).to(band.device)  # (H, N2): a random order per channel
+        self.register_buffer("random_mask", (ranks < band.sum(-1, keepdim=True)).to(band.dtype))
 
     def forward(self, length: int, rate: float = 1.0, bandlimit: float | None = None) -> torch.Tensor:
         A = self.A()  # (H, N2)
