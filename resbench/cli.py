@@ -204,10 +204,12 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--kind", default="all", show_default=True,
               help="Sweep only these kinds of model: images, signals (1-d), clips (3-d), or a list like "
                    "signals,clips; one OUT can take one command per kind, each with its own --test-res.")
-@click.option("--bandlimit", default="on,off,adaptive", show_default=True,
+@click.option("--bandlimit", default="on,off", show_default=True,
               help="Bandlimit settings for S4ND models (and models with resbench_set_bandlimit): on (trained "
-              "alpha), off, adaptive (S4ND and CKConv kernels follow the test grid below the training size; "
-              "such cells only run there), or an alpha.")
+              "alpha), off, capped (S4ND below the training size: alpha_eff = min(alpha, test/train) per axis, no "
+              "mode above the test grid's Nyquist), adaptive (the older rule: S4ND alpha x test/train, CKConv "
+              "taps averaged over each test cell); capped and adaptive cells run only below the training "
+              "size; or an alpha.")
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")

@@ -261,11 +261,15 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
 # rates and bandlimits
 
 # Named bandlimit settings of a sweep cell: "on" (the alpha the model was trained with), "off" (no
-# mask), "none" (the model has no bandlimit at all), "adaptive" (continuous kernels follow the test grid:
-# S4ND's trained alpha x min(1, test/train) per axis, CKConv's taps averaged over each test cell; it
-# differs from "on"/"none" only below the training size). Any other setting is an explicit alpha.
-BANDLIMIT_NAMES = ("on", "off", "none", "adaptive")
-SWEEP_BANDLIMITS = ("on", "off", "adaptive")  # the names a sweep's --bandlimit takes
+# mask), "none" (the model has no bandlimit at all), "capped" (S4ND's anti-aliasing rule: below the training
+# size no mode above the test grid's Nyquist, alpha_eff = min(trained alpha, test/train) per axis; the cap
+# alone for a checkpoint trained without the mask), "adaptive" (the older rule, out of the defaults:
+# S4ND's trained alpha x min(1, test/train) per axis, which cuts below the test grid's Nyquist whenever
+# alpha < 1; CKConv's taps averaged over each test cell, the sampling S4ND's zero-order hold always uses).
+# "capped" and "adaptive" differ from "on"/"none" only below the training size. Any other setting is an alpha.
+BANDLIMIT_NAMES = ("on", "off", "none", "capped", "adaptive")
+SWEEP_BANDLIMITS = ("on", "off", "capped", "adaptive")  # the names a sweep's --bandlimit takes
+DEFAULT_BANDLIMITS = ("on", "off")  # a sweep's settings unless told
 
 
 def kernel_rates(train_size, test_size) -> tuple[float, ...]:
@@ -312,9 +316,9 @@ def parse_bandlimit(text, what: str = "--bandlimit", names=SWEEP_BANDLIMITS) -> 
 
 
 def bandlimit_alpha(setting: str, trained: float | None) -> float | None:
-    """The alpha a cell's layers run with: the trained one for "on" and "adaptive" (which scales it per axis),
-    None for "off"/"none", else the number."""
-    if setting in ("on", "adaptive"):
+    """The alpha a cell's layers run with: the trained one for "on", "capped" and "adaptive" (which cap or
+    scale it per axis), None for "off"/"none", else the number."""
+    if setting in ("on", "capped", "adaptive"):
         return trained
     if setting in ("off", "none"):
         return None
