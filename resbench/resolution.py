@@ -223,12 +223,24 @@ def _resample_axis(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:
     return out.reshape(*lead, n).movedim(-1, axis)
 
 
+def _resample_signal(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(N, C, L) signals -> float32 (N, C, n) by scipy.signal.resample_poly (polyphase, Kaiser-windowed FIR):
+    the band above the coarser rate's Nyquist is removed, so upsampling leaves no spectral images (linear
+    interpolation leaves them) and downsampling folds nothing back. The rendered signal datasets use it too."""
+    import scipy.signal
+
+    g = math.gcd(n, x.shape[-1])
+    # float64 in scipy, float32 back: the filter's sums keep their precision; the models take float32
+    y = scipy.signal.resample_poly(x.detach().cpu().numpy().astype("float64"), n // g, x.shape[-1] // g, axis=-1)
+    return torch.from_numpy(y).to(device=x.device, dtype=torch.float32)
+
+
 def resize_images(x: torch.Tensor, size) -> torch.Tensor:
     """(N, C, *sides) images, signals or clips -> float32 (N, C, *size), antialiased; uint8 is scaled to [0, 1].
 
-    Images: bilinear with antialias (as in the S4ND paper). Signals and clips: linear with antialias
-    along each axis in turn (time first). At the same size the only work is the float conversion (a
-    float32 input is returned as is).
+    Images: bilinear with antialias (as in the S4ND paper). Signals: scipy.signal.resample_poly, a proper
+    band-limited resampler (_resample_signal). Clips: linear with antialias along each axis in turn (time
+    first). At the same size the only work is the float conversion (a float32 input is returned as is).
     """
     if not isinstance(x, torch.Tensor) or not 3 <= x.ndim <= 5:
         raise ValueError(f"resize_images: expected a (N, C, *sides) tensor with 1 to 3 sides, got "
@@ -250,6 +262,9 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
         chunk = to_float(x[s:s + step])
         if len(size) == 2:
             out[s:s + step] = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False, antialias=True)
+            continue
+        if len(size) == 1:
+            out[s:s + step] = _resample_signal(chunk, size[0])
             continue
         for axis, m in enumerate(size):
             chunk = _resample_axis(chunk, 2 + axis, m)
