@@ -99,6 +99,12 @@ class Run:
         return found[-1] if found else "-"
 
 
+def write_summary(out: Path, rows: list[tuple]) -> None:
+    """OUT/summary.tsv: one line per run (rewritten as runs end, so a killed call still leaves one)."""
+    lines = ["name\tstatus\taccuracy\tseconds", *("\t".join(row) for row in rows)]
+    (out / "summary.tsv").write_text("\n".join(lines) + "\n")
+
+
 def run_all(names: list[str], recipes: dict[str, str], args: argparse.Namespace) -> list[tuple]:
     """Start, watch and end the runs; returns (name, status, accuracy, seconds) per name, in the order of `names`."""
     t0 = time.perf_counter()
@@ -110,6 +116,7 @@ def run_all(names: list[str], recipes: dict[str, str], args: argparse.Namespace)
             done.append(run)
             print(f"[{elapsed:6.0f}s] {run.name}: {run.status}, accuracy {run.accuracy()}, {run.seconds:.0f} s",
                   flush=True)
+            write_summary(args.out, [(r.name, r.status, r.accuracy(), f"{r.seconds:.0f}") for r in done])
         if args.deadline is not None and elapsed > args.deadline:
             for run in running:
                 run.kill()
@@ -160,8 +167,7 @@ def main() -> None:
     args.out = args.out.resolve()  # the runs start in the repository root
     args.out.mkdir(parents=True, exist_ok=True)
     rows = run_all(names, recipes, args)
-    lines = ["name\tstatus\taccuracy\tseconds", *("\t".join(row) for row in rows)]
-    (args.out / "summary.tsv").write_text("\n".join(lines) + "\n")
+    write_summary(args.out, rows)
     for row in rows:
         print("SUMMARY " + "\t".join(row), flush=True)
 
