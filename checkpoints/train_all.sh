@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The exact recipes of the shipped checkpoints (Fashion-MNIST, CPU, 2 threads). Each run logs to
 # checkpoints/logs/NAME.log and can be resumed after a kill (--resume). Usage: bash checkpoints/train_all.sh [NAME...]
+# Names with a folder (ablation/..., baselines/...) write there: `resbench sweep checkpoints/` reads only the
+# top folder's files, so those studies are swept by naming their folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p checkpoints/logs
@@ -38,15 +40,81 @@ declare -A RECIPE=(
   # clips (3-d): moving Fashion-MNIST at 8 frames of 14x14; the Conv3d twin with 3x3x3 taps
   [s4nd_iso_moving8x14x14]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32"
   [conv3d_iso_moving8x14x14]="conv3d_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --set d_model=32"
+  # the bandlimit ablation with controls, every arm and seed by the same code and the recipes of s4nd_iso_7/14/28:
+  # the band mask (bandmask), no mask (nomask), a random mask keeping as many modes per channel (randmask)
+  [ablation/s4nd_iso_7_bandmask_seed0]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 0"
+  [ablation/s4nd_iso_7_bandmask_seed1]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 1"
+  [ablation/s4nd_iso_7_bandmask_seed2]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 2"
+  [ablation/s4nd_iso_7_nomask_seed0]="s4nd_iso --train-res 7 --epochs 3 --bandlimit off --seed 0"
+  [ablation/s4nd_iso_7_nomask_seed1]="s4nd_iso --train-res 7 --epochs 3 --bandlimit off --seed 1"
+  [ablation/s4nd_iso_7_nomask_seed2]="s4nd_iso --train-res 7 --epochs 3 --bandlimit off --seed 2"
+  [ablation/s4nd_iso_7_randmask_seed0]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --mask random --seed 0"
+  [ablation/s4nd_iso_7_randmask_seed1]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --mask random --seed 1"
+  [ablation/s4nd_iso_7_randmask_seed2]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --mask random --seed 2"
+  [ablation/s4nd_iso_14_bandmask_seed0]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 0"
+  [ablation/s4nd_iso_14_bandmask_seed1]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 1"
+  [ablation/s4nd_iso_14_bandmask_seed2]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 2"
+  [ablation/s4nd_iso_14_nomask_seed0]="s4nd_iso --train-res 14 --epochs 8 --bandlimit off --seed 0"
+  [ablation/s4nd_iso_14_nomask_seed1]="s4nd_iso --train-res 14 --epochs 8 --bandlimit off --seed 1"
+  [ablation/s4nd_iso_14_nomask_seed2]="s4nd_iso --train-res 14 --epochs 8 --bandlimit off --seed 2"
+  [ablation/s4nd_iso_14_randmask_seed0]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --mask random --seed 0"
+  [ablation/s4nd_iso_14_randmask_seed1]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --mask random --seed 1"
+  [ablation/s4nd_iso_14_randmask_seed2]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --mask random --seed 2"
+  [ablation/s4nd_iso_28_bandmask_seed0]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --seed 0"
+  [ablation/s4nd_iso_28_bandmask_seed1]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --seed 1"
+  [ablation/s4nd_iso_28_bandmask_seed2]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --seed 2"
+  [ablation/s4nd_iso_28_nomask_seed0]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off --seed 0"
+  [ablation/s4nd_iso_28_nomask_seed1]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off --seed 1"
+  [ablation/s4nd_iso_28_nomask_seed2]="s4nd_iso --train-res 28 --epochs 4 --bandlimit off --seed 2"
+  [ablation/s4nd_iso_28_randmask_seed0]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --mask random --seed 0"
+  [ablation/s4nd_iso_28_randmask_seed1]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --mask random --seed 1"
+  [ablation/s4nd_iso_28_randmask_seed2]="s4nd_iso --train-res 28 --epochs 4 --bandlimit 0.5 --mask random --seed 2"
+  # baselines built or trained for resolution change, the recipe of conv2d_iso_7/14 (3 epochs): blur-pooled
+  # downsampling (Zhang 2019) and its plain-strided control; Conv2D-ISO trained at random sizes from half the
+  # training size up to it (multi-scale; no detail finer than the training size, as its single-size twin)
+  [baselines/conv2d_blurpool_7_seed0]="conv2d_blurpool --train-res 7 --epochs 3 --seed 0"
+  [baselines/conv2d_blurpool_7_seed1]="conv2d_blurpool --train-res 7 --epochs 3 --seed 1"
+  [baselines/conv2d_blurpool_7_seed2]="conv2d_blurpool --train-res 7 --epochs 3 --seed 2"
+  [baselines/conv2d_blurpool_14_seed0]="conv2d_blurpool --train-res 14 --epochs 3 --seed 0"
+  [baselines/conv2d_blurpool_14_seed1]="conv2d_blurpool --train-res 14 --epochs 3 --seed 1"
+  [baselines/conv2d_blurpool_14_seed2]="conv2d_blurpool --train-res 14 --epochs 3 --seed 2"
+  [baselines/conv2d_strided_7_seed0]="conv2d_strided --train-res 7 --epochs 3 --seed 0"
+  [baselines/conv2d_strided_7_seed1]="conv2d_strided --train-res 7 --epochs 3 --seed 1"
+  [baselines/conv2d_strided_7_seed2]="conv2d_strided --train-res 7 --epochs 3 --seed 2"
+  [baselines/conv2d_strided_14_seed0]="conv2d_strided --train-res 14 --epochs 3 --seed 0"
+  [baselines/conv2d_strided_14_seed1]="conv2d_strided --train-res 14 --epochs 3 --seed 1"
+  [baselines/conv2d_strided_14_seed2]="conv2d_strided --train-res 14 --epochs 3 --seed 2"
+  [baselines/conv2d_iso_7_multiscale_seed0]="conv2d_iso --train-res 7 --epochs 3 --multiscale 4,5,6,7 --seed 0"
+  [baselines/conv2d_iso_7_multiscale_seed1]="conv2d_iso --train-res 7 --epochs 3 --multiscale 4,5,6,7 --seed 1"
+  [baselines/conv2d_iso_7_multiscale_seed2]="conv2d_iso --train-res 7 --epochs 3 --multiscale 4,5,6,7 --seed 2"
+  [baselines/conv2d_iso_14_multiscale_seed0]="conv2d_iso --train-res 14 --epochs 3 --multiscale 7,9,11,14 --seed 0"
+  [baselines/conv2d_iso_14_multiscale_seed1]="conv2d_iso --train-res 14 --epochs 3 --multiscale 7,9,11,14 --seed 1"
+  [baselines/conv2d_iso_14_multiscale_seed2]="conv2d_iso --train-res 14 --epochs 3 --multiscale 7,9,11,14 --seed 2"
 )
 ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s4nd_convnext_14 vit_14
        s4nd_iso_28 s4nd_iso_prog28 conv2d_iso_28 s4nd_iso_28_long
        s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14
        s4nd_iso_7_seed1 s4nd_iso_7_seed2 conv2d_iso_7_seed1 conv2d_iso_7_seed2
        s4nd_iso_14_seed1 s4nd_iso_14_seed2 conv2d_iso_14_seed1 conv2d_iso_14_seed2
-       s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 conv3d_iso_moving8x14x14)
+       s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 conv3d_iso_moving8x14x14
+       ablation/s4nd_iso_7_bandmask_seed0 ablation/s4nd_iso_7_bandmask_seed1 ablation/s4nd_iso_7_bandmask_seed2
+       ablation/s4nd_iso_7_nomask_seed0 ablation/s4nd_iso_7_nomask_seed1 ablation/s4nd_iso_7_nomask_seed2
+       ablation/s4nd_iso_7_randmask_seed0 ablation/s4nd_iso_7_randmask_seed1 ablation/s4nd_iso_7_randmask_seed2
+       ablation/s4nd_iso_14_bandmask_seed0 ablation/s4nd_iso_14_bandmask_seed1 ablation/s4nd_iso_14_bandmask_seed2
+       ablation/s4nd_iso_14_nomask_seed0 ablation/s4nd_iso_14_nomask_seed1 ablation/s4nd_iso_14_nomask_seed2
+       ablation/s4nd_iso_14_randmask_seed0 ablation/s4nd_iso_14_randmask_seed1 ablation/s4nd_iso_14_randmask_seed2
+       ablation/s4nd_iso_28_bandmask_seed0 ablation/s4nd_iso_28_bandmask_seed1 ablation/s4nd_iso_28_bandmask_seed2
+       ablation/s4nd_iso_28_nomask_seed0 ablation/s4nd_iso_28_nomask_seed1 ablation/s4nd_iso_28_nomask_seed2
+       ablation/s4nd_iso_28_randmask_seed0 ablation/s4nd_iso_28_randmask_seed1 ablation/s4nd_iso_28_randmask_seed2
+       baselines/conv2d_blurpool_7_seed0 baselines/conv2d_blurpool_7_seed1 baselines/conv2d_blurpool_7_seed2
+       baselines/conv2d_blurpool_14_seed0 baselines/conv2d_blurpool_14_seed1 baselines/conv2d_blurpool_14_seed2
+       baselines/conv2d_strided_7_seed0 baselines/conv2d_strided_7_seed1 baselines/conv2d_strided_7_seed2
+       baselines/conv2d_strided_14_seed0 baselines/conv2d_strided_14_seed1 baselines/conv2d_strided_14_seed2
+       baselines/conv2d_iso_7_multiscale_seed0 baselines/conv2d_iso_7_multiscale_seed1 baselines/conv2d_iso_7_multiscale_seed2
+       baselines/conv2d_iso_14_multiscale_seed0 baselines/conv2d_iso_14_multiscale_seed1 baselines/conv2d_iso_14_multiscale_seed2)
 for name in "${@:-${ORDER[@]}}"; do
   [ -f "checkpoints/$name.pt" ] && { echo "skip $name (exists)"; continue; }
+  mkdir -p "$(dirname "checkpoints/$name")" "$(dirname "checkpoints/logs/$name")"  # ablation/, baselines/
   seed="--seed 0"  # unless the recipe names its own
   [[ " ${RECIPE[$name]} " == *" --seed "* ]] && seed=""
   echo "== $name: resbench train ${RECIPE[$name]} $seed -o checkpoints/$name.pt"

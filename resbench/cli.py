@@ -133,6 +133,11 @@ def _parse_overrides(items) -> dict:
 @click.option("--schedule", default=None, help="Progressive resizing SIZE:EPOCHS,... e.g. 7:2,14:1,28:1 "
               "(clips: 4x14x14:1,8x14x14:2).")
 @click.option("--bandlimit", default=None, help="S4ND bandlimit alpha, or 'off' (default: the model's).")
+@click.option("--mask", default=None, type=click.Choice(["band", "random"]),
+              help="S4ND mask at --bandlimit: band (the modes below alpha/2 cycles per step; the default) or random "
+              "(the control arm: as many modes per channel, chosen at random by the seed and kept in the checkpoint).")
+@click.option("--multiscale", default=None, help="Multi-scale training: each batch at a size drawn at random from "
+              "these, e.g. 4,5,6,7 with --train-res 7 (the model's training size in sweeps, one of them).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--lr", default=5e-3, show_default=True, type=float)
@@ -147,8 +152,8 @@ def _parse_overrides(items) -> dict:
 @click.option("--quiet", is_flag=True)
 @click.option("-o", "--out", required=True, type=click.Path(), help="Checkpoint file to write.")
 @_flushing
-def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, seed, batch_size, lr, ssm_lr,
-              weight_decay, overrides, limit, test_limit, device, resume, quiet, out):
+def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, mask, multiscale, seed, batch_size, lr,
+              ssm_lr, weight_decay, overrides, limit, test_limit, device, resume, quiet, out):
     """Train MODEL and write a self-describing checkpoint.
 
     \b
@@ -160,7 +165,7 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
     from resbench.train import train, train_config
 
     cfg = train_config(model, train_res=train_res, epochs=epochs, schedule=schedule, bandlimit=bandlimit,
-                       model_overrides=_parse_overrides(overrides), dataset=dataset, data_dir=data_dir,
+                       mask=mask, multiscale=multiscale, model_overrides=_parse_overrides(overrides), dataset=dataset, data_dir=data_dir,
                        batch_size=batch_size, lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed,
                        limit=limit, test_limit=test_limit, device=device)
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
@@ -199,10 +204,12 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--kind", default="all", show_default=True,
               help="Sweep only these kinds of model: images, signals (1-d), clips (3-d), or a list like "
                    "signals,clips; one OUT can take one command per kind, each with its own --test-res.")
-@click.option("--bandlimit", default="on,off,adaptive", show_default=True,
+@click.option("--bandlimit", default="on,off", show_default=True,
               help="Bandlimit settings for S4ND models (and models with resbench_set_bandlimit): on (trained "
-              "alpha), off, adaptive (S4ND and CKConv kernels follow the test grid below the training size; "
-              "such cells only run there), or an alpha.")
+              "alpha), off, capped (S4ND below the training size: alpha_eff = min(alpha, test/train) per axis, no "
+              "mode above the test grid's Nyquist), adaptive (the older rule: S4ND alpha x test/train, CKConv "
+              "taps averaged over each test cell); capped and adaptive cells run only below the training "
+              "size; or an alpha.")
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")

@@ -236,12 +236,24 @@ def _antialiased_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tenso
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def _resample_signal(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(N, C, L) signals -> float32 (N, C, n) by scipy.signal.resample_poly (polyphase, Kaiser-windowed FIR):
+    the band above the coarser rate's Nyquist is removed, so upsampling leaves no spectral images (linear
+    interpolation leaves them) and downsampling folds nothing back. The rendered signal datasets use it too."""
+    import scipy.signal
+
+    g = math.gcd(n, x.shape[-1])
+    # float64 in scipy, float32 back: the filter's sums keep their precision; the models take float32
+    y = scipy.signal.resample_poly(x.detach().cpu().numpy().astype("float64"), n // g, x.shape[-1] // g, axis=-1)
+    return torch.from_numpy(y).to(device=x.device, dtype=torch.float32)
+
+
 def resize_images(x: torch.Tensor, size) -> torch.Tensor:
     """(N, C, *sides) images, signals or clips -> float32 (N, C, *size), antialiased; uint8 is scaled to [0, 1].
 
-    Images: bilinear with antialias (as in the S4ND paper). Signals and clips: linear with antialias
-    along each axis in turn (time first). At the same size the only work is the float conversion (a
-    float32 input is returned as is).
+    Images: bilinear with antialias (as in the S4ND paper). Signals: scipy.signal.resample_poly, a proper
+    band-limited resampler (_resample_signal). Clips: linear with antialias along each axis in turn (time
+    first). At the same size the only work is the float conversion (a float32 input is returned as is).
     """
     if not isinstance(x, torch.Tensor) or not 3 <= x.ndim <= 5:
         raise ValueError(f"resize_images: expected a (N, C, *sides) tensor with 1 to 3 sides, got "
@@ -264,6 +276,9 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
         if len(size) == 2:
             out[s:s + step] = _antialiased_bilinear(chunk, size)
             continue
+        if len(size) == 1:
+            out[s:s + step] = _resample_signal(chunk, size[0])
+            continue
         for axis, m in enumerate(size):
             chunk = _resample_axis(chunk, 2 + axis, m)
         out[s:s + step] = chunk
@@ -274,11 +289,15 @@ def resize_images(x: torch.Tensor, size) -> torch.Tensor:
 # rates and bandlimits
 
 # Named bandlimit settings of a sweep cell: "on" (the alpha the model was trained with), "off" (no
-# mask), "none" (the model has no bandlimit at all), "adaptive" (continuous kernels follow the test grid:
-# S4ND's trained alpha x min(1, test/train) per axis, CKConv's taps averaged over each test cell; it
-# differs from "on"/"none" only below the training size). Any other setting is an explicit alpha.
-BANDLIMIT_NAMES = ("on", "off", "none", "adaptive")
-SWEEP_BANDLIMITS = ("on", "off", "adaptive")  # the names a sweep's --bandlimit takes
+# mask), "none" (the model has no bandlimit at all), "capped" (S4ND's anti-aliasing rule: below the training
+# size no mode above the test grid's Nyquist, alpha_eff = min(trained alpha, test/train) per axis; the cap
+# alone for a checkpoint trained without the mask), "adaptive" (the older rule, out of the defaults:
+# S4ND's trained alpha x min(1, test/train) per axis, which cuts below the test grid's Nyquist whenever
+# alpha < 1; CKConv's taps averaged over each test cell, the sampling S4ND's zero-order hold always uses).
+# "capped" and "adaptive" differ from "on"/"none" only below the training size. Any other setting is an alpha.
+BANDLIMIT_NAMES = ("on", "off", "none", "capped", "adaptive")
+SWEEP_BANDLIMITS = ("on", "off", "capped", "adaptive")  # the names a sweep's --bandlimit takes
+DEFAULT_BANDLIMITS = ("on", "off")  # a sweep's settings unless told
 
 
 def kernel_rates(train_size, test_size) -> tuple[float, ...]:
@@ -325,9 +344,9 @@ def parse_bandlimit(text, what: str = "--bandlimit", names=SWEEP_BANDLIMITS) -> 
 
 
 def bandlimit_alpha(setting: str, trained: float | None) -> float | None:
-    """The alpha a cell's layers run with: the trained one for "on" and "adaptive" (which scales it per axis),
-    None for "off"/"none", else the number."""
-    if setting in ("on", "adaptive"):
+    """The alpha a cell's layers run with: the trained one for "on", "capped" and "adaptive" (which cap or
+    scale it per axis), None for "off"/"none", else the number."""
+    if setting in ("on", "capped", "adaptive"):
         return trained
     if setting in ("off", "none"):
         return None

@@ -32,7 +32,7 @@ from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, 
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
-from resbench.resolution import (KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
+from resbench.resolution import (DEFAULT_BANDLIMITS, KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
                                  parse_bandlimit, parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress, rate_unit
 from resbench.scoring import score, wilson_interval
@@ -54,7 +54,7 @@ class SweepConfig:
     out: str
     test_res: list | None = None  # sizes as tuples, or ints (bare: a square image or a signal's length;
     # resolution.fit_size fits each to a checkpoint's axes); None: default_test_sizes of the checkpoints
-    bandlimit: list[str] = field(default_factory=lambda: ["on", "off", "adaptive"])  # on, off, adaptive or an alpha
+    bandlimit: list[str] = field(default_factory=lambda: list(DEFAULT_BANDLIMITS))  # on, off, capped, adaptive, an alpha
     policy: list[str] = field(default_factory=lambda: ["native", "resize-input"])
     dataset: str | None = None       # None: each checkpoint's own
     data_dir: str | None = None
@@ -105,24 +105,26 @@ def _adaptive_kernels(ckpt: Checkpoint) -> bool:
 
 def _bandlimit_values(ckpt: Checkpoint, requested: list[str]) -> list[str]:
     """Settings that apply to this checkpoint: 'none' for models without a bandlimit (and 'adaptive' for
-    those with adaptive kernels); 'on' and 'adaptive' only for a checkpoint trained with an alpha."""
+    those with adaptive kernels); 'on' and 'adaptive' only for a checkpoint trained with an alpha; 'capped'
+    for resbench's S4ND models, trained with an alpha or without."""
     trained_alpha = ckpt.config.get("bandlimit")
     if "bandlimit" not in ckpt.config:
         return ["none"] + (["adaptive"] if "adaptive" in requested and _adaptive_kernels(ckpt) else [])
     usable = [b for b in requested if not (b in ("on", "adaptive") and trained_alpha is None)]
+    usable = [b for b in usable if b != "capped" or _adaptive_kernels(ckpt)]
     return [b for b in usable if b != "adaptive" or _adaptive_kernels(ckpt)] or ["off"]
 
 
 def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> bool:
-    """An adaptive cell differs from the 'on' (or 'none') cell only where the model runs below its training
+    """An adaptive (or capped) cell differs from the 'on' (or 'none') cell only where the model runs below its training
     size on some axis; elsewhere it would repeat that cell, so it is not planned."""
     return policy == "native" and any(s < t for s, t in zip(size, ckpt.train_res))
 
 
 def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
-    """The sizes a checkpoint was trained at: every stage of its schedule, else its training size."""
+    """The sizes a checkpoint was trained at: every stage of its schedule and multi-scale size, else its training size."""
     sizes = {tuple(ckpt.train_res)}
-    for stage in ckpt.provenance.get("schedule") or []:
+    for stage in [*(ckpt.provenance.get("schedule") or []), *([s] for s in ckpt.provenance.get("multiscale") or [])]:
         try:
             sizes.add(parse_size(stage[0], ckpt.dims))
         except (ResbenchError, TypeError, IndexError):
@@ -131,24 +133,26 @@ def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
 
 
 def recipe(ckpt: Checkpoint) -> str:
-    """How the checkpoint was trained, as a short text: 'size:epochs,...' and any config overrides."""
+    """How the checkpoint was trained, as a short text: 'size:epochs,...', any config overrides, any multi-scale sizes."""
     stages = ",".join(f"{format_size(parse_size(size, ckpt.dims))}:{epochs}" for size, epochs in
                       (ckpt.provenance.get("schedule") or []))
     overrides = (ckpt.provenance.get("train_config") or {}).get("model_overrides") or {}
     extra = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "bandlimit")
-    return " ".join(part for part in (stages, extra) if part)
+    multiscale = ckpt.provenance.get("multiscale")
+    scales = "multiscale=" + ",".join(format_size(parse_size(s, ckpt.dims)) for s in multiscale) if multiscale else ""
+    return " ".join(part for part in (stages, extra, scales) if part)
 
 
 def _alpha(ckpt: Checkpoint, setting: str):
     return bandlimit_alpha(setting, ckpt.config.get("bandlimit"))
 
 
-def _bandlimit_context(model: torch.nn.Module, alpha: float | None, adaptive: bool = False):
+def _bandlimit_context(model: torch.nn.Module, alpha: float | None, setting: str):
     """The model's own bandlimit switch (a model from outside resbench has one), else its continuous layers'."""
     from resbench.models import bandlimit
 
     own = getattr(model, "bandlimit_context", None)
-    return own(alpha) if own is not None else bandlimit(model, alpha, adaptive)
+    return own(alpha) if own is not None else bandlimit(model, alpha, setting == "adaptive", setting == "capped")
 
 
 def images_key(limit: int | None, available: int) -> int:
@@ -171,7 +175,7 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
     """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
     cells = [Cell(i, size, policy, bl) for i, (ckpt, sizes) in enumerate(zip(ckpts, test_sizes(ckpts, cfg)))
              for size in sizes for policy in cfg.policy for bl in _bandlimit_values(ckpt, cfg.bandlimit)
-             if bl != "adaptive" or _adaptive_differs(ckpt, size, policy)]
+             if bl not in ("adaptive", "capped") or _adaptive_differs(ckpt, size, policy)]
     k, n = cfg.shard
     return cells[k - 1::n]
 
@@ -332,7 +336,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
         batch = _cell_batch_size(model, ckpt, cell, cfg)
     except ResbenchError as e:  # checked for every cell before the run: only the device's free memory changed
         raise MemoryError(f"{e} (free device memory fell during the run)") from None
-    ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit), cell.bandlimit == "adaptive")
+    ctx = (_bandlimit_context(model, _alpha(ckpt, cell.bandlimit), cell.bandlimit)
            if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch,

@@ -52,6 +52,8 @@ class TrainConfig:
     test_limit: int | None = None  # first N test images for the final test
     threads: int | None = None   # CPU threads; None: torch's default (the cores, or $OMP_NUM_THREADS)
     device: str = "cpu"          # where the model trains and is tested ("cuda", "cuda:1", ...)
+    multiscale: list | None = None  # multi-scale training: each batch at a size drawn from these (train_res
+    # among them); None: every batch at the schedule's size. train_res stays the model's reference grid
     model_overrides: dict = field(default_factory=dict)  # fields of the model config (width, bandlimit, ...)
 
     @property
@@ -119,11 +121,13 @@ def parse_schedule(text: str, dims: int = 2) -> list[tuple[int | list[int], int]
 
 
 def train_config(model: str, *, train_res: int | None = None, epochs: int | None = None, schedule: str | None = None,
-                 bandlimit: str | None = None, model_overrides: dict | None = None, **fields) -> TrainConfig:
+                 bandlimit: str | None = None, mask: str | None = None, multiscale: str | None = None,
+                 model_overrides: dict | None = None, **fields) -> TrainConfig:
     """A checked TrainConfig from what a user gives (the `train` command's options).
 
     Either `schedule` ('7:2,14:1,28:1') or `train_res` (default 14) with `epochs` (default 3);
-    `bandlimit` as text: an alpha in (0, 1], or off / none; `fields` are other TrainConfig fields.
+    `bandlimit` as text: an alpha in (0, 1], or off / none; `mask` the S4ND mask kind (band, random);
+    `multiscale` sizes as text ('4,5,6,7'), train_res among them; `fields` are other TrainConfig fields.
     Every user error is raised here, before any work: bad counts, an unknown model or config field,
     a bandlimit for a model without one.
     """
@@ -153,9 +157,32 @@ def train_config(model: str, *, train_res: int | None = None, epochs: int | None
         if not probe.has_bandlimit:
             raise ResbenchError(f"--bandlimit: model {model!r} has no bandlimit")
         overrides["bandlimit"] = None if setting in ("off", "none") else float(setting)
+    if mask is not None:
+        if not probe.has_bandlimit:
+            raise ResbenchError(f"--mask: model {model!r} has no bandlimit mask")
+        overrides["mask"] = mask
+        create_model(model, **{"train_res": sched[-1][0], **overrides})  # a random mask with the bandlimit off
+    if multiscale is not None:
+        fields["multiscale"] = parse_multiscale(multiscale, sched, dims)
     if "device" in fields:  # "auto" becomes the device it picks, so the checkpoint records a real one
         fields["device"] = str(resolve_device(fields["device"]))
     return TrainConfig(model=model, schedule=sched, model_overrides=overrides, **fields)
+
+
+def parse_multiscale(text: str, sched: list[tuple], dims: int) -> list:
+    """'4,5,6,7' -> [4, 5, 6, 7]: the sizes of multi-scale training, for a one-phase schedule whose size is
+    among them (the model's reference grid, its size in sweeps)."""
+    sizes = []
+    for item in str(text).split(","):
+        size = check_train_size(item.strip(), dims, "--multiscale size")
+        if size not in sizes:
+            sizes.append(size)
+    if len(sched) != 1:
+        raise ResbenchError("--multiscale: expected --train-res/--epochs, not a --schedule of several sizes")
+    if sched[0][0] not in sizes or len(sizes) < 2:
+        raise ResbenchError(f"--multiscale {text}: expected two or more sizes, the training size "
+                            f"{sched[0][0]} among them")
+    return sizes
 
 
 def state_path(out: Path) -> Path:
@@ -233,8 +260,6 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
     the epochs, `test_time_s` the final test, `wall_time_s` all of it (with a resume, the earlier
     runs up to their last saved epoch too).
     """
-    from resbench import data
-
     out = Path(out)
     run = _start(cfg, out, quiet)
     if resume and state_path(out).exists():
@@ -244,8 +269,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool =
     for epoch in range(run.start_epoch, cfg.epochs):
         if phases[epoch] != loaded_size:
             loaded_size = phases[epoch]
-            x_train, y_train = (t.to(cfg.device) for t in data.load(  # (N, C, s, s), (N,)
-                cfg.dataset, "train", loaded_size, cfg.data_dir, stats=run.stats, limit=cfg.limit, seed=cfg.seed))
+            x_train, y_train = _load_train(run, loaded_size)
         record = _train_epoch(run, epoch, x_train, y_train)
         _save_state(state_path(out), {
             "config": asdict(cfg), "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
@@ -302,24 +326,40 @@ def _resume(run: _Run, spath: Path, name: str) -> None:
     run.console.log(f"resuming {name} after epoch {run.start_epoch}/{run.cfg.epochs}")
 
 
-def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Tensor) -> dict:
-    """One epoch over x_train (N, C, s, s), y_train (N,); returns (and appends) its history row."""
+def _load_train(run: _Run, size) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The training images at `size`, or with multi-scale training at each of cfg.multiscale (N, C, *s), and
+    their labels (N,), on the run's device."""
+    from resbench import data
+
+    cfg = run.cfg
+    loaded = [data.load(cfg.dataset, "train", s, cfg.data_dir, stats=run.stats, limit=cfg.limit, seed=cfg.seed)
+              for s in (cfg.multiscale or [size])]
+    return [x.to(cfg.device) for x, _ in loaded], loaded[0][1].to(cfg.device)
+
+
+def _train_epoch(run: _Run, epoch: int, xs: list[torch.Tensor], y_train: torch.Tensor) -> dict:
+    """One epoch over the images xs[k] (N, C, *s_k), labels y_train (N,); each batch at the size of one xs[k]
+    drawn at random (one size but with multi-scale training). Returns (and appends) its history row."""
     cfg, model = run.cfg, run.model
-    size = _train_size(tuple(x_train.shape[2:]))  # as the schedule writes it: 14, [8000], [8, 14, 14]
-    size_text = _size_label(tuple(x_train.shape[2:]))
+    sizes = [tuple(x.shape[2:]) for x in xs]
+    size = cfg.train_res if len(xs) > 1 else _train_size(sizes[0])  # as the schedule writes it: 14, [8000], [8, 14, 14]
+    several = "multi-scale " + ",".join(map(format_size, sizes))
+    size_text, log_size = (_size_label(sizes[0]), format_size(sizes[0])) if len(xs) == 1 else (several, several)
     t0 = time.perf_counter()
-    # per-epoch seeds make a resumed run draw the same shuffles and dropout masks
+    # per-epoch seeds make a resumed run draw the same shuffles, dropout masks and batch sizes
     torch.manual_seed(cfg.seed * 100_003 + epoch)
-    order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-    order = order.to(x_train.device)
+    order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    picks = torch.randint(len(xs), (run.steps_per_epoch,),
+                          generator=torch.Generator().manual_seed(cfg.seed * 6007 + epoch)).tolist()
+    order = order.to(y_train.device)
     loss_sum, correct, seen = 0.0, 0, 0
     model.train()
     with _progress(run.console, f"epoch {epoch + 1}/{cfg.epochs} @ {size_text}", run.steps_per_epoch,
                    "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}", loss=float("nan"),
                    acc=0.0) as (bar, task):
-        for i in range(0, len(order), cfg.batch_size):
+        for step, i in enumerate(range(0, len(order), cfg.batch_size)):
             idx = order[i:i + cfg.batch_size]
-            xb, yb = x_train[idx], y_train[idx]  # (b, C, s, s), (b,)
+            xb, yb = xs[picks[step]][idx], y_train[idx]  # (b, C, *s), (b,)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             run.opt.zero_grad(set_to_none=True)
@@ -334,7 +374,7 @@ def _train_epoch(run: _Run, epoch: int, x_train: torch.Tensor, y_train: torch.Te
     record = {"epoch": epoch + 1, "size": size, "loss": loss_sum / seen, "train_acc": correct / seen,
               "seconds": round(run.train_time, 1)}
     run.history.append(record)
-    run.console.log(f"epoch {epoch + 1}/{cfg.epochs} size {format_size(tuple(x_train.shape[2:]))} loss {loss_sum / seen:.4f} "
+    run.console.log(f"epoch {epoch + 1}/{cfg.epochs} size {log_size} loss {loss_sum / seen:.4f} "
                     f"train acc {correct / seen:.4f} ({run.train_time:.0f}s)")
     return record
 
@@ -363,6 +403,7 @@ def _final_checkpoint(run: _Run, correct: int, n_test: int, test_loss: float, te
         model=cfg.model, config=model.config_dict(),
         provenance={"dataset": cfg.dataset, "train_res": cfg.train_res, "schedule": [list(s) for s in cfg.schedule],
                     "epochs": cfg.epochs, "seed": cfg.seed, "bandlimit": getattr(model.config, "bandlimit", None),
+                    "mask": getattr(model.config, "mask", None), "multiscale": cfg.multiscale,
                     "native_accuracy": correct / n_test, "native_test_n": n_test, "native_test_loss": test_loss,
                     "wall_time_s": round(wall_time, 1), "train_time_s": round(run.train_time, 1),
                     "test_time_s": round(test_time, 1), "versions": package_versions(),

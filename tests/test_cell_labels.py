@@ -1,5 +1,5 @@
 """What a row says about its cell: seen in training or zero-shot, the bandlimit the checkpoint trained with,
-its recipe, and which adaptive cells a sweep plans."""
+its recipe, and which capped and adaptive cells a sweep plans."""
 
 import pandas as pd
 import pytest
@@ -19,7 +19,7 @@ def labelled(tmp_path_factory):
     tiny_train(tiny_config("ckconv", schedule=[(14, 1)]), folder / "ck.pt")
     out = tmp_path_factory.mktemp("labelled_sweep")
     quiet_sweep(SweepConfig(checkpoints=[str(folder)], out=str(out), dataset="synthetic",
-                            test_res=parse_sizes("7,14,21"), limit=16))
+                            test_res=parse_sizes("7,14,21"), limit=16, bandlimit=["on", "off", "capped", "adaptive"]))
     return folder, pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
 
 
@@ -43,8 +43,8 @@ def test_trained_bandlimit_is_recorded_and_decides_the_settings(labelled):
     by = df.groupby("checkpoint")
     assert set(by.get_group("prog")["trained_bandlimit"]) == {"0.5"}
     assert set(by.get_group("nobl")["trained_bandlimit"]) == {""}
-    assert set(by.get_group("prog")["bandlimit"]) == {"on", "off", "adaptive"}
-    assert set(by.get_group("nobl")["bandlimit"]) == {"off"}  # no trained alpha: no "on", no "adaptive"
+    assert set(by.get_group("prog")["bandlimit"]) == {"on", "off", "capped", "adaptive"}
+    assert set(by.get_group("nobl")["bandlimit"]) == {"off", "capped"}  # no trained alpha: no "on", no "adaptive"
     assert set(by.get_group("ck")["bandlimit"]) == {"none", "adaptive"}
 
 
@@ -53,6 +53,21 @@ def test_adaptive_cells_run_only_natively_below_the_training_size(labelled):
     adaptive = df[df["bandlimit"] == "adaptive"]
     assert set(zip(adaptive["checkpoint"], adaptive["test_res"], adaptive["policy"])) == {
         ("prog", "7", "native"), ("ck", "7", "native")}
+
+
+def test_capped_cells_run_only_natively_below_the_training_size_of_s4nd_models(labelled):
+    _, df = labelled
+    capped = df[df["bandlimit"] == "capped"]
+    assert set(zip(capped["checkpoint"], capped["test_res"], capped["policy"])) == {
+        ("prog", "7", "native"), ("nobl", "7", "native")}
+
+
+def test_capped_keeps_alpha_where_the_test_grid_holds_it_and_caps_an_unmasked_model(labelled):
+    # 14 -> 7: min(0.5, 7/14) = 0.5, the trained mask ("on"); without a trained alpha the cap 0.5 alone ("off" has none)
+    _, df = labelled
+    cells = df[(df["test_res"] == "7") & (df["policy"] == "native")].set_index(["checkpoint", "bandlimit"])["loss"]
+    assert float(cells[("prog", "capped")]) == float(cells[("prog", "on")])
+    assert float(cells[("nobl", "capped")]) != float(cells[("nobl", "off")])
 
 
 def test_adaptive_cells_below_training_differ_from_on(labelled):

@@ -321,7 +321,7 @@ def test_report_says_each_step_unless_quiet(mixed, cli, tmp_path):
     code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,pdf")
     assert code == 0, err
     steps = [line for line in err.splitlines() if re.match(r"\[\d\d:\d\d:\d\d\] report: ", line)]
-    assert steps[0].endswith(f"report: 5 cells from {out}; tables"), steps  # on, off at 2 sizes; adaptive at 200
+    assert steps[0].endswith(f"report: 4 cells from {out}; tables"), steps  # on, off at 2 sizes
     assert any(line.endswith("rank correlation: sig (1/1)") for line in steps), steps  # the slow step, per file
     assert steps[-1].endswith("report: pdf"), steps
     code, _, err = cli("report", out, "-o", tmp_path / "rep" / "q", "--format", "md", "--quiet")

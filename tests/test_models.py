@@ -16,8 +16,8 @@ from resbench.models import registry
 from resbench.models.base import ResModel, s4nd_layers
 from resbench.layers.rate_s4nd import RateS4ND
 
-MODELS = ["ckconv", "conv2d_iso", "convnext", "s4nd_convnext", "s4nd_convnext_official", "s4nd_iso", "s4nd_official",
-          "vit"]
+MODELS = ["ckconv", "conv2d_blurpool", "conv2d_iso", "conv2d_strided", "convnext", "s4nd_convnext",
+          "s4nd_convnext_official", "s4nd_iso", "s4nd_official", "vit"]
 S4ND_MODELS = ["s4nd_iso", "s4nd_convnext", "s4nd_convnext_official", "s4nd_official"]
 SIZES = [(7, 7), (14, 14), (21, 21), (28, 28), (28, 20)]
 

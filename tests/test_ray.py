@@ -34,7 +34,8 @@ def local_ray():
 
 
 def sweep_args(ckpt_dir, out, *extra):
-    return ["sweep", ckpt_dir, "--test-res", SIZES, "--limit", LIMIT, "--quiet", "-o", out, *extra]
+    return ["sweep", ckpt_dir, "--test-res", SIZES, "--limit", LIMIT, "--bandlimit", "on,off,capped", "--quiet", "-o",
+            out, *extra]
 
 
 def cells(out) -> dict:
@@ -58,7 +59,7 @@ def reference(trained, tmp_path_factory) -> Path:
     assert main([str(a) for a in sweep_args(trained["s4nd"].parent, out)]) == 0
     torch.set_num_threads(threads)
     values = cells(out)
-    # per size and policy: s4nd on and off, conv none; and s4nd adaptive natively at 7
+    # per size and policy: s4nd on and off, conv none; and s4nd capped natively at 7
     assert len(values) == 3 * 2 * 3 + 1 and all(v[0] == LIMIT and v[2] == "" for v in values.values())
     return out
 
@@ -83,7 +84,7 @@ def test_ray_sweep_equals_the_local_sweep(local_ray, trained, reference, tmp_pat
 def test_the_python_api_takes_the_ray_executor(local_ray, trained, reference, tmp_path):
     import resbench.api
 
-    df = resbench.api.sweep(trained["s4nd"].parent, tmp_path, test_res=SIZES, bandlimit="on,off,adaptive",
+    df = resbench.api.sweep(trained["s4nd"].parent, tmp_path, test_res=SIZES, bandlimit="on,off,capped",
                             limit=LIMIT, quiet=True, executor="ray", num_workers=2)
     assert len(df) == len(cells(reference)) and cells(tmp_path) == cells(reference)
 

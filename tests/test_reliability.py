@@ -535,12 +535,14 @@ def test_a_small_budget_gives_small_batches_and_the_same_numbers(trained, s4nd_m
 
 FAULT_SIZES = "7,14,21,28,35,42"
 FAULT_LIMIT = 300
-# sizes x policies x (on, off for S4ND; none for Conv2D), and S4ND's adaptive cell natively below 14 (at 7)
+# sizes x policies x (on, off for S4ND; none for Conv2D), and S4ND's capped cell natively below 14 (at 7)
+FAULT_BANDLIMITS = "on,off,capped"
 N_FAULT_CELLS = 6 * 2 * (2 + 1) + 1
 
 
 def fault_sweep(ckpt_dir, out, *extra) -> list[str]:
-    return [str(a) for a in ("sweep", ckpt_dir, "--test-res", FAULT_SIZES, "--limit", FAULT_LIMIT, "--quiet",
+    return [str(a) for a in ("sweep", ckpt_dir, "--test-res", FAULT_SIZES, "--limit", FAULT_LIMIT,
+                             "--bandlimit", FAULT_BANDLIMITS, "--quiet",
                              "-o", out, *extra)]
 
 
@@ -558,7 +560,8 @@ def reference(trained, tmp_path_factory) -> Path:
     """The fault grid swept without interruption, as the CLI does it (two threads)."""
     out = tmp_path_factory.mktemp("reference")
     quiet_sweep(SweepConfig(checkpoints=[str(trained["s4nd"].parent)], out=str(out),
-                            test_res=resolution.parse_sizes(FAULT_SIZES), limit=FAULT_LIMIT))
+                            test_res=resolution.parse_sizes(FAULT_SIZES), limit=FAULT_LIMIT,
+                            bandlimit=FAULT_BANDLIMITS.split(",")))
     values = cell_values(out)
     assert len(values) == N_FAULT_CELLS and all(v[0] == FAULT_LIMIT and v[3] == "" for v in values.values())
     return out

@@ -168,11 +168,11 @@ def test_default_test_sizes_of_signals_and_clips():
 
 
 def test_resize_signals_and_clips():
-    t = (torch.arange(800) + 0.5) / 800  # sample centres on [0, 1]
+    t = torch.arange(800) / 800  # sample times on [0, 1), as the signal datasets render them (resample_poly's grid)
     x = torch.sin(2 * torch.pi * 5 * t)[None, None]  # (1, 1, 800): 5 cycles, far below every Nyquist here
     y = resolution.resize_images(x, (400,))
     assert y.shape == (1, 1, 400)
-    coarse = torch.sin(2 * torch.pi * 5 * (torch.arange(400) + 0.5) / 400)  # the same tone on the coarse centres
+    coarse = torch.sin(2 * torch.pi * 5 * torch.arange(400) / 400)  # the same tone on the coarse grid
     assert (y[0, 0, 4:-4] - coarse[4:-4]).abs().max() < 0.01
     # a tone above the coarse grid's Nyquist is removed, not folded back (antialias)
     hi = torch.sin(2 * torch.pi * 300 * t)[None, None]  # 300 cycles: above 100 cycles, the Nyquist of 200 samples
@@ -180,7 +180,7 @@ def test_resize_signals_and_clips():
     clip = torch.rand(2, 1, 8, 14, 14)
     out = resolution.resize_images(clip, (4, 14, 14))  # frame rate alone: each pixel's series is resampled
     assert out.shape == (2, 1, 4, 14, 14)
-    expect = resolution.resize_images(clip.permute(0, 1, 3, 4, 2).reshape(2, 196, 8), (4,))  # (2, 196, 4)
+    expect = resolution._resample_axis(clip.permute(0, 1, 3, 4, 2).reshape(2, 196, 8), 2, 4)  # (2, 196, 4), linear
     assert torch.allclose(out.permute(0, 1, 3, 4, 2).reshape(2, 196, 4), expect, atol=1e-6)
     frames = resolution.resize_images(clip, (8, 7, 7))  # frame size alone: each frame as an image
     expect = resolution.resize_images(clip.transpose(1, 2).reshape(16, 1, 14, 14), (7, 7)).reshape(2, 8, 1, 7, 7)

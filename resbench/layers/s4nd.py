@@ -81,12 +81,30 @@ class SSMKernel(nn.Module):
         return A.repeat(self.H // self.S, 1)  # (H, N2): channel h uses row h mod S
 
     def bandlimit_mask(self, alpha: float | None) -> torch.Tensor:
-        """1 for modes whose frequency on the reference grid is below alpha/2 cycles per step."""
+        """1 for modes whose frequency on the reference grid is below alpha/2 cycles per step; a layer with a
+        random mask (draw_random_mask) keeps its fixed modes instead whenever a bandlimit is on, and of those
+        only the ones below alpha/2 when alpha is lower than the alpha the mask was drawn for."""
         A = self.A()
         if alpha is None:
             return torch.ones(A.shape, device=A.device)  # (H, N2)
+        if getattr(self, "random_mask", None) is not None:  # below the alpha it was drawn for, also cut at alpha
+            kept = self.random_mask.to(A.real.dtype)  # (H, N2)
+            return kept if alpha >= self.random_alpha else kept * self._band(alpha)
+        return self._band(alpha)
+
+    def _band(self, alpha: float) -> torch.Tensor:
+        A = self.A()
         freqs = self.dt()[:, None] * A.imag.abs() / (2 * math.pi)  # (H, N2), independent of rate
         return (freqs < alpha / 2).to(A.real.dtype)
+
+    def draw_random_mask(self, alpha: float) -> None:
+        """Fix a random mask (the control arm of the bandlimit): per channel, as many modes as the band
+        mask at alpha keeps now, chosen at random with torch's generator (so by the seed). It is a buffer:
+        checkpoints keep it and evaluation reproduces it."""
+        band = self._band(alpha).detach()  # (H, N2)
+        self.random_alpha = alpha  # the bandlimit the random mask stands for (rebuilt from the model config)
+        ranks = torch.rand(band.shape).argsort(-1).argsort(-1).to(band.device)  # (H, N2): a random order per channel
+        self.register_buffer("random_mask", (ranks < band.sum(-1, keepdim=True)).to(band.dtype))
 
     def forward(self, length: int, rate: float = 1.0, bandlimit: float | None = None) -> torch.Tensor:
         A = self.A()  # (H, N2)
@@ -285,9 +303,11 @@ class S4ND(ResolutionAware):
       rate      float or one value per axis; rate = l_max / L keeps the kernel's continuous extent.
       bandlimit `...` (default): the layer's own alpha; a float: that alpha; None: off.
                 The mask depends only on the weights, so it can change at evaluation time. With
-                `bandlimit_adaptive` set, the layer's own alpha follows the test grid: on an axis run
-                at rate r it is alpha * min(1, train_rate / r), so below the training size the cutoff
-                sits at the same fraction of the coarser test grid's Nyquist (anti-aliased downsampling).
+                `bandlimit_capped` set, an axis run on a grid coarser than the training grid (rate r >
+                train_rate) keeps no mode above that grid's Nyquist: alpha_eff = min(alpha, 1 / r), which
+                for resbench's models (train_rate 1) is min(alpha, test / train); without an own alpha
+                the cap alone. With `bandlimit_adaptive` set (the older rule), the own alpha is scaled:
+                alpha * min(1, train_rate / r), which cuts below the test grid's Nyquist when alpha < 1.
       method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= AUTO_TOEPLITZ_MAX_LEN).
     kernel="diag" (SSMKernel) or "dplr" (DPLRKernel, with `rank`) chooses the per-axis kernel; the
     convolution treats both kernels' taps alike.
@@ -314,6 +334,7 @@ class S4ND(ResolutionAware):
         self.bidirectional, self.bandlimit, self.transposed = bidirectional, bandlimit, transposed
         self.kernel_type = kernel  # "diag" (S4D, zero-order hold) or "dplr" (S4, bilinear)
         self.bandlimit_adaptive = False  # the own alpha scaled by min(1, train_rate / rate) per axis
+        self.bandlimit_capped = False  # the own alpha capped at the test grid's Nyquist below the training grid
         self.train_rate = 1.0  # the rate of the grid the layer was trained on (1: l_max is that grid)
         self._kernel_cache: dict | None = None  # under cache_kernels(True): operators per (size, rate, alpha, method)
         n_ssm = d_model if n_ssm is None else n_ssm
@@ -354,6 +375,8 @@ class S4ND(ResolutionAware):
         rates = self.rates(rate)
         if bandlimit is not ...:
             return [bandlimit] * self.dim
+        if self.bandlimit_capped:
+            return [self.bandlimit if r <= self.train_rate else min(self.bandlimit or math.inf, 1 / r) for r in rates]
         if self.bandlimit is None or not self.bandlimit_adaptive:
             return [self.bandlimit] * self.dim
         return [self.bandlimit * min(1.0, self.train_rate / r) for r in rates]

@@ -142,9 +142,10 @@ def s4nd_layers(model: nn.Module) -> list[S4ND]:
     return [m for m in model.modules() if isinstance(m, S4ND)]
 
 
-def set_bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> None:
-    """Set every S4ND layer's bandlimit (None: off), fixed or following the test grid (`adaptive`: alpha x
-    min(1, test/train) per axis). Only attributes change, never a weight.
+def set_bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False, capped: bool = False) -> None:
+    """Set every S4ND layer's bandlimit (None: off), fixed, capped at the test grid's Nyquist below the
+    training size (`capped`: min(alpha, test/train) per axis, the cap alone when alpha is None) or scaled
+    (`adaptive`, the older rule: alpha x min(1, test/train) per axis). Only attributes change, never a weight.
 
     The model's config keeps the value it was built (and trained) with.
     """
@@ -154,7 +155,7 @@ def set_bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False)
         raise ResbenchError(f"bandlimit={alpha}: model {getattr(model, 'name', type(model).__name__)} has no "
                             f"S4ND layers; expected None")
     for layer in layers:
-        layer.bandlimit, layer.bandlimit_adaptive = alpha, adaptive
+        layer.bandlimit, layer.bandlimit_adaptive, layer.bandlimit_capped = alpha, adaptive, capped
 
 
 def bandlimit_of(model: nn.Module) -> float | None:
@@ -167,22 +168,24 @@ def bandlimit_of(model: nn.Module) -> float | None:
 
 
 @contextlib.contextmanager
-def bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False) -> Iterator[nn.Module]:
-    """Within the block every S4ND layer uses `alpha`, and with `adaptive` every continuous kernel follows
-    the test grid (S4ND: alpha x min(1, test/train) per axis; CKConv: each tap the mean over its test cell
-    below the training size). Each layer's own setting is restored after."""
+def bandlimit(model: nn.Module, alpha: float | None, adaptive: bool = False,
+              capped: bool = False) -> Iterator[nn.Module]:
+    """Within the block every S4ND layer uses `alpha`; with `capped` S4ND's alpha is capped at the test grid's
+    Nyquist below the training size (min(alpha, test/train) per axis); with `adaptive` every continuous kernel
+    follows the test grid by the older rule (S4ND: alpha x min(1, test/train) per axis; CKConv: each tap the
+    mean over its test cell below the training size). Each layer's own setting is restored after."""
     layers, convs = s4nd_layers(model), [m for m in model.modules() if isinstance(m, ContinuousDepthwiseConv)]
-    saved = [(layer.bandlimit, layer.bandlimit_adaptive) for layer in layers]
+    saved = [(layer.bandlimit, layer.bandlimit_adaptive, layer.bandlimit_capped) for layer in layers]
     saved_convs = [conv.adaptive for conv in convs]
     if layers or alpha is not None:
-        set_bandlimit(model, alpha, adaptive)
+        set_bandlimit(model, alpha, adaptive, capped)
     for conv in convs:
         conv.adaptive = adaptive
     try:
         yield model
     finally:
-        for layer, (value, was_adaptive) in zip(layers, saved):
-            layer.bandlimit, layer.bandlimit_adaptive = value, was_adaptive
+        for layer, (value, was_adaptive, was_capped) in zip(layers, saved):
+            layer.bandlimit, layer.bandlimit_adaptive, layer.bandlimit_capped = value, was_adaptive, was_capped
         for conv, was_adaptive in zip(convs, saved_convs):
             conv.adaptive = was_adaptive
 

@@ -10,7 +10,9 @@ from resbench.layers.s4nd import S4ND
 from resbench.models.base import check_positive_int
 from resbench.resolution import check_alpha
 
-__all__ = ["S4NDFields", "s4nd_layer"]
+__all__ = ["S4NDFields", "s4nd_layer", "MASKS"]
+
+MASKS = ("band", "random")  # the S4NDFields.mask values
 
 
 @dataclasses.dataclass
@@ -18,6 +20,8 @@ class S4NDFields:
     """Settings of the S4ND layers a model contains (mixed into its config)."""
     d_state: int = 32  # SSM state size per axis (even: complex pairs)
     bandlimit: float | None = 0.5  # alpha of the bandlimit mask; None trains without it
+    mask: str = "band"  # "band": the modes below alpha/2 cycles per step; "random": the control arm, a random
+    # mask per layer and axis keeping as many modes per channel as the band mask at init (fixed by the seed)
     dt_min: float = 0.1  # dt range per reference step, as the official resolution config ([0.1, 1.0])
     dt_max: float = 1.0
 
@@ -28,6 +32,15 @@ def s4nd_layer(config: S4NDFields, d_model: int, l_max: Sequence[int], **kwargs)
     check_alpha(config.bandlimit)
     if not 0 < config.dt_min <= config.dt_max:
         raise ResbenchError(f"dt_min={config.dt_min}, dt_max={config.dt_max}: expected 0 < dt_min <= dt_max")
-    return S4ND(d_model, d_state=config.d_state, dim=len(l_max), l_max=list(l_max), bidirectional=True,
-                bandlimit=config.bandlimit, n_ssm=1, init="diag-lin", dt_min=config.dt_min, dt_max=config.dt_max,
-                **kwargs)
+    if config.mask not in MASKS:
+        raise ResbenchError(f"mask={config.mask!r}: expected one of {', '.join(MASKS)}")
+    if config.mask == "random" and config.bandlimit is None:
+        raise ResbenchError("mask='random': expected a bandlimit alpha too (the random mask keeps as many modes "
+                            "as the band mask at that alpha)")
+    layer = S4ND(d_model, d_state=config.d_state, dim=len(l_max), l_max=list(l_max), bidirectional=True,
+                 bandlimit=config.bandlimit, n_ssm=1, init="diag-lin", dt_min=config.dt_min, dt_max=config.dt_max,
+                 **kwargs)
+    if config.mask == "random":
+        for kernel in layer.kernel:
+            kernel.draw_random_mask(config.bandlimit)
+    return layer
