@@ -61,19 +61,24 @@ def models_cmd():
 
     from resbench.models import model_class
 
-    table = Table(title="resbench models (defaults: 1 channel, 10 classes; images trained at 14). Inputs: "
-                  "L signals, HxW images, TxHxW clips")
-    table.add_column("model", no_wrap=True)
-    for col in ("inputs", "parameters", "bandlimit", "policies"):
-        table.add_column(col)
+    table = Table(title="resbench models", caption="1 channel, 10 classes, images trained at 14;\n"
+                  "inputs: L signals, HxW images, TxHxW clips")
+    for col in ("model", "inputs", "parameters", "bandlimit"):
+        table.add_column(col, no_wrap=True)
     example = {1: [8000], 2: 14, 3: [8, 14, 14]}  # a training size per input kind (parameters do not depend on it)
+    described = {}  # each model's policies, said once below the table (a column of them needs 240 columns)
     for name in list_models():
         dims = model_class(name).DIMS
         model = create_model(name, train_res=example[2 if 2 in dims else dims[0]])
         inputs = " ".join({1: "L", 2: "HxW", 3: "TxHxW"}[d] for d in dims)  # signals, images, clips
-        policies = "\n".join(f"{k}: {v}" for k, v in model.POLICIES.items())
-        table.add_row(name, inputs, f"{count_params(model):,}", "yes" if model.has_bandlimit else "-", policies)
-    _console().print(table)
+        table.add_row(name, inputs, f"{count_params(model):,}", "yes" if model.has_bandlimit else "-")
+        for policy, text in model.POLICIES.items():
+            described.setdefault((policy, text), []).append(name)
+    console = _console()
+    console.print(table)
+    console.print("resolution policies (sweep --policy):", soft_wrap=False)
+    for (policy, text), names in described.items():
+        console.print(f"  {policy} ({', '.join(names)}): {text}", markup=False, soft_wrap=False)
 
 
 @cli.command("info")
@@ -125,7 +130,8 @@ def _parse_overrides(items) -> dict:
 
 @cli.command("train")
 @click.argument("model")
-@click.option("--dataset", default="fashion-mnist", show_default=True)
+@click.option("--dataset", default="fashion-mnist", show_default=True,
+              help="Training dataset: one of resbench.data.DATASETS (docs/datasets.md).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files (default: the dataset's usual place).")
 @click.option("--train-res", default=None, help="Train at this size for --epochs epochs: 14 or 28x20 (images), "
               "8000 (a signal's length), 8x14x14 (clips: frames x height x width).")
@@ -138,18 +144,20 @@ def _parse_overrides(items) -> dict:
               "(the control arm: as many modes per channel, chosen at random by the seed and kept in the checkpoint).")
 @click.option("--multiscale", default=None, help="Multi-scale training: each batch at a size drawn at random from "
               "these, e.g. 4,5,6,7 with --train-res 7 (the model's training size in sweeps, one of them).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--batch-size", default=64, show_default=True, type=int)
-@click.option("--lr", default=5e-3, show_default=True, type=float)
-@click.option("--ssm-lr", default=1e-3, show_default=True, type=float)
-@click.option("--weight-decay", default=0.05, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds the weights, the data order and any random mask.")
+@click.option("--batch-size", default=64, show_default=True, type=int, help="Training images per step.")
+@click.option("--lr", default=5e-3, show_default=True, type=float, help="AdamW learning rate.")
+@click.option("--ssm-lr", default=1e-3, show_default=True, type=float,
+              help="Learning rate of the S4ND state-space parameters (no weight decay on them).")
+@click.option("--weight-decay", default=0.05, show_default=True, type=float, help="AdamW weight decay.")
 @click.option("--set", "overrides", multiple=True, help="Model config field KEY=VALUE (repeatable).")
 @click.option("--limit", default=None, type=int, help="Use only the first N training images.")
 @click.option("--test-limit", default=None, type=int, help="Final test on the first N test images only.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--resume", is_flag=True, help="Continue from OUT.state if a killed run left one.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar and no line per epoch.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Checkpoint file to write.")
 @_flushing
 def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, mask, multiscale, seed, batch_size, lr,
@@ -214,8 +222,11 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")
 @click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--batch-size", default=256, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds rendered test sets (spoken digits, clips) and any sampling of the test images.")
+@click.option("--batch-size", default=256, show_default=True, type=int,
+              help="Test images per batch: on a GPU as given (lowered to fit its memory), on the CPU at most "
+                   "about 25,000 pixels a batch (cache-sized).")
 @click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")

@@ -158,3 +158,23 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "False", done.stdout + done.stderr
+
+
+def test_every_option_has_help_and_models_fits_80_columns():
+    import os
+    import subprocess
+    import sys
+
+    import click
+
+    from conftest import REPO
+    from resbench.cli import cli
+
+    lacking = [(name, p.opts[0]) for name, cmd in cli.commands.items() for p in cmd.params
+               if isinstance(p, click.Option) and not p.help]
+    assert lacking == []
+    out = subprocess.run([sys.executable, "cli.py", "models"], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert max(map(len, out.stdout.splitlines())) <= 80
+    assert "s4nd_iso" in out.stdout and "resize-input (" in out.stdout
