@@ -18,13 +18,36 @@ __all__ = ["cli", "main"]
 _RUN = {"debug": False}  # set by the group's --debug option, read by main() when a command fails
 
 
+class _Command(click.Command):
+    """A command that names every missing required argument and option in one error (click names the first)."""
+
+    def parse_args(self, ctx, args):
+        required = [p for p in self.params if p.required]
+        for p in required:
+            p.required = False
+        try:
+            rest = super().parse_args(ctx, args)
+        finally:
+            for p in required:
+                p.required = True
+        missing = [p for p in required if ctx.params.get(p.name) in (None, ())]
+        if missing and not ctx.resilient_parsing:
+            names = [p.opts[-1] if isinstance(p, click.Option) else p.human_readable_name for p in missing]
+            raise click.UsageError(f"missing {', '.join(names)}", ctx)
+        return rest
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="resbench")
 @click.option("--debug", is_flag=True, help="On an internal error print the traceback instead of writing a crash file.")
 def cli(debug):

@@ -178,3 +178,14 @@ def test_every_option_has_help_and_models_fits_80_columns():
     assert out.returncode == 0, out.stderr
     assert max(map(len, out.stdout.splitlines())) <= 80
     assert "s4nd_iso" in out.stdout and "resize-input (" in out.stdout
+
+
+def test_missing_required_arguments_and_options_are_named_together():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = subprocess.run([sys.executable, "cli.py", "report"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("missing SWEEPS, --out")
