@@ -387,6 +387,11 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                            None if mean is None else _floats(mean, "--mean"),
                            None if std is None else _floats(std, "--std"))
     official = ckpt.provenance["official"]
+    if ckpt.model == "s4nd_official_convnext":
+        from resbench.official_convnext import summary
+
+        click.echo(f"wrote {out}: {summary(ckpt)}")
+        return
     click.echo(f"wrote {out}: s4nd_official, {ckpt.config['n_layers']} layers, d_model {ckpt.config['d_model']}, "
                f"kernel {ckpt.config['layer'].get('kernel') or ckpt.config['layer'].get('mode') or 'dplr'}, "
                f"trained at {ckpt.provenance['train_res']} (official rate {official['train_rate']:g}), "

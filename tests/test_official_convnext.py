@@ -1,0 +1,155 @@
+"""Official S4ND-ConvNeXt checkpoints: exact logits at the official rates, refusals in one line, sweeps.
+
+The fixtures were made with the official code (tests/fixtures/official_convnext/make_fixtures.py); each
+holds the official model's weights, inputs at its training size, half and twice it, and its logits.
+"""
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import assert_user_error
+from resbench.checkpoints import file_sha256, load_checkpoint
+from resbench.errors import ResbenchError
+from resbench.official import official_checkpoint, read_official
+from resbench.official_convnext import CONVNEXT_NAMES
+
+FIXTURES = Path(__file__).parent / "fixtures/official_convnext"
+NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt"))
+STATS = {"mean": [0.0] * 3, "std": [1.0] * 3}  # celeba-all's statistics are not known to resbench
+
+
+def imported(path: Path, **kwargs):
+    raw = read_official(path)
+    kwargs = {**STATS, **kwargs} if raw["hyper_parameters"]["dataset"]["_name_"] != "imagenet" else kwargs
+    return official_checkpoint(raw, path, file_sha256(path), **kwargs)
+
+
+def logit_diffs(model, path: Path) -> dict[float, float]:
+    out = {}
+    with torch.inference_mode():
+        for case in torch.load(path, weights_only=True)["cases"]:
+            x = case["input"].float()  # stored as float16 values; the official model saw them as float32
+            assert model.rates(x.shape[2:]) == pytest.approx((case["rate"],) * 2)
+            out[case["rate"]] = (model(x) - case["logits"]).abs().max().item()
+    return out
+
+
+def test_every_fixture_is_checked():
+    assert len(NAMES) == 6 and "imagenet_new_s4nd_patch" in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logits_match_the_official_model_at_three_sizes(name):
+    ckpt = imported(FIXTURES / f"{name}.pt")
+    assert ckpt.model == "s4nd_official_convnext" and ckpt.train_res == (64, 64)
+    diffs = logit_diffs(ckpt.build_model(), FIXTURES / f"{name}.pt")
+    assert sorted(diffs) == [0.5, 1.0, 2.0]
+    assert max(diffs.values()) < 1e-4, diffs
+
+
+def test_the_rate_reaches_every_layer():
+    """Run at rate 1 whatever the size, the model misses the official logits off the training size."""
+    path = FIXTURES / "imagenet_new_s4nd_patch.pt"
+    model = imported(path).build_model()
+    model.rates = lambda size: (1.0, 1.0)
+    with torch.inference_mode():
+        for case in torch.load(path, weights_only=True)["cases"]:
+            diff = (model(case["input"].float()) - case["logits"]).abs().max().item()
+            assert (diff < 1e-4) == (case["rate"] == 1.0), (case["rate"], diff)
+
+
+def test_a_direct_load_is_what_a_sweep_reads():
+    ckpt = load_checkpoint(FIXTURES / "imagenet_new_s4nd_patch.pt")
+    assert ckpt.model == "s4nd_official_convnext"
+    assert ckpt.data_stats == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert ckpt.provenance["official"]["name"] == "timm/convnext_micro"
+    assert max(logit_diffs(ckpt.build_model(), ckpt.path).values()) < 1e-4
+
+
+def test_import_official_writes_a_checkpoint_with_the_same_logits(tmp_path, cli):
+    out = tmp_path / "celeba.pt"
+    code, stdout, err = cli("import-official", FIXTURES / "celeba_bandlimit.pt", "-o", out, "--mean", "0,0,0",
+                            "--std", "1,1,1")
+    assert code == 0, err
+    assert "s4nd_official_convnext" in stdout and "new_s4nd_patch" in stdout
+    ckpt = load_checkpoint(out)
+    assert ckpt.config["bandlimit"] == 0.5
+    assert max(logit_diffs(ckpt.build_model(), FIXTURES / "celeba_bandlimit.pt").values()) < 1e-4
+
+
+def test_registry_names_fix_depths_and_dims():
+    from resbench.official_convnext import _model_options
+
+    for name, (depths, dims) in CONVNEXT_NAMES.items():
+        opts = _model_options({"_name_": name, "img_size": [224, 224]})
+        assert (opts["depths"], opts["dims"]) == (depths, dims)
+    assert CONVNEXT_NAMES["timm/convnext_tiny"] == ([3, 3, 9, 3], [96, 192, 384, 768])
+
+
+def _rewrite(tmp_path, edit, name="imagenet_new_s4nd_patch"):
+    raw = torch.load(FIXTURES / f"{name}.pt", weights_only=True)
+    raw = copy.deepcopy(raw)
+    edit(raw)
+    path = tmp_path / "edited.pt"
+    torch.save(raw, path)
+    return path
+
+
+def _model(**changes):
+    return lambda raw: raw["hyper_parameters"]["model"].update(changes)
+
+
+def _layer(**changes):
+    return lambda raw: raw["hyper_parameters"]["model"]["layer"].update(changes)
+
+
+@pytest.mark.parametrize("edit, names", [
+    (_model(stem_type="default"), ["stem_type", "default"]),
+    (_model(fancy_option=1), ["model.fancy_option"]),
+    (_model(output_stride=16), ["model.output_stride", "16"]),
+    (_layer(trank=2), ["trank"]),
+    (_layer(channels=2), ["channels"]),
+    (_layer(_name_="s4"), ["stage_layers[0]", "s4"]),
+    (_layer(transposed=False), ["transposed"]),
+    (_layer(kernel="fancy"), ["kernel", "fancy"]),
+    (_model(stem_layer={"bandlimit": 0.3}), ["bandlimit", "0.3"]),
+    (_model(stage_layers=None), ["stage_layers"]),
+    (_model(img_size=None), ["img_size"]),
+    (lambda raw: raw["hyper_parameters"].update(encoder="position"), ["encoder", "position"]),
+    (lambda raw: raw["state_dict"].update({"encoder.0.weight": torch.zeros(2, 2)}), ["encoder.0.weight"]),
+    (lambda raw: raw["state_dict"].pop("model.head.fc.bias"), ["head.fc.bias"]),
+    (_model(stem_channels=4), ["stem.stem", "shape"]),
+])
+def test_unreproducible_options_are_refused_by_name(edit, names, tmp_path, cli):
+    path = _rewrite(tmp_path, edit)
+    with pytest.raises(ResbenchError):
+        load_checkpoint(path)
+    code, _, err = cli("import-official", path, "-o", tmp_path / "out.pt")
+    assert_user_error(code, err, *names)
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_training_only_options_are_accepted(tmp_path):
+    path = _rewrite(tmp_path, _model(drop_head=0.3, head_init_scale=2.0, drop_path_rate=0.5))
+    assert max(logit_diffs(load_checkpoint(path).build_model(), FIXTURES / "imagenet_new_s4nd_patch.pt").values()) \
+        < 1e-4
+
+
+def test_a_sweep_takes_an_official_convnext_file_directly(tmp_path, cli):
+    from test_data import write_png
+
+    for split in ("train", "val"):
+        for k in range(10):  # the fixture's 10 classes
+            write_png(tmp_path / "imgs" / split / f"c{k}" / "0.png", (64, 64), (25 * k, 100, 200 - 20 * k))
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", FIXTURES / "imagenet_new_s4nd_patch.pt", "--dataset", "imagefolder", "--data-dir",
+                       tmp_path / "imgs", "--test-res", "32,64,128", "--policy", "native", "--quiet", "-o", out)
+    assert code == 0, err
+    import pandas as pd
+
+    df = pd.read_csv(out / "results.csv")
+    assert set(df["model"]) == {"s4nd_official_convnext"}
+    assert set(df["test_res"].astype(str)) == {"32", "64", "128"} and (df["n"] == 10).all()
