@@ -387,7 +387,7 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                            None if mean is None else _floats(mean, "--mean"),
                            None if std is None else _floats(std, "--std"))
     official = ckpt.provenance["official"]
-    if ckpt.model == "s4nd_official_convnext":
+    if ckpt.model.startswith("s4nd_official_convnext"):
         from resbench.official_convnext import summary
 
         click.echo(f"wrote {out}: {summary(ckpt)}")

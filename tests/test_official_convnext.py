@@ -23,31 +23,51 @@ STATS = {"mean": [0.0] * 3, "std": [1.0] * 3}  # celeba-all's statistics are not
 
 def imported(path: Path, **kwargs):
     raw = read_official(path)
-    kwargs = {**STATS, **kwargs} if raw["hyper_parameters"]["dataset"]["_name_"] != "imagenet" else kwargs
+    kwargs = {**STATS, **kwargs} if raw["hyper_parameters"]["dataset"]["_name_"] == "celeba-all" else kwargs
     return official_checkpoint(raw, path, file_sha256(path), **kwargs)
 
 
-def logit_diffs(model, path: Path) -> dict[float, float]:
+def logit_diffs(model, path: Path) -> dict[tuple, float]:
+    """|logits - official logits| per recorded input size."""
     out = {}
     with torch.inference_mode():
         for case in torch.load(path, weights_only=True)["cases"]:
             x = case["input"].float()  # stored as float16 values; the official model saw them as float32
-            assert model.rates(x.shape[2:]) == pytest.approx((case["rate"],) * 2)
-            out[case["rate"]] = (model(x) - case["logits"]).abs().max().item()
+            assert model.rates(x.shape[2:]) == pytest.approx((case["rate"],) * (x.dim() - 2))
+            out[tuple(x.shape[2:])] = (model(x) - case["logits"]).abs().max().item()
     return out
 
 
+VIDEO = ["hmdb_new_s4nd_patch", "video_patch_custom_ln"]
+
+
 def test_every_fixture_is_checked():
-    assert len(NAMES) == 6 and "imagenet_new_s4nd_patch" in NAMES
+    assert len(NAMES) == 8 and "imagenet_new_s4nd_patch" in NAMES and set(VIDEO) <= set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in VIDEO])
 def test_logits_match_the_official_model_at_three_sizes(name):
     ckpt = imported(FIXTURES / f"{name}.pt")
     assert ckpt.model == "s4nd_official_convnext" and ckpt.train_res == (64, 64)
     diffs = logit_diffs(ckpt.build_model(), FIXTURES / f"{name}.pt")
-    assert sorted(diffs) == [0.5, 1.0, 2.0]
+    assert sorted(diffs) == [(32, 32), (64, 64), (128, 128)]  # rates 2, 1 and 1/2
     assert max(diffs.values()) < 1e-4, diffs
+
+
+@pytest.mark.parametrize("name", VIDEO)
+def test_video_logits_match_at_other_frame_counts_and_sizes(name):
+    ckpt = load_checkpoint(FIXTURES / f"{name}.pt")  # hmdb51's statistics are known
+    assert ckpt.model == "s4nd_official_convnext3d" and ckpt.dims == 3
+    assert ckpt.train_res == tuple(ckpt.config["video_size"])
+    diffs = logit_diffs(ckpt.build_model(), FIXTURES / f"{name}.pt")  # every size at rate 1, as officially
+    assert len({size[0] for size in diffs}) >= 3 and len({size[1] for size in diffs}) >= 3
+    assert max(diffs.values()) < 1e-4, diffs
+
+
+def test_a_clip_shorter_than_the_model_takes_is_a_user_error():
+    model = load_checkpoint(FIXTURES / "video_patch_custom_ln.pt").build_model()
+    with pytest.raises(ResbenchError, match="T, H, W"):
+        model(torch.zeros(1, 3, 4, 32, 32))  # 3 temporal halvings need 8 frames
 
 
 def test_the_rate_reaches_every_layer():
@@ -84,7 +104,8 @@ def test_registry_names_fix_depths_and_dims():
     from resbench.official_convnext import _model_options
 
     for name, (depths, dims) in CONVNEXT_NAMES.items():
-        opts = _model_options({"_name_": name, "img_size": [224, 224]})
+        size = {"video_size": [24, 224, 224]} if name.endswith("_3d") else {"img_size": [224, 224]}
+        opts = _model_options({"_name_": name, **size})
         assert (opts["depths"], opts["dims"]) == (depths, dims)
     assert CONVNEXT_NAMES["timm/convnext_tiny"] == ([3, 3, 9, 3], [96, 192, 384, 768])
 

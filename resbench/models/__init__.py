@@ -1,7 +1,7 @@
 """The resbench model zoo: `create_model(name, **overrides)` builds any registered model."""
 
 # importing registers the models
-from resbench.models import ckconv, convnext, iso, official, official_convnext, vit  # noqa: F401
+from resbench.models import ckconv, convnext, iso, official, official_convnext, official_convnext3d, vit  # noqa: F401
 from resbench.models.base import (ModelConfig, ResModel, bandlimit, bandlimit_of, count_params, resize_input,
                                   set_bandlimit)
 from resbench.layers.resolution_aware import cached_kernels

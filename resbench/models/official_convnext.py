@@ -116,27 +116,27 @@ class ChannelLinear(nn.Module):
 class Conv(nn.Module):
     """A plain conv where the official model has one (`.conv`): a block's depthwise 7x7, a strided downsampling."""
 
-    def __init__(self, d_in: int, d_out: int, **conv):
+    def __init__(self, d_in: int, d_out: int, dims: int = 2, **conv):
         super().__init__()
-        self.conv = nn.Conv2d(d_in, d_out, **conv)
+        self.conv = (nn.Conv3d if dims == 3 else nn.Conv2d)(d_in, d_out, **conv)
 
     def forward(self, x: torch.Tensor, rate=None) -> torch.Tensor:
         return self.conv(x)
 
 
 class S4Downsample(nn.Module):
-    """S4ND at the finer grid, optional GELU, stride x stride mean pool, 1x1 map (to 2C and GLU, or C)."""
+    """S4ND at the finer grid, optional GELU, mean pool over stride cells, 1x1 map (to 2C and GLU, or C)."""
 
-    def __init__(self, layer: S4ND, d_in: int, d_out: int, stride: int, act: bool, glu: bool):
+    def __init__(self, layer: S4ND, d_in: int, d_out: int, stride, act: bool, glu: bool):
         super().__init__()
         self.s4conv = layer
         self.act = nn.GELU() if act else nn.Identity()
-        self.avgpool = nn.AvgPool2d(stride, stride)
+        self.avgpool = (nn.AvgPool3d if layer.dim == 3 else nn.AvgPool2d)(stride, stride)  # stride: int or per axis
         self.glu = glu
         self.fc = ChannelLinear(d_in, 2 * d_out if glu else d_out)
 
-    def forward(self, x: torch.Tensor, rate: Sequence[float]) -> torch.Tensor:  # (B, C_in, H, W)
-        x = self.fc(self.avgpool(self.act(self.s4conv(x, rate=rate))))  # (B, 2 C_out or C_out, H/s, W/s)
+    def forward(self, x: torch.Tensor, rate: Sequence[float]) -> torch.Tensor:  # (B, C_in, *L)
+        x = self.fc(self.avgpool(self.act(self.s4conv(x, rate=rate))))  # (B, 2 C_out or C_out, *L / stride)
         return F.glu(x, dim=1) if self.glu else x
 
 
