@@ -174,3 +174,12 @@ def test_a_sweep_takes_an_official_convnext_file_directly(tmp_path, cli):
     df = pd.read_csv(out / "results.csv")
     assert set(df["model"]) == {"s4nd_official_convnext"}
     assert set(df["test_res"].astype(str)) == {"32", "64", "128"} and (df["n"] == 10).all()
+
+
+def test_kernel_spectra_name_the_directions_of_a_channel_mixing_stem():
+    from resbench.kernels import kernel_spectra
+
+    ckpt = load_checkpoint(FIXTURES / "imagenet_new_s4nd_patch.pt")
+    stem = [sp for sp in kernel_spectra(ckpt, oversample=4) if sp.layer == "stem.stem" and sp.axis == 0]
+    # 8 output channels, each with a forward and a backward kernel over the 3 input channels
+    assert [sp.group for sp in stem].count("forward") == 8 and [sp.group for sp in stem].count("backward") == 8
