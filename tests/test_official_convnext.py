@@ -38,11 +38,11 @@ def logit_diffs(model, path: Path) -> dict[tuple, float]:
     return out
 
 
-VIDEO = ["hmdb_new_s4nd_patch", "video_patch_custom_ln"]
+VIDEO = ["hmdb_new_s4nd_patch", "video_patch_custom_ln", "video_plain_convnext"]
 
 
 def test_every_fixture_is_checked():
-    assert len(NAMES) == 8 and "imagenet_new_s4nd_patch" in NAMES and set(VIDEO) <= set(NAMES)
+    assert len(NAMES) == 9 and "imagenet_new_s4nd_patch" in NAMES and set(VIDEO) <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in VIDEO])
