@@ -12,6 +12,7 @@ refuses any option it cannot reproduce.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import torch
@@ -26,7 +27,7 @@ from resbench.models.base import ModelConfig, ResModel, check_positive_int, poli
 from resbench.models.official import ScalarChannelNorm
 from resbench.models.registry import register_model
 
-__all__ = ["OfficialConvNeXtConfig", "OfficialConvNeXt", "STEMS", "stage_grids"]
+__all__ = ["OfficialConvNeXtConfig", "OfficialConvNeXt", "STEMS", "stage_grids", "largest_map"]
 
 # stem kind -> (its stride is the patch size, channels it hands to stage 0 are dims[0])
 STEMS = {"patch": True, "new_s4nd_patch": True, "s4nd_patch": True, "s4nd": False}
@@ -80,6 +81,18 @@ def stage_grids(config: OfficialConvNeXtConfig) -> tuple[int, list[int], list[li
         grids.append(grid)
         grid = [s // stride for s in grid]
     return stem_stride, strides, grids
+
+
+def largest_map(size: Sequence[int], stem_width: int, stem_stride: Sequence[int], strides: Sequence[Sequence[int]],
+                dims: Sequence[int]) -> int:
+    """Elements of the largest feature map one input of `size` makes: the stem's at full size, or a block MLP's
+    hidden map (4 C channels) at some stage (what bounds a sweep's batch)."""
+    largest = stem_width * math.prod(size)
+    grid = [s // st for s, st in zip(size, stem_stride)]
+    for d, stride in zip(dims, strides):
+        grid = [g // st for g, st in zip(grid, stride)]
+        largest = max(largest, 4 * d * math.prod(grid))
+    return largest
 
 
 class LayerNormCF(nn.LayerNorm):
@@ -290,6 +303,13 @@ class OfficialConvNeXt(ResModel):
                 official_layer(options, d, l_max, c.bandlimit, where)
             blocks.append(Block(d, conv_dw, norm_cl(d), c.conv_mlp, c.layer_scale))
         return Stage(downsample, blocks)
+
+    def activation_elements(self, size: Sequence[int]) -> int:
+        """The largest feature map of one image of `size` (a sweep sizes its batches by it)."""
+        c = self.config
+        stem_stride, strides, _ = stage_grids(c)
+        stem_width = c.in_chans if c.stem_type == "patch" else max(c.stem_channels, c.in_chans)  # at full size
+        return largest_map(size, stem_width, [stem_stride] * 2, [[s, s] for s in strides], c.dims)
 
     def rates(self, size: Sequence[int]) -> tuple[float, ...]:
         """The official rate for an input of `size`: img_size / size per axis, the same at every layer."""

@@ -18,7 +18,7 @@ import torch.nn as nn
 from resbench.errors import ResbenchError
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
 from resbench.models.official_convnext import (Block, ChannelLinear, Conv, Head, LayerNormCF, S4Downsample,
-                                               ScalarNormCF, Stage, official_layer)
+                                               ScalarNormCF, Stage, largest_map, official_layer)
 from resbench.models.registry import register_model
 
 __all__ = ["OfficialConvNeXt3DConfig", "OfficialConvNeXt3D", "STEMS_3D", "stage_grids_3d"]
@@ -149,6 +149,13 @@ class OfficialConvNeXt3D(ResModel):
                 any(s < m for s, m in zip(x.shape[2:], self.min_sizes)):
             raise ResbenchError(f"{self.name} input of shape {tuple(x.shape)}: expected (B, {self.config.in_chans}, "
                                 f"T, H, W) with (T, H, W) >= {tuple(self.min_sizes)}")
+
+    def activation_elements(self, size: Sequence[int]) -> int:
+        """The largest feature map of one clip of `size` (a sweep sizes its batches by it)."""
+        c = self.config
+        stem, strides, _ = stage_grids_3d(c)
+        stem_width = c.in_chans if c.stem_type == "patch" else max(c.stem_channels, c.in_chans)  # at full size
+        return largest_map(size, stem_width, stem, strides, c.dims)
 
     def rates(self, size: Sequence[int]) -> tuple[float, ...]:
         """The official 3-d model passes no rate: 1 on every axis at every size."""
