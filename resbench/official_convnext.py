@@ -213,6 +213,14 @@ def convnext_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
     if train_res is None:
         train_res = [int(round(s / train_rate)) for s in grid]
     train_res = [int(train_res)] * len(grid) if isinstance(train_res, int) else [int(s) for s in train_res]
+    if len(train_res) != len(grid):
+        raise ResbenchError(f"--train-res {train_res}: expected {len(grid)} sizes for {hp['model']['_name_']}")
+    if fam is _2D:  # a given training size sets the rate it ran at: the model runs img_size / size
+        rates = {g / t for g, t in zip(grid, train_res)}
+        if len(rates) > 1:
+            raise ResbenchError(f"--train-res {train_res}: the official model ran one rate on both axes, "
+                                f"img_size {grid} / size")
+        train_rate = rates.pop()
     data_hp = hp.get("dataset") or {}
     official_name = data_hp.get("_name_") if isinstance(data_hp, dict) else data_hp
     stats = _data_stats(official_name, int(opts["in_chans"]), mean, std)

@@ -194,3 +194,14 @@ def test_a_sweep_sizes_batches_by_the_largest_feature_map():
     assert _batch_size_for(model, (64, 64), 64, budget=3 * 12 * 4 * 8 * 64 * 64) == 3
     video = load_checkpoint(FIXTURES / "video_plain_convnext.pt").build_model()
     assert video.activation_elements((4, 32, 32)) == 4 * 8 * 2 * 16 * 16  # stage 0's MLP on the 2x16x16 grid
+
+
+def test_a_given_training_size_sets_the_recorded_rate(tmp_path, cli):
+    out = tmp_path / "o.pt"
+    code, _, err = cli("import-official", FIXTURES / "imagenet_new_s4nd_patch.pt", "-o", out, "--train-res", "32")
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ckpt.train_res == (32, 32) and ckpt.config["train_rate"] == 2.0  # img_size 64 seen at 32: rate 2
+    assert ckpt.build_model().rates((128, 128)) == (0.5, 0.5)  # the rate stays img_size / size
+    code, _, err = cli("import-official", FIXTURES / "imagenet_new_s4nd_patch.pt", "-o", out, "--train-res", "32x64")
+    assert_user_error(code, err, "--train-res", "one rate")

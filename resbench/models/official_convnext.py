@@ -36,6 +36,7 @@ _S4ND_CHANNELS = 64  # the official `s4nd` stem's output channels (fixed in its 
 
 @dataclasses.dataclass
 class OfficialConvNeXtConfig(ModelConfig):
+    train_res: int | list[int] = 32  # the training input (img_size / train_rate); 4 stages need 32 pixels a side
     depths: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 1, 1])  # blocks per stage (4 stages)
     dims: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 16, 16])  # channels per stage
     img_size: list[int] = dataclasses.field(default_factory=lambda: [32, 32])  # official model.img_size: l_max grid
@@ -43,7 +44,7 @@ class OfficialConvNeXtConfig(ModelConfig):
     stem_type: str = "patch"  # official model.stem_type: patch, new_s4nd_patch, s4nd_patch or s4nd
     stem_channels: int = 8  # official model.stem_channels (S4ND stems only)
     stem_l_max: list[int] | None = None  # official model.stem_l_max (new_s4nd_patch only)
-    downsample_type: str | None = "s4nd"  # official model.downsample_type: s4nd, else a strided conv
+    downsample_type: str | None = "patch"  # official model.downsample_type: s4nd, else (the default) a strided conv
     downsample_act: bool = False  # official model.downsample_act: GELU after the downsampling S4ND layer
     downsample_glu: bool = False  # official model.downsample_glu: its 1x1 map to 2C channels, then GLU
     conv_mlp: bool = False  # official model.conv_mlp: the block MLP as 1x1 convs with a channels-first norm

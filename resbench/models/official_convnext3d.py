@@ -28,16 +28,18 @@ STEMS_3D = ("patch", "new_s4nd_patch")
 
 @dataclasses.dataclass
 class OfficialConvNeXt3DConfig(ModelConfig):
+    train_res: int | list[int] = dataclasses.field(default_factory=lambda: [8, 32, 32])  # the training clip
     depths: list[int] = dataclasses.field(default_factory=lambda: [1, 1, 1, 1])  # blocks per stage (4 stages)
     dims: list[int] = dataclasses.field(default_factory=lambda: [8, 16, 16, 16])  # channels per stage
     video_size: list[int] = dataclasses.field(default_factory=lambda: [8, 32, 32])  # official model.video_size
     spatial_patch_size: int = 4  # official model.spatial_patch_size
-    tempor_patch_size: int = 4  # official model.tempor_patch_size
-    temporal_stage_strides: list | None = None  # official model.temporal_stage_strides (None: 2 per stage)
+    tempor_patch_size: int = 2  # official model.tempor_patch_size
+    temporal_stage_strides: list | None = dataclasses.field(default_factory=lambda: [None, 1, 1, 1])  # official
+    # model.temporal_stage_strides, the HMDB-51 config's (null: 2 per stage; stage 0's is unused after a stem stride)
     stem_type: str = "patch"  # official model.stem_type: patch or new_s4nd_patch
     stem_channels: int = 8  # official model.stem_channels (new_s4nd_patch)
     stem_l_max: list[int] | None = None  # official model.stem_l_max (new_s4nd_patch)
-    downsample_type: str | None = "s4nd"  # official model.downsample_type: s4nd, else a strided conv
+    downsample_type: str | None = "patch"  # official model.downsample_type: s4nd, else (the default) a strided conv
     downsample_act: bool = False  # official model.downsample_act
     downsample_glu: bool = False  # official model.downsample_glu
     custom_ln: bool = False  # official model.custom_ln
