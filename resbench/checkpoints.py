@@ -173,7 +173,7 @@ def _validate(raw: Any, path: Path) -> Checkpoint:
         if not isinstance(raw.get(key), kind):
             raise ResbenchError(f"{path}: field {key!r} missing or not a {kind.__name__}")
     if raw["model"] not in list_models():
-        raise ResbenchError(f"{path}: unknown model {raw['model']!r} (known: {', '.join(list_models())})")
+        raise ResbenchError(f"{path}: unknown model {raw['model']!r} (`resbench models` lists the known ones)")
     try:
         model = create_model(raw["model"], **raw["config"])
     except ResbenchError as e:

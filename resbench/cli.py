@@ -92,7 +92,10 @@ def models_cmd():
     described = {}  # each model's policies, said once below the table (a column of them needs 240 columns)
     for name in list_models():
         dims = model_class(name).DIMS
-        model = create_model(name, train_res=example[2 if 2 in dims else dims[0]])
+        try:
+            model = create_model(name, train_res=example[2 if 2 in dims else dims[0]])
+        except ResbenchError:  # an architecture that needs larger inputs (4-stage ConvNeXts): its own default
+            model = create_model(name)
         inputs = " ".join({1: "L", 2: "HxW", 3: "TxHxW"}[d] for d in dims)  # signals, images, clips
         table.add_row(name, inputs, f"{count_params(model):,}", "yes" if model.has_bandlimit else "-")
         for policy, text in model.POLICIES.items():
@@ -428,6 +431,11 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                            None if mean is None else _floats(mean, "--mean"),
                            None if std is None else _floats(std, "--std"))
     official = ckpt.provenance["official"]
+    if ckpt.model.startswith("s4nd_official_convnext"):
+        from resbench.official_convnext import summary
+
+        click.echo(f"wrote {out}: {summary(ckpt)}")
+        return
     click.echo(f"wrote {out}: s4nd_official, {ckpt.config['n_layers']} layers, d_model {ckpt.config['d_model']}, "
                f"kernel {ckpt.config['layer'].get('kernel') or ckpt.config['layer'].get('mode') or 'dplr'}, "
                f"trained at {ckpt.provenance['train_res']} (official rate {official['train_rate']:g}), "

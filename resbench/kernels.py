@@ -121,8 +121,9 @@ def kernel_spectra(ckpt: Checkpoint, oversample: int = 64, device: str = "cpu",
                 for c in range(k.shape[0]):
                     freqs, energy = _one_sided_energy(k[c], oversample)  # cycles per step of the l_max grid
                     freqs = freqs * ckpt.config.get("train_rate", 1.0)  # per training pixel (train_rate steps)
-                    out.append(KernelSpectrum(name, axis, ("forward", "backward")[c], label, freqs, energy, l_max,
-                                              size))
+                    # forward channels first, then backward ones (a channel-mixing layer has one per output each)
+                    direction = ("forward", "backward")[2 * c // k.shape[0]] if layer.bidirectional else "forward"
+                    out.append(KernelSpectrum(name, axis, direction, label, freqs, energy, l_max, size))
     for name, conv in _ckconv_layers(model):
         half = (conv.taps - 1) / 2
         offsets = torch.arange(-half * oversample, half * oversample + 1, dtype=torch.float64) / oversample / half

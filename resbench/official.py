@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from resbench.errors import ResbenchError
+from resbench.official_convnext import CONVNEXT_NAMES, convnext_checkpoint
 from resbench.statedicts import check_state_dict
 
 __all__ = ["read_official", "is_official", "official_checkpoint", "import_official", "plain_config", "OFFICIAL_STATS"]
@@ -211,6 +212,8 @@ def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
     from resbench.models import create_model
 
     hp = raw["hyper_parameters"]
+    if _name(hp["model"]) in CONVNEXT_NAMES:  # the S4ND-ConvNeXt family: its own reader
+        return convnext_checkpoint(raw, path, sha256, train_res, dataset, mean, std)
     checked = _check_backbone(hp)
     model_hp, layer = hp["model"], {k: v for k, v in checked["layer"].items() if k not in ("_name_", "bandlimit")}
     sd = {k: v for k, v in raw["state_dict"].items() if isinstance(v, torch.Tensor)}

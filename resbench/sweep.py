@@ -200,8 +200,12 @@ def _batch_size_for(model: torch.nn.Module, size: tuple[int, ...], requested: in
     """Shrink the batch so one batch's activations stay under the budget (MEMORY_BUDGET by default); refuse
     hopeless sizes."""
     budget = MEMORY_BUDGET if budget is None else budget
-    width = max((p.shape[0] for p in model.parameters() if p.dim() >= 2), default=64)
-    per_image = 12 * width * math.prod(size) * 4  # bytes: a dozen live activation maps of the widest layer
+    largest = getattr(model, "activation_elements", None)  # a multi-stage model knows its largest map
+    if largest is None:
+        width = max((p.shape[0] for p in model.parameters() if p.dim() >= 2), default=64)
+        per_image = 12 * width * math.prod(size) * 4  # bytes: a dozen live activation maps of the widest layer
+    else:
+        per_image = 12 * largest(size) * 4  # bytes: a dozen live maps the size of the largest
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(size)}: one image needs about "
                             f"{per_image / 1024 ** 3:.1f} GiB of activations (budget "

@@ -39,12 +39,12 @@ def test_unknown_command(cli):
     assert_user_error(code, err, "frobnicate")
 
 
-def test_models_lists_all_twelve(cli):
+def test_models_lists_all_fourteen(cli):
     code, out, err = cli("models")
     assert code == 0, err
     # six image families, the official S4ND-ConvNeXt arrangement and classifier, the Conv1d/Conv3d twins, the
-    # blur-pooled CNN and its strided control
-    assert len(list_models()) == 12
+    # blur-pooled CNN and its strided control, the imported official S4ND-ConvNeXt (2-d and 3-d)
+    assert len(list_models()) == 14
     assert "L HxW TxHxW" in out  # s4nd_iso takes signals, images and clips
     for name in list_models():
         assert name in out, name

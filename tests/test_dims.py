@@ -78,7 +78,8 @@ def test_every_family_says_which_inputs_it_takes():
     kinds = {name: model_class(name).DIMS for name in list_models()}
     assert kinds["s4nd_iso"] == (1, 2, 3) and kinds["conv1d_iso"] == (1,) and kinds["conv3d_iso"] == (3,)
     assert kinds["ckconv"] == (1, 2)
-    assert all(2 in d for n, d in kinds.items() if n not in ("conv1d_iso", "conv3d_iso"))
+    assert kinds["s4nd_official_convnext3d"] == (3,)  # the official video ConvNeXt: clips only
+    assert all(2 in d for n, d in kinds.items() if n not in ("conv1d_iso", "conv3d_iso", "s4nd_official_convnext3d"))
 
 
 def test_image_models_compute_as_before_the_norm_change():

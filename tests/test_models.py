@@ -35,7 +35,10 @@ def state_equal(a, b):
 
 
 def test_list_models_is_sorted_and_complete():
-    assert list_models() == sorted(MODELS + ["conv1d_iso", "conv3d_iso"])  # MODELS: the image models
+    # MODELS: the image models that run at 7 to 28 pixels; the imported official ConvNeXts (4 stages: 32 pixels
+    # and up) are checked against the official code in test_official_convnext.py
+    assert list_models() == sorted(MODELS + ["conv1d_iso", "conv3d_iso", "s4nd_official_convnext",
+                                             "s4nd_official_convnext3d"])
 
 
 @pytest.mark.parametrize("in_chans", [1, 3])

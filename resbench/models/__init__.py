@@ -1,6 +1,8 @@
 """The resbench model zoo: `create_model(name, **overrides)` builds any registered model."""
 
-from resbench.models import blurpool, ckconv, convnext, iso, official, vit  # noqa: F401  (importing registers the models)
+# importing registers the models
+from resbench.models import (blurpool, ckconv, convnext, iso, official, official_convnext,  # noqa: F401
+                             official_convnext3d, vit)
 from resbench.models.base import (ModelConfig, ResModel, bandlimit, bandlimit_of, count_params, resize_input,
                                   set_bandlimit)
 from resbench.layers.resolution_aware import cached_kernels
