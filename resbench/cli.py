@@ -21,7 +21,7 @@ _RUN = {"debug": False}  # set by the group's --debug option, read by main() whe
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)  # names are text, never rich markup
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -578,7 +578,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
     record = _run_record(p, run_id, _now())
     write_run(out, record)
-    console = Console(stderr=True, quiet=quiet, highlight=False)
+    console = Console(stderr=True, quiet=quiet, highlight=False, markup=False)  # file names are text, not markup
     # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
     console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
                   f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"
