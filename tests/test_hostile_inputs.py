@@ -53,3 +53,40 @@ def test_sweep_progress_and_summary_show_a_markup_name_as_text(trained, tmp_path
     assert code == 0, err
     assert MARKUP_NAME in err  # the per-cell progress line
     assert MARKUP_NAME in out  # the summary table
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint configs and data stats the weights cannot back
+
+
+def _raw_checkpoint(tmp_path, model="s4nd_iso", config=None, provenance=None, data_stats=None) -> Path:
+    raw = make_checkpoint(model, d_state=4).to_dict() if model == "s4nd_iso" else make_checkpoint(model).to_dict()
+    raw["config"].update(config or {})
+    raw["provenance"].update(provenance or {})
+    raw["data_stats"].update(data_stats or {})
+    path = tmp_path / "bad.pt"
+    torch.save(raw, path)
+    return path
+
+
+@pytest.mark.parametrize("config, named", [
+    ({"d_state": 10 ** 12}, "d_state"), ({"d_state": 10 ** 9}, "d_state"), ({"d_model": 10 ** 9}, "d_model"),
+    ({"n_layers": 200000}, "n_layers"), ({"d_model": "abc"}, "config"), ({"dt_min": float("nan")}, "dt_min"),
+    ({"train_res": 10 ** 6}, "train_res"), ({"train_res": "x"}, "train_res"), ({"d_state": [1]}, "config"),
+])
+def test_a_config_its_weights_cannot_back_is_one_line(tmp_path, cli, config, named):
+    code, _, err = cli("info", _raw_checkpoint(tmp_path, config=config))
+    assert_user_error(code, err, "bad.pt", named)
+
+
+@pytest.mark.parametrize("stats", [{"std": [0]}, {"mean": [float("nan")]}, {"std": [-1.0]}, {"mean": [0.5, 0.5]},
+                                   {"std": ["x"]}])
+def test_checkpoint_data_stats_are_checked_like_mean_and_std(tmp_path, cli, stats):
+    code, _, err = cli("info", _raw_checkpoint(tmp_path, "conv2d_iso", data_stats=stats))
+    assert_user_error(code, err, "bad.pt", "data_stats")
+
+
+def test_provenance_train_res_must_be_the_configs(tmp_path, cli):
+    path = _raw_checkpoint(tmp_path, "conv2d_iso", config={"train_res": 1000}, provenance={"train_res": 8})
+    code, _, err = cli("info", path)
+    assert_user_error(code, err, "bad.pt", "train_res")
