@@ -90,3 +90,39 @@ def test_provenance_train_res_must_be_the_configs(tmp_path, cli):
     path = _raw_checkpoint(tmp_path, "conv2d_iso", config={"train_res": 1000}, provenance={"train_res": 8})
     code, _, err = cli("info", path)
     assert_user_error(code, err, "bad.pt", "train_res")
+
+
+# ---------------------------------------------------------------------------------------------
+# official configs of the wrong type or size
+
+OFFICIAL = Path(__file__).parent / "fixtures/official_s4/iso2d_dplr.pt"
+
+
+def _official_with(tmp_path, path, value) -> Path:
+    raw = torch.load(OFFICIAL, weights_only=True)
+    raw = {k: v for k, v in raw.items() if k != "cases"}
+    node = raw["hyper_parameters"]
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    out = tmp_path / "edited.pt"
+    torch.save(raw, out)
+    return out
+
+
+@pytest.mark.parametrize("path, value, named", [
+    (("loader",), [1, 2], "loader"), (("dataset",), "cifar", "dataset"), (("train",), 3, "train"),
+    (("model", "d_model"), "abc", "model.d_model"), (("model", "d_model"), 10 ** 9, "model.d_model"),
+    (("model", "n_layers"), 200000, "model.n_layers"), (("model", "n_layers"), 1.5, "model.n_layers"),
+    (("model", "prenorm"), "no", "model.prenorm"),
+    (("loader", "train_resolution"), "x", "loader.train_resolution"),
+    (("loader", "train_resolution"), float("nan"), "loader.train_resolution"),
+    (("loader", "train_resolution"), -2, "loader.train_resolution"),
+    (("loader", "img_size"), 10 ** 12, "loader.img_size"), (("loader", "img_size"), 100000, "train_res"),
+    (("model", "layer", "d_state"), 10 ** 12, "d_state"), (("model", "layer", "d_state"), "x", "model.layer"),
+])
+def test_official_options_of_the_wrong_type_or_size_are_one_line(tmp_path, cli, path, value, named):
+    src = _official_with(tmp_path, path, value)
+    code, _, err = cli("import-official", src, "-o", tmp_path / "out.pt")
+    assert_user_error(code, err, named)
+    assert not (tmp_path / "out.pt").exists()
