@@ -126,3 +126,95 @@ def test_official_options_of_the_wrong_type_or_size_are_one_line(tmp_path, cli, 
     code, _, err = cli("import-official", src, "-o", tmp_path / "out.pt")
     assert_user_error(code, err, named)
     assert not (tmp_path / "out.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# cells.jsonl lines that are JSON but not cell rows
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from resbench.errors import ResbenchError  # noqa: E402
+from resbench.store import RESULT_COLUMNS, read_results, read_superseded, write_tables  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def logged(trained, tmp_path_factory) -> Path:
+    """A one-checkpoint sweep folder at two sizes: real rows to damage."""
+    from conftest import quiet_sweep
+    from resbench.sweep import SweepConfig
+
+    out = tmp_path_factory.mktemp("logged")
+    threads = torch.get_num_threads()
+    quiet_sweep(SweepConfig(checkpoints=[str(trained["conv"])], out=str(out), test_res=[(7, 7), (14, 14)],
+                            policy=["native"], limit=10, threads=1))
+    torch.set_num_threads(threads)
+    return out
+
+
+def _with_line(logged: Path, folder: Path, line: str) -> Path:
+    shutil.copytree(logged, folder, dirs_exist_ok=True)
+    with open(folder / "cells.jsonl", "a") as f:
+        f.write(line + "\n")
+    return folder
+
+
+BAD_LINES = ["42", "[1,2]", '"x"', "null", '{"checkpoint_sha256":[1]}', "{}"]
+
+
+@pytest.mark.parametrize("line", BAD_LINES)
+@pytest.mark.parametrize("command", ["sweep", "report", "merge"])
+def test_a_log_line_that_is_not_a_row_is_one_line(trained, logged, tmp_path, cli, line, command):
+    folder = _with_line(logged, tmp_path / "out", line)
+    args = {"sweep": ["sweep", trained["conv"], "--test-res", "7,14", "--policy", "native", "--limit", "10",
+                      "-o", folder],
+            "report": ["report", folder, "-o", tmp_path / "r" / "x", "--format", "md"],
+            "merge": ["merge", folder, "-o", tmp_path / "merged"]}[command]
+    code, _, err = cli(*args)
+    assert_user_error(code, err, "cells.jsonl", "line 3")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                 max_size=3), max_leaves=6)
+
+
+@st.composite
+def damaged_rows(draw):
+    """A logged row with some columns replaced by any JSON value, or any JSON value at all."""
+    if draw(st.booleans()):
+        return draw(_JSON)
+    row = {**ROW, "test_res": draw(st.sampled_from(["7", "14", "21"]))}
+    for column in draw(st.lists(st.sampled_from(RESULT_COLUMNS + ["class_n", "class_names"]), max_size=3)):
+        if draw(st.booleans()):
+            row[column] = draw(_JSON)
+        else:
+            row.pop(column, None)
+    return row
+
+
+ROW = {"model": "conv2d_iso", "checkpoint": "conv2d_iso_14", "checkpoint_sha256": "ab" * 32, "dataset": "synthetic",
+       "dims": 2, "train_res": "14", "test_res": "7", "policy": "native", "bandlimit": "none", "alpha": None,
+       "seed": 0, "precision": "fp32", "device": "cpu", "limit": 10, "test_images": "first 10 of 1000",
+       "class_names": ["a", "b"], "warning": "", "seen_in_training": False, "trained_bandlimit": None, "recipe": "14:2",
+       "n": 10, "correct": 3, "accuracy": 0.3, "ci_low": 0.1, "ci_high": 0.6, "loss": 1.7, "seconds": 0.002,
+       "images_per_s": 5652.7, "error": "", "class_n": [5, 5], "class_correct": [3, 0]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(damaged_rows(), min_size=1, max_size=3))
+def test_any_log_line_is_read_or_refused_in_one_line(logged, tmp_path, rows):
+    from resbench.report import load_sweeps, missing_cells, report_tables
+
+    folder = tmp_path / "h"
+    shutil.rmtree(folder, ignore_errors=True)
+    for row in rows:
+        _with_line(logged, folder, json.dumps(row))
+    try:
+        write_tables(folder)
+        read_results(folder), read_superseded(folder)
+        df, metas = load_sweeps([folder])
+        missing_cells(df, metas)
+        report_tables(df)
+    except ResbenchError as e:
+        assert len(str(e).splitlines()) == 1 and "cells.jsonl" in str(e), str(e)
