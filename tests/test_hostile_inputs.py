@@ -218,3 +218,50 @@ def test_any_log_line_is_read_or_refused_in_one_line(logged, tmp_path, rows):
         report_tables(df)
     except ResbenchError as e:
         assert len(str(e).splitlines()) == 1 and "cells.jsonl" in str(e), str(e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray options
+
+
+@pytest.mark.parametrize("address, named", [("127.0.0.1:99999999999999999999999", "port"), ("127.0.0.1:0", "port"),
+                                            ("127.0.0.1:65536", "port"), ("127.0.0.1:²", "port"),
+                                            ("a" * 70 + ".example:80", "host")])
+def test_an_address_out_of_range_is_one_line(ckpt_dir, tmp_path, cli, address, named):
+    pytest.importorskip("ray")
+    code, _, err = cli("sweep", ckpt_dir, "--test-res", "14", "--limit", "4", "--executor", "ray", "--address", address,
+                       "-o", tmp_path / "out")
+    assert_user_error(code, err, "--address", named)
+    assert not (tmp_path / "out").exists()
+
+
+class _FakeRay:
+    """What start_ray and _task_slots ask of Ray, recorded: no cluster is started."""
+
+    def __init__(self, cpus):
+        self.cpus, self.init_kwargs = cpus, None
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        self.init_kwargs = kwargs
+
+    def cluster_resources(self):
+        return {"CPU": float(self.cpus)}
+
+
+def test_num_workers_never_past_the_cpus(monkeypatch):
+    import os
+    import sys
+
+    from resbench import executors
+    from resbench.sweep import SweepConfig
+
+    fake = _FakeRay(cpus=4)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    cfg = SweepConfig(checkpoints=[], out="", executor="ray", num_workers=10000)
+    assert executors.start_ray(cfg)
+    assert fake.init_kwargs["num_cpus"] <= (os.cpu_count() or 1)
+    assert executors._task_slots(cfg) == 4  # the cluster's 4 CPUs, not 10,000 tasks
+    assert executors._task_slots(SweepConfig(checkpoints=[], out="", executor="ray", num_workers=3)) == 3
