@@ -265,3 +265,36 @@ def test_num_workers_never_past_the_cpus(monkeypatch):
     assert fake.init_kwargs["num_cpus"] <= (os.cpu_count() or 1)
     assert executors._task_slots(cfg) == 4  # the cluster's 4 CPUs, not 10,000 tasks
     assert executors._task_slots(SweepConfig(checkpoints=[], out="", executor="ray", num_workers=3)) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# factories that are not the user's
+
+
+def _factory_sweep(spec, out):
+    return ["sweep", "--model", spec, "--dataset", "synthetic", "--train-res", "16", "--test-res", "16",
+            "--limit", "8", "-o", out]
+
+
+@pytest.mark.parametrize("spec, named", [("os:abort", "standard library"), ("sys:exit", "standard library"),
+                                         ("builtins:breakpoint", "standard library"),
+                                         ("torch:manual_seed", "dependencies"), ("resbench.cli:main", "dependencies"),
+                                         ("factory_models:aborts", "not a function 'factory_models' defines")])
+def test_a_factory_must_be_the_users_own(tmp_path, cli, spec, named):
+    code, _, err = cli(*_factory_sweep(spec, tmp_path / "out"))
+    assert_user_error(code, err, spec.split(":")[0], named)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_factory_that_exits_is_one_line(tmp_path, cli):
+    code, _, err = cli(*_factory_sweep("factory_models:exits", tmp_path / "out"))
+    assert_user_error(code, err, "factory_models:exits", "SystemExit")
+    assert not (tmp_path / "out").exists()
+
+
+def test_stdlib_factories_never_run_in_a_real_process(tmp_path):
+    from conftest import run_cli
+
+    for spec in ("os:abort", "sys:exit", "builtins:breakpoint"):
+        result = run_cli(*_factory_sweep(spec, tmp_path / "out"), timeout=60)
+        assert result.returncode == 2 and "standard library" in result.stderr, (spec, result.stderr)
