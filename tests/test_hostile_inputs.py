@@ -3,6 +3,7 @@ factories that are not the user's, and files that are not what they claim; each 
 or a result that keeps the user's data whole."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -298,3 +299,69 @@ def test_stdlib_factories_never_run_in_a_real_process(tmp_path):
     for spec in ("os:abort", "sys:exit", "builtins:breakpoint"):
         result = run_cli(*_factory_sweep(spec, tmp_path / "out"), timeout=60)
         assert result.returncode == 2 and "standard library" in result.stderr, (spec, result.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# names in the markdown report
+
+HOSTILE_NAMES = ["pipe|name", "new\nline", "<img src=x onerror=alert(9)>$_%&#}{", "[x](javascript:alert(1))",
+                 "*bold* `tick` ~~s~~"]
+
+
+def _md_lines_outside_code(md: str) -> str:
+    return re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", "", md)  # code spans hold text literally
+
+
+@pytest.fixture(scope="module")
+def hostile_report(trained, tmp_path_factory):
+    """A sweep of one checkpoint under each hostile name, reported as markdown into OUT 'r/a) b'."""
+    from conftest import quiet_sweep
+    from resbench.report import write_report
+    from resbench.sweep import SweepConfig
+
+    root = tmp_path_factory.mktemp("hostile")
+    folder = root / "ckpts"
+    folder.mkdir()
+    for i, name in enumerate(HOSTILE_NAMES):  # distinct files: the same bytes under two names is another case
+        ckpt = make_checkpoint(seed=i, num_classes=4)
+        save_checkpoint(ckpt, folder / f"{name}.pt")
+    threads = torch.get_num_threads()
+    quiet_sweep(SweepConfig(checkpoints=[str(folder)], out=str(root / "sw"), test_res=[(14, 14)], policy=["native"],
+                            limit=4, threads=1, dataset="synthetic"))
+    torch.set_num_threads(threads)
+    out = root / "r" / "a) b"
+    result = write_report([root / "sw"], out, ["md", "png"])
+    return out, result
+
+
+def test_markdown_tables_keep_one_cell_per_hostile_name(hostile_report):
+    out, _ = hostile_report
+    md = out.with_suffix(".md").read_text()
+    tables = [block for block in md.split("\n\n") if block.startswith("| ")]
+    assert tables
+    for block in tables:
+        rows = block.strip().splitlines()
+        cells = [len(re.split(r"(?<!\\)\|", row)) for row in rows]
+        assert len(set(cells)) == 1, block  # every row as wide as the header: no name split a cell or a row
+    names_shown = sum(1 for block in tables for row in block.splitlines() if "pipe\\|name" in row)
+    assert names_shown >= 1
+
+
+def test_markdown_holds_no_raw_html_or_link_from_a_name(hostile_report):
+    out, _ = hostile_report
+    text = _md_lines_outside_code(out.with_suffix(".md").read_text())
+    assert not re.search(r"(?<!\\)<img", text) and "\\<img src=x onerror=alert(9)\\>" in text
+    assert "](javascript" not in text
+    assert not re.search(r"(?<!\\)\*bold(?<!\\)\*", text)
+
+
+def test_markdown_figure_links_survive_a_parenthesis_and_a_space_in_out(hostile_report):
+    from urllib.parse import unquote
+
+    out, result = hostile_report
+    md = out.with_suffix(".md").read_text()
+    targets = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md)
+    pngs = {f for f in result["written"] if f.endswith(".png")}
+    assert pngs and {unquote(t) for t in targets} == pngs
+    for target in targets:
+        assert (out.parent / unquote(target)).is_file()
