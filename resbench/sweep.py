@@ -356,11 +356,16 @@ class SweepPlan:
 def _check_names(ckpts: list[Checkpoint]) -> None:
     """Rows are grouped by checkpoint name: two different models under one name would mix (or supersede)."""
     seen: dict[str, Checkpoint] = {}
+    named: dict[str, Checkpoint] = {}  # sha256 -> the first checkpoint with those bytes
     for ckpt in ckpts:
         other = seen.setdefault(ckpt.name, ckpt)
         if other.sha256 != ckpt.sha256:
             raise ResbenchError(f"{ckpt.path} and {other.path}: two different models named {ckpt.name!r}; "
                                 f"rename one (results are grouped by name)")
+        twin = named.setdefault(ckpt.sha256, ckpt)
+        if twin.name != ckpt.name:  # a cell is keyed by the file's bytes: the two names would share one row
+            raise ResbenchError(f"{twin.path} and {ckpt.path}: the same file under two names "
+                                f"({twin.name!r}, {ckpt.name!r}); sweep one of them")
 
 
 def _check_executor(cfg: SweepConfig) -> None:

@@ -365,3 +365,17 @@ def test_markdown_figure_links_survive_a_parenthesis_and_a_space_in_out(hostile_
     assert pngs and {unquote(t) for t in targets} == pngs
     for target in targets:
         assert (out.parent / unquote(target)).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# the same bytes under two names
+
+
+def test_the_same_file_under_two_names_is_one_line(trained, tmp_path, cli):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(trained["conv"], folder / "a.pt")
+    shutil.copy(trained["conv"], folder / "b.pt")
+    code, _, err = cli("sweep", folder, "--test-res", "14", "--limit", "4", "-o", tmp_path / "out")
+    assert_user_error(code, err, "a.pt", "b.pt", "same file")
+    assert not (tmp_path / "out").exists()
