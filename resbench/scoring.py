@@ -12,7 +12,11 @@ import torch.nn.functional as F
 
 from resbench.layers.resolution_aware import cached_kernels
 
-__all__ = ["Score", "score", "wilson_interval"]
+__all__ = ["Score", "score", "wilson_interval", "NonFiniteLogits"]
+
+
+class NonFiniteLogits(RuntimeError):
+    """The model returned NaN or infinite logits: its argmax (class 0) and loss would mean nothing."""
 
 
 @dataclass
@@ -38,11 +42,13 @@ class Score:
 
 
 def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-          policy: str = "native", on_batch: Callable[[int], None] | None = None, samples: bool = False) -> Score:
+          policy: str = "native", on_batch: Callable[[int], None] | None = None, samples: bool = False,
+          finite: bool = False) -> Score:
     """Evaluate `model` (eval mode, no autograd, continuous kernels computed once per grid) on (x, y) batches.
 
     x is (b, C, H, W) at the test size; the model's `policy` handles the size. `on_batch(b)` is called
-    after each batch. `samples`: also keep each image's prediction, probabilities and top classes.
+    after each batch. `samples`: also keep each image's prediction, probabilities and top classes. `finite`:
+    raise NonFiniteLogits on a batch whose logits hold NaN or inf (NaN weights, a zero std).
     """
     model.eval()
     class_n = torch.zeros(num_classes, dtype=torch.long)
@@ -52,6 +58,10 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     with torch.inference_mode(), cached_kernels(model):
         for x, y in batches:
             logits = model.forward_policy(x, policy)  # (b, classes)
+            if finite and not bool(torch.isfinite(logits).all()):
+                bad = int((~torch.isfinite(logits)).any(1).sum())
+                raise NonFiniteLogits(f"the model returned NaN or infinite logits for {bad} of {len(logits)} "
+                                      f"images of a batch (check its weights and normalisation)")
             # float32: under autocast the logits may be bf16/fp16; the loss is summed over thousands of images
             loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
             y = y.cpu()  # the counts stay on the CPU whatever the model's device

@@ -313,7 +313,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
            if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch,
-                       samples=cfg.log_samples)
+                       samples=cfg.log_samples, finite=True)  # NaN logits: an error row, not class 0's share
     seconds = time.perf_counter() - t0
     n, correct = result.n, result.correct
     low, high = wilson_interval(correct, n)

@@ -379,3 +379,30 @@ def test_the_same_file_under_two_names_is_one_line(trained, tmp_path, cli):
     code, _, err = cli("sweep", folder, "--test-res", "14", "--limit", "4", "-o", tmp_path / "out")
     assert_user_error(code, err, "a.pt", "b.pt", "same file")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# non-finite logits
+
+
+def test_nan_weights_make_an_error_row(tmp_path, cli):
+    import pandas as pd
+
+    ckpt = make_checkpoint(num_classes=4)
+    first = next(k for k, v in ckpt.state_dict.items() if v.is_floating_point())
+    ckpt.state_dict[first] = torch.full_like(ckpt.state_dict[first], float("nan"))
+    path = save_checkpoint(ckpt, tmp_path / "nan.pt")
+    code, _, err = cli("sweep", path, "--test-res", "14", "--limit", "8", "--policy", "native", "--quiet",
+                       "-o", tmp_path / "out")
+    assert code == 0, err
+    df = pd.read_csv(tmp_path / "out" / "results.csv", keep_default_na=False)
+    assert len(df) == 1 and "NonFiniteLogits" in df["error"][0] and "NaN" in df["error"][0]
+
+
+def test_a_factory_returning_nan_logits_makes_error_rows(tmp_path, cli):
+    import pandas as pd
+
+    code, _, err = cli(*_factory_sweep("factory_models:nan_logits", tmp_path / "out"), "--quiet")
+    assert code == 0, err
+    df = pd.read_csv(tmp_path / "out" / "results.csv", keep_default_na=False)
+    assert len(df) and df["error"].str.contains("NonFiniteLogits").all()
