@@ -20,7 +20,8 @@ from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, 
                             train_test_heatmaps)
 from resbench.resolution import (KINDS, default_test_sizes, fit_sizes, format_size, parse_size, size_key,
                                  sort_sizes)
-from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current, writable_folder
+from resbench.store import (atomic_write_bytes, csv_bytes, current_files, read_results, read_runs, split_current,
+                            writable_folder)
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
            "aliasing_drop_cells", "aliasing_rank_table",
@@ -504,7 +505,7 @@ def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path,
     finally:  # an unwritable OUT must not leave the figures open in a long-lived process
         plt.close(kfig)
         plt.close(afig)
-    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out_dir / "aliasing.csv", csv_bytes(table))
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
     dims = int(table["dims"].iloc[0])  # what a bare size means: a signal's length or a square image
     return written + ["aliasing.csv"], summary.loc[sort_sizes(summary.index, dims)]  # 7, 14, 28: not as text
@@ -931,7 +932,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             written += files
             links[key] = next((f for f in files if f.endswith(".png")), files[0] if files else None)
         if aliasing is not None:
-            atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
+            atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), csv_bytes(aliasing))
             written.append(f"{out.name}_aliasing.csv")
         if "tex" in formats or "html" in formats:  # both need the figures still open
             from resbench.export import write_html, write_tex

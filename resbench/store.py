@@ -29,7 +29,7 @@ from resbench.errors import ResbenchError
 __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_folder", "check_out_dir", "log_path",
            "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps",
-           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS"]
+           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS", "csv_bytes"]
 
 # "warning": what a reader of a row should know about it (e.g. normalisation statistics the model was not
 # trained with); "" when nothing. "seen_in_training": the test size is one the checkpoint trained at (its
@@ -343,10 +343,32 @@ def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+# a cell a spreadsheet would run as a formula (=HYPERLINK(...), +cmd, -1+1, @SUM): written with a leading '
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guard(value):
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _unguard(value):
+    return value[1:] if isinstance(value, str) and value.startswith("'") and value[1:].startswith(_FORMULA_START) \
+        else value
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """A table as CSV for spreadsheets too: text cells that would start a formula get a leading ' (read back
+    without it by read_results)."""
+    text = df.select_dtypes(include="object").columns
+    return df.assign(**{c: df[c].map(_guard) for c in text}).to_csv(index=False).encode()
+
+
 def _read_results_csv(path: Path) -> pd.DataFrame:
     """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
     numbers = {c: [""] for c in RESULT_COLUMNS if c not in _TEXT_COLUMNS}  # to_csv writes NaN as ""
     df = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
+    for column in df.columns.intersection(_TEXT_COLUMNS):
+        df[column] = df[column].map(_unguard)
     for column, default in _OLD_ROW_DEFAULTS.items():  # a table written before the column existed
         df[column] = df[column].replace("", default).fillna(default) if column in df else default
     df["dims"] = df["dims"].astype("int64")  # a count of axes, whatever the CSV's empty cells made of it
@@ -388,11 +410,11 @@ def write_tables(out: Path) -> pd.DataFrame:
     current = current_files(read_runs(out))
     df, old = split_current(results_frame(rows), current)
     keep = {(r, s) for r, s in zip(df["checkpoint"], df["checkpoint_sha256"])}
-    atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
+    atomic_write_bytes(out / "results.csv", csv_bytes(df))
     per_class = [r for r in rows if (r.get("checkpoint"), r.get("checkpoint_sha256")) in keep]
-    atomic_write_bytes(out / "per_class.csv", _per_class_frame(per_class).to_csv(index=False).encode())
+    atomic_write_bytes(out / "per_class.csv", csv_bytes(_per_class_frame(per_class)))
     if len(old) or (out / "superseded.csv").exists():
-        atomic_write_bytes(out / "superseded.csv", old.to_csv(index=False).encode())
+        atomic_write_bytes(out / "superseded.csv", csv_bytes(old))
     try:
         import pyarrow  # noqa: F401  (optional)
 

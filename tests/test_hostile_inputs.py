@@ -406,3 +406,33 @@ def test_a_factory_returning_nan_logits_makes_error_rows(tmp_path, cli):
     assert code == 0, err
     df = pd.read_csv(tmp_path / "out" / "results.csv", keep_default_na=False)
     assert len(df) and df["error"].str.contains("NonFiniteLogits").all()
+
+
+# ---------------------------------------------------------------------------------------------
+# spreadsheet formulas in names
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("x","y")', "+cmd", "-1+1", "@SUM(A1)"])
+def test_a_name_that_starts_a_formula_is_guarded_in_the_csv(trained, tmp_path, cli, name):
+    import csv
+
+    import pandas as pd
+
+    from resbench.store import read_results
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    shutil.copy(trained["conv"], folder / f"{name}.pt")
+    out = tmp_path / "out"
+    code, _, err = cli("sweep", folder, "--test-res", "14", "--limit", "4", "--policy", "native", "--quiet", "-o", out)
+    assert code == 0, err
+    for table in ("results.csv", "per_class.csv"):
+        with open(out / table, newline="") as f:
+            cells = [cell for row in csv.reader(f) for cell in row]
+        assert not any(cell.startswith(("=", "+", "@")) or cell.startswith("-") and not cell[1:2].isdigit()
+                       for cell in cells), table
+        assert f"'{name}" in cells, table
+    assert read_results(out)["checkpoint"].tolist() == [name]
+    (out / "cells.jsonl").unlink()  # the table alone, as a folder written before the logs: read back whole
+    assert read_results(out)["checkpoint"].tolist() == [name]
+    assert pd.read_csv(out / "results.csv")["checkpoint"].tolist() == [f"'{name}"]
