@@ -95,6 +95,10 @@ def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ResbenchError(f"{out}: exists and is not a folder; expected an output folder for the sweep")
     writable_folder(out)
+    for log in sorted(out.glob("cells*.jsonl")):
+        if log.is_symlink() or not log.is_file():  # rows are appended in place: never to a file elsewhere
+            raise ResbenchError(f"{log}: is a link or not a regular file; a sweep appends its rows only to a "
+                                f"file of its own folder")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,7 +186,11 @@ def repair_log(path: Path) -> None:
 
 
 def append_row(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
+    try:  # O_NOFOLLOW: a link put in place of the log is refused, never written through
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as e:
+        raise ResbenchError(f"{path}: cannot append the cell's row ({e.strerror or e})") from None
+    with open(fd, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())

@@ -436,3 +436,30 @@ def test_a_name_that_starts_a_formula_is_guarded_in_the_csv(trained, tmp_path, c
     (out / "cells.jsonl").unlink()  # the table alone, as a folder written before the logs: read back whole
     assert read_results(out)["checkpoint"].tolist() == [name]
     assert pd.read_csv(out / "results.csv")["checkpoint"].tolist() == [f"'{name}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# a log that is a link
+
+
+def test_a_linked_cell_log_is_refused_and_its_target_untouched(trained, tmp_path, cli):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n")
+    (out / "cells.jsonl").symlink_to(target)
+    code, _, err = cli("sweep", trained["conv"], "--test-res", "14", "--limit", "4", "-o", out)
+    assert_user_error(code, err, "cells.jsonl", "link")
+    assert target.read_text() == "keep\n"
+
+
+def test_append_row_never_writes_through_a_link(tmp_path):
+    from resbench.errors import ResbenchError
+    from resbench.store import append_row
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep\n")
+    (tmp_path / "cells.jsonl").symlink_to(target)
+    with pytest.raises(ResbenchError, match="cells.jsonl"):
+        append_row(tmp_path / "cells.jsonl", {"a": 1})
+    assert target.read_text() == "keep\n"
