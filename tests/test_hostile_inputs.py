@@ -463,3 +463,30 @@ def test_append_row_never_writes_through_a_link(tmp_path):
     with pytest.raises(ResbenchError, match="cells.jsonl"):
         append_row(tmp_path / "cells.jsonl", {"a": 1})
     assert target.read_text() == "keep\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# merge checks everything before it writes
+
+
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("broken", ["runs", "meta", "log"])
+def test_merge_of_a_broken_source_leaves_out_as_it_was(logged, tmp_path, cli, broken):
+    src = Path(shutil.copytree(logged, tmp_path / "src"))
+    good = Path(shutil.copytree(logged, tmp_path / "GOOD"))
+    before = _tree(good)
+    if broken == "runs":
+        (src / "runs" / "zz-broken.json").write_text("{not json")
+    elif broken == "meta":
+        (src / "meta.json").write_text("[1, 2]")
+    else:
+        with open(src / "cells.jsonl", "a") as f:
+            f.write("42\n")
+    code, _, err = cli("merge", src, "-o", good)
+    assert_user_error(code, err, str(src))
+    assert _tree(good) == before
+    code, _, err = cli("report", good, "-o", tmp_path / "r" / "x", "--format", "md")
+    assert code == 0, err
