@@ -17,7 +17,7 @@ from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
 from resbench.store import atomic_write_bytes
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "load_plain",
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "check_archive", "describe", "file_sha256", "load_checkpoint", "load_plain",
            "save_checkpoint",
            "find_checkpoints", "package_versions"]
 
@@ -119,6 +119,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ResbenchError(f"{path}: empty file, expected a resbench checkpoint")
     from resbench.official import is_official, official_checkpoint, plain_config, read_official
 
+    check_archive(path)
     try:
         raw = load_plain(path)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
@@ -131,6 +132,34 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     ckpt = _validate(raw, path)
     ckpt.sha256 = file_sha256(path)
     return ckpt
+
+
+MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds its config and tensor references: kilobytes, not GiB
+
+
+def check_archive(path: Path) -> None:
+    """Refuse, before torch reads it, an archive torch would choke on: a zip member that inflates past
+    MAX_PICKLE_BYTES (a pickle padded with zeros: a zip bomb), or a tar member (torch's legacy format) that is
+    not a regular file (a FIFO blocks the reader forever). Other damage is left for torch.load to report."""
+    import tarfile
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    inflated = info.compress_type != zipfile.ZIP_STORED and info.file_size > 100 * info.compress_size
+                    if info.file_size > MAX_PICKLE_BYTES and (info.filename.endswith(".pkl") or inflated):
+                        raise ResbenchError(f"{path}: archive member {info.filename!r} unpacks to {info.file_size:,} "
+                                            f"bytes from {info.compress_size:,} (refused: not a checkpoint's shape)")
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if not (member.isreg() or member.isdir()):
+                        raise ResbenchError(f"{path}: archive member {member.name!r} is not a regular file "
+                                            f"(refused: torch would read it as one)")
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
+        return  # damaged: torch.load says so
 
 
 def _looks_like_lightning(path: Path) -> bool:

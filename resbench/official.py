@@ -126,7 +126,10 @@ def plain_config(obj: Any) -> Any:
 
 def read_official(path: str | Path) -> dict:
     """The dict an official checkpoint holds, its config as plain values; ResbenchError when unreadable."""
+    from resbench.checkpoints import check_archive
+
     path = Path(path)
+    check_archive(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's advice about weights_only; the errors below say what matters
         try:

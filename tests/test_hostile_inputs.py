@@ -490,3 +490,66 @@ def test_merge_of_a_broken_source_leaves_out_as_it_was(logged, tmp_path, cli, br
     assert _tree(good) == before
     code, _, err = cli("report", good, "-o", tmp_path / "r" / "x", "--format", "md")
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------------------------
+# archives torch would choke on
+
+
+def _fifo_tar(path: Path) -> Path:
+    """A legacy (tar) torch file whose `storages` member is a FIFO: torch's reader would block on it forever."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("sys_info")
+        blob = b"x" * 10
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+        fifo = tarfile.TarInfo("storages")
+        fifo.type = tarfile.FIFOTYPE
+        tar.addfile(fifo)
+    return path
+
+
+def _padded_zip(path: Path, pad: int) -> Path:
+    """A torch zip file whose pickle is followed by `pad` zero bytes, stored deflated (a few KB on disk)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save(make_checkpoint().to_dict(), buf)
+    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):
+                dst.writestr(info.filename, data + b"\0" * pad, compress_type=zipfile.ZIP_DEFLATED)
+            else:
+                dst.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("command", ["info", "import-official"])
+def test_a_tar_with_a_fifo_member_is_refused_before_torch_reads_it(tmp_path, cli, command):
+    path = _fifo_tar(tmp_path / "fifo.ckpt")
+    args = [command, path] + (["-o", tmp_path / "o.pt"] if command == "import-official" else [])
+    code, _, err = cli(*args)
+    assert_user_error(code, err, "fifo.ckpt", "storages", "not a regular file")
+
+
+@pytest.mark.parametrize("command", ["info", "import-official"])
+def test_a_zip_bomb_pickle_is_refused_before_it_is_inflated(tmp_path, cli, monkeypatch, command):
+    from resbench import checkpoints
+
+    monkeypatch.setattr(checkpoints, "MAX_PICKLE_BYTES", 1 << 20)  # the rule, at a size a test can afford
+    path = _padded_zip(tmp_path / "bomb.pt", 2 << 20)
+    assert path.stat().st_size < 100_000
+    args = [command, path] + (["-o", tmp_path / "o.pt"] if command == "import-official" else [])
+    code, _, err = cli(*args)
+    assert_user_error(code, err, "bomb.pt", "data.pkl", "unpacks to")
+
+
+def test_a_pickle_below_the_bound_still_loads(tmp_path, cli):
+    path = _padded_zip(tmp_path / "padded.pt", 1000)
+    code, out, err = cli("info", path)
+    assert code == 0, err
