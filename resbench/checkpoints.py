@@ -240,7 +240,7 @@ def _check_config_values(config: dict, provenance: dict, sd: dict, path: Path) -
     def walk(key, value):
         if isinstance(value, dict):
             for k, v in value.items():
-                walk(f"{key}.{k}", v)
+                walk(f"{key}.{k}" if str(k).isidentifier() else f"{key}.{ascii(k)}", v)  # a key is one line
         elif isinstance(value, (list, tuple)):
             for v in value:
                 walk(key, v)
@@ -251,7 +251,7 @@ def _check_config_values(config: dict, provenance: dict, sd: dict, path: Path) -
 
     for key, value in config.items():
         if key != "train_res":
-            walk(str(key), value)
+            walk(str(key) if str(key).isidentifier() else ascii(key), value)
     try:
         size = train_hw(config.get("train_res", 14))
     except ResbenchError as e:

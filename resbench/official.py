@@ -163,7 +163,10 @@ def _name(node) -> str | None:
     if isinstance(node, str):
         return node
     if isinstance(node, dict):
-        return node.get("_name_")
+        name = node.get("_name_")
+        if name is not None and not isinstance(name, str):
+            raise _refuse(f"_name_={name!r}: expected a registry name (text)")
+        return name
     return None
 
 
@@ -223,7 +226,7 @@ def _check_values(hp: dict, sd: dict) -> None:
     bounds = {"d_model": max([4096] + [v.numel() for v in sd.values()]), "n_layers": max(1, len(layers))}
     for key, bound in bounds.items():
         value = model.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound):
+        if key in model and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound):
             raise _refuse(f"model.{key}={value!r}: expected a positive integer, at most {bound} (what the weights hold)")
     for key in ("prenorm", "transposed"):
         if not isinstance(model.get(key, False), bool):

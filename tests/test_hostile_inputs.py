@@ -553,3 +553,53 @@ def test_a_pickle_below_the_bound_still_loads(tmp_path, cli):
     path = _padded_zip(tmp_path / "padded.pt", 1000)
     code, out, err = cli("info", path)
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------------------------
+# any official config: converted or refused in one line
+
+_OFFICIAL_KEYS = [("model", "d_model"), ("model", "n_layers"), ("model", "prenorm"), ("model", "transposed"),
+                  ("model", "norm"), ("model", "residual"), ("model", "pool"), ("model", "n_repeat"),
+                  ("model", "bidirectional"), ("model", "layer"), ("model", "layer", "d_state"),
+                  ("model", "layer", "channels"), ("model", "layer", "rank"), ("model", "layer", "l_max"),
+                  ("model", "layer", "bandlimit"), ("model", "layer", "dt_min"), ("model", "layer", "n_ssm"),
+                  ("model", "layer", "init"), ("model", "layer", "bidirectional"), ("model", "layer", "activation"),
+                  ("model", "layer", "final_act"), ("model", "layer", "trank"), ("model", "layer", "linear"),
+                  ("loader",), ("loader", "img_size"), ("loader", "train_resolution"), ("dataset",),
+                  ("dataset", "_name_"), ("dataset", "grayscale"), ("encoder",), ("decoder",), ("decoder", "mode"),
+                  ("train",), ("train", "seed")]
+_SMALL_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 40) | st.sampled_from([10 ** 12, 2 ** 63])
+                           | st.floats() | st.text(max_size=6),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                       max_size=3), max_leaves=5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(_OFFICIAL_KEYS), _SMALL_JSON), min_size=1, max_size=3))
+def test_any_official_config_is_converted_or_refused_in_one_line(edits):
+    import copy
+
+    from resbench.official import official_checkpoint
+
+    raw = copy.deepcopy({k: v for k, v in _official_raw().items() if k != "cases"})
+    for path, value in edits:
+        node = raw["hyper_parameters"]
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[path[-1]] = value
+    try:
+        ckpt = official_checkpoint(raw, OFFICIAL, "0" * 64)
+        ckpt.build_model()
+    except ResbenchError as e:
+        assert len(str(e).splitlines()) == 1, str(e)
+
+
+_RAW: dict = {}
+
+
+def _official_raw() -> dict:
+    if not _RAW:
+        _RAW.update(torch.load(OFFICIAL, weights_only=True))
+    return _RAW
