@@ -16,6 +16,7 @@ A folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -66,6 +67,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     if path.is_dir():
         raise ResbenchError(f"{path}: is a directory, expected a file path to write")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -76,6 +78,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
+        if tmp is not None:  # a full disk: no half-written temp file is left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
 
 

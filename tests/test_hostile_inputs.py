@@ -603,3 +603,24 @@ def _official_raw() -> dict:
     if not _RAW:
         _RAW.update(torch.load(OFFICIAL, weights_only=True))
     return _RAW
+
+
+# ---------------------------------------------------------------------------------------------
+# a full disk
+
+
+def test_the_atomic_writer_leaves_no_temp_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    import os
+
+    from resbench import store
+
+    real_fsync = os.fsync
+
+    def full(fd):
+        real_fsync(fd)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    with pytest.raises(ResbenchError, match="No space left"):
+        store.atomic_write_bytes(tmp_path / "per_class.csv", b"x" * 100)
+    assert list(tmp_path.iterdir()) == []
