@@ -17,7 +17,7 @@ from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
 from resbench.store import atomic_write_bytes
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "describe", "file_sha256", "load_checkpoint", "load_plain",
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "check_archive", "describe", "file_sha256", "load_checkpoint", "load_plain",
            "save_checkpoint",
            "find_checkpoints", "package_versions"]
 
@@ -119,6 +119,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ResbenchError(f"{path}: empty file, expected a resbench checkpoint")
     from resbench.official import is_official, official_checkpoint, plain_config, read_official
 
+    check_archive(path)
     try:
         raw = load_plain(path)
     except Exception as e:  # torch raises many types for truncated, foreign or malicious files
@@ -131,6 +132,34 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     ckpt = _validate(raw, path)
     ckpt.sha256 = file_sha256(path)
     return ckpt
+
+
+MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds its config and tensor references: kilobytes, not GiB
+
+
+def check_archive(path: Path) -> None:
+    """Refuse, before torch reads it, an archive torch would choke on: a zip member that inflates past
+    MAX_PICKLE_BYTES (a pickle padded with zeros: a zip bomb), or a tar member (torch's legacy format) that is
+    not a regular file (a FIFO blocks the reader forever). Other damage is left for torch.load to report."""
+    import tarfile
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    inflated = info.compress_type != zipfile.ZIP_STORED and info.file_size > 100 * info.compress_size
+                    if info.file_size > MAX_PICKLE_BYTES and (info.filename.endswith(".pkl") or inflated):
+                        raise ResbenchError(f"{path}: archive member {info.filename!r} unpacks to {info.file_size:,} "
+                                            f"bytes from {info.compress_size:,} (refused: not a checkpoint's shape)")
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if not (member.isreg() or member.isdir()):
+                        raise ResbenchError(f"{path}: archive member {member.name!r} is not a regular file "
+                                            f"(refused: torch would read it as one)")
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
+        return  # damaged: torch.load says so
 
 
 def _looks_like_lightning(path: Path) -> bool:
@@ -174,20 +203,71 @@ def _validate(raw: Any, path: Path) -> Checkpoint:
             raise ResbenchError(f"{path}: field {key!r} missing or not a {kind.__name__}")
     if raw["model"] not in list_models():
         raise ResbenchError(f"{path}: unknown model {raw['model']!r} (`resbench models` lists the known ones)")
+    sd = raw["state_dict"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise ResbenchError(f"{path}: state_dict holds values that are not tensors")
+    _check_config_values(raw["config"], raw["provenance"], sd, path)
     try:
-        model = create_model(raw["model"], **raw["config"])
+        with torch.device("meta"):  # shapes only: a config whose tensors would not fit in memory allocates nothing
+            model = create_model(raw["model"], **raw["config"])
     except ResbenchError as e:
         raise ResbenchError(f"{path}: invalid config: {e}") from None
-    sd = raw["state_dict"]
-    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ResbenchError(f"{path}: state_dict holds values that are not tensors")
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as e:  # a value of the wrong type or size
+        raise ResbenchError(f"{path}: invalid config ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     check_state_dict(model.state_dict(), sd, f"{path}: state dict", f"model {raw['model']!r}")
     stats = raw["data_stats"]
     if not (isinstance(stats.get("mean"), (list, tuple)) and isinstance(stats.get("std"), (list, tuple))):
         raise ResbenchError(f"{path}: data_stats needs 'mean' and 'std' lists")
+    from resbench.external import _stats
+
+    stats = _stats(str(path), "data_stats", stats["mean"], stats["std"], model.config.in_chans)
     return Checkpoint(model=raw["model"], config=raw["config"], provenance=raw["provenance"],
-                      data_stats={"mean": list(stats["mean"]), "std": list(stats["std"])},
+                      data_stats=stats,
                       state_dict=sd, path=path, extra=raw.get("extra", {}))
+
+
+def _check_config_values(config: dict, provenance: dict, sd: dict, path: Path) -> None:
+    """Refuse config values no weights of this file could fit, before anything is built: an integer larger
+    than the file's weights hold elements (a d_state of 10**12), a non-finite float, a training size past
+    the test-size limits, or a provenance train_res that is not the config's (the rates follow the config)."""
+    import math
+
+    from resbench.models.base import train_hw
+    from resbench.resolution import MAX_LENGTH, MAX_SIZE
+
+    bound = max(4096, sum(v.numel() for v in sd.values()))
+
+    def walk(key, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}.{k}" if str(k).isidentifier() else f"{key}.{ascii(k)}", v)  # a key is one line
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(key, v)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > bound:
+            raise ResbenchError(f"{path}: config {key}={value}: larger than the {bound} elements its weights hold")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ResbenchError(f"{path}: config {key}={value}: expected a finite number")
+
+    for key, value in config.items():
+        if key != "train_res":
+            walk(str(key) if str(key).isidentifier() else ascii(key), value)
+    try:
+        size = train_hw(config.get("train_res", 14))
+    except ResbenchError as e:
+        raise ResbenchError(f"{path}: invalid config: {e}") from None
+    if max(size) > (MAX_LENGTH if len(size) == 1 else MAX_SIZE):
+        raise ResbenchError(f"{path}: config train_res={config['train_res']}: past the largest size, "
+                            f"{MAX_LENGTH} samples or {MAX_SIZE} px per side")
+    given = provenance.get("train_res")
+    if given is not None:
+        try:
+            same = train_hw(given) == size
+        except ResbenchError:
+            same = False
+        if not same:
+            raise ResbenchError(f"{path}: provenance train_res={given!r} differs from config train_res="
+                                f"{config.get('train_res')!r} (the model's rates follow the config)")
 
 
 def find_checkpoints(paths) -> list[Path]:

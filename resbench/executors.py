@@ -49,10 +49,12 @@ def check_address(address: str) -> None:
     if address == "auto":
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ResbenchError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ResbenchError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT (a port 1-65535)")
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
+    except ValueError as e:  # a host name the resolver cannot encode (a label past 63 characters)
+        raise ResbenchError(f"--address {address!r}: not a host name ({e})") from None
     except OSError as e:
         raise ResbenchError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
 
@@ -85,7 +87,8 @@ def start_ray(cfg: SweepConfig) -> bool:
         if cfg.address is not None:
             ray.init(address=cfg.address, **quiet)
         else:
-            workers = cfg.num_workers or max(1, (os.cpu_count() or 1) // cfg.cpus_per_task)
+            cpus = max(1, (os.cpu_count() or 1) // cfg.cpus_per_task)  # no more workers than this machine has CPUs for
+            workers = min(cfg.num_workers or cpus, cpus)
             ray.init(num_cpus=workers * cfg.cpus_per_task, runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},
                      **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -100,16 +103,15 @@ def _uses_gpu(cfg: SweepConfig) -> bool:
 
 
 def _task_slots(cfg: SweepConfig) -> int:
-    """Tasks in flight at once: --num-workers, else as many as the cluster's CPUs (GPUs with cuda) allow."""
-    if cfg.num_workers is not None:
-        return cfg.num_workers
+    """Tasks in flight at once: as many as the cluster's CPUs (GPUs with cuda) allow, fewer with --num-workers."""
     import ray
 
     resources = ray.cluster_resources()
     slots = resources.get("CPU", 1) // cfg.cpus_per_task
     if _uses_gpu(cfg):
         slots = min(slots, resources.get("GPU", 0))
-    return max(1, int(slots))
+    slots = max(1, int(slots))
+    return slots if cfg.num_workers is None else min(cfg.num_workers, slots)  # never past the cluster's CPUs
 
 
 def _run_group(ckpt, cfg: SweepConfig, cells: list[Cell], tested: tuple[int, str]) -> list[dict]:

@@ -26,7 +26,7 @@ import pandas as pd
 from resbench.errors import ResbenchError
 from resbench.store import atomic_write_bytes
 
-__all__ = ["write_tex", "write_html", "cell_text", "tex_escape"]
+__all__ = ["write_tex", "write_html", "cell_text", "tex_escape", "md_text", "md_code", "md_link"]
 
 HTML_DPI = 110  # resolution of the figures inlined in OUT.html
 MISSING_TITLE = "Missing cells"
@@ -146,6 +146,36 @@ def _inline(text: str, escape, bold: tuple[str, str], code: tuple[str, str]) -> 
     if in_bold:  # an unclosed ** bolds to the end of the line, as in markdown renderers that accept it
         out.append(bold[1])
     return "".join(out)
+
+
+# markdown: characters that would start emphasis, code, HTML, strikethrough, math or end a table cell
+_MD_SPECIAL = re.compile(r"([\\`*~$|<>&])")
+_MD_LOOSE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # intraword _ is never emphasis
+
+
+def md_text(text) -> str:
+    """Any text (a file name, a path) as literal markdown inline text: one line, no cell split, no HTML, no
+    emphasis, no link; names made of letters, digits, intraword _, '-', '.', '/' and spaces are unchanged."""
+    text = " ".join(str(text).splitlines()) if text is not None else ""
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_LOOSE_UNDERSCORE.sub(r"\\_", text)
+    return text.replace("](", "]\\(").replace("[", "\\[") if "](" in text else text
+
+
+def md_code(text) -> str:
+    """Text as one markdown code span (outside tables): one line, a fence longer than any run of backticks in it."""
+    text = " ".join(str(text).splitlines())
+    if "`" not in text:
+        return f"`{text}`"
+    fence = "`" * (max(len(run) for run in re.findall("`+", text)) + 1)
+    return f"{fence} {text} {fence}"
+
+
+def md_link(target: str) -> str:
+    """A relative file name as a markdown link target: spaces, parentheses and the rest percent-encoded."""
+    from urllib.parse import quote
+
+    return quote(str(target))
 
 
 def _bullet(line: str) -> str:

@@ -25,12 +25,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
-import importlib
 import json
 import math
-import os
 import pickle
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -40,6 +37,7 @@ import torch.nn as nn
 
 from resbench import data
 from resbench.errors import ResbenchError
+from resbench.factories import resolve_factory
 from resbench.models.base import RESIZE_INPUT, ModelConfig, check_positive_int, policies, resize_input, train_hw
 from resbench.resolution import check_alpha, format_size, parse_size
 from resbench.statedicts import check_state_dict
@@ -404,46 +402,11 @@ def _from_timm(spec: str, opts: ModelOptions) -> ExternalSource:
     return _make_source(net, spec, name, opts, info.name, sizes, native, {"timm_dynamic_img_size": dynamic})
 
 
-@contextlib.contextmanager
-def _cwd_importable():
-    """The current folder on sys.path while importing, as `python -m` has it: a module beside the user imports."""
-    cwd = os.getcwd()
-    added = "" not in sys.path and cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        yield
-    finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
-
-
-def _factory(spec: str) -> Callable:
-    """The callable a spec package.module:attr names."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name.strip() or not attr.strip():
-        raise ResbenchError(f"--model {spec!r}: expected timm:NAME or package.module:factory")
-    try:
-        with _cwd_importable():
-            module = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or whatever the module raises as it runs
-        raise ResbenchError(f"{spec}: cannot import {module_name!r} ({type(e).__name__}: {_first_line(e)})") from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ResbenchError(f"{spec}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise ResbenchError(f"{spec}: {attr!r} is not callable ({type(obj).__name__}); expected a function "
-                            f"returning an nn.Module")
-    return obj
-
-
 def _from_factory(spec: str, opts: ModelOptions) -> ExternalSource:
-    factory = _factory(spec)
+    factory = resolve_factory(spec)
     try:
         net = factory()
-    except Exception as e:  # the user's code: whatever it raises is reported, not a resbench crash
+    except (Exception, SystemExit) as e:  # the user's code: whatever it raises is reported, not a resbench crash
         raise ResbenchError(f"{spec}: the factory raised {type(e).__name__}: {_first_line(e)}") from None
     if not isinstance(net, nn.Module):
         raise ResbenchError(f"{spec}: the factory returned a {type(net).__name__}, expected a torch.nn.Module")

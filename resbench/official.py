@@ -127,7 +127,10 @@ def plain_config(obj: Any) -> Any:
 
 def read_official(path: str | Path) -> dict:
     """The dict an official checkpoint holds, its config as plain values; ResbenchError when unreadable."""
+    from resbench.checkpoints import check_archive
+
     path = Path(path)
+    check_archive(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's advice about weights_only; the errors below say what matters
         try:
@@ -161,7 +164,10 @@ def _name(node) -> str | None:
     if isinstance(node, str):
         return node
     if isinstance(node, dict):
-        return node.get("_name_")
+        name = node.get("_name_")
+        if name is not None and not isinstance(name, str):
+            raise _refuse(f"_name_={name!r}: expected a registry name (text)")
+        return name
     return None
 
 
@@ -205,6 +211,36 @@ def _check_backbone(hp: dict) -> dict:
     return {"layer": layer, "norm": norm_name}
 
 
+def _check_values(hp: dict, sd: dict) -> None:
+    """The types and ranges of the options read below, each refused in one line naming its key: sections
+    that are not dicts, sizes that are not positive integers, more layers than the weights hold, a training
+    grid past the largest test size, a resolution factor that is not a positive finite number."""
+    import math
+
+    from resbench.resolution import MAX_LENGTH
+
+    for key in ("loader", "dataset", "train"):
+        if hp.get(key) is not None and not isinstance(hp[key], dict):
+            raise _refuse(f"{key}={hp[key]!r}: expected a section of options (a dict)")
+    model, loader = hp["model"], hp.get("loader") or {}
+    layers = {k.split(".")[2] for k in sd if isinstance(k, str) and k.startswith("model.layers.") and k.count(".") > 2}
+    bounds = {"d_model": max([4096] + [v.numel() for v in sd.values()]), "n_layers": max(1, len(layers))}
+    for key, bound in bounds.items():
+        value = model.get(key)
+        if key in model and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound):
+            raise _refuse(f"model.{key}={value!r}: expected a positive integer, at most {bound} (what the weights hold)")
+    for key in ("prenorm", "transposed"):
+        if not isinstance(model.get(key, False), bool):
+            raise _refuse(f"model.{key}={model[key]!r}: expected true or false")
+    rate = loader.get("train_resolution")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate)
+                             or rate <= 0):
+        raise _refuse(f"loader.train_resolution={rate!r}: expected a positive number")
+    size = loader.get("img_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LENGTH):
+        raise _refuse(f"loader.img_size={size!r}: expected a positive integer, at most {MAX_LENGTH}")
+
+
 def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, dataset: str | None = None,
                         mean=None, std=None):
     """An official checkpoint (read by read_official) as a resbench Checkpoint of model `s4nd_official`."""
@@ -219,6 +255,7 @@ def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
     sd = {k: v for k, v in raw["state_dict"].items() if isinstance(v, torch.Tensor)}
     if len(sd) != len(raw["state_dict"]):
         raise _refuse("state_dict holds values that are not tensors")
+    _check_values(hp, sd)
     for key in ("encoder.0.weight", "decoder.0.output_transform.weight"):
         if key not in sd:
             raise _refuse(f"state_dict has no {key!r} (not an isotropic S4ND classifier with a linear encoder "
@@ -259,10 +296,16 @@ def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
               "prenorm": bool(model_hp.get("prenorm", True)), "norm": checked["norm"],
               "transposed": bool(model_hp.get("transposed", False)), "layer": layer,
               "train_rate": float(train_rate), "bandlimit": checked["layer"].get("bandlimit")}
+    from resbench.checkpoints import _check_config_values
+
+    _check_config_values(config, {}, sd, path)
     try:
-        model = create_model("s4nd_official", **config)
+        with torch.device("meta"):  # shapes only: the weights are checked against them, nothing is allocated
+            model = create_model("s4nd_official", **config)
     except ResbenchError as e:
         raise _refuse(str(e)) from None
+    except (TypeError, ValueError, ArithmeticError, RuntimeError) as e:  # an option of the wrong type or size
+        raise _refuse(f"model.layer options: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     own = model.state_dict()
     check_state_dict(own, sd, "official checkpoint: state_dict", "its config")
     provenance = {

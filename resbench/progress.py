@@ -34,7 +34,7 @@ class CellProgress:
         self.console, self.work, self.total = console, work, max(1, sum(work))
         self.start = time.perf_counter()
         self.done, self.done_work, self.failed, self.running = 0, 0, 0, 0
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[cells]} cells"),
+        self.bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.fields[cells]} cells"),
                             TextColumn("{task.fields[ips]:.0f} {task.fields[unit]}"), TimeElapsedColumn(),
                             TimeRemainingColumn(), console=console, transient=True,
                             disable=console.quiet or not console.is_terminal)

@@ -20,7 +20,8 @@ from resbench.plots import (SEEN_MARK, accuracy_vs_alpha, accuracy_vs_test_res, 
                             train_test_heatmaps)
 from resbench.resolution import (KINDS, default_test_sizes, fit_sizes, format_size, parse_size, size_key,
                                  sort_sizes)
-from resbench.store import atomic_write_bytes, current_files, read_results, read_runs, split_current, writable_folder
+from resbench.store import (atomic_write_bytes, csv_bytes, current_files, read_results, read_runs, split_current,
+                            writable_folder)
 from resbench.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
@@ -480,9 +481,11 @@ def markdown_table(table: pd.DataFrame) -> str:
             return "" if pd.isna(v) else f"{v:.2f}"
         return str(v)
 
-    cols = [str(c) for c in table.columns]
+    from resbench.export import md_text
+
+    cols = [md_text(c) for c in table.columns]  # names from files and options: literal, one cell each
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    lines += ["| " + " | ".join(md_text(cell(v)) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -521,7 +524,7 @@ def write_kernel_plots(ckpt_path: str, test_sizes, out: str | Path,
     finally:  # an unwritable OUT must not leave the figures open in a long-lived process
         plt.close(kfig)
         plt.close(afig)
-    atomic_write_bytes(out_dir / "aliasing.csv", table.to_csv(index=False).encode())
+    atomic_write_bytes(out_dir / "aliasing.csv", csv_bytes(table))
     summary = table.groupby(["test_res", "bandlimit"])["aliasing"].mean().unstack()
     dims = int(table["dims"].iloc[0])  # what a bare size means: a signal's length or a square image
     return written + ["aliasing.csv"], summary.loc[sort_sizes(summary.index, dims)]  # 7, 14, 28: not as text
@@ -563,12 +566,14 @@ def _records_line(df: pd.DataFrame) -> str:
 
 
 def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> list[str]:
+    from resbench.export import md_code
+
     versions = metas[0].get("versions", {}) if metas else {}
     subset = subset_note(df, metas)
     lines = [*([f"- **{subset}**"] if subset else []),
              f"- generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-             f"- sweeps: {', '.join(map(str, dirs))}",
-             *[f"- command: `{m.get('command', '?')}` (started {m.get('started')}, finished {m.get('finished')})"
+             f"- sweeps: {', '.join(map(md_code, dirs))}",
+             *[f"- command: {md_code(m.get('command', '?'))} (started {m.get('started')}, finished {m.get('finished')})"
                for m in metas],
              f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items())}",
              f"- dataset: {', '.join(sorted(df['dataset'].astype(str).unique()))}; images per cell: "
@@ -579,13 +584,13 @@ def _header(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]) -> li
     if "warning" in df:
         warned = df[df["warning"].fillna("").astype(str) != ""].groupby("checkpoint")["warning"].agg(
             lambda w: "; ".join(sorted(set(w))))
-        lines += [f"- **warning** for `{name}`: {text}" for name, text in warned.items()]
+        lines += [f"- **warning** for {md_code(name)}: {text}" for name, text in warned.items()]
     seen = set()
     for m in metas:
         for c in m.get("checkpoints", []):
             if c.get("sha256") not in seen:
                 seen.add(c.get("sha256"))
-                lines.append(f"- checkpoint `{c.get('name')}` ({c.get('model')}, trained at {c.get('train_res')}): "
+                lines.append(f"- checkpoint {md_code(c.get('name'))} ({c.get('model')}, trained at {c.get('train_res')}): "
                              f"sha256 `{c.get('sha256')}`")
     return lines
 
@@ -686,22 +691,24 @@ def _aliasing_summary(aliasing: pd.DataFrame) -> pd.DataFrame:
 
 def _markdown(out: Path, header: list[str], missing: list[str], figures: dict, links: dict, tables: dict,
               aliasing: pd.DataFrame | None, kernels: str | None) -> str:
-    md = [f"# Resolution report: {out.name}", "", *header, ""]
+    from resbench.export import md_code, md_link, md_text
+
+    md = [f"# Resolution report: {md_text(out.name)}", "", *header, ""]
     if missing:
         md += ["## Missing cells", "", "This report covers a partial sweep; these planned cells have no result:",
-               "", *[f"- {m}" for m in missing], ""]
+               "", *[f"- {md_text(m)}" for m in missing], ""]
     for key, (title, _) in figures.items():
         if links.get(key):
-            alt = title.replace("[", "(").replace("]", ")")  # brackets would end the image's alt text
-            md += [f"## {title}", "", f"![{alt}]({links[key]})", ""]
+            alt = md_text(title.replace("[", "(").replace("]", ")"))  # brackets would end the image's alt text
+            md += [f"## {md_text(title)}", "", f"![{alt}]({md_link(links[key])})", ""]
     for title, table in tables.items():
-        md += [f"## {title}", "", markdown_table(table)]
+        md += [f"## {md_text(title)}", "", markdown_table(table)]
         if table.attrs.get("note"):
             md += [f"Note: {table.attrs['note']}", ""]
     if aliasing is not None:
         md += [f"## {ALIASING_TITLE}", "",
-               f"Checkpoint `{kernels}`; mean over layers, axes and directions; per-layer values in "
-               f"[{out.name}_aliasing.csv]({out.name}_aliasing.csv).", "", markdown_table(_aliasing_summary(aliasing))]
+               f"Checkpoint {md_code(kernels)}; mean over layers, axes and directions; per-layer values in "
+               f"[{md_text(out.name)}_aliasing.csv]({md_link(out.name + '_aliasing.csv')}).", "", markdown_table(_aliasing_summary(aliasing))]
     return "\n".join(md)
 
 
@@ -944,7 +951,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
             written += files
             links[key] = next((f for f in files if f.endswith(".png")), files[0] if files else None)
         if aliasing is not None:
-            atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), aliasing.to_csv(index=False).encode())
+            atomic_write_bytes(out.with_name(f"{out.name}_aliasing.csv"), csv_bytes(aliasing))
             written.append(f"{out.name}_aliasing.csv")
         if "tex" in formats or "html" in formats:  # both need the figures still open
             from resbench.export import write_html, write_tex

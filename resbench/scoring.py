@@ -12,7 +12,11 @@ import torch.nn.functional as F
 
 from resbench.layers.resolution_aware import cached_kernels
 
-__all__ = ["Score", "score", "wilson_interval"]
+__all__ = ["Score", "score", "wilson_interval", "NonFiniteLogits"]
+
+
+class NonFiniteLogits(RuntimeError):
+    """The model returned NaN or infinite logits: its argmax (class 0) and loss would mean nothing."""
 
 
 @dataclass
@@ -38,11 +42,13 @@ class Score:
 
 
 def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-          policy: str = "native", on_batch: Callable[[int], None] | None = None, samples: bool = False) -> Score:
+          policy: str = "native", on_batch: Callable[[int], None] | None = None, samples: bool = False,
+          finite: bool = False) -> Score:
     """Evaluate `model` (eval mode, no autograd, continuous kernels computed once per grid) on (x, y) batches.
 
     x is (b, C, H, W) at the test size; the model's `policy` handles the size. `on_batch(b)` is called
-    after each batch. `samples`: also keep each image's prediction, probabilities and top classes.
+    after each batch. `samples`: also keep each image's prediction, probabilities and top classes. `finite`:
+    raise NonFiniteLogits, after the last batch, when any logits held NaN or inf (NaN weights, a zero std).
     """
     model.eval()
     # counts stay on the batches' device until the end: one host-device sync per cell, not several per batch
@@ -55,6 +61,9 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
                 class_n = torch.zeros(num_classes, dtype=torch.long, device=logits.device)
                 class_correct = torch.zeros(num_classes, dtype=torch.long, device=logits.device)
                 loss = torch.zeros((), dtype=torch.float64, device=logits.device)
+                bad = torch.zeros((), dtype=torch.long, device=logits.device)
+            if finite:  # counted on the device, checked once at the end (no host sync per batch)
+                bad += (~torch.isfinite(logits)).any(1).sum()
             # float32: under autocast the logits may be bf16/fp16; each batch's sum is added in float64, as
             # Python floats would, over thousands of images
             loss += F.cross_entropy(logits.float(), y, reduction="sum").double()
@@ -73,6 +82,9 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if loss is None:  # no batch at all
         zeros = torch.zeros(num_classes, dtype=torch.long)
         return Score(zeros, zeros.clone(), 0.0, None)
+    if finite and int(bad):
+        raise NonFiniteLogits(f"the model returned NaN or infinite logits for {int(bad)} of {int(class_n.sum())} "
+                              f"images (check its weights and normalisation)")
     records = {k: torch.cat(v).cpu() for k, v in kept.items()} if samples and kept["label"] else None
     return Score(class_n.cpu(), class_correct.cpu(), float(loss), records)
 

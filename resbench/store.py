@@ -16,6 +16,7 @@ A folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -29,7 +30,7 @@ from resbench.errors import ResbenchError
 __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_folder", "check_out_dir", "log_path",
            "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps",
-           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS"]
+           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS", "csv_bytes"]
 
 # "warning": what a reader of a row should know about it (e.g. normalisation statistics the model was not
 # trained with); "" when nothing. "seen_in_training": the test size is one the checkpoint trained at (its
@@ -66,6 +67,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     if path.is_dir():
         raise ResbenchError(f"{path}: is a directory, expected a file path to write")
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -76,6 +78,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
+        if tmp is not None:  # a full disk: no half-written temp file is left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise ResbenchError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
@@ -95,6 +100,10 @@ def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ResbenchError(f"{out}: exists and is not a folder; expected an output folder for the sweep")
     writable_folder(out)
+    for log in sorted(out.glob("cells*.jsonl")):
+        if log.is_symlink() or not log.is_file():  # rows are appended in place: never to a file elsewhere
+            raise ResbenchError(f"{log}: is a link or not a regular file; a sweep appends its rows only to a "
+                                f"file of its own folder")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,17 +115,68 @@ def log_path(out: Path, shard: tuple[int, int]) -> Path:
     return out / ("cells.jsonl" if n == 1 else f"cells-{k}of{n}.jsonl")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_INT_COLUMNS = ("n", "correct", "seed", "dims")  # read as int64: a missing or non-integer value is refused
+_NUMBER_COLUMNS = ("alpha", "accuracy", "ci_low", "ci_high", "loss", "seconds", "images_per_s", "trained_bandlimit",
+                   "limit", "seen_in_training")
+# sorted, grouped and compared as text by the tables and the report
+_STR_COLUMNS = ("model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy", "bandlimit",
+                "precision", "error", "warning")
+
+
+def _check_row(row, path: Path, number: int) -> dict:
+    """A logged row as the tables read it: a JSON object whose columns hold plain values (text, numbers,
+    true/false, null), counts that are integers and per-class lists; else one line naming the file's line."""
+    def refuse(what: str) -> ResbenchError:
+        return ResbenchError(f"{path}: line {number}: {what}; not a cell row of resbench (remove the line)")
+
+    if not isinstance(row, dict):
+        raise refuse(f"expected a JSON object, found {json.dumps(row)[:40]}")
+    for column in RESULT_COLUMNS:
+        value = row.get(column, _OLD_ROW_DEFAULTS.get(column))
+        if not isinstance(value, _SCALARS):
+            raise refuse(f"{column}={json.dumps(value)[:80]} is not a plain value")
+        if column in _INT_COLUMNS and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2 ** 62):
+            raise refuse(f"{column}={json.dumps(value)[:80]} is not an integer")
+        if column in _TEXT_COLUMNS and isinstance(value, float) and value != value:
+            raise refuse(f"{column} is NaN")
+    for column in _NUMBER_COLUMNS:
+        if not isinstance(row.get(column), (int, float, type(None))):
+            raise refuse(f"{column}={json.dumps(row[column])[:80]} is not a number")
+    for column in _STR_COLUMNS:
+        value = row.get(column, _OLD_ROW_DEFAULTS.get(column, "" if column == "error" else None))
+        if not isinstance(value, str):
+            raise refuse(f"{column}={json.dumps(value)[:80]} is not text")
+    if row.get("dims", 2) not in (1, 2, 3):
+        raise refuse(f"dims={row['dims']!r}: expected 1, 2 or 3")
+    from resbench.resolution import size_key
+
+    for column in ("train_res", "test_res"):
+        try:
+            size_key(row.get(column, ""), row.get("dims", 2))
+        except (ResbenchError, ValueError, TypeError, OverflowError):
+            raise refuse(f"{column}={json.dumps(row.get(column))[:80]} is not a size") from None
+    for column, kind in (("class_n", int), ("class_correct", int), ("class_names", str)):
+        value = row.get(column)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool)
+                                                                         for v in value)):
+            raise refuse(f"{column} is not a list of {kind.__name__}")
+    return row
+
+
 def _read_log(path: Path) -> list[dict]:
-    """Complete lines only: a line cut short by a kill is ignored (and dropped by repair_log)."""
+    """Complete lines only: a line cut short by a kill is ignored (and dropped by repair_log); a line that is
+    JSON but not a cell row is refused (one line naming it)."""
     rows = []
     with open(path, "rb") as f:
-        for line in f.read().split(b"\n"):
+        for number, line in enumerate(f.read().split(b"\n"), 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                row = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 continue
+            rows.append(_check_row(row, path, number))
     return rows
 
 
@@ -131,7 +191,11 @@ def repair_log(path: Path) -> None:
 
 
 def append_row(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
+    try:  # O_NOFOLLOW: a link put in place of the log is refused, never written through
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as e:
+        raise ResbenchError(f"{path}: cannot append the cell's row ({e.strerror or e})") from None
+    with open(fd, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -292,10 +356,32 @@ def _per_class_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+# a cell a spreadsheet would run as a formula (=HYPERLINK(...), +cmd, -1+1, @SUM): written with a leading '
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guard(value):
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+
+def _unguard(value):
+    return value[1:] if isinstance(value, str) and value.startswith("'") and value[1:].startswith(_FORMULA_START) \
+        else value
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """A table as CSV for spreadsheets too: text cells that would start a formula get a leading ' (read back
+    without it by read_results)."""
+    text = df.select_dtypes(include="object").columns
+    return df.assign(**{c: df[c].map(_guard) for c in text}).to_csv(index=False).encode()
+
+
 def _read_results_csv(path: Path) -> pd.DataFrame:
     """results.csv as written: "none" (bandlimit) and "" (error) are values, not missing data; sizes stay text."""
     numbers = {c: [""] for c in RESULT_COLUMNS if c not in _TEXT_COLUMNS}  # to_csv writes NaN as ""
     df = pd.read_csv(path, dtype=dict.fromkeys(_TEXT_COLUMNS, str), keep_default_na=False, na_values=numbers)
+    for column in df.columns.intersection(_TEXT_COLUMNS):
+        df[column] = df[column].map(_unguard)
     for column, default in _OLD_ROW_DEFAULTS.items():  # a table written before the column existed
         df[column] = df[column].replace("", default).fillna(default) if column in df else default
     df["dims"] = df["dims"].astype("int64")  # a count of axes, whatever the CSV's empty cells made of it
@@ -337,11 +423,11 @@ def write_tables(out: Path) -> pd.DataFrame:
     current = current_files(read_runs(out))
     df, old = split_current(results_frame(rows), current)
     keep = {(r, s) for r, s in zip(df["checkpoint"], df["checkpoint_sha256"])}
-    atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
+    atomic_write_bytes(out / "results.csv", csv_bytes(df))
     per_class = [r for r in rows if (r.get("checkpoint"), r.get("checkpoint_sha256")) in keep]
-    atomic_write_bytes(out / "per_class.csv", _per_class_frame(per_class).to_csv(index=False).encode())
+    atomic_write_bytes(out / "per_class.csv", csv_bytes(_per_class_frame(per_class)))
     if len(old) or (out / "superseded.csv").exists():
-        atomic_write_bytes(out / "superseded.csv", old.to_csv(index=False).encode())
+        atomic_write_bytes(out / "superseded.csv", csv_bytes(old))
     try:
         import pyarrow  # noqa: F401  (optional)
 
@@ -353,15 +439,30 @@ def write_tables(out: Path) -> pd.DataFrame:
     return df
 
 
+def _check_records(src: Path) -> None:
+    """Every run record and meta file of a sweep folder is a JSON object (one line naming the first that is not)."""
+    for path in sorted((src / "runs").glob("*.json")) + sorted(src.glob("meta*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            record = None
+        if not isinstance(record, dict):
+            raise ResbenchError(f"{path}: unreadable sweep record (expected a JSON object); nothing was merged")
+
+
 def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:
     """Join the cell logs and run records of several sweep folders (e.g. shards run elsewhere) into OUT."""
     out_path = Path(out)
-    check_out_dir(out_path)
     rows = []
-    for src in map(Path, sources):
+    for src in map(Path, sources):  # everything read and checked before anything is written into OUT
         if not src.is_dir() or not list(src.glob("cells*.jsonl")):
             raise ResbenchError(f"{src}: not a sweep folder (no cells*.jsonl)")
         rows.extend(read_rows(src))
+        _check_records(src)
+    check_out_dir(out_path)
+    _check_records(out_path)
+    existing = read_rows(out_path) if list(out_path.glob("cells*.jsonl")) else []
+    for src in map(Path, sources):
         for record in (src / "runs").glob("*.json"):
             if not (out_path / "runs" / record.name).exists():
                 atomic_write_bytes(out_path / "runs" / record.name, record.read_bytes())
@@ -373,7 +474,6 @@ def merge_sweeps(sources: list[str], out: str) -> pd.DataFrame:
             target = out_path / SAMPLES_DIR / samples.name
             if not target.exists():
                 atomic_write_bytes(target, samples.read_bytes())
-    existing = read_rows(out_path) if list(out_path.glob("cells*.jsonl")) else []
     merged = {row_key(r): r for r in existing + rows}
     atomic_write_bytes(out_path / "cells.jsonl", "".join(json.dumps(r) + "\n" for r in merged.values()).encode())
     for extra in out_path.glob("cells-*.jsonl"):

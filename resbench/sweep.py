@@ -344,7 +344,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
            if cell.bandlimit != "none" else contextlib.nullcontext())
     with ctx, autocast(torch.device(cfg.device), cfg.precision):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch,
-                       samples=cfg.log_samples)
+                       samples=cfg.log_samples, finite=True)  # NaN logits: an error row, not class 0's share
     seconds = time.perf_counter() - t0
     n, correct = result.n, result.correct
     low, high = wilson_interval(correct, n)
@@ -387,11 +387,16 @@ class SweepPlan:
 def _check_names(ckpts: list[Checkpoint]) -> None:
     """Rows are grouped by checkpoint name: two different models under one name would mix (or supersede)."""
     seen: dict[str, Checkpoint] = {}
+    named: dict[str, Checkpoint] = {}  # sha256 -> the first checkpoint with those bytes
     for ckpt in ckpts:
         other = seen.setdefault(ckpt.name, ckpt)
         if other.sha256 != ckpt.sha256:
             raise ResbenchError(f"{ckpt.path} and {other.path}: two different models named {ckpt.name!r}; "
                                 f"rename one (results are grouped by name)")
+        twin = named.setdefault(ckpt.sha256, ckpt)
+        if twin.name != ckpt.name:  # a cell is keyed by the file's bytes: the two names would share one row
+            raise ResbenchError(f"{twin.path} and {ckpt.path}: the same file under two names "
+                                f"({twin.name!r}, {ckpt.name!r}); sweep one of them")
 
 
 def _check_executor(cfg: SweepConfig) -> None:
@@ -609,7 +614,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
     record = _run_record(p, run_id, _now())
     write_run(out, record)
-    console = Console(stderr=True, quiet=quiet, highlight=False)
+    console = Console(stderr=True, quiet=quiet, highlight=False, markup=False)  # file names are text, not markup
     # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
     console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
                   f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"

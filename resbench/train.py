@@ -310,7 +310,7 @@ def _start(cfg: TrainConfig, out: Path, quiet: bool) -> _Run:
     total_steps = steps_per_epoch * cfg.epochs
     opt = torch.optim.AdamW(_param_groups(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total_steps, cfg.warmup_frac))
-    return _Run(cfg, model, opt, sched, stats, steps_per_epoch, Console(stderr=True, quiet=quiet), started)
+    return _Run(cfg, model, opt, sched, stats, steps_per_epoch, Console(stderr=True, quiet=quiet, markup=False), started)
 
 
 def _resume(run: _Run, spath: Path, name: str) -> None:
@@ -418,7 +418,7 @@ def _progress(console, description: str, total: int, fields_text: str = "", **fi
     """A transient rich bar of `total` steps; `fields_text` shows `fields`, which bar.update may change."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(fields_text),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn(fields_text),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         yield bar, bar.add_task(description, total=total, **fields)
 

@@ -4,6 +4,8 @@
 record what resbench tells them append to the module-level lists below.
 """
 
+import os
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -114,3 +116,23 @@ def raises() -> nn.Module:
 
 def not_a_module():
     return "a string"
+
+
+def exits() -> nn.Module:
+    raise SystemExit(0)
+
+
+aborts = os.abort  # a function of the standard library under this module's name: never called as a factory
+
+
+class NaNLogits(TinyCNN):
+    """Logits that are all NaN: a model whose weights went bad."""
+
+    def forward(self, x):
+        return super().forward(x) * float("nan")
+
+
+def nan_logits() -> nn.Module:
+    model = _seeded(NaNLogits)
+    model.resbench_train_res = 16
+    return model

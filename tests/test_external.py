@@ -262,7 +262,8 @@ def test_rows_logged_before_the_warning_column_read_as_empty(tmp_path):
 
     row = {c: 0 for c in RESULT_COLUMNS if c != "warning"}
     row.update(model="m", checkpoint="c", checkpoint_sha256="s", dataset="synthetic", train_res="14", test_res="14",
-               policy="native", bandlimit="none", alpha=None, precision="fp32", device="cpu", error="", limit=-1)
+               policy="native", bandlimit="none", alpha=None, precision="fp32", device="cpu", error="", limit=-1,
+               dims=2)
     (tmp_path / "cells.jsonl").write_text(json.dumps(row) + "\n")
     assert write_tables(tmp_path)["warning"].tolist() == [""]
     assert read_results(tmp_path)["warning"].tolist() == [""]

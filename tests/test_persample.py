@@ -200,3 +200,43 @@ def test_seed_spread_groups_checkpoints_of_one_recipe(trained, tmp_path, keep_to
         assert 0 < half < 10
     result = write_report([out], tmp_path / "r", formats=["md"])
     assert SEEDS_TITLE in result["tables"]
+
+
+class _KnownRecords:
+    """Per-image records made up so each checkpoint's two cells disagree on a chosen number of images."""
+
+    def __init__(self, counts: dict[str, tuple[int, int, int]]):
+        self.counts = counts  # checkpoint -> (only native right, only resize right, both right)
+
+    def get(self, row):
+        import numpy as np
+
+        only_native, only_resize, both = self.counts[row.checkpoint]
+        n = only_native + only_resize + both + 10  # and 10 images both get wrong
+        right = np.zeros(n, bool)
+        if row.policy == "native":
+            right[:only_native] = True
+        else:
+            right[only_native:only_native + only_resize] = True
+        right[only_native + only_resize:only_native + only_resize + both] = True
+        label = np.arange(n) % 4
+        return pd.DataFrame({"index": np.arange(n), "label": label, "pred": np.where(right, label, (label + 1) % 4)})
+
+
+@pytest.mark.parametrize("counts, winners", [
+    ({"a": (30, 2, 50), "b": (1, 25, 50), "c": (5, 6, 50)},
+     {"a": "native (zero-shot) (paired test)", "b": "resize-input (paired test)", "c": "tie (paired test)"}),
+    ({"a": (2, 30, 40), "b": (25, 1, 40), "c": (0, 0, 40)},
+     {"a": "resize-input (paired test)", "b": "native (zero-shot) (paired test)", "c": "tie (paired test)"}),
+])
+def test_the_paired_winner_of_known_discordant_counts(counts, winners):
+    from resbench.report import _paired_columns
+
+    names = sorted(counts)
+    pol = pd.DataFrame({"checkpoint": names, "train_res": "14", "test_res": "7", "winner": "placeholder"})
+    ref = pd.DataFrame([{"checkpoint": c, "test_res": "7", "policy": p} for c in names
+                        for p in ("native", "resize-input")])
+    out = _paired_columns(pol.copy(), ref, _KnownRecords(counts))
+    assert dict(zip(out["checkpoint"], out["winner"])) == winners
+    assert dict(zip(out["checkpoint"], out["only native"])) == {c: str(counts[c][0]) for c in names}
+    assert dict(zip(out["checkpoint"], out["only resize"])) == {c: str(counts[c][1]) for c in names}
