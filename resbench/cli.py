@@ -195,7 +195,8 @@ def _split_list(text: str, option: str) -> list[str]:
               "0.49,0.48,0.45 (default: declared, else the dataset's statistics, with a warning in every row).")
 @click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
-              "(default: multiples of 7 from half the smallest to twice the largest train size).")
+              "(default for images: nine sizes from half to twice each training size, rounded to multiples of 16 "
+              "from 128 px, 8 from 64, 4 from 16: 224 -> 112,128,160,...,448; 28 -> 14,16,20,...,56).")
 @click.option("--kind", default="all", show_default=True,
               help="Sweep only these kinds of model: images, signals (1-d), clips (3-d), or a list like "
                    "signals,clips; one OUT can take one command per kind, each with its own --test-res.")

@@ -313,9 +313,11 @@ def test_wilson_properties(case):
 
 
 def test_default_test_sizes():
-    assert default_test_sizes([(14, 14)]) == [(7, 7), (14, 14), (21, 21), (28, 28)]
-    assert default_test_sizes([(28, 28), (7, 7)]) == [(s, s) for s in range(7, 57, 7)]
-    assert default_test_sizes([(10, 10)]) == [(7, 7), (10, 10), (14, 14)]  # the train size itself is kept
+    assert default_test_sizes([(14, 14)]) == [(s, s) for s in (7, 8, 10, 12, 14, 16, 20, 24, 28)]
+    assert default_test_sizes([(10, 10)])[0] == (5, 5) and (10, 10) in default_test_sizes([(10, 10)])
+    # several training sizes share the union of their ladders
+    both = default_test_sizes([(28, 28), (7, 7)])
+    assert set(default_test_sizes([(7, 7)])) | set(default_test_sizes([(28, 28)])) == set(both)
 
 
 # ---------------------------------------------------------------------------------------------
