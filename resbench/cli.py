@@ -31,8 +31,10 @@ def cli(debug):
     """Zero-shot resolution robustness of S4ND and baseline models.
 
     \b
-    Example:
-      resbench sweep checkpoints/ -o results/ && resbench report results/ -o reports/demo
+    Examples (a quick sweep; --dry-run first says how long a sweep takes):
+      resbench sweep checkpoints/s4nd_iso_14.pt --test-res 7,14,28 --limit 1000 -o results/quick
+      resbench report results/quick -o reports/quick
+      resbench sweep checkpoints/ --dry-run -o results/all
     """
     _RUN["debug"] = debug
 
@@ -227,12 +229,14 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--cpus-per-task", default=1, show_default=True, type=int,
               help="With --executor ray: CPUs (torch threads) of each task; with --device cuda each task "
                    "also takes one GPU.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (each model's sizes x policies x bandlimit settings, "
+              "cells already done) and its estimated time; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 @_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
               policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
-              address, num_workers, cpus_per_task, quiet, out):
+              address, num_workers, cpus_per_task, dry_run, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -241,7 +245,8 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
 
     \b
     Examples:
-      resbench sweep checkpoints/ -o results/
+      resbench sweep checkpoints/s4nd_iso_14.pt --test-res 7,14,28 --limit 1000 -o results/quick
+      resbench sweep checkpoints/ --dry-run -o results/all
       resbench sweep checkpoints/ --log-samples -o results/study
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
       resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
@@ -261,8 +266,11 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
-                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task)
+                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
+                      dry_run=dry_run)
     df = run_sweep(cfg, quiet=quiet)
+    if dry_run:
+        return
     if not quiet:
         swept = df.attrs.get("checkpoint_sha256")  # this run's files: a folder may hold other kinds' rows
         mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]

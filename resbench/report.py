@@ -92,6 +92,7 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision",
                                     "limit"], keep="last")
     df = split_current(df, current_files(runs))[0]
+    df = native_as_resize_reference(df)
     df["file_checkpoint"] = df["checkpoint"]  # the name the run records use (planned cells)
     # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32;
     # so are a checkpoint's subset cells where the folders also hold full ones (their size in the name)
@@ -103,6 +104,20 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), runs
+
+
+def native_as_resize_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """The sweep runs resize-input at the training size as the native cell (the resize is the identity): where a
+    checkpoint has resize-input cells but none at its training size, its native rows there stand for them."""
+    cell = ["checkpoint_sha256", "test_res", "bandlimit", "seed", "precision", "limit"]
+    resize = df[df["policy"] == "resize-input"]
+    at_train = df[(df["policy"] == "native") & (df["test_res"] == df["train_res"])
+                  & df["checkpoint_sha256"].isin(set(resize["checkpoint_sha256"]))]
+    have = set(map(tuple, resize[cell].astype(str).values.tolist()))
+    copies = at_train[[tuple(k) not in have for k in at_train[cell].astype(str).values.tolist()]]
+    if copies.empty:
+        return df
+    return pd.concat([df, copies.assign(policy="resize-input")], ignore_index=True)
 
 
 def subset_label(n: int) -> str:

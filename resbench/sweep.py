@@ -72,6 +72,7 @@ class SweepConfig:
     num_workers: int | None = None   # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
     cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
     kinds: set[int] | None = None    # sweep only the models with these numbers of axes (--kind); None: all
+    dry_run: bool = False            # print the plan and its estimated time; write nothing
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,12 @@ def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> b
     """An adaptive cell differs from the 'on' (or 'none') cell only where the model runs below its training
     size on some axis; elsewhere it would repeat that cell, so it is not planned."""
     return policy == "native" and any(s < t for s, t in zip(size, ckpt.train_res))
+
+
+def _repeats_native(ckpt: Checkpoint, size: tuple[int, ...], policy: str) -> bool:
+    """Resize-input at the training size is the native cell (the resize is the identity): not run twice;
+    the report reads the native cell as that size's resize-input reference."""
+    return policy == "resize-input" and tuple(size) == tuple(ckpt.train_res)
 
 
 def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
@@ -171,7 +178,7 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
     """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
     cells = [Cell(i, size, policy, bl) for i, (ckpt, sizes) in enumerate(zip(ckpts, test_sizes(ckpts, cfg)))
              for size in sizes for policy in cfg.policy for bl in _bandlimit_values(ckpt, cfg.bandlimit)
-             if bl != "adaptive" or _adaptive_differs(ckpt, size, policy)]
+             if (bl != "adaptive" or _adaptive_differs(ckpt, size, policy)) and not _repeats_native(ckpt, size, policy)]
     k, n = cfg.shard
     return cells[k - 1::n]
 
@@ -440,7 +447,11 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         data.load_raw(name, "test", cfg.data_dir, limit=1)
     cells = plan_cells(ckpts, cfg)
     models = _check_cells(ckpts, cells, cfg)
-    check_out_dir(Path(cfg.out))
+    if cfg.dry_run:  # nothing is created: only a file in the folder's place is an error
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise ResbenchError(f"{cfg.out}: exists and is not a folder; expected an output folder for the sweep")
+    else:
+        check_out_dir(Path(cfg.out))
     return ckpts, cells, models
 
 
@@ -452,7 +463,8 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
-    repair_log(log_path(Path(cfg.out), cfg.shard))
+    if not cfg.dry_run:
+        repair_log(log_path(Path(cfg.out), cfg.shard))
     out = Path(cfg.out)
     # with --log-samples a cell whose row has no records file (yet) runs again; its row is rewritten the same
     done = {row_key(r) for r in read_rows(out) if not r.get("error")
@@ -590,19 +602,24 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files)."""
     from rich.console import Console
 
+    from resbench.sweep_plan import estimate_seconds, plan_line, plan_lines
+
     p = plan(cfg)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    console = Console(stderr=True, quiet=quiet, highlight=False)
+    # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
+    first = f"[{datetime.now().strftime('%H:%M:%S')}] {plan_line(p, estimate_seconds(p))}"
+    console.print(first, soft_wrap=True, markup=False)
+    if cfg.dry_run:
+        for line in plan_lines(p):
+            console.print(line, soft_wrap=True, markup=False)
+        return results_frame([])
     out = Path(cfg.out)
     k, n = cfg.shard
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
     record = _run_record(p, run_id, _now())
     write_run(out, record)
-    console = Console(stderr=True, quiet=quiet, highlight=False)
-    # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
-    console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
-                  f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"
-                  + (f"; {p.subset()}" if p.subset() else ""), soft_wrap=True, markup=False)
     if cfg.executor == "ray":
         from resbench.executors import execute_ray
 

@@ -1,0 +1,81 @@
+"""A sweep's plan said before the work: the grid per model, the cells already done, and an estimated time."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+
+import torch
+
+from resbench.device import autocast
+from resbench.resolution import format_size, sort_sizes
+
+__all__ = ["model_seconds_per_pixel", "estimate_seconds", "format_duration", "plan_line", "plan_lines"]
+
+_TIMED_BATCH = 4  # images of the one timed batch per model: enough to amortise a call, cheap at 448 px
+
+
+def model_seconds_per_pixel(model: torch.nn.Module, ckpt, device: str, precision: str = "fp32") -> float:
+    """Seconds the model takes per image pixel (sample, voxel), from one timed batch at its training size
+    after one untimed one (which computes cached kernels and warms the allocator)."""
+    size = tuple(ckpt.train_res)
+    x = torch.randn(_TIMED_BATCH, model.config.in_chans, *size, device=device)  # (b, C, *size)
+    model.eval()
+    with torch.inference_mode(), autocast(torch.device(device), precision):
+        model.forward_policy(x, "native")
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        model.forward_policy(x, "native")
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+    return seconds / (_TIMED_BATCH * math.prod(size))
+
+
+def estimate_seconds(p) -> float:
+    """Model time of the plan's cells left to run (a SweepPlan): each cell's images x the pixels the model
+    runs at x its model's seconds per pixel. Reading, resizing or rendering the test images is not counted."""
+    from resbench.sweep import cell_work
+
+    if not p.todo:
+        return 0.0
+    rate = {i: model_seconds_per_pixel(p.models[i], p.ckpts[i], p.cfg.device, p.cfg.precision)
+            for i in sorted({c.ckpt_index for c in p.todo})}
+    return sum(work * rate[c.ckpt_index] for c, work in zip(p.todo, cell_work(p)))
+
+
+def format_duration(seconds: float) -> str:
+    """12 s, 4.5 min, 2.3 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def plan_line(p, seconds: float) -> str:
+    """The first line of every sweep: cells planned, done and to run, and the estimated time."""
+    line = (f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
+            f"{len(p.todo)} to run, estimated {format_duration(seconds)} (model time from one timed batch per model)")
+    return line + (f"; {p.subset()}" if p.subset() else "")
+
+
+def plan_lines(p) -> list[str]:
+    """The plan, one line per model: its sizes, policies and bandlimit settings, and its cells done and to run."""
+    cells, todo = defaultdict(list), defaultdict(int)
+    for c in p.cells:
+        cells[c.ckpt_index].append(c)
+    for c in p.todo:
+        todo[c.ckpt_index] += 1
+    lines = []
+    for i, mine in sorted(cells.items()):
+        ckpt = p.ckpts[i]
+        sizes = [format_size(s) for s in sort_sizes({c.test_res for c in mine}, ckpt.dims)]
+        policies = list(dict.fromkeys(c.policy for c in mine))
+        settings = list(dict.fromkeys(c.bandlimit for c in mine))
+        lines.append(f"  {ckpt.name} (trained at {format_size(ckpt.train_res)}): {len(sizes)} sizes "
+                     f"{','.join(sizes)} x {','.join(policies)} x bandlimit {','.join(settings)} = {len(mine)} cells, "
+                     f"{len(mine) - todo[i]} done, {todo[i]} to run, {p.n_test[i]} test images each")
+    return lines
