@@ -211,7 +211,10 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")
 @click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--batch-size", default=256, show_default=True, type=int)
+@click.option("--batch-size", default=None, type=int,
+              help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
+                   "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "
+                   "(32 images at 28x28), which keeps activations near the cache.")
 @click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")

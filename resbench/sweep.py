@@ -44,6 +44,7 @@ __all__ = ["SweepConfig", "Cell", "SweepPlan", "test_sizes", "plan_cells", "vali
            "parse_shard", "images_key", "evaluate_cell", "cell_rows", "failed_rows", "log_row", "describe_cell",
            "cell_work", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
+DEFAULT_BATCH = 256  # images a batch when --batch-size is not given
 MEMORY_BUDGET = CPU_MEMORY_BUDGET  # bytes of activations one batch may take on the CPU; a GPU: half its free memory
 EXECUTORS = ("local", "ray")
 
@@ -60,7 +61,8 @@ class SweepConfig:
     data_dir: str | None = None
     limit: int | None = None         # first N test images, the same for every cell
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int | None = None    # None: DEFAULT_BATCH, cut on the CPU to the cache (cache_batch); a given
+    # batch is honoured unless memory cannot take it (then lowered, said and recorded: sweep_plan.lowered_batches)
     shard: tuple[int, int] = (1, 1)  # (k, n): this process runs every n-th cell starting at k-1
     threads: int | None = None       # CPU threads; None: torch's default (the cores, or $OMP_NUM_THREADS)
     device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
@@ -244,7 +246,8 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     """The batch of one cell, for the size the model runs at; the test images themselves exist at the
     test size either way."""
     size, budget = _model_size(ckpt, cell), _budget(cfg)
-    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size, cfg.device), budget)
+    requested = cache_batch(DEFAULT_BATCH, size, cfg.device) if cfg.batch_size is None else cfg.batch_size
+    batch = _batch_size_for(model, size, requested, budget)
     per_image = 3 * model.config.in_chans * math.prod(cell.test_res) * 4  # resized, normalised, temp
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
@@ -417,7 +420,7 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
     _check_executor(cfg)
     if cfg.limit is not None and cfg.limit < 1:
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
-    if cfg.batch_size < 1:
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:
         if policy not in ("native", "resize-input"):
@@ -602,7 +605,7 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files)."""
     from rich.console import Console
 
-    from resbench.sweep_plan import estimate_seconds, plan_line, plan_lines
+    from resbench.sweep_plan import estimate_seconds, lowered_batches, lowered_line, plan_line, plan_lines
 
     p = plan(cfg)
     if cfg.threads is not None:
@@ -611,14 +614,15 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
     first = f"[{datetime.now().strftime('%H:%M:%S')}] {plan_line(p, estimate_seconds(p))}"
     console.print(first, soft_wrap=True, markup=False)
+    lowered = lowered_batches(p)
+    for line in ([lowered_line(lowered)] if lowered else []) + (plan_lines(p) if cfg.dry_run else []):
+        console.print(line, soft_wrap=True, markup=False)
     if cfg.dry_run:
-        for line in plan_lines(p):
-            console.print(line, soft_wrap=True, markup=False)
         return results_frame([])
     out = Path(cfg.out)
     k, n = cfg.shard
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
-    record = _run_record(p, run_id, _now())
+    record = _run_record(p, run_id, _now()) | {"batch_lowered": lowered}
     write_run(out, record)
     if cfg.executor == "ray":
         from resbench.executors import execute_ray

@@ -11,7 +11,8 @@ import torch
 from resbench.device import autocast
 from resbench.resolution import format_size, sort_sizes
 
-__all__ = ["model_seconds_per_pixel", "estimate_seconds", "format_duration", "plan_line", "plan_lines"]
+__all__ = ["model_seconds_per_pixel", "estimate_seconds", "format_duration", "plan_line", "plan_lines",
+           "lowered_batches", "lowered_line"]
 
 _TIMED_BATCH = 4  # images of the one timed batch per model: enough to amortise a call, cheap at 448 px
 
@@ -79,3 +80,32 @@ def plan_lines(p) -> list[str]:
                      f"{','.join(sizes)} x {','.join(policies)} x bandlimit {','.join(settings)} = {len(mine)} cells, "
                      f"{len(mine) - todo[i]} done, {todo[i]} to run, {p.n_test[i]} test images each")
     return lines
+
+
+def lowered_batches(p) -> list[dict]:
+    """Where memory cannot take the --batch-size given: one entry per checkpoint and size the model runs at
+    (checkpoint, size, requested, used). Empty when --batch-size was not given (the default is not a request)."""
+    from resbench.sweep import _cell_batch_size, _model_size
+
+    if p.cfg.batch_size is None:
+        return []
+    seen = {}
+    for c in p.todo:
+        ckpt = p.ckpts[c.ckpt_index]
+        key = (ckpt.name, format_size(_model_size(ckpt, c)), format_size(c.test_res))
+        if key not in seen:
+            seen[key] = _cell_batch_size(p.models[c.ckpt_index], ckpt, c, p.cfg)
+    return [{"checkpoint": name, "model_size": size, "test_res": test, "requested": p.cfg.batch_size, "used": used}
+            for (name, size, test), used in seen.items() if used < p.cfg.batch_size]
+
+
+def lowered_line(entries: list[dict]) -> str:
+    """One line for the batches lowered for memory ('' when none)."""
+    if not entries:
+        return ""
+    used = sorted({e["used"] for e in entries})
+    where = ", ".join(f"{e['checkpoint']} @ {e['test_res']}" for e in entries[:3])
+    more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+    return (f"batch: --batch-size {entries[0]['requested']} lowered for memory to "
+            f"{used[0] if len(used) == 1 else f'{used[0]}-{used[-1]}'} images in {len(entries)} cell group(s) "
+            f"({where}{more}); the run record lists them (batch_lowered)")
