@@ -209,7 +209,11 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")
-@click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
+@click.option("--limit", default=None, type=int, help="Use N test images, the same in every cell and on every "
+              "machine: a class-stratified sample drawn with --seed (see --subset).")
+@click.option("--subset", default="stratified", show_default=True,
+              help="How --limit chooses: stratified (each class in proportion, drawn with --seed) or first (the "
+                   "first N in the split's order). Rendered sets draw each sample independently: their first N.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--batch-size", default=None, type=int,
               help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
@@ -238,8 +242,8 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 @_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
-              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
-              address, num_workers, cpus_per_task, dry_run, quiet, out):
+              policy, dataset, data_dir, limit, subset, seed, batch_size, shard, device, precision, log_samples,
+              executor, address, num_workers, cpus_per_task, dry_run, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -267,7 +271,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
                       test_res=parse_size_specs(test_res) if test_res is not None else None, kinds=parse_kinds(kind),
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
-                      dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
+                      dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
                       executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
                       dry_run=dry_run)

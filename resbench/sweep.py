@@ -29,6 +29,7 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
+from resbench.data.subset import SUBSET_RULES, stratified_indices, subset_text
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
@@ -59,7 +60,9 @@ class SweepConfig:
     policy: list[str] = field(default_factory=lambda: ["native", "resize-input"])
     dataset: str | None = None       # None: each checkpoint's own
     data_dir: str | None = None
-    limit: int | None = None         # first N test images, the same for every cell
+    limit: int | None = None         # N test images, the same for every cell, chosen by `subset`
+    subset: str = "stratified"       # stratified (class-stratified, drawn with `seed`) or first: the first N
+    # (a rendered set's samples are drawn independently, one by one: its first N are a random sample already)
     seed: int = 0
     batch_size: int | None = None    # None: DEFAULT_BATCH, cut on the CPU to the cache (cache_batch); a given
     # batch is honoured unless memory cannot take it (then lowered, said and recorded: sweep_plan.lowered_batches)
@@ -84,9 +87,11 @@ class Cell:
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
-    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str) -> tuple:
-        """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all."""
-        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision)
+    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str, subset: str = "") -> tuple:
+        """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all;
+        `subset`: how they were chosen ("" for all)."""
+        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision,
+                subset)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -158,6 +163,13 @@ def _bandlimit_context(model: torch.nn.Module, alpha: float | None, adaptive: bo
 
     own = getattr(model, "bandlimit_context", None)
     return own(alpha) if own is not None else bandlimit(model, alpha, adaptive)
+
+
+def subset_rule(cfg: SweepConfig, dataset: str) -> str:
+    """How --limit chooses a checkpoint's test images: cfg.subset for a stored set; "first" for a rendered one
+    (its samples are drawn independently in turn, so the first N are a random sample, and rendering others
+    than the first N would render them all)."""
+    return "first" if cfg.subset == "first" or data.is_rendered(dataset) else "stratified"
 
 
 def images_key(limit: int | None, available: int) -> int:
@@ -295,12 +307,18 @@ class _TestImages:
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
         self.about = _test_set(ckpt, cfg)
         self.cfg = cfg
+        self.indices = None  # (N,) positions in the test split of a stratified sample; None: the first N
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         name = self.about.dataset
         if data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
             self.raw, self.labels = None, data.load_labels(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
-        else:
+        elif subset_rule(cfg, name) == "first":
             self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        else:  # the same images on every machine: the sample depends on the labels and the seed alone
+            self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, None, cfg.seed)
+            if cfg.limit is not None and cfg.limit < len(self.labels):
+                keep = stratified_indices(self.labels, cfg.limit, cfg.seed)  # (limit,)
+                self.raw, self.labels, self.indices = self.raw[keep], self.labels[keep], keep
         device = torch.device(cfg.device)
         if device.type == "cuda":  # once per checkpoint, not per batch; a stored split too large stays on the host
             self.labels = self.labels.to(device)
@@ -351,7 +369,8 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
             "ci_high": high, "loss": result.loss, "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
             "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(),
-            **({"_records": result.samples} if result.samples is not None else {})}
+            **({"_records": result.samples | ({} if images.indices is None else {"index": images.indices})}
+               if result.samples is not None else {})}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -369,18 +388,22 @@ class SweepPlan:
     n_test: dict[int, int]   # checkpoint index -> test images each of its cells uses
     images: dict[int, int]   # checkpoint index -> the store's key for them (images_key)
     available: dict[int, int]  # checkpoint index -> images in its whole test split
+    rules: dict[int, str] = field(default_factory=dict)  # checkpoint index -> its subset rule ("" for all)
 
-    def tested(self, i: int) -> tuple[int, str]:
-        """(the store's key for the test images of checkpoint i's cells, the rows' test_images text)."""
-        key = self.images[i]
-        return key, "full" if key == -1 else f"first {self.n_test[i]} of {self.available[i]}"
+    def tested(self, i: int) -> tuple[int, str, str]:
+        """(the store's key for the test images of checkpoint i's cells, the rows' test_images text, the rule)."""
+        key, rule = self.images[i], self.rules.get(i, "first")
+        return key, subset_text(rule, self.n_test[i], self.available[i], self.cfg.seed), "" if key == -1 else rule
 
     def subset(self, dims: int | None = None) -> str:
         """'' for a run on whole test splits, else what part of them it uses, said plainly (`dims`: of the
         checkpoints whose inputs have that many axes only)."""
-        parts = sorted({(self.n_test[i], n, KINDS[self.ckpts[i].dims]) for i, n in self.available.items()
+        parts = sorted({(self.n_test[i], n, KINDS[self.ckpts[i].dims], self.rules.get(i, "first"))
+                        for i, n in self.available.items()
                         if self.n_test[i] < n and dims in (None, self.ckpts[i].dims)})
-        return "; ".join(f"SUBSET: the first {k} of {n} test {kind} per cell" for k, n, kind in parts)
+        return "; ".join(f"SUBSET: the first {k} of {n} test {kind} per cell" if rule == "first" else
+                         f"SUBSET: a stratified sample of {k} of {n} test {kind} per cell (seed {self.cfg.seed})"
+                         for k, n, kind, rule in parts)
 
 
 def _check_names(ckpts: list[Checkpoint]) -> None:
@@ -420,6 +443,8 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
     _check_executor(cfg)
     if cfg.limit is not None and cfg.limit < 1:
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
+    if cfg.subset not in SUBSET_RULES:
+        raise ResbenchError(f"--subset {cfg.subset!r}: expected one of {', '.join(SUBSET_RULES)}")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:
@@ -466,6 +491,7 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
+    rules = {i: subset_rule(cfg, _dataset_name(c, cfg)) for i, c in enumerate(ckpts)}
     if not cfg.dry_run:
         repair_log(log_path(Path(cfg.out), cfg.shard))
     out = Path(cfg.out)
@@ -473,8 +499,9 @@ def plan(cfg: SweepConfig) -> SweepPlan:
     done = {row_key(r) for r in read_rows(out) if not r.get("error")
             and (not cfg.log_samples or (r.get("samples") and (out / r["samples"]).is_file()))}
     todo = [c for c in cells
-            if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision) not in done]
-    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full)
+            if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision,
+                     "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index]) not in done]
+    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full, rules)
 
 
 def _code_commit() -> dict:
@@ -505,6 +532,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
                        "models": [m.name for m in cfg.models]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
                              "train_res": format_size(c.train_res), "test_images": p.n_test[i],
+                             "subset": p.tested(i)[1],
                              "test_split_images": p.available[i],
                              "native_accuracy": c.provenance.get("native_accuracy")} for i, c in enumerate(p.ckpts)],
             "planned_cells": [[p.ckpts[c.ckpt_index].name, format_size(c.test_res), c.policy, c.bandlimit]
@@ -517,12 +545,13 @@ def _now() -> str:
 
 def _cell_row(ckpt: Checkpoint, cell: Cell, cfg: SweepConfig, about: _TestSet, tested: tuple[int, str]) -> dict:
     """The identifying part of a cell's row; evaluate_cell adds the measurement. `tested`: SweepPlan.tested."""
-    limit, test_images = tested
+    limit, test_images, subset = tested
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
             "dataset": about.dataset, "dims": ckpt.dims, "train_res": format_size(ckpt.train_res),
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed, "precision": cfg.precision,
             "device": device_name(torch.device(cfg.device)), "limit": limit, "test_images": test_images,
+            "subset": subset,
             "class_names": about.classes, "warning": about.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
