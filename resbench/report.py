@@ -381,6 +381,25 @@ def _calibration_table(ref: pd.DataFrame, rank: dict[str, int], records: Records
     return table
 
 
+TOP5_TITLE = "Top-5 accuracy (%) by test size (native policy; test sets of more than five classes)"
+
+
+def _top5_table(reference: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Top-5 accuracy with its Wilson 95% interval, a column per test size; empty when no row has it."""
+    if "top5_accuracy" not in reference:
+        return pd.DataFrame()
+    have = reference[reference["top5_accuracy"].notna()]
+    if have.empty:
+        return pd.DataFrame()
+    seen = have["seen"] & (have["test_res"] != have["train_res"])  # as _marked marks them
+    text = [f"{100 * a:.2f}{SEEN_MARK if m else ''} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            for a, lo, hi, m in zip(have["top5_accuracy"], have["top5_ci_low"], have["top5_ci_high"], seen)]
+    table = _sort_rows(_pivot(have.assign(value=text), ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    table.attrs["note"] = "Each cell: top-5 accuracy and its 95% Wilson interval."
+    return table
+
+
 def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str, pd.DataFrame]:
     """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
 
@@ -408,6 +427,9 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
                 _adaptive_table(native_pol, rank),
             "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank, records)}
+    top5 = _top5_table(reference, rank)
+    if not top5.empty:
+        tables[TOP5_TITLE] = top5
     if records is not None and has_records(ok):
         tables[FLIP_TITLE] = _flip_table(reference, rank, records)
         tables[ECE_TITLE] = _calibration_table(reference, rank, records)

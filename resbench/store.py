@@ -43,7 +43,11 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "dims", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "precision", "device", "test_images", "n", "correct", "accuracy",
                   "ci_low", "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
-                  "trained_bandlimit", "recipe", "limit", "samples", "subset"]
+                  "trained_bandlimit", "recipe", "limit", "samples", "subset", "top5_correct", "top5_accuracy",
+                  "top5_ci_low", "top5_ci_high"]
+# top5_*: images whose label is among the five top classes, their fraction and its Wilson 95% interval; empty for
+# test sets of five classes or fewer (and rows logged before the columns)
+_TOP5_COLUMNS = {c: "float64" for c in ("top5_correct", "top5_accuracy", "top5_ci_low", "top5_ci_high")}
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split; "subset" how they
 # were chosen: "" for the whole split, "stratified" (class-stratified, drawn with the row's seed) or "first"
 KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision", "subset"]
@@ -281,7 +285,7 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
     df["_size"] = [size_key(t, d) for t, d in zip(df["test_res"], df["dims"])]
     df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
-    return df.astype({"n": "int64", "correct": "int64", "seed": "int64", "dims": "int64"})
+    return df.astype({"n": "int64", "correct": "int64", "seed": "int64", "dims": "int64", **_TOP5_COLUMNS})
 
 
 def _images_text(limit) -> str:
@@ -321,7 +325,10 @@ def _read_results_csv(path: Path) -> pd.DataFrame:
         df["test_images"] = [_images_text(x) for x in limit]
     if "subset" not in df:
         df["subset"] = [_old_subset(x) for x in df["limit"]]
-    return df
+    for column in _TOP5_COLUMNS:  # empty: a table written before top-5 was counted
+        if column not in df:
+            df[column] = float("nan")
+    return df.astype(_TOP5_COLUMNS)
 
 
 def _all_results(out: Path) -> pd.DataFrame:

@@ -36,7 +36,7 @@ from resbench.errors import ResbenchError
 from resbench.resolution import (KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
                                  parse_bandlimit, parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress, rate_unit
-from resbench.scoring import score, wilson_interval
+from resbench.scoring import score, top5_columns, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
                             write_run, write_samples, write_tables)
 
@@ -368,7 +368,7 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     return {"n": n, "correct": correct, "accuracy": correct / n if n else float("nan"), "ci_low": low,
             "ci_high": high, "loss": result.loss, "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
-            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(),
+            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(), **top5_columns(result),
             **({"_records": result.samples | ({} if images.indices is None else {"index": images.indices})}
                if result.samples is not None else {})}
 
@@ -561,6 +561,7 @@ def _failed(e: BaseException) -> dict:
     """The measurement part of a failed cell's row: a failed cell is a row, not a gap."""
     nan = float("nan")
     return {"n": 0, "correct": 0, "accuracy": nan, "ci_low": nan, "ci_high": nan, "loss": nan, "seconds": 0.0,
+            "top5_correct": None, "top5_accuracy": nan, "top5_ci_low": nan, "top5_ci_high": nan,
             "images_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
 
 
