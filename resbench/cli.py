@@ -194,7 +194,8 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--num-classes", default=None, type=int, help="Classes of the --model options "
               "(default: declared, else the dataset's for timm, the logits it returns for a factory).")
 @click.option("--mean", default=None, help="Normalisation mean per channel for the --model options, e.g. 0.5 or "
-              "0.49,0.48,0.45 (default: declared, else the dataset's statistics, with a warning in every row).")
+              "0.49,0.48,0.45, or a preset for mean and std: imagenet or inception (timm's constants); default: "
+              "declared, else the dataset's train-split statistics, with a warning in every row.")
 @click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
               "(default for images: nine sizes from half to twice each training size, rounded to multiples of 16 "
@@ -266,8 +267,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
                            in_chans=in_chans, num_classes=num_classes,
-                           mean=None if mean is None else _floats(mean, "--mean"),
-                           std=None if std is None else _floats(std, "--std"))
+                           **_stats_options(mean, std))
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
                       test_res=parse_size_specs(test_res) if test_res is not None else None, kinds=parse_kinds(kind),
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
@@ -407,6 +407,21 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                f"kernel {ckpt.config['layer'].get('kernel') or ckpt.config['layer'].get('mode') or 'dplr'}, "
                f"trained at {ckpt.provenance['train_res']} (official rate {official['train_rate']:g}), "
                f"dataset {ckpt.provenance['dataset']}")
+
+
+def _stats_options(mean: str | None, std: str | None) -> dict:
+    """--mean/--std as numbers per channel, or --mean PRESET (imagenet, inception, as timm names them) for both."""
+    from resbench.data.transforms import NORM_PRESETS, norm_preset
+
+    preset = None if mean is None else norm_preset(mean)
+    if preset is not None:
+        if std is not None and norm_preset(std) != preset:
+            raise ResbenchError(f"--std {std!r}: --mean {mean} sets the std too; leave --std out")
+        return {"mean": list(preset[0]), "std": list(preset[1])}
+    if std is not None and norm_preset(std) is not None:
+        raise ResbenchError(f"--std {std!r}: a preset goes in --mean (one of {', '.join(NORM_PRESETS)})")
+    return {"mean": None if mean is None else _floats(mean, "--mean"),
+            "std": None if std is None else _floats(std, "--std")}
 
 
 def _floats(text: str, option: str) -> list[float]:
