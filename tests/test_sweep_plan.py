@@ -58,16 +58,18 @@ def test_resize_input_at_the_training_size_is_not_planned(trained, tmp_path):
                                                       ((7, 7), "resize-input"), ((28, 28), "resize-input")}
 
 
-def test_the_estimate_grows_with_the_images(trained, tmp_path):
-    def seconds(limit):
-        cfg = SweepConfig(checkpoints=[str(trained["conv"])], out=str(tmp_path / "x"), test_res=[(14, 14)],
-                          policy=["native"], limit=limit, dry_run=True)
-        p = plan(cfg)
-        assert len(plan_lines(p)) == 1
-        return estimate_seconds(p)
-    small, large = seconds(10), seconds(40)
-    assert 0 < small < large  # the model time is per image: four times the images, more time
-    assert not (tmp_path / "x").exists()
+def test_the_estimate_is_images_times_pixels_times_the_measured_rate(trained, tmp_path, monkeypatch):
+    import resbench.sweep_plan as sweep_plan
+
+    cfg = SweepConfig(checkpoints=[str(trained["conv"])], out=str(tmp_path / "x"), test_res=[(7, 7), (14, 14)],
+                      limit=10, dry_run=True)
+    p = plan(cfg)
+    assert len(plan_lines(p)) == 1 and not (tmp_path / "x").exists()
+    rate = sweep_plan.model_seconds_per_pixel(p.models[0], p.ckpts[0], "cpu")
+    assert 0 < rate < 1  # seconds per pixel of one timed batch
+    monkeypatch.setattr(sweep_plan, "model_seconds_per_pixel", lambda *a: 1e-6)
+    # 7 native (the model at 7x7), 7 resize-input and 14 native (the model at 14x14), 10 images each
+    assert estimate_seconds(p) == pytest.approx(10 * (49 + 196 + 196) * 1e-6)
 
 
 @pytest.mark.parametrize("seconds,text", [(12, "12 s"), (270, "4.5 min"), (8280, "2.3 h")])
