@@ -19,8 +19,9 @@ from resbench.resolution import parse_size, parse_size_specs
 __all__ = ["sweep"]
 
 # SweepConfig fields that sweep() takes as keyword options (the others have parameters of their own)
-OPTIONS = ("data_dir", "subset", "seed", "batch_size", "shard", "threads", "device", "precision", "log_samples",
-           "executor", "address", "num_workers", "cpus_per_task", "kind")
+OPTIONS = ("data_dir", "subset", "reader", "workers", "crop_pct", "interpolation", "seed", "batch_size", "shard",
+           "threads", "device", "precision", "log_samples", "executor", "address", "num_workers", "cpus_per_task",
+           "kind")
 
 
 def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=("on", "off"),
@@ -35,10 +36,10 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=("o
     std apply to every spec and module, as the CLI's options do. out: the sweep folder, written as the CLI
     writes it (a temporary folder when None; df.attrs["out"] names it); a rerun skips the cells there.
     test_res: "7,14,28" or a list of sizes; bandlimit, policy: comma text or lists. options: data_dir,
-    subset ("stratified" or "first": how limit chooses), seed, batch_size, shard ("K/N"), threads, device
+    subset ("stratified" or "first": how limit chooses), reader ("stream": an image folder through timm's eval
+    transform, with workers, crop_pct, interpolation), seed, batch_size, shard ("K/N"), threads, device
     (default "auto"), precision, log_samples, kind ("images", "signals", "clips" or a comma list: only those
-    models), and the Ray executor's executor
-    ("ray"), address, num_workers, cpus_per_task.
+    models), and the Ray executor's executor ("ray"), address, num_workers, cpus_per_task.
 
     Example:
         df = resbench.api.sweep(["checkpoints/", "timm:resnet18"], weights="ft.pth", train_res=28,

@@ -216,6 +216,14 @@ def _split_list(text: str, option: str) -> list[str]:
               help="How --limit chooses: stratified (each class in proportion, drawn with --seed) or first (the "
                    "first N in the split's order). Rendered sets draw each sample independently: their first N.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--reader", default="memory", show_default=True,
+              help="Image folders: memory (decoded whole, resized per batch) or stream (decoded per batch by "
+                   "--workers processes, each image through timm's eval transform: shorter side to size / crop-pct, "
+                   "centre crop; memory does not grow with the split).")
+@click.option("--workers", default=None, type=int, help="With --reader stream: loader processes (default: the "
+              "cores less one, at most 8; 0: decode in this process).")
+@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default 1.0).")
+@click.option("--interpolation", default=None, help="With --reader stream: bilinear (default), bicubic, ...")
 @click.option("--batch-size", default=None, type=int,
               help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
                    "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "
@@ -243,8 +251,9 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 @_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
-              policy, dataset, data_dir, limit, subset, seed, batch_size, shard, device, precision, log_samples,
-              executor, address, num_workers, cpus_per_task, dry_run, quiet, out):
+              policy, dataset, data_dir, limit, subset, seed, reader, workers, crop_pct, interpolation, batch_size,
+              shard, device, precision, log_samples, executor, address, num_workers, cpus_per_task, dry_run, quiet,
+              out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -274,7 +283,8 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
                       executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
-                      dry_run=dry_run)
+                      dry_run=dry_run, reader=reader, workers=workers, crop_pct=crop_pct,
+                      interpolation=interpolation)
     df = run_sweep(cfg, quiet=quiet)
     if dry_run:
         return

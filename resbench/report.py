@@ -90,7 +90,7 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
     df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision",
-                                    "limit", "subset"], keep="last")
+                                    "limit", "subset", "transform"], keep="last")
     df = split_current(df, current_files(runs))[0]
     df = native_as_resize_reference(df)
     df["file_checkpoint"] = df["checkpoint"]  # the name the run records use (planned cells)
@@ -109,8 +109,8 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
 def native_as_resize_reference(df: pd.DataFrame) -> pd.DataFrame:
     """The sweep runs resize-input at the training size as the native cell (the resize is the identity): where a
     checkpoint has resize-input cells but none at its training size, its native rows there stand for them."""
-    cell = [c for c in ("checkpoint_sha256", "test_res", "bandlimit", "seed", "precision", "limit", "subset")
-            if c in df]
+    cell = [c for c in ("checkpoint_sha256", "test_res", "bandlimit", "seed", "precision", "limit", "subset",
+                        "transform") if c in df]
     resize = df[df["policy"] == "resize-input"]
     at_train = df[(df["policy"] == "native") & (df["test_res"] == df["train_res"])
                   & df["checkpoint_sha256"].isin(set(resize["checkpoint_sha256"]))]

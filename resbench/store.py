@@ -44,18 +44,22 @@ RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "dims",
                   "bandlimit", "alpha", "seed", "precision", "device", "test_images", "n", "correct", "accuracy",
                   "ci_low", "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
                   "trained_bandlimit", "recipe", "limit", "samples", "subset", "top5_correct", "top5_accuracy",
-                  "top5_ci_low", "top5_ci_high"]
+                  "top5_ci_low", "top5_ci_high", "transform"]
 # top5_*: images whose label is among the five top classes, their fraction and its Wilson 95% interval; empty for
 # test sets of five classes or fewer (and rows logged before the columns)
 _TOP5_COLUMNS = {c: "float64" for c in ("top5_correct", "top5_accuracy", "top5_ci_low", "top5_ci_high")}
 # a cell's identity; "limit" is the number of test images used, -1 for the whole test split; "subset" how they
 # were chosen: "" for the whole split, "stratified" (class-stratified, drawn with the row's seed) or "first"
-KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision", "subset"]
+# "transform": how the images were brought to the size: "" for resbench's antialiased resize of whole images,
+# else timm's eval transform and its settings (sweep --reader stream)
+KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision", "subset",
+               "transform"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples", "subset"]
+                 "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples", "subset",
+                 "transform"]
 # what rows logged before a column existed mean by it (seen_in_training: unknown, read as not seen)
 _OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": "",
-                     "samples": "", "dims": 2}
+                     "samples": "", "dims": 2, "transform": ""}
 SAMPLES_DIR = "samples"
 SAMPLE_COLUMNS = ["index", "label", "pred", "p_label", "p_pred", "top1", "top2", "top3", "top4", "top5"]
 

@@ -29,6 +29,7 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
+from resbench.data.stream import check_stream_options, default_workers, folder_batches, folder_split, transform_text
 from resbench.data.subset import SUBSET_RULES, stratified_indices, subset_text
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
@@ -78,6 +79,10 @@ class SweepConfig:
     cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
     kinds: set[int] | None = None    # sweep only the models with these numbers of axes (--kind); None: all
     dry_run: bool = False            # print the plan and its estimated time; write nothing
+    reader: str = "memory"           # image folders: memory (decoded whole) or stream (per batch: resbench.data.stream)
+    workers: int | None = None       # stream: loader processes; None: stream.default_workers()
+    crop_pct: float | None = None    # stream: timm's eval crop (None: 1.0, the whole image)
+    interpolation: str | None = None  # stream: timm's interpolation (None: bilinear)
 
 
 @dataclass(frozen=True)
@@ -87,11 +92,12 @@ class Cell:
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
-    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str, subset: str = "") -> tuple:
+    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str, subset: str = "",
+            transform: str = "") -> tuple:
         """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all;
-        `subset`: how they were chosen ("" for all)."""
+        `subset`: how they were chosen ("" for all); `transform`: how they were read ("" in memory)."""
         return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision,
-                subset)
+                subset, transform)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -310,7 +316,15 @@ class _TestImages:
         self.indices = None  # (N,) positions in the test split of a stratified sample; None: the first N
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         name = self.about.dataset
-        if data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
+        self.files = None  # stream.FolderSplit when the folder is read batch by batch
+        if transform_text(cfg.reader, name, None, None):
+            self.files, self.raw = folder_split(cfg.data_dir), None
+            self.labels = self.files.labels
+            if cfg.limit is not None and cfg.limit < len(self.labels):
+                self.indices = (stratified_indices(self.labels, cfg.limit, cfg.seed) if cfg.subset == "stratified"
+                                else torch.arange(cfg.limit))  # (limit,)
+                self.labels = self.labels[self.indices]
+        elif data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
             self.raw, self.labels = None, data.load_labels(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
         elif subset_rule(cfg, name) == "first":
             self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
@@ -331,6 +345,12 @@ class _TestImages:
         per_channel = (slice(None),) + (None,) * len(size)  # (C, 1, ..., 1)
         mean = torch.tensor(self.stats[0], device=device)[per_channel]
         std = torch.tensor(self.stats[1], device=device)[per_channel]
+        if self.files is not None:  # decoded per batch, through timm's eval transform at the size
+            workers = default_workers() if self.cfg.workers is None else self.cfg.workers
+            for x, y in folder_batches(self.files, self.indices, size, batch, workers, self.stats, self.cfg.crop_pct,
+                                       self.cfg.interpolation):
+                yield x.to(device), y.to(device)  # (b, C, *size) normalised, (b,)
+            return
         for i in range(0, len(self.labels), batch):
             if self.raw is None:  # a rendered set: sampled at the size itself, the point of such sets
                 x = self._rendered(size, i, min(i + batch, len(self.labels)), device)
@@ -445,6 +465,7 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
     if cfg.subset not in SUBSET_RULES:
         raise ResbenchError(f"--subset {cfg.subset!r}: expected one of {', '.join(SUBSET_RULES)}")
+    check_stream_options(cfg.reader, cfg.workers, cfg.crop_pct, cfg.interpolation)
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:
@@ -471,6 +492,9 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
                             "(timm:NAME or package.module:factory)")
     _check_names(ckpts)
     for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
+        if transform_text(cfg.reader, name, None, None):
+            folder_split(cfg.data_dir)  # a streamed folder: scanned (headers), never decoded whole
+            continue
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
         data.load_raw(name, "test", cfg.data_dir, limit=1)
     cells = plan_cells(ckpts, cfg)
@@ -486,7 +510,8 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
 def plan(cfg: SweepConfig) -> SweepPlan:
     """Validate, then find the cells the folder does not hold yet (keyed by the test images really used)."""
     ckpts, cells, models = validate(cfg)
-    available = {name: len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
+    available = {name: len(folder_split(cfg.data_dir).labels) if transform_text(cfg.reader, name, None, None)
+                 else len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
                  for name in {_dataset_name(c, cfg) for c in ckpts}}
     full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
@@ -500,7 +525,9 @@ def plan(cfg: SweepConfig) -> SweepPlan:
             and (not cfg.log_samples or (r.get("samples") and (out / r["samples"]).is_file()))}
     todo = [c for c in cells
             if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision,
-                     "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index]) not in done]
+                     "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index],
+                     transform_text(cfg.reader, _dataset_name(ckpts[c.ckpt_index], cfg), cfg.crop_pct,
+                                    cfg.interpolation)) not in done]
     return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full, rules)
 
 
@@ -551,7 +578,7 @@ def _cell_row(ckpt: Checkpoint, cell: Cell, cfg: SweepConfig, about: _TestSet, t
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed, "precision": cfg.precision,
             "device": device_name(torch.device(cfg.device)), "limit": limit, "test_images": test_images,
-            "subset": subset,
+            "subset": subset, "transform": transform_text(cfg.reader, about.dataset, cfg.crop_pct, cfg.interpolation),
             "class_names": about.classes, "warning": about.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
