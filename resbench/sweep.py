@@ -186,11 +186,10 @@ def images_key(limit: int | None, available: int) -> int:
 
 def test_sizes(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[list[tuple[int, ...]]]:
     """Each checkpoint's test sizes: --test-res fitted to its axes (a clip model takes only TxHxW sizes, an
-    image model HxW or bare ones, a signal model bare ones), else the defaults of the checkpoints with as
-    many axes (resolution.default_test_sizes)."""
+    image model HxW or bare ones, a signal model bare ones), else the ladder around its own training size
+    (resolution.default_test_sizes)."""
     if cfg.test_res is None:
-        defaults = {d: default_test_sizes(c.train_res for c in ckpts if c.dims == d) for d in {c.dims for c in ckpts}}
-        return [defaults[c.dims] for c in ckpts]
+        return [default_test_sizes([c.train_res]) for c in ckpts]
     return [fit_sizes(cfg.test_res, ckpt.dims, ckpt.name) for ckpt in ckpts]
 
 

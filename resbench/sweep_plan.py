@@ -14,25 +14,30 @@ from resbench.resolution import format_size, sort_sizes
 __all__ = ["model_seconds_per_pixel", "estimate_seconds", "format_duration", "plan_line", "plan_lines",
            "lowered_batches", "lowered_line"]
 
-_TIMED_BATCH = 4  # images of the one timed batch per model: enough to amortise a call, cheap at 448 px
+_TIMED_RUNS = 3  # timed batches per model: the fastest counts
 
 
-def model_seconds_per_pixel(model: torch.nn.Module, ckpt, device: str, precision: str = "fp32") -> float:
-    """Seconds the model takes per image pixel (sample, voxel), from one timed batch at its training size
-    after one untimed one (which computes cached kernels and warms the allocator)."""
-    size = tuple(ckpt.train_res)
-    x = torch.randn(_TIMED_BATCH, model.config.in_chans, *size, device=device)  # (b, C, *size)
+def model_seconds_per_pixel(model: torch.nn.Module, ckpt, cfg) -> float:
+    """Seconds the model takes per image pixel (sample, voxel), from batches at its training size as large as
+    the sweep's batches there (a call's fixed cost amortised as in the cells): the fastest of _TIMED_RUNS after
+    one untimed call (which warms the allocator), since a shared machine only ever slows a run; kernels
+    computed once, as score() does."""
+    from resbench.layers.resolution_aware import cached_kernels
+    from resbench.sweep import Cell, _cell_batch_size
+
+    size, device = tuple(ckpt.train_res), torch.device(cfg.device)
+    batch = _cell_batch_size(model, ckpt, Cell(0, size, "native", "none"), cfg)
+    x = torch.randn(batch, model.config.in_chans, *size, device=device)  # (b, C, *size)
     model.eval()
-    with torch.inference_mode(), autocast(torch.device(device), precision):
-        model.forward_policy(x, "native")
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        model.forward_policy(x, "native")
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - t0
-    return seconds / (_TIMED_BATCH * math.prod(size))
+    times = []
+    with torch.inference_mode(), cached_kernels(model), autocast(device, cfg.precision):
+        for _ in range(1 + _TIMED_RUNS):
+            t0 = time.perf_counter()
+            model.forward_policy(x, "native")
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+    return min(times[1:]) / (batch * math.prod(size))
 
 
 def estimate_seconds(p) -> float:
@@ -42,7 +47,7 @@ def estimate_seconds(p) -> float:
 
     if not p.todo:
         return 0.0
-    rate = {i: model_seconds_per_pixel(p.models[i], p.ckpts[i], p.cfg.device, p.cfg.precision)
+    rate = {i: model_seconds_per_pixel(p.models[i], p.ckpts[i], p.cfg)
             for i in sorted({c.ckpt_index for c in p.todo})}
     return sum(work * rate[c.ckpt_index] for c, work in zip(p.todo, cell_work(p)))
 
@@ -59,7 +64,7 @@ def format_duration(seconds: float) -> str:
 def plan_line(p, seconds: float) -> str:
     """The first line of every sweep: cells planned, done and to run, and the estimated time."""
     line = (f"sweep: {len(p.cells)} cells in this shard, {len(p.cells) - len(p.todo)} already done, "
-            f"{len(p.todo)} to run, estimated {format_duration(seconds)} (model time from one timed batch per model)")
+            f"{len(p.todo)} to run, estimated {format_duration(seconds)} (model time, timed at each training size)")
     return line + (f"; {p.subset()}" if p.subset() else "")
 
 

@@ -65,7 +65,7 @@ def test_the_estimate_is_images_times_pixels_times_the_measured_rate(trained, tm
                       limit=10, dry_run=True)
     p = plan(cfg)
     assert len(plan_lines(p)) == 1 and not (tmp_path / "x").exists()
-    rate = sweep_plan.model_seconds_per_pixel(p.models[0], p.ckpts[0], "cpu")
+    rate = sweep_plan.model_seconds_per_pixel(p.models[0], p.ckpts[0], cfg)
     assert 0 < rate < 1  # seconds per pixel of one timed batch
     monkeypatch.setattr(sweep_plan, "model_seconds_per_pixel", lambda *a: 1e-6)
     # 7 native (the model at 7x7), 7 resize-input and 14 native (the model at 14x14), 10 images each
