@@ -23,8 +23,9 @@ from resbench.resolution import parse_size, parse_size_specs
 __all__ = ["sweep", "load_results", "report"]
 
 # SweepConfig fields that sweep() takes as keyword options (the others have parameters of their own)
-OPTIONS = ("data_dir", "seed", "batch_size", "shard", "threads", "device", "precision", "log_samples", "executor",
-           "address", "num_workers", "cpus_per_task", "kind")
+OPTIONS = ("data_dir", "subset", "reader", "workers", "crop_pct", "interpolation", "seed", "batch_size", "shard",
+           "threads", "device", "precision", "log_samples", "executor", "address", "num_workers", "cpus_per_task",
+           "kind")
 
 
 def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=None, policy=None,
@@ -57,8 +58,9 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=Non
     quiet : bool
         No progress bar or summary.
     **options
-        data_dir, seed, batch_size, shard (``"K/N"``), threads, device (default ``"auto"``), precision,
-        log_samples, kind (``"images"``, ``"signals"``, ``"clips"`` or a comma list), and the Ray executor's
+        data_dir, subset (``"stratified"`` or ``"first"``: how `limit` chooses), reader (``"stream"``: an image
+        folder through timm's eval transform, with workers, crop_pct, interpolation), seed, batch_size, shard
+        (``"K/N"``), threads, device (default ``"auto"``), precision, log_samples, kind (``"images"``, ``"signals"``, ``"clips"`` or a comma list), and the Ray executor's
         executor (``"ray"``), address, num_workers, cpus_per_task.
 
     Returns

@@ -54,8 +54,10 @@ def cli(debug):
     """Zero-shot resolution robustness of S4ND and baseline models.
 
     \b
-    Example:
-      resbench sweep checkpoints/ -o results/ && resbench report results/ -o reports/demo
+    Examples (a quick sweep; --dry-run first says how long a sweep takes):
+      resbench sweep checkpoints/s4nd_iso_14.pt --test-res 7,14,28 --limit 1000 -o results/quick
+      resbench report results/quick -o reports/quick
+      resbench sweep checkpoints/ --dry-run -o results/all
     """
     _RUN["debug"] = debug
 
@@ -231,10 +233,12 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--num-classes", default=None, type=int, help="Classes of the --model options "
               "(default: declared, else the dataset's for timm, the logits it returns for a factory).")
 @click.option("--mean", default=None, help="Normalisation mean per channel for the --model options, e.g. 0.5 or "
-              "0.49,0.48,0.45 (default: declared, else the dataset's statistics, with a warning in every row).")
+              "0.49,0.48,0.45, or a preset for mean and std: imagenet or inception (timm's constants); default: "
+              "declared, else the dataset's train-split statistics, with a warning in every row.")
 @click.option("--std", default=None, help="Normalisation std per channel for the --model options (with --mean).")
 @click.option("--test-res", default=None, help="Test sizes, e.g. 7,14,21,28,35,42,56,28x20 "
-              "(default: multiples of 7 from half the smallest to twice the largest train size).")
+              "(default for images: nine sizes from half to twice each training size, rounded to multiples of 16 "
+              "from 128 px, 8 from 64, 4 from 16: 224 -> 112,128,160,...,448; 28 -> 14,16,20,...,56).")
 @click.option("--kind", default="all", show_default=True,
               help="Sweep only these kinds of model: images, signals (1-d), clips (3-d), or a list like "
                    "signals,clips; one OUT can take one command per kind, each with its own --test-res.")
@@ -247,12 +251,25 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--policy", default="native,resize-input", show_default=True, help="Resolution policies.")
 @click.option("--dataset", default=None, help="Test dataset (default: each checkpoint's own; required with --model).")
 @click.option("--data-dir", default=None, help="Folder of the dataset files.")
-@click.option("--limit", default=None, type=int, help="Use the first N test images (the same for every cell).")
+@click.option("--limit", default=None, type=int, help="Use N test images, the same in every cell and on every "
+              "machine: a class-stratified sample drawn with --seed (see --subset).")
+@click.option("--subset", default="stratified", show_default=True,
+              help="How --limit chooses: stratified (each class in proportion, drawn with --seed) or first (the "
+                   "first N in the split's order). Rendered sets draw each sample independently: their first N.")
 @click.option("--seed", default=0, show_default=True, type=int,
-              help="Seeds rendered test sets (spoken digits, clips) and any sampling of the test images.")
-@click.option("--batch-size", default=256, show_default=True, type=int,
-              help="Test images per batch: on a GPU as given (lowered to fit its memory), on the CPU at most "
-                   "about 25,000 pixels a batch (cache-sized).")
+              help="Seeds rendered test sets (spoken digits, clips) and the --limit sample.")
+@click.option("--reader", default="memory", show_default=True,
+              help="Image folders: memory (decoded whole, resized per batch) or stream (decoded per batch by "
+                   "--workers processes, each image through timm's eval transform: shorter side to size / crop-pct, "
+                   "centre crop; memory does not grow with the split).")
+@click.option("--workers", default=None, type=int, help="With --reader stream: loader processes (default: the "
+              "cores less one, at most 8; 0: decode in this process).")
+@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default 1.0).")
+@click.option("--interpolation", default=None, help="With --reader stream: bilinear (default), bicubic, ...")
+@click.option("--batch-size", default=None, type=int,
+              help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
+                   "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "
+                   "(32 images at 28x28), which keeps activations near the cache.")
 @click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
@@ -270,12 +287,15 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--cpus-per-task", default=1, show_default=True, type=int,
               help="With --executor ray: CPUs (torch threads) of each task; with --device cuda each task "
                    "also takes one GPU.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (each model's sizes x policies x bandlimit settings, "
+              "cells already done) and its estimated time; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 @_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
-              policy, dataset, data_dir, limit, seed, batch_size, shard, device, precision, log_samples, executor,
-              address, num_workers, cpus_per_task, quiet, out):
+              policy, dataset, data_dir, limit, subset, seed, reader, workers, crop_pct, interpolation, batch_size,
+              shard, device, precision, log_samples, executor, address, num_workers, cpus_per_task, dry_run, quiet,
+              out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -284,7 +304,8 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
 
     \b
     Examples:
-      resbench sweep checkpoints/ -o results/
+      resbench sweep checkpoints/s4nd_iso_14.pt --test-res 7,14,28 --limit 1000 -o results/quick
+      resbench sweep checkpoints/ --dry-run -o results/all
       resbench sweep checkpoints/ --log-samples -o results/study
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
       resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
@@ -297,15 +318,18 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
                            in_chans=in_chans, num_classes=num_classes,
-                           mean=None if mean is None else _floats(mean, "--mean"),
-                           std=None if std is None else _floats(std, "--std"))
+                           **_stats_options(mean, std))
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
                       test_res=parse_size_specs(test_res) if test_res is not None else None, kinds=parse_kinds(kind),
                       bandlimit=_split_list(bandlimit, "--bandlimit"), policy=_split_list(policy, "--policy"),
-                      dataset=dataset, data_dir=data_dir, limit=limit, seed=seed, batch_size=batch_size,
+                      dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
-                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task)
+                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
+                      dry_run=dry_run, reader=reader, workers=workers, crop_pct=crop_pct,
+                      interpolation=interpolation)
     df = run_sweep(cfg, quiet=quiet)
+    if dry_run:
+        return
     if not quiet:
         swept = df.attrs.get("checkpoint_sha256")  # this run's files: a folder may hold other kinds' rows
         mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]
@@ -440,6 +464,21 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                f"kernel {ckpt.config['layer'].get('kernel') or ckpt.config['layer'].get('mode') or 'dplr'}, "
                f"trained at {ckpt.provenance['train_res']} (official rate {official['train_rate']:g}), "
                f"dataset {ckpt.provenance['dataset']}")
+
+
+def _stats_options(mean: str | None, std: str | None) -> dict:
+    """--mean/--std as numbers per channel, or --mean PRESET (imagenet, inception, as timm names them) for both."""
+    from resbench.data.transforms import NORM_PRESETS, norm_preset
+
+    preset = None if mean is None else norm_preset(mean)
+    if preset is not None:
+        if std is not None and norm_preset(std) != preset:
+            raise ResbenchError(f"--std {std!r}: --mean {mean} sets the std too; leave --std out")
+        return {"mean": list(preset[0]), "std": list(preset[1])}
+    if std is not None and norm_preset(std) is not None:
+        raise ResbenchError(f"--std {std!r}: a preset goes in --mean (one of {', '.join(NORM_PRESETS)})")
+    return {"mean": None if mean is None else _floats(mean, "--mean"),
+            "std": None if std is None else _floats(std, "--std")}
 
 
 def _floats(text: str, option: str) -> list[float]:

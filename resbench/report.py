@@ -92,8 +92,9 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     df = pd.concat(frames, ignore_index=True)
     df["error"] = df["error"].fillna("").astype(str)
     df = df.drop_duplicates(subset=["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "precision",
-                                    "limit"], keep="last")
+                                    "limit", "subset", "transform"], keep="last")
     df = split_current(df, current_files(runs))[0]
+    df = native_as_resize_reference(df)
     df["file_checkpoint"] = df["checkpoint"]  # the name the run records use (planned cells)
     # a checkpoint evaluated in bf16 or fp16 is its own line in every table and plot, never mixed with fp32;
     # so are a checkpoint's subset cells where the folders also hold full ones (their size in the name)
@@ -105,6 +106,21 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
     if df.empty:
         raise ResbenchError(f"{', '.join(map(str, dirs))}: the sweep holds no results")
     return df.reset_index(drop=True), runs
+
+
+def native_as_resize_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """The sweep runs resize-input at the training size as the native cell (the resize is the identity): where a
+    checkpoint has resize-input cells but none at its training size, its native rows there stand for them."""
+    cell = [c for c in ("checkpoint_sha256", "test_res", "bandlimit", "seed", "precision", "limit", "subset",
+                        "transform") if c in df]
+    resize = df[df["policy"] == "resize-input"]
+    at_train = df[(df["policy"] == "native") & (df["test_res"] == df["train_res"])
+                  & df["checkpoint_sha256"].isin(set(resize["checkpoint_sha256"]))]
+    have = set(map(tuple, resize[cell].astype(str).values.tolist()))
+    copies = at_train[[tuple(k) not in have for k in at_train[cell].astype(str).values.tolist()]]
+    if copies.empty:
+        return df
+    return pd.concat([df, copies.assign(policy="resize-input")], ignore_index=True)
 
 
 def subset_label(n: int) -> str:
@@ -367,6 +383,25 @@ def _calibration_table(ref: pd.DataFrame, rank: dict[str, int], records: Records
     return table
 
 
+TOP5_TITLE = "Top-5 accuracy (%) by test size (native policy; test sets of more than five classes)"
+
+
+def _top5_table(reference: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Top-5 accuracy with its Wilson 95% interval, a column per test size; empty when no row has it."""
+    if "top5_accuracy" not in reference:
+        return pd.DataFrame()
+    have = reference[reference["top5_accuracy"].notna()]
+    if have.empty:
+        return pd.DataFrame()
+    seen = have["seen"] & (have["test_res"] != have["train_res"])  # as _marked marks them
+    text = [f"{100 * a:.2f}{SEEN_MARK if m else ''} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            for a, lo, hi, m in zip(have["top5_accuracy"], have["top5_ci_low"], have["top5_ci_high"], seen)]
+    table = _sort_rows(_pivot(have.assign(value=text), ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    table.attrs["note"] = "Each cell: top-5 accuracy and its 95% Wilson interval."
+    return table
+
+
 def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str, pd.DataFrame]:
     """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
 
@@ -395,6 +430,9 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
                 _adaptive_table(native_pol, rank),
             "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": _policy_table(ok, rank, records),
             TRAINED_HERE_TITLE: _sort_rows(trained_reference_table(native_pol), rank, ("test_res",))}
+    top5 = _top5_table(reference, rank)
+    if not top5.empty:
+        tables[TOP5_TITLE] = top5
     if records is not None and has_records(ok):
         tables[FLIP_TITLE] = _flip_table(reference, rank, records)
         tables[ECE_TITLE] = _calibration_table(reference, rank, records)

@@ -186,14 +186,32 @@ def sort_sizes(sizes: Iterable, dims: int | None = None) -> list:
 # half and twice its sampling rate; a clip's frame rate and frame size halved and doubled, alone and together)
 _DEFAULT_FACTORS_1D = (0.5, 0.75, 1.0, 1.5, 2.0)
 _DEFAULT_FACTORS_3D = (0.5, 1.0, 2.0)
+# images: nine factors, a quarter octave apart, from half to twice the training size
+_LADDER = tuple(2 ** (k / 4) for k in range(-4, 5))
+
+
+def _ladder_side(side: float) -> int:
+    """One side of a default test size, rounded as the field does: multiples of 16 from 128 px, of 8 from
+    64, of 4 from 16, whole pixels below (at least 4)."""
+    step = 16 if side >= 128 else 8 if side >= 64 else 4 if side >= 16 else 1
+    return max(4, step * round(side / step))
+
+
+def _image_ladder(train: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """The training size scaled by each of _LADDER (both sides by one factor, so 28x20 keeps its shape),
+    each side rounded by _ladder_side, and the training size itself."""
+    return {tuple(_ladder_side(f * s) for s in train) for f in _LADDER} | {tuple(train)}
 
 
 def default_test_sizes(train_sizes: Iterable[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """Test sizes for models trained at `train_sizes` (all of one dimension).
 
-    Images: multiples of 7 from half the smallest to twice the largest training side (at least 7), and
-    the training sizes. Signals: 1/2, 3/4, 1, 3/2 and 2 times each training length. Clips: every
-    combination of 1/2, 1 and 2 times the frames with 1/2, 1 and 2 times the frame size.
+    Images: a ladder of nine factors from 1/2 to 2 (2 ** (k / 4), k = -4..4) times each training size, each
+    side rounded like the field's sizes (multiples of 16 from 128 px, of 8 from 64, of 4 from 16), the
+    training sizes included: 224 gets 112, 128, 160, 192, 224, 272, 320, 384, 448; 28 gets 14 to 56. Models
+    of several training sizes share the union of their ladders. Signals: 1/2, 3/4, 1, 3/2 and 2 times each
+    training length. Clips: every combination of 1/2, 1 and 2 times the frames with 1/2, 1 and 2 times the
+    frame size.
     """
     train_sizes = [tuple(s) for s in train_sizes]
     dims = {len(s) for s in train_sizes}
@@ -204,10 +222,7 @@ def default_test_sizes(train_sizes: Iterable[tuple[int, ...]]) -> list[tuple[int
     if dims == {3}:
         return sort_sizes({(max(1, round(ft * t)), max(1, round(fs * h)), max(1, round(fs * w)))
                            for t, h, w in train_sizes for ft in _DEFAULT_FACTORS_3D for fs in _DEFAULT_FACTORS_3D})
-    sides = [max(s) for s in train_sizes]
-    lo, hi = max(7, min(sides) // 2), 2 * max(sides)
-    sizes = {(s, s) for s in range(7 * math.ceil(lo / 7), hi + 1, 7)} | set(train_sizes)
-    return sort_sizes(sizes)
+    return sort_sizes(set().union(*(_image_ladder(s) for s in train_sizes)))
 
 
 def _resample_axis(x: torch.Tensor, axis: int, n: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from resbench.layers.resolution_aware import cached_kernels
 
-__all__ = ["Score", "score", "wilson_interval", "NonFiniteLogits"]
+__all__ = ["Score", "score", "wilson_interval", "NonFiniteLogits", "top5_columns"]
 
 
 class NonFiniteLogits(RuntimeError):
@@ -27,6 +27,7 @@ class Score:
     # per image, in order (only when score(..., samples=True)): "label", "pred" (N,) int64, "p_label",
     # "p_pred" (N,) float32 softmax probabilities, "top5" (N, k) int64 classes by falling probability
     samples: dict[str, torch.Tensor] | None = None
+    correct5: int | None = None  # images whose label is among the five top logits; None with 5 classes or fewer
 
     @property
     def n(self) -> int:
@@ -52,7 +53,7 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     """
     model.eval()
     # counts stay on the batches' device until the end: one host-device sync per cell, not several per batch
-    class_n = class_correct = loss = None
+    class_n = class_correct = loss = correct5 = None
     kept: dict[str, list[torch.Tensor]] = {k: [] for k in ("label", "pred", "p_label", "p_pred", "top5")}
     with torch.inference_mode(), cached_kernels(model):
         for x, y in batches:
@@ -62,6 +63,7 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
                 class_correct = torch.zeros(num_classes, dtype=torch.long, device=logits.device)
                 loss = torch.zeros((), dtype=torch.float64, device=logits.device)
                 bad = torch.zeros((), dtype=torch.long, device=logits.device)
+                correct5 = torch.zeros((), dtype=torch.long, device=logits.device)
             if finite:  # counted on the device, checked once at the end (no host sync per batch)
                 bad += (~torch.isfinite(logits)).any(1).sum()
             # float32: under autocast the logits may be bf16/fp16; each batch's sum is added in float64, as
@@ -70,6 +72,8 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             pred = logits.argmax(1)  # (b,)
             class_n += torch.bincount(y, minlength=num_classes)[:num_classes]
             class_correct += torch.bincount(y[pred == y], minlength=num_classes)[:num_classes]
+            if num_classes > 5:
+                correct5 += (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum()  # (b, 5) -> ()
             if samples:
                 prob = logits.float().softmax(1)  # (b, classes)
                 kept["label"].append(y)
@@ -86,7 +90,8 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
         raise NonFiniteLogits(f"the model returned NaN or infinite logits for {int(bad)} of {int(class_n.sum())} "
                               f"images (check its weights and normalisation)")
     records = {k: torch.cat(v).cpu() for k, v in kept.items()} if samples and kept["label"] else None
-    return Score(class_n.cpu(), class_correct.cpu(), float(loss), records)
+    return Score(class_n.cpu(), class_correct.cpu(), float(loss), records,
+                 int(correct5) if num_classes > 5 else None)
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -99,3 +104,13 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     # the exact bounds hold p; min/max keep float rounding from pushing one past it when p is 0 or 1
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
+
+
+def top5_columns(result: Score) -> dict:
+    """A row's top-5 columns: correct, accuracy and its Wilson interval; empty (NaN) with five classes or fewer."""
+    if result.correct5 is None or result.n == 0:
+        nan = float("nan")
+        return {"top5_correct": None, "top5_accuracy": nan, "top5_ci_low": nan, "top5_ci_high": nan}
+    low, high = wilson_interval(result.correct5, result.n)
+    return {"top5_correct": result.correct5, "top5_accuracy": result.correct5 / result.n, "top5_ci_low": low,
+            "top5_ci_high": high}

@@ -36,21 +36,31 @@ __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_fold
 # trained with); "" when nothing. "seen_in_training": the test size is one the checkpoint trained at (its
 # schedule), so the cell is not zero-shot. "trained_bandlimit": the alpha the checkpoint was trained with
 # (empty: trained without the mask). "recipe": its training schedule ("size:epochs,...") and overrides.
-# "test_images": "full" when the cell used its whole test split, else "first N of M" (a subset: --limit).
+# "test_images": "full" when the cell used its whole test split, else "stratified N of M, seed S" or "first N of
+# M" (a subset: --limit, chosen by the rule in "subset").
 # "samples": the cell's per-image records under samples/ ("" when not logged).
 # "dims": the model's input axes, which say what a size means: 1 (train_res/test_res "8000": samples of a
 # signal), 2 ("28", "28x20": an image), 3 ("8x14x14": frames x height x width of a clip).
 RESULT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "dims", "train_res", "test_res", "policy",
                   "bandlimit", "alpha", "seed", "precision", "device", "test_images", "n", "correct", "accuracy",
                   "ci_low", "ci_high", "loss", "seconds", "images_per_s", "error", "warning", "seen_in_training",
-                  "trained_bandlimit", "recipe", "limit", "samples"]
-# a cell's identity; "limit" is the number of test images used, -1 for the whole test split
-KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision"]
+                  "trained_bandlimit", "recipe", "limit", "samples", "subset", "top5_correct", "top5_accuracy",
+                  "top5_ci_low", "top5_ci_high", "transform"]
+# top5_*: images whose label is among the five top classes, their fraction and its Wilson 95% interval; empty for
+# test sets of five classes or fewer (and rows logged before the columns)
+_TOP5_COLUMNS = {c: "float64" for c in ("top5_correct", "top5_accuracy", "top5_ci_low", "top5_ci_high")}
+# a cell's identity; "limit" is the number of test images used, -1 for the whole test split; "subset" how they
+# were chosen: "" for the whole split, "stratified" (class-stratified, drawn with the row's seed) or "first"
+# "transform": how the images were brought to the size: "" for resbench's antialiased resize of whole images,
+# else timm's eval transform and its settings (sweep --reader stream)
+KEY_COLUMNS = ["checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit", "precision", "subset",
+               "transform"]
 _TEXT_COLUMNS = ["model", "checkpoint", "checkpoint_sha256", "dataset", "train_res", "test_res", "policy",
-                 "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples"]
+                 "bandlimit", "precision", "device", "test_images", "error", "warning", "recipe", "samples", "subset",
+                 "transform"]
 # what rows logged before a column existed mean by it (seen_in_training: unknown, read as not seen)
 _OLD_ROW_DEFAULTS = {"precision": "fp32", "device": "", "warning": "", "seen_in_training": False, "recipe": "",
-                     "samples": "", "dims": 2}
+                     "samples": "", "dims": 2, "transform": ""}
 SAMPLES_DIR = "samples"
 SAMPLE_COLUMNS = ["index", "label", "pred", "p_label", "p_pred", "top1", "top2", "top3", "top4", "top5"]
 
@@ -201,8 +211,20 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(f.fileno())
 
 
+def _old_subset(limit) -> str:
+    """The subset rule of a row logged before the column: every --limit took the first N images then."""
+    return "" if limit in (None, -1, "") or pd.isna(limit) else "first"
+
+
+def _column(row: dict, c: str):
+    """A row's value in column c; rows logged before the column get what it meant then."""
+    if c == "subset" and c not in row:
+        return _old_subset(row.get("limit", -1))
+    return row.get(c, _OLD_ROW_DEFAULTS.get(c))
+
+
 def row_key(row: dict) -> tuple:
-    return tuple(row.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in KEY_COLUMNS)
+    return tuple(_column(row, c) for c in KEY_COLUMNS)
 
 
 def read_rows(out: Path) -> list[dict]:
@@ -224,7 +246,7 @@ def samples_name(row: dict) -> str:
     """The file of a cell's per-image records, named from the cell's key (readable, one file per key)."""
     safe = "".join(ch if ch.isalnum() or ch in "._" else "_" for ch in str(row["checkpoint"]))
     limit = row.get("limit", -1)
-    images = "full" if limit in (None, -1) else f"first{limit}"
+    images = "full" if limit in (None, -1) else f"{row.get('subset') or 'first'}{limit}"
     return (f"{SAMPLES_DIR}/{safe}-{str(row['checkpoint_sha256'])[:12]}-{row['test_res']}-{row['policy']}-"
             f"bl_{row['bandlimit']}-seed{row['seed']}-{images}-{row.get('precision', 'fp32')}.parquet")
 
@@ -232,11 +254,13 @@ def samples_name(row: dict) -> str:
 def write_samples(out: Path, row: dict, records: dict) -> str:
     """Write a cell's per-image records (scoring.Score.samples) atomically; returns the name relative to OUT.
 
-    `index` is the image's position in the test split (the first N of it with --limit)."""
+    `index` is the image's position in the test split (records["index"] for a stratified --limit sample, else
+    the first N)."""
     import numpy as np
 
     top = records["top5"].numpy()
-    frame = pd.DataFrame({"index": np.arange(len(top), dtype=np.int32),
+    index = records["index"].numpy() if "index" in records else np.arange(len(top))
+    frame = pd.DataFrame({"index": index.astype(np.int32),
                           "label": records["label"].numpy().astype(np.int16),
                           "pred": records["pred"].numpy().astype(np.int16),
                           "p_label": records["p_label"].numpy().astype(np.float32),
@@ -323,13 +347,13 @@ def results_frame(rows: list[dict]) -> pd.DataFrame:
     """The tidy results frame of logged rows: RESULT_COLUMNS, sorted, sizes in numeric order."""
     from resbench.resolution import size_key  # here: resolution imports torch, which the store otherwise needs not
 
-    df = pd.DataFrame([{c: r.get(c, _OLD_ROW_DEFAULTS.get(c)) for c in RESULT_COLUMNS} | _test_images(r)
+    df = pd.DataFrame([{c: _column(r, c) for c in RESULT_COLUMNS} | _test_images(r)
                        for r in rows], columns=RESULT_COLUMNS)
     df["error"] = df["error"].fillna("")
     order = ["model", "checkpoint", "train_res", "policy", "bandlimit"]
     df["_size"] = [size_key(t, d) for t, d in zip(df["test_res"], df["dims"])]
     df = df.sort_values(order + ["_size"], kind="stable").drop(columns="_size").reset_index(drop=True)
-    return df.astype({"n": "int64", "correct": "int64", "seed": "int64", "dims": "int64"})
+    return df.astype({"n": "int64", "correct": "int64", "seed": "int64", "dims": "int64", **_TOP5_COLUMNS})
 
 
 def _images_text(limit) -> str:
@@ -389,7 +413,12 @@ def _read_results_csv(path: Path) -> pd.DataFrame:
         limit = df["limit"] if "limit" in df else pd.Series(-1, index=df.index)
         df["limit"] = limit
         df["test_images"] = [_images_text(x) for x in limit]
-    return df
+    if "subset" not in df:
+        df["subset"] = [_old_subset(x) for x in df["limit"]]
+    for column in _TOP5_COLUMNS:  # empty: a table written before top-5 was counted
+        if column not in df:
+            df[column] = float("nan")
+    return df.astype(_TOP5_COLUMNS)
 
 
 def _all_results(out: Path) -> pd.DataFrame:

@@ -29,13 +29,15 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint, find_checkpoints, load_checkpoint, package_versions
+from resbench.data.stream import check_stream_options, default_workers, folder_batches, folder_split, transform_text
+from resbench.data.subset import SUBSET_RULES, stratified_indices, subset_text
 from resbench.device import (CPU_MEMORY_BUDGET, autocast, check_precision, device_name, free_memory_budget,
                              resolve_device)
 from resbench.errors import ResbenchError
 from resbench.resolution import (DEFAULT_BANDLIMITS, KINDS, bandlimit_alpha, default_test_sizes, fit_sizes, format_size,
                                  parse_bandlimit, parse_size, resize_images, sort_sizes)
 from resbench.progress import CellProgress, rate_unit
-from resbench.scoring import score, wilson_interval
+from resbench.scoring import score, top5_columns, wilson_interval
 from resbench.store import (append_row, check_out_dir, log_path, read_rows, repair_log, results_frame, row_key,
                             write_run, write_samples, write_tables)
 
@@ -44,6 +46,7 @@ __all__ = ["SweepConfig", "Cell", "SweepPlan", "test_sizes", "plan_cells", "vali
            "parse_shard", "images_key", "evaluate_cell", "cell_rows", "failed_rows", "log_row", "describe_cell",
            "cell_work", "cache_batch", "CACHE_PIXELS", "summary_frame"]
 
+DEFAULT_BATCH = 256  # images a batch when --batch-size is not given
 MEMORY_BUDGET = CPU_MEMORY_BUDGET  # bytes of activations one batch may take on the CPU; a GPU: half its free memory
 EXECUTORS = ("local", "ray")
 
@@ -58,9 +61,12 @@ class SweepConfig:
     policy: list[str] = field(default_factory=lambda: ["native", "resize-input"])
     dataset: str | None = None       # None: each checkpoint's own
     data_dir: str | None = None
-    limit: int | None = None         # first N test images, the same for every cell
+    limit: int | None = None         # N test images, the same for every cell, chosen by `subset`
+    subset: str = "stratified"       # stratified (class-stratified, drawn with `seed`) or first: the first N
+    # (a rendered set's samples are drawn independently, one by one: its first N are a random sample already)
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int | None = None    # None: DEFAULT_BATCH, cut on the CPU to the cache (cache_batch); a given
+    # batch is honoured unless memory cannot take it (then lowered, said and recorded: sweep_plan.lowered_batches)
     shard: tuple[int, int] = (1, 1)  # (k, n): this process runs every n-th cell starting at k-1
     threads: int | None = None       # CPU threads; None: torch's default (the cores, or $OMP_NUM_THREADS)
     device: str = "cpu"              # auto, cpu, cuda, cuda:N or mps (validate makes it concrete)
@@ -72,6 +78,11 @@ class SweepConfig:
     num_workers: int | None = None   # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
     cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
     kinds: set[int] | None = None    # sweep only the models with these numbers of axes (--kind); None: all
+    dry_run: bool = False            # print the plan and its estimated time; write nothing
+    reader: str = "memory"           # image folders: memory (decoded whole) or stream (per batch: resbench.data.stream)
+    workers: int | None = None       # stream: loader processes; None: stream.default_workers()
+    crop_pct: float | None = None    # stream: timm's eval crop (None: 1.0, the whole image)
+    interpolation: str | None = None  # stream: timm's interpolation (None: bilinear)
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,12 @@ class Cell:
     policy: str
     bandlimit: str  # "on", "off", "none" or an alpha as text
 
-    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str) -> tuple:
-        """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all."""
-        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision)
+    def key(self, ckpt: Checkpoint, seed: int, images: int, precision: str, subset: str = "",
+            transform: str = "") -> tuple:
+        """The cell's identity in the store (store.KEY_COLUMNS); `images`: the test images used, -1 for all;
+        `subset`: how they were chosen ("" for all); `transform`: how they were read ("" in memory)."""
+        return (ckpt.sha256, format_size(self.test_res), self.policy, self.bandlimit, seed, images, precision,
+                subset, transform)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -121,6 +135,12 @@ def _adaptive_differs(ckpt: Checkpoint, size: tuple[int, int], policy: str) -> b
     return policy == "native" and any(s < t for s, t in zip(size, ckpt.train_res))
 
 
+def _repeats_native(ckpt: Checkpoint, size: tuple[int, ...], policy: str) -> bool:
+    """Resize-input at the training size is the native cell (the resize is the identity): not run twice;
+    the report reads the native cell as that size's resize-input reference."""
+    return policy == "resize-input" and tuple(size) == tuple(ckpt.train_res)
+
+
 def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
     """The sizes a checkpoint was trained at: every stage of its schedule and multi-scale size, else its training size."""
     sizes = {tuple(ckpt.train_res)}
@@ -155,6 +175,13 @@ def _bandlimit_context(model: torch.nn.Module, alpha: float | None, setting: str
     return own(alpha) if own is not None else bandlimit(model, alpha, setting == "adaptive", setting == "capped")
 
 
+def subset_rule(cfg: SweepConfig, dataset: str) -> str:
+    """How --limit chooses a checkpoint's test images: cfg.subset for a stored set; "first" for a rendered one
+    (its samples are drawn independently in turn, so the first N are a random sample, and rendering others
+    than the first N would render them all)."""
+    return "first" if cfg.subset == "first" or data.is_rendered(dataset) else "stratified"
+
+
 def images_key(limit: int | None, available: int) -> int:
     """The test images a cell uses, as keyed in the store: -1 for the whole split (a --limit at or
     above its size included), else the limit; so `--limit 99999` on 10k images is the full run."""
@@ -163,11 +190,10 @@ def images_key(limit: int | None, available: int) -> int:
 
 def test_sizes(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[list[tuple[int, ...]]]:
     """Each checkpoint's test sizes: --test-res fitted to its axes (a clip model takes only TxHxW sizes, an
-    image model HxW or bare ones, a signal model bare ones), else the defaults of the checkpoints with as
-    many axes (resolution.default_test_sizes)."""
+    image model HxW or bare ones, a signal model bare ones), else the ladder around its own training size
+    (resolution.default_test_sizes)."""
     if cfg.test_res is None:
-        defaults = {d: default_test_sizes(c.train_res for c in ckpts if c.dims == d) for d in {c.dims for c in ckpts}}
-        return [defaults[c.dims] for c in ckpts]
+        return [default_test_sizes([c.train_res]) for c in ckpts]
     return [fit_sizes(cfg.test_res, ckpt.dims, ckpt.name) for ckpt in ckpts]
 
 
@@ -175,7 +201,8 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
     """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
     cells = [Cell(i, size, policy, bl) for i, (ckpt, sizes) in enumerate(zip(ckpts, test_sizes(ckpts, cfg)))
              for size in sizes for policy in cfg.policy for bl in _bandlimit_values(ckpt, cfg.bandlimit)
-             if bl not in ("adaptive", "capped") or _adaptive_differs(ckpt, size, policy)]
+             if (bl not in ("adaptive", "capped") or _adaptive_differs(ckpt, size, policy))
+             and not _repeats_native(ckpt, size, policy)]
     k, n = cfg.shard
     return cells[k - 1::n]
 
@@ -245,7 +272,8 @@ def _cell_batch_size(model: torch.nn.Module, ckpt: Checkpoint, cell: Cell, cfg: 
     """The batch of one cell, for the size the model runs at; the test images themselves exist at the
     test size either way."""
     size, budget = _model_size(ckpt, cell), _budget(cfg)
-    batch = _batch_size_for(model, size, cache_batch(cfg.batch_size, size, cfg.device), budget)
+    requested = cache_batch(DEFAULT_BATCH, size, cfg.device) if cfg.batch_size is None else cfg.batch_size
+    batch = _batch_size_for(model, size, requested, budget)
     per_image = 3 * model.config.in_chans * math.prod(cell.test_res) * 4  # resized, normalised, temp
     if per_image > budget:
         raise ResbenchError(f"test size {format_size(cell.test_res)}: one test image needs about "
@@ -293,12 +321,26 @@ class _TestImages:
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
         self.about = _test_set(ckpt, cfg)
         self.cfg = cfg
+        self.indices = None  # (N,) positions in the test split of a stratified sample; None: the first N
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
         name = self.about.dataset
-        if data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
+        self.files = None  # stream.FolderSplit when the folder is read batch by batch
+        if transform_text(cfg.reader, name, None, None):
+            self.files, self.raw = folder_split(cfg.data_dir), None
+            self.labels = self.files.labels
+            if cfg.limit is not None and cfg.limit < len(self.labels):
+                self.indices = (stratified_indices(self.labels, cfg.limit, cfg.seed) if cfg.subset == "stratified"
+                                else torch.arange(cfg.limit))  # (limit,)
+                self.labels = self.labels[self.indices]
+        elif data.is_rendered(name):  # sampled anew at each size: only its labels are needed here
             self.raw, self.labels = None, data.load_labels(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
-        else:
+        elif subset_rule(cfg, name) == "first":
             self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, cfg.limit, cfg.seed)
+        else:  # the same images on every machine: the sample depends on the labels and the seed alone
+            self.raw, self.labels = data.load_raw(name, "test", cfg.data_dir, None, cfg.seed)
+            if cfg.limit is not None and cfg.limit < len(self.labels):
+                keep = stratified_indices(self.labels, cfg.limit, cfg.seed)  # (limit,)
+                self.raw, self.labels, self.indices = self.raw[keep], self.labels[keep], keep
         device = torch.device(cfg.device)
         if device.type == "cuda":  # once per checkpoint, not per batch; a stored split too large stays on the host
             self.labels = self.labels.to(device)
@@ -311,6 +353,12 @@ class _TestImages:
         per_channel = (slice(None),) + (None,) * len(size)  # (C, 1, ..., 1)
         mean = torch.tensor(self.stats[0], device=device)[per_channel]
         std = torch.tensor(self.stats[1], device=device)[per_channel]
+        if self.files is not None:  # decoded per batch, through timm's eval transform at the size
+            workers = default_workers() if self.cfg.workers is None else self.cfg.workers
+            for x, y in folder_batches(self.files, self.indices, size, batch, workers, self.stats, self.cfg.crop_pct,
+                                       self.cfg.interpolation):
+                yield x.to(device), y.to(device)  # (b, C, *size) normalised, (b,)
+            return
         for i in range(0, len(self.labels), batch):
             if self.raw is None:  # a rendered set: sampled at the size itself, the point of such sets
                 x = self._rendered(size, i, min(i + batch, len(self.labels)), device)
@@ -351,8 +399,9 @@ def evaluate_cell(model, images: _TestImages, ckpt: Checkpoint, cell: Cell, cfg:
     return {"n": n, "correct": correct, "accuracy": correct / n if n else float("nan"), "ci_low": low,
             "ci_high": high, "loss": result.loss, "seconds": round(seconds, 3),
             "images_per_s": round(n / seconds, 1) if seconds > 0 else None, "error": "",
-            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(),
-            **({"_records": result.samples} if result.samples is not None else {})}
+            "class_n": result.class_n.tolist(), "class_correct": result.class_correct.tolist(), **top5_columns(result),
+            **({"_records": result.samples | ({} if images.indices is None else {"index": images.indices})}
+               if result.samples is not None else {})}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,18 +419,22 @@ class SweepPlan:
     n_test: dict[int, int]   # checkpoint index -> test images each of its cells uses
     images: dict[int, int]   # checkpoint index -> the store's key for them (images_key)
     available: dict[int, int]  # checkpoint index -> images in its whole test split
+    rules: dict[int, str] = field(default_factory=dict)  # checkpoint index -> its subset rule ("" for all)
 
-    def tested(self, i: int) -> tuple[int, str]:
-        """(the store's key for the test images of checkpoint i's cells, the rows' test_images text)."""
-        key = self.images[i]
-        return key, "full" if key == -1 else f"first {self.n_test[i]} of {self.available[i]}"
+    def tested(self, i: int) -> tuple[int, str, str]:
+        """(the store's key for the test images of checkpoint i's cells, the rows' test_images text, the rule)."""
+        key, rule = self.images[i], self.rules.get(i, "first")
+        return key, subset_text(rule, self.n_test[i], self.available[i], self.cfg.seed), "" if key == -1 else rule
 
     def subset(self, dims: int | None = None) -> str:
         """'' for a run on whole test splits, else what part of them it uses, said plainly (`dims`: of the
         checkpoints whose inputs have that many axes only)."""
-        parts = sorted({(self.n_test[i], n, KINDS[self.ckpts[i].dims]) for i, n in self.available.items()
+        parts = sorted({(self.n_test[i], n, KINDS[self.ckpts[i].dims], self.rules.get(i, "first"))
+                        for i, n in self.available.items()
                         if self.n_test[i] < n and dims in (None, self.ckpts[i].dims)})
-        return "; ".join(f"SUBSET: the first {k} of {n} test {kind} per cell" for k, n, kind in parts)
+        return "; ".join(f"SUBSET: the first {k} of {n} test {kind} per cell" if rule == "first" else
+                         f"SUBSET: a stratified sample of {k} of {n} test {kind} per cell (seed {self.cfg.seed})"
+                         for k, n, kind, rule in parts)
 
 
 def _check_names(ckpts: list[Checkpoint]) -> None:
@@ -426,7 +479,10 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
     _check_executor(cfg)
     if cfg.limit is not None and cfg.limit < 1:
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
-    if cfg.batch_size < 1:
+    if cfg.subset not in SUBSET_RULES:
+        raise ResbenchError(f"--subset {cfg.subset!r}: expected one of {', '.join(SUBSET_RULES)}")
+    check_stream_options(cfg.reader, cfg.workers, cfg.crop_pct, cfg.interpolation)
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:
         if policy not in ("native", "resize-input"):
@@ -452,30 +508,43 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
                             "(timm:NAME or package.module:factory)")
     _check_names(ckpts)
     for name in sorted({_dataset_name(c, cfg) for c in ckpts}):
+        if transform_text(cfg.reader, name, None, None):
+            folder_split(cfg.data_dir)  # a streamed folder: scanned (headers), never decoded whole
+            continue
         # dataset_info alone does not look for the files of fixed sets (mnist, ...): read one test image
         data.load_raw(name, "test", cfg.data_dir, limit=1)
     cells = plan_cells(ckpts, cfg)
     models = _check_cells(ckpts, cells, cfg)
-    check_out_dir(Path(cfg.out))
+    if cfg.dry_run:  # nothing is created: only a file in the folder's place is an error
+        if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+            raise ResbenchError(f"{cfg.out}: exists and is not a folder; expected an output folder for the sweep")
+    else:
+        check_out_dir(Path(cfg.out))
     return ckpts, cells, models
 
 
 def plan(cfg: SweepConfig) -> SweepPlan:
     """Validate, then find the cells the folder does not hold yet (keyed by the test images really used)."""
     ckpts, cells, models = validate(cfg)
-    available = {name: len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
+    available = {name: len(folder_split(cfg.data_dir).labels) if transform_text(cfg.reader, name, None, None)
+                 else len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
                  for name in {_dataset_name(c, cfg) for c in ckpts}}
     full = {i: available[_dataset_name(c, cfg)] for i, c in enumerate(ckpts)}
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
-    repair_log(log_path(Path(cfg.out), cfg.shard))
+    rules = {i: subset_rule(cfg, _dataset_name(c, cfg)) for i, c in enumerate(ckpts)}
+    if not cfg.dry_run:
+        repair_log(log_path(Path(cfg.out), cfg.shard))
     out = Path(cfg.out)
     # with --log-samples a cell whose row has no records file (yet) runs again; its row is rewritten the same
     done = {row_key(r) for r in read_rows(out) if not r.get("error")
             and (not cfg.log_samples or (r.get("samples") and (out / r["samples"]).is_file()))}
     todo = [c for c in cells
-            if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision) not in done]
-    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full)
+            if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision,
+                     "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index],
+                     transform_text(cfg.reader, _dataset_name(ckpts[c.ckpt_index], cfg), cfg.crop_pct,
+                                    cfg.interpolation)) not in done]
+    return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full, rules)
 
 
 def _code_commit() -> dict:
@@ -506,6 +575,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
                        "models": [m.name for m in cfg.models]},
             "checkpoints": [{"name": c.name, "path": str(c.path), "sha256": c.sha256, "model": c.model,
                              "train_res": format_size(c.train_res), "test_images": p.n_test[i],
+                             "subset": p.tested(i)[1],
                              "test_split_images": p.available[i],
                              "native_accuracy": c.provenance.get("native_accuracy")} for i, c in enumerate(p.ckpts)],
             "planned_cells": [[p.ckpts[c.ckpt_index].name, format_size(c.test_res), c.policy, c.bandlimit]
@@ -518,12 +588,13 @@ def _now() -> str:
 
 def _cell_row(ckpt: Checkpoint, cell: Cell, cfg: SweepConfig, about: _TestSet, tested: tuple[int, str]) -> dict:
     """The identifying part of a cell's row; evaluate_cell adds the measurement. `tested`: SweepPlan.tested."""
-    limit, test_images = tested
+    limit, test_images, subset = tested
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
             "dataset": about.dataset, "dims": ckpt.dims, "train_res": format_size(ckpt.train_res),
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": _alpha(ckpt, cell.bandlimit), "seed": cfg.seed, "precision": cfg.precision,
             "device": device_name(torch.device(cfg.device)), "limit": limit, "test_images": test_images,
+            "subset": subset, "transform": transform_text(cfg.reader, about.dataset, cfg.crop_pct, cfg.interpolation),
             "class_names": about.classes, "warning": about.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}
@@ -533,6 +604,7 @@ def _failed(e: BaseException) -> dict:
     """The measurement part of a failed cell's row: a failed cell is a row, not a gap."""
     nan = float("nan")
     return {"n": 0, "correct": 0, "accuracy": nan, "ci_low": nan, "ci_high": nan, "loss": nan, "seconds": 0.0,
+            "top5_correct": None, "top5_accuracy": nan, "top5_ci_low": nan, "top5_ci_high": nan,
             "images_per_s": None, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
 
 
@@ -606,19 +678,25 @@ def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.Da
     """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files)."""
     from rich.console import Console
 
+    from resbench.sweep_plan import estimate_seconds, lowered_batches, lowered_line, plan_line, plan_lines
+
     p = plan(cfg)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    console = Console(stderr=True, quiet=quiet, highlight=False, markup=False)  # file names are text, not markup
+    # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
+    first = f"[{datetime.now().strftime('%H:%M:%S')}] {plan_line(p, estimate_seconds(p))}"
+    console.print(first, soft_wrap=True, markup=False)
+    lowered = lowered_batches(p)
+    for line in ([lowered_line(lowered)] if lowered else []) + (plan_lines(p) if cfg.dry_run else []):
+        console.print(line, soft_wrap=True, markup=False)
+    if cfg.dry_run:
+        return results_frame([])
     out = Path(cfg.out)
     k, n = cfg.shard
     run_id = f"{time.time_ns()}-{k}of{n}-{os.getpid()}"  # unique, and sorts by start time
-    record = _run_record(p, run_id, _now())
+    record = _run_record(p, run_id, _now()) | {"batch_lowered": lowered}
     write_run(out, record)
-    console = Console(stderr=True, quiet=quiet, highlight=False, markup=False)  # file names are text, not markup
-    # print, not log: a log file or pipe (80 columns) gets the line whole, never wrapped mid-phrase
-    console.print(f"[{datetime.now().strftime('%H:%M:%S')}] sweep: {len(p.cells)} cells in this shard, "
-                  f"{len(p.cells) - len(p.todo)} already done, {len(p.todo)} to run"
-                  + (f"; {p.subset()}" if p.subset() else ""), soft_wrap=True, markup=False)
     if cfg.executor == "ray":
         from resbench.executors import execute_ray
 

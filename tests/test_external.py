@@ -80,7 +80,7 @@ def timm_sweep(weights, tmp_path_factory):
 def test_timm_models_sweep_every_size_and_policy(timm_sweep):
     df = read_results(timm_sweep)
     assert list(df.columns) == RESULT_COLUMNS
-    assert len(df) == 2 * 3 * 2
+    assert len(df) == 2 * (3 * 2 - 1)  # resize-input at the training size is the native cell, run once
     assert (df["error"] == "").all() and (df["n"] == LIMIT).all()
     assert set(df["model"]) == {"timm:test_resnet", "timm:test_vit"}
     assert set(df["checkpoint"]) == {"timm:test_resnet@resnet", "timm:test_vit@vit"}
@@ -88,16 +88,23 @@ def test_timm_models_sweep_every_size_and_policy(timm_sweep):
     for model in ("timm:test_resnet", "timm:test_vit"):
         rows = df[df["model"] == model]
         assert set(zip(rows["test_res"], rows["policy"])) == {(s, p) for s in SIZES.split(",")
-                                                               for p in ("native", "resize-input")}
+                                                               for p in ("native", "resize-input")
+                                                               if (s, p) != (str(TRAIN), "resize-input")}
 
 
-def test_vit_native_at_train_size_is_resize_input(timm_sweep):
-    """At the training size both policies run the same computation; elsewhere native resamples the
-    position embeddings and resize-input resizes the image, so the two differ."""
+def test_vit_native_at_train_size_is_resize_input(timm_sweep, weights):
+    """At the training size both policies run the same computation (so the sweep runs that cell once);
+    elsewhere native resamples the position embeddings and resize-input resizes the image, so the two differ."""
+    from resbench.external import ModelOptions, load_models
+
     vit = read_results(timm_sweep).query("model == 'timm:test_vit'")
     at = {(r.test_res, r.policy): r for r in vit.itertuples()}
-    same, other = at[(str(TRAIN), "native")], at[(str(TRAIN), "resize-input")]
-    assert (same.correct, same.loss) == (other.correct, other.loss)
+    assert (str(TRAIN), "resize-input") not in at
+    options = ModelOptions(dataset="synthetic", weights=str(weights["vit"]), train_res=str(TRAIN))
+    model = load_models(["timm:test_vit"], options)[0].build_model().eval()
+    x = torch.randn(2, 1, TRAIN, TRAIN)  # (b, C, H, W)
+    with torch.inference_mode():
+        assert torch.equal(model.forward_policy(x, "native"), model.forward_policy(x, "resize-input"))
     for size in ("16", "48"):
         assert at[(size, "native")].loss != at[(size, "resize-input")].loss
 
@@ -107,7 +114,7 @@ def test_rerun_runs_no_cell(timm_sweep, weights, cli):
     lines = log.read_text().splitlines()
     code, _, err = cli(*timm_args("test_resnet", weights["resnet"], timm_sweep)[:-3], "-o", timm_sweep)  # not quiet
     assert code == 0, err
-    assert "6 already done, 0 to run" in err
+    assert "5 already done, 0 to run" in err
     assert log.read_text().splitlines() == lines
 
 
@@ -117,7 +124,7 @@ def test_warning_without_mean_and_std(timm_sweep, weights, cli, tmp_path):
     code, _, err = cli(*timm_args("test_resnet", weights["resnet"], out, "--mean", "0.5", "--std", "0.25"))
     assert code == 0, err
     df = read_results(out)
-    assert len(df) == 6 and (df["warning"] == "").all()
+    assert len(df) == 5 and (df["warning"] == "").all()
     # other statistics: another model for the store (another identity)
     assert set(df["checkpoint_sha256"]).isdisjoint(read_results(timm_sweep)["checkpoint_sha256"])
 
@@ -139,7 +146,7 @@ def test_factory_through_cli(cli, tmp_path):
     code, _, err = cli(*factory_args("factory_models:tiny_cnn", out))
     assert code == 0, err
     df = read_results(out)
-    assert len(df) == 3 * 2 and (df["error"] == "").all() and (df["n"] == 16).all()
+    assert len(df) == 3 * 2 - 1 and (df["error"] == "").all() and (df["n"] == 16).all()
     assert set(df["model"]) == {"factory_models:tiny_cnn"} and set(df["train_res"]) == {"16"}
     assert set(df["policy"]) == {"native", "resize-input"} and set(df["bandlimit"]) == {"none"}
     assert (df["warning"] == DATASET_STATS_WARNING).all()

@@ -59,8 +59,9 @@ def reference(trained, tmp_path_factory) -> Path:
     assert main([str(a) for a in sweep_args(trained["s4nd"].parent, out)]) == 0
     torch.set_num_threads(threads)
     values = cells(out)
-    # per size and policy: s4nd on and off, conv none; and s4nd capped natively at 7
-    assert len(values) == 3 * 2 * 3 + 1 and all(v[0] == LIMIT and v[2] == "" for v in values.values())
+    # per size and policy: s4nd on and off, conv none; and s4nd capped natively at 7; resize-input at 14 (the
+    # training size) is the native cell, run once
+    assert len(values) == 3 * 2 * 3 + 1 - 3 and all(v[0] == LIMIT and v[2] == "" for v in values.values())
     return out
 
 
@@ -139,7 +140,8 @@ def test_a_failing_task_gives_error_rows_and_the_rest_finish(local_ray, trained,
     failed = {k: v for k, v in values.items() if v[2]}
     assert set(failed) == {("convnext_14", "2", policy, "none") for policy in ("native", "resize-input")}
     assert all(v[0] == 0 and "ResbenchError: convnext input of shape" in v[2] for v in failed.values())
-    assert len(values) == 8 and all(v[0] == 32 for k, v in values.items() if k not in failed)
+    # 2 checkpoints x (2 and 14 native, 2 resize-input): resize-input at 14, the training size, is the native cell
+    assert len(values) == 6 and all(v[0] == 32 for k, v in values.items() if k not in failed)
     assert "2 cell(s) failed" in out
 
     logged = (tmp_path / "cells.jsonl").read_bytes().count(b"\n")
@@ -155,7 +157,7 @@ def test_without_a_terminal_each_returned_cell_prints_a_line(local_ray, trained,
                        "-o", tmp_path, "--executor", "ray")
     assert code == 0, err
     lines = sorted(line.split(" ")[1] for line in err.splitlines() if line.startswith("cell "))
-    assert lines == ["1/4", "2/4", "3/4", "4/4"], err
+    assert lines == ["1/3", "2/3", "3/3"], err  # 7 both policies, 14 (the training size) native
 
 
 def test_groups_share_a_checkpoint_and_a_test_size():

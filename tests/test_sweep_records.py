@@ -32,10 +32,12 @@ def test_without_a_terminal_every_finished_cell_prints_a_line(trained, tmp_path)
                    "-o", tmp_path / "sw")
     assert proc.returncode == 0, proc.stderr
     first = [line for line in proc.stderr.splitlines() if "cells in this shard" in line]
-    assert len(first) == 1 and first[0].endswith("4 to run; SUBSET: the first 40 of 1000 test images per cell"), \
+    assert len(first) == 1 and "3 to run, estimated" in first[0] \
+        and first[0].endswith("; SUBSET: the first 40 of 1000 test images per cell"), \
         proc.stderr  # whole on one line: a log file is 80 columns wide for rich
     lines = [line for line in proc.stderr.splitlines() if line.startswith("cell ")]
-    assert [re.match(r"cell (\d+)/4 ", line).group(1) for line in lines] == ["1", "2", "3", "4"]
+    # 7 native and resize-input, 14 native (resize-input at 14, the training size, is that cell)
+    assert [re.match(r"cell (\d+)/3 ", line).group(1) for line in lines] == ["1", "2", "3"]
     for line in lines:
         assert "conv2d_iso_14 @ " in line and "img/s" in line and "elapsed" in line and "ETA" in line, line
 
@@ -90,9 +92,9 @@ def test_a_replaced_checkpoint_file_leaves_the_main_table(trained, cli, tmp_path
     code, stdout, err = cli(*args)
     assert code == 0, err
     new = table(out)
-    assert len(new) == 4 and set(new["checkpoint_sha256"]) == {load_checkpoint(path).sha256}
+    assert len(new) == 3 and set(new["checkpoint_sha256"]) == {load_checkpoint(path).sha256}
     assert set(pd.read_csv(out / "superseded.csv")["checkpoint_sha256"]) == {old_sha}
-    assert len(read_results(out)) == 4
+    assert len(read_results(out)) == 3  # 7 both policies, 14 (the training size) native only
     assert "failed" not in stdout + err  # the old file's rows are not failures
     per_class = pd.read_csv(out / "per_class.csv")
     assert set(per_class["checkpoint_sha256"]) == {load_checkpoint(path).sha256}
