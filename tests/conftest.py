@@ -129,7 +129,8 @@ def make_checkpoint(model="conv2d_iso", seed=0, **config):
     torch.manual_seed(seed)
     net = create_model(model, **config)
     return Checkpoint(model=model, config=net.config_dict(),
-                      provenance={"dataset": "synthetic", "train_res": 14, "schedule": [[14, 1]], "epochs": 1,
+                      provenance={"dataset": "synthetic", "train_res": config["train_res"],
+                                  "schedule": [[config["train_res"], 1]], "epochs": 1,
                                   "seed": seed, "bandlimit": None, "native_accuracy": 0.5, "wall_time_s": 1.0,
                                   "versions": {"torch": str(torch.__version__)}, "history": [{"epoch": 1, "loss": 1.0}]},
                       data_stats={"mean": [0.5], "std": [0.25]}, state_dict=net.state_dict())

@@ -124,8 +124,10 @@ def test_a_budget_that_shrinks_mid_run_is_one_error_row(tmp_path, monkeypatch, k
     from resbench.sweep import SweepConfig, run_sweep
 
     tiny_train(tiny_config(), tmp_path / "m.pt")
-    budgets = iter([10 ** 9])  # the check before the run (one cell) sees plenty; then the cell finds almost none
-    monkeypatch.setattr(engine, "_budget", lambda cfg: next(budgets, 10))
+    running = []  # the checks and the plan before the run see plenty; then the cell finds almost none
+    evaluate = engine.evaluate_cell
+    monkeypatch.setattr(engine, "evaluate_cell", lambda *a, **k: running.append(1) or evaluate(*a, **k))
+    monkeypatch.setattr(engine, "_budget", lambda cfg: 10 if running else 10 ** 9)
     run_sweep(SweepConfig(checkpoints=[str(tmp_path / "m.pt")], out=str(tmp_path / "out"), test_res=[(14, 14)],
                           limit=16, threads=1, policy=["native"], bandlimit=["on"]), quiet=True)
     rows = pd.read_csv(tmp_path / "out" / "results.csv")

@@ -44,7 +44,8 @@ def test_sweep_correct_equals_a_plain_loop_at_the_training_size_and_another(fash
                                                                               name, bandlimit):
     path = REPO / "checkpoints" / f"{name}.pt"
     code, _, err = cli("sweep", path, "--dataset", "fashion-mnist", "--test-res", "7,14", "--policy", "native",
-                       "--bandlimit", "on" if bandlimit == "on" else "off", "--limit", LIMIT, "--batch-size", BATCH,
+                       "--bandlimit", "on" if bandlimit == "on" else "off", "--limit", LIMIT, "--subset", "first",
+                       "--batch-size", BATCH,
                        "--quiet", "-o", tmp_path / "out")
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "out" / "cells.jsonl").read_text().splitlines()]

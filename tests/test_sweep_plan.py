@@ -20,11 +20,10 @@ def test_dry_run_writes_nothing_and_prints_the_plan(cli, ckpt_dir, tmp_path):
     assert code == 0, err
     assert not out.exists() and not out.parent.exists()
     first = err.strip().splitlines()[0]
-    # s4nd_iso_14: 3 sizes x (native: on, off; resize-input: on, off, not at 14) + adaptive at 7 = 11;
+    # s4nd_iso_14: 3 sizes x (native: on, off; resize-input: on, off, not at 14) = 10;
     # conv2d_iso_14: 3 native + 2 resize-input = 5
-    assert "16 cells in this shard, 0 already done, 16 to run, estimated" in first
-    assert "s4nd_iso_14 (trained at 14): 3 sizes 7,14,28 x native,resize-input x bandlimit on,off,adaptive = 11 cells" \
-        in err
+    assert "15 cells in this shard, 0 already done, 15 to run, estimated" in first
+    assert "s4nd_iso_14 (trained at 14): 3 sizes 7,14,28 x native,resize-input x bandlimit on,off = 10 cells" in err
     assert "conv2d_iso_14 (trained at 14): 3 sizes 7,14,28 x native,resize-input x bandlimit none = 5 cells" in err
 
 
@@ -38,7 +37,7 @@ def test_dry_run_leaves_a_sweep_folder_as_it_was_and_counts_its_done_cells(cli, 
                        "-o", out)
     assert code == 0, err
     assert tree(out) == before
-    assert "already done" in err and ", 3 already done, 4 to run" in err  # 14: on, off, none; 7: + adaptive
+    assert "already done" in err and ", 3 already done, 3 to run" in err  # 14 and 7: on, off, none
 
 
 def test_the_first_line_of_a_sweep_gives_cells_and_time(cli, ckpt_dir, tmp_path):
