@@ -320,6 +320,7 @@ class _TestImages:
 
     def __init__(self, ckpt: Checkpoint, cfg: SweepConfig):
         self.about = _test_set(ckpt, cfg)
+        self._render_cache: tuple | None = None  # (size, {(size, start, stop): batch}) of a rendered set's last size
         self.cfg = cfg
         self.indices = None  # (N,) positions in the test split of a stratified sample; None: the first N
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
@@ -371,7 +372,7 @@ class _TestImages:
         """Samples start..stop of a rendered set at `size`; the last size's batches are kept, since a checkpoint's
         cells at one size (policies, bandlimit settings) follow each other and rendering is the slow part."""
         key = (size, start, stop)
-        cache = getattr(self, "_render_cache", None)
+        cache = self._render_cache
         if cache is None or cache[0] != size:
             cache = self._render_cache = (size, {})
         if key not in cache[1]:
