@@ -5,6 +5,7 @@ unwritable outputs, damaged dataset files through the CLI, oversized test grids,
 training runs, and bit-for-bit repeatability of a sweep.
 """
 
+import contextlib
 import io
 import json
 import pickle
@@ -189,31 +190,45 @@ def folder_permissions_ignored(tmp_path: Path) -> bool:
         probe.rmdir()
 
 
+@contextlib.contextmanager
+def read_only_folder(folder: Path):
+    """`folder` made read-only for this user: mode 0o500, or for root (which ignores modes) a read-only tmpfs
+    mounted on it; skips when root cannot mount (a container without CAP_SYS_ADMIN)."""
+    folder.mkdir()
+    if not folder_permissions_ignored(folder.parent):
+        folder.chmod(0o500)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"root here cannot mount a read-only tmpfs ({mounted.stderr.strip()}), so a read-only "
+                    "folder cannot be made; the regular-file case still runs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
 @pytest.mark.parametrize("blocked", ["under a regular file", "in a read-only folder"])
 @pytest.mark.parametrize("command", OUTPUT_COMMANDS)
 def test_unwritable_output(trained, small_sweep, tmp_path, cli, command, blocked):
-    if blocked == "in a read-only folder" and folder_permissions_ignored(tmp_path):
-        pytest.skip("folder permissions do not bind this user (root); the regular-file case still runs")
     blocker = tmp_path / "blocker"
+    figures = plt.get_fignums()
     if blocked == "under a regular file":
         blocker.write_text("keep me")
         out = blocker / "sub" / "out"  # can never be created: its parent is a file
-    else:
-        blocker.mkdir()
-        blocker.chmod(0o500)
-        out = blocker / "out"
-    figures = plt.get_fignums()
-    try:
         code, _, err = cli(*output_command(command, out, trained, small_sweep))
-    finally:
-        if blocker.is_dir():
-            blocker.chmod(0o700)
-    assert_user_error(code, err, blocker)
-    assert plt.get_fignums() == figures
-    if blocker.is_file():
         assert blocker.read_text() == "keep me"
     else:
-        assert list(blocker.iterdir()) == []
+        with read_only_folder(blocker):
+            code, _, err = cli(*output_command(command, blocker / "out", trained, small_sweep))
+            assert list(blocker.iterdir()) == []
+    assert_user_error(code, err, blocker)
+    assert plt.get_fignums() == figures
     assert [p.name for p in tmp_path.iterdir()] == ["blocker"]  # no state file or temporary left anywhere
 
 
