@@ -64,7 +64,8 @@ def main() -> None:
     metrics.to_csv(cache, index=False)
     drops = zero_shot_drops(results).merge(metrics, on=["checkpoint", "test_res", "bandlimit"], how="inner")
     drops.to_csv(args.out, index=False)
-    table = pd.concat([compare_predictors(drops, METRICS, where=w) for w in ("all", "below", "above")])
+    table = pd.concat([compare_predictors(drops, METRICS, trivial, where=w)
+                       for trivial in ("log_ratio", "side_then_distance") for w in ("all", "below", "above")])
     pd.set_option("display.width", 200)
     print(table.round(3).to_string(index=False))
 

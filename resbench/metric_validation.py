@@ -10,7 +10,9 @@ pooled), and the cells of one checkpoint are not independent, so:
   a predictor with one value over a group orders nothing there and counts as rho 0;
 - the figure per predictor is the mean of the groups' rho, with a 95% interval from a bootstrap that draws
   checkpoints (with all their groups) with replacement;
-- metric against trivial: the mean of the paired per-group differences, with the same bootstrap.
+- metric against trivial: the mean of the paired per-group differences, with the same bootstrap; two trivial
+  predictors, the distance |log(test / train)| and the side then the distance (every size below training
+  ranked above every size above it).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def _log_ratio(row) -> float:
 
 def zero_shot_drops(results: pd.DataFrame) -> pd.DataFrame:
     """Native cells of `results` with `drop` (points: native accuracy at the training size with the same
-    bandlimit setting, minus this cell's) and `log_ratio` (|log(test/train)|, averaged over axes); cells at
-    the training size, seen in training or failed are left out."""
+    bandlimit setting, minus this cell's) and two trivial predictors: `log_ratio` (|log(test/train)|,
+    averaged over axes) and `side_then_distance` (sizes below training, fewer pixels, ranked above every
+    size above it, then by log_ratio); cells at the training size, seen in training or failed are left out."""
     df = results[(results["policy"] == "native") & results["accuracy"].notna()].copy()
     df["train_res"], df["test_res"] = df["train_res"].astype(str), df["test_res"].astype(str)
     native = df[df["test_res"] == df["train_res"]].set_index(GROUP)["accuracy"]
@@ -44,7 +47,13 @@ def zero_shot_drops(results: pd.DataFrame) -> pd.DataFrame:
     df["drop"] = 100 * (native.reindex(keys).to_numpy() - df["accuracy"].to_numpy())
     df = df[df["drop"].notna()]
     df["log_ratio"] = [_log_ratio(r) for _, r in df.iterrows()]
+    # the second trivial predictor: every size below training before every size above it, then the distance
+    df["side_then_distance"] = df["log_ratio"] + 100.0 * np.array([_below(r) for _, r in df.iterrows()], dtype=float)
     return df
+
+
+def _below(row) -> bool:
+    return bool(np.prod(parse_size(row["test_res"], None)) < np.prod(parse_size(row["train_res"], None)))
 
 
 def _spearman(a: pd.Series, b: pd.Series) -> float:
@@ -83,8 +92,7 @@ def compare_predictors(drops: pd.DataFrame, metrics, trivial: str = "log_ratio",
     """Per predictor: groups, mean within-group rho [95% CI]; per metric also its paired difference from the
     trivial predictor [95% CI] and a verdict ("beats", "worse than" or "not distinguishable from" it)."""
     if where != "all":
-        below = drops.apply(lambda r: np.prod(parse_size(r["test_res"], None)) < np.prod(parse_size(r["train_res"], None)),
-                            axis=1)
+        below = drops.apply(_below, axis=1)
         drops = drops[below if where == "below" else ~below]
     rho = within_group_rho(drops, [trivial, *metrics])
     rows = []

@@ -103,9 +103,9 @@ def test_zero_shot_drops_are_against_the_same_settings_native_cell():
 
 
 def test_a_metric_that_orders_the_sizes_beats_the_distance_in_size():
-    # the drop is larger below training than the same distance above it: |log| ties 7 with 28, the metric not
+    # every size below training loses more than any above it: |log| ties 7 with 28, the metric not
     def drop(i, s):
-        return (3.0 if s < 14 else 1.0) * abs(np.log(s / 14)) * 10 + 0.1 * i
+        return (20.0 if s < 14 else 0.0) + abs(np.log(s / 14)) * 10 + 0.1 * i
     drops = zero_shot_drops(results_frame(drop))
     drops["metric"] = drops["drop"] ** 2  # a monotone function of the drop: rho 1 in every group
     drops["constant"] = drops["checkpoint"].map({c: i for i, c in enumerate("abcdef")})
@@ -113,6 +113,10 @@ def test_a_metric_that_orders_the_sizes_beats_the_distance_in_size():
     assert table.loc["metric", "rho"] == pytest.approx(1.0)
     assert table.loc["log_ratio", "rho"] < 0.95
     assert table.loc["metric", "verdict"] == "beats"
+    # the side-aware trivial predictor knows what this metric knows: no better than it
+    side = compare_predictors(drops, ["metric"], trivial="side_then_distance", draws=200).set_index("predictor")
+    assert side.loc["side_then_distance", "rho"] == pytest.approx(1.0)
+    assert side.loc["metric", "verdict"] == "not distinguishable from"
     # a value constant per checkpoint cannot order sizes: rho 0 in every group, however well it ranks checkpoints
     assert (within_group_rho(drops, ["constant"])["constant"] == 0).all()
 
