@@ -163,13 +163,15 @@ def check_archive(path: Path) -> None:
 
 
 def _looks_like_lightning(path: Path) -> bool:
-    """Whether a torch zip file's pickle names omegaconf (a Lightning checkpoint's saved config)."""
+    """Whether a torch zip file's pickle names omegaconf (a Lightning checkpoint's saved config) or numpy
+    (a logged metric's scalar): the official reader, which allows those, reads it."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as z:
             pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-            return pkl is not None and b"omegaconf" in z.read(pkl)
+            data = z.read(pkl) if pkl is not None else b""
+            return b"omegaconf" in data or b"numpy" in data
     except (OSError, zipfile.BadZipFile):
         return False
 

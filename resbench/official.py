@@ -24,7 +24,8 @@ from resbench.errors import ResbenchError
 from resbench.official_convnext import CONVNEXT_NAMES, convnext_checkpoint
 from resbench.statedicts import check_state_dict
 
-__all__ = ["read_official", "is_official", "official_checkpoint", "import_official", "plain_config", "OFFICIAL_STATS"]
+__all__ = ["read_official", "is_official", "official_checkpoint", "import_official", "plain_config", "OFFICIAL_STATS",
+           "numpy_safe_globals"]
 
 # Normalisation of the official dataloaders (src/dataloaders/basic.py), by dataset and grayscale flag.
 OFFICIAL_STATS = {
@@ -66,6 +67,40 @@ def _empty_defaultdict(*args):
     return {}
 
 
+def _numpy_scalar(dtype, data=None):
+    """numpy's scalar reconstructor, for numeric dtypes only (an object scalar would hold an arbitrary object)."""
+    import numpy as np
+
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise pickle.UnpicklingError(f"numpy scalar of dtype {dtype!r} is not allowed in an official checkpoint")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
+
+
+def _numpy_dtype(name, align=False, copy=False):
+    """numpy.dtype from a type code ('f8', '<i4'); its state is set by pickle's BUILD, as numpy pickles it."""
+    import numpy as np
+
+    if not isinstance(name, str):
+        raise pickle.UnpicklingError(f"numpy dtype {name!r} is not allowed in an official checkpoint")
+    return np.dtype(name, align, copy)
+
+
+def _latin1(text, encoding="latin1"):
+    """_codecs.encode as numpy scalars pickle their bytes (protocol 2): latin-1 only."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed in an official checkpoint")
+    return text.encode("latin1")
+
+
+def numpy_safe_globals() -> list:
+    """The numpy reconstructors a Lightning checkpoint holds (scalars such as a logged metric, and their dtypes),
+    for torch's weights-only allow-list: under both module names numpy 1 and 2 pickle them with."""
+    import numpy as np
+
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    return [(scalar, "numpy._core.multiarray.scalar"), (scalar, "numpy.core.multiarray.scalar"), np.dtype]
+
+
 _BUILTINS = {name: getattr(builtins, name) for name in ("dict", "list", "tuple", "set", "frozenset", "int", "float",
                                                        "bool", "str", "bytes", "complex")}
 
@@ -76,6 +111,10 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch", "Size"): torch.Size,
     ("typing", "Any"): _ANY,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): _numpy_dtype,
+    ("_codecs", "encode"): _latin1,
     ("omegaconf.dictconfig", "DictConfig"): _DictConfig,
     ("omegaconf.listconfig", "ListConfig"): _ListConfig,
     ("omegaconf.base", "Metadata"): _Metadata,
@@ -134,7 +173,8 @@ def read_official(path: str | Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's advice about weights_only; the errors below say what matters
         try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(numpy_safe_globals()):
+                raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 (a DictConfig inside: the restricted reader decides)
             try:
                 raw = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)

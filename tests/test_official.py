@@ -210,3 +210,52 @@ def test_a_sweep_takes_an_official_file_directly(tmp_path, cli):
     assert set(df["model"]) == {"s4nd_official"}
     # 2 sizes x 2 policies x bandlimit on/off, less resize-input at 32 (the training size: the native cell)
     assert len(df) == 2 * 2 * 2 - 2 and (df["n"] == 20).all()
+
+
+def _numpy_metrics(raw):
+    """What a Lightning checkpoint's callbacks hold after logging numpy values: scalars and a dtype."""
+    import numpy as np
+
+    raw["callbacks"] = {"ModelCheckpoint{'monitor': 'val/accuracy'}": {
+        "best_model_score": np.float64(0.8125), "current_score": np.float32(0.5), "patience": np.int64(3),
+        "dtype": np.dtype("float32"), "flag": np.bool_(True)}}
+
+
+def _trainer_with(tmp_path, edit) -> Path:
+    """The trainer-written fixture (its config an omegaconf DictConfig) with `edit(raw)` applied."""
+    pytest.importorskip("omegaconf")
+    raw = torch.load(FIXTURES / "iso2d_dplr_trainer.ckpt", weights_only=False)  # trusted: a committed fixture
+    edit(raw)
+    path = tmp_path / "edited_trainer.ckpt"
+    torch.save(raw, path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["iso2d_dplr.pt", "iso2d_diag.pt", "trainer"])
+def test_numpy_scalars_and_dtypes_in_an_official_checkpoint_are_read(source, tmp_path, cli):
+    import numpy as np
+
+    path = (_trainer_with(tmp_path, _numpy_metrics) if source == "trainer"
+            else _rewrite(tmp_path, source, _numpy_metrics))
+    metrics = next(iter(read_official(path)["callbacks"].values()))
+    assert metrics["best_model_score"] == 0.8125 and isinstance(metrics["best_model_score"], np.float64)
+    assert metrics["patience"] == 3 and metrics["dtype"] == np.dtype("float32") and metrics["flag"]
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert code == 0, err
+    name = "iso2d_dplr_trainer.ckpt" if source == "trainer" else source
+    logits, features = max_logit_diff(load_checkpoint(path).build_model(), name)  # a direct load too
+    assert logits < 1e-4 and features < 1e-4, (logits, features)
+
+
+@pytest.mark.parametrize("source", ["iso2d_dplr.pt", "trainer"])
+def test_numpy_arrays_in_an_official_checkpoint_are_still_refused(source, tmp_path, cli):
+    import numpy as np
+
+    def edit(raw):
+        raw["callbacks"] = {"x": np.arange(3)}  # an array's reconstructor is not on the list
+
+    path = _trainer_with(tmp_path, edit) if source == "trainer" else _rewrite(tmp_path, source, edit)
+    with pytest.raises(ResbenchError, match="refused without running it|not a loadable"):
+        read_official(path)
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert_user_error(code, err, str(path))
