@@ -281,6 +281,29 @@ def _check_values(hp: dict, sd: dict) -> None:
         raise _refuse(f"loader.img_size={size!r}: expected a positive integer, at most {MAX_LENGTH}")
 
 
+def _train_grid(hp: dict, axes: int, rate: float) -> list[int]:
+    """The training grid the official loader made: img_size / rate (resized), or with img_size null the
+    dataset's own size (after its `rescale`) subsampled with stride `rate`, for the datasets resbench knows."""
+    img_size = (hp.get("loader") or {}).get("img_size")
+    if isinstance(img_size, int):
+        return [int(round(img_size / rate))] * axes
+    name = _DATASETS.get(_name(hp.get("dataset") or {}))
+    if name is None:
+        raise _refuse("loader.img_size is not set and the dataset's size is not known to resbench, so the "
+                      "training size is unknown: pass --train-res")
+    from resbench.data import dataset_info
+
+    native = dataset_info(name).native_size
+    rescale = (hp.get("dataset") or {}).get("rescale") or 1  # the official CIFAR option: max-pooled by this factor
+    if isinstance(rescale, bool) or not isinstance(rescale, int) or rescale < 1 or any(n % rescale for n in native):
+        raise _refuse(f"dataset.rescale={rescale!r}: expected a positive integer dividing {native}")
+    native = [n // rescale for n in native]
+    if len(native) != axes or rate != int(rate) or any(n % int(rate) for n in native):
+        raise _refuse(f"loader.img_size is not set and {name}'s {'x'.join(map(str, native))} grid does not "
+                      f"subsample to {axes} axes at train_resolution {rate!r}: pass --train-res")
+    return [n // int(rate) for n in native]
+
+
 def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, dataset: str | None = None,
                         mean=None, std=None):
     """An official checkpoint (read by read_official) as a resbench Checkpoint of model `s4nd_official`."""
@@ -310,10 +333,7 @@ def official_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
     loader = hp.get("loader") or {}
     train_rate = loader.get("train_resolution", 1) or 1
     if train_res is None:
-        img_size = loader.get("img_size")
-        if not isinstance(img_size, int):
-            raise _refuse("loader.img_size is not set, so the training size is unknown: pass --train-res")
-        train_res = [int(round(img_size / train_rate))] * len(l_max)
+        train_res = _train_grid(hp, len(l_max), train_rate)
     train_res = [int(train_res)] * len(l_max) if isinstance(train_res, int) else [int(s) for s in train_res]
     data_hp = hp.get("dataset") or {}
     official_name, gray = _name(data_hp), bool(data_hp.get("grayscale", False))

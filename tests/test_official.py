@@ -259,3 +259,31 @@ def test_numpy_arrays_in_an_official_checkpoint_are_still_refused(source, tmp_pa
         read_official(path)
     code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
     assert_user_error(code, err, str(path))
+
+
+@pytest.mark.parametrize("rate, rescale, train", [(1, None, 32), (2, None, 16), (4, None, 8), (2, 2, 8), (1, 2, 16)])
+def test_without_img_size_cifar_trains_on_its_own_grid_subsampled(rate, rescale, train, tmp_path, cli):
+    """loader.img_size null: the official collate subsamples the dataset's images (32 / rescale) by the rate."""
+    def edit(raw):
+        raw["hyper_parameters"]["loader"].update(img_size=None, train_resolution=rate)
+        raw["hyper_parameters"]["dataset"]["rescale"] = rescale
+
+    out = tmp_path / "imported.pt"
+    code, stdout, err = cli("import-official", _rewrite(tmp_path, "iso2d_dplr.pt", edit), "-o", out)
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ckpt.train_res == (train, train) and f"trained at {train}" in stdout
+    assert ckpt.build_model().rates((train, train)) == pytest.approx((rate, rate))  # the rate it trained with
+
+
+@pytest.mark.parametrize("edit, names", [
+    (lambda hp: hp["loader"].update(img_size=None, train_resolution=3), ["train_resolution 3", "--train-res"]),
+    (lambda hp: hp["loader"].update(img_size=None, train_resolution=1.5), ["train_resolution 1.5"]),
+    (lambda hp: (hp["loader"].update(img_size=None), hp["dataset"].update(rescale=3)), ["dataset.rescale=3"]),
+    (lambda hp: (hp["loader"].update(img_size=None), hp["dataset"].update(_name_="imagenet")),
+     ["img_size is not set", "--train-res"]),
+])
+def test_without_img_size_an_unknown_grid_is_a_one_line_error(edit, names, tmp_path, cli):
+    path = _rewrite(tmp_path, "iso2d_dplr.pt", lambda raw: edit(raw["hyper_parameters"]))
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert_user_error(code, err, *names)
