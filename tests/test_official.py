@@ -13,7 +13,7 @@ import torch
 from conftest import assert_user_error
 from resbench.checkpoints import load_checkpoint
 from resbench.errors import ResbenchError
-from resbench.official import read_official
+from resbench.checkpoints import read_official
 
 FIXTURES = Path(__file__).parent / "fixtures/official_s4"
 PLAIN = ["iso2d_diag.pt", "iso2d_dplr.pt"]

@@ -14,7 +14,7 @@ import torch
 
 from resbench.checkpoints import file_sha256, load_checkpoint
 from resbench.layers.s4nd import S4ND
-from resbench.official import official_checkpoint, read_official
+from resbench.checkpoints import official_checkpoint, read_official
 
 HERE = Path(__file__).parent / "fixtures" / "official_matrix"
 TOL = 1e-4

@@ -97,7 +97,7 @@ def test_official_classifier_logits_match(case, tmp_path):
     path = tmp_path / "official.pt"
     torch.save({"state_dict": modules.state_dict(), "hyper_parameters": hp}, path)
     # the test set's statistics are unknown to resbench for this made-up dataset: given, as import-official --mean
-    from resbench.official import official_checkpoint, read_official
+    from resbench.checkpoints import official_checkpoint, read_official
     from resbench.checkpoints import file_sha256
 
     ckpt = official_checkpoint(read_official(path), path, file_sha256(path), train_res=train,

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from resbench.checkpoints.format import Checkpoint
+from resbench.checkpoints.lightning import is_official, plain_config
 from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
 
-__all__ = ["CONVNEXT_NAMES", "convnext_checkpoint", "summary", "DATA_STATS"]
+__all__ = ["CONVNEXT_NAMES", "claims", "convnext_checkpoint", "summary", "DATA_STATS"]
 
 # official registry name -> (depths, dims)
 CONVNEXT_NAMES = {
@@ -193,10 +195,17 @@ def _config(fam: _Family, opts: dict, train_res: list[int], train_rate: float) -
     return {**config, **{k: opts[k] for k in extra}}
 
 
+def claims(raw) -> bool:
+    """Whether a loaded object is an official checkpoint of the S4ND-ConvNeXt family (by its model name)."""
+    if not is_official(raw):
+        return False
+    name = plain_config(raw["hyper_parameters"])["model"].get("_name_")
+    return isinstance(name, str) and name in CONVNEXT_NAMES
+
+
 def convnext_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, dataset: str | None = None,
                         mean=None, std=None):
-    """An official S4ND-ConvNeXt checkpoint (read by official.read_official) as a resbench Checkpoint."""
-    from resbench.checkpoints import Checkpoint
+    """An official S4ND-ConvNeXt checkpoint (read by lightning.read_official) as a resbench Checkpoint."""
     from resbench.models import create_model
 
     hp = raw["hyper_parameters"]
