@@ -23,7 +23,7 @@ import torch
 from resbench.checkpoints.archive import check_archive
 from resbench.errors import ResbenchError
 
-__all__ = ["read_official", "is_official", "plain_config", "numpy_safe_globals"]
+__all__ = ["read_official", "is_official", "plain_config", "numpy_safe_globals", "import_stats"]
 
 
 class _Stub:
@@ -185,3 +185,20 @@ def is_official(raw: Any) -> bool:
         return False
     hp = plain_config(raw.get("hyper_parameters"))
     return isinstance(raw.get("state_dict"), dict) and isinstance(hp, dict) and isinstance(hp.get("model"), dict)
+
+
+def import_stats(dataset, known: dict | None, in_chans: int, mean, std) -> dict:
+    """The normalisation of an imported official model: --mean/--std when given, else `known` (the official
+    loader's for `dataset`); refused in one line when neither, or when the count is not the input channels'."""
+    stats = known
+    if mean is not None or std is not None:
+        if mean is None or std is None:
+            raise ResbenchError("give both --mean and --std (one value per input channel)")
+        stats = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+    if stats is None:
+        raise ResbenchError(f"official checkpoint: the normalisation of dataset {dataset!r} is not known to "
+                            f"resbench: pass --mean and --std (the statistics the model was trained with)")
+    if len(stats["mean"]) != in_chans or len(stats["std"]) != in_chans:
+        raise ResbenchError(f"official checkpoint: normalisation has {len(stats['mean'])} means and "
+                            f"{len(stats['std'])} stds, the model takes {in_chans} input channels")
+    return stats

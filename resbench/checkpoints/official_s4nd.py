@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from resbench.checkpoints.format import Checkpoint
-from resbench.checkpoints.lightning import is_official
+from resbench.checkpoints.lightning import import_stats, is_official
 from resbench.checkpoints.own import check_config_values
 from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
@@ -153,19 +153,8 @@ def _weights(raw: dict, layer: dict) -> dict:
 def _data_stats(hp: dict, in_chans: int, mean, std) -> dict:
     """The normalisation: --mean/--std when given, else the official loader's for its dataset."""
     data_hp = hp.get("dataset") or {}
-    official_name, gray = _name(data_hp), bool(data_hp.get("grayscale", False))
-    stats = OFFICIAL_STATS.get((official_name, gray))
-    if mean is not None or std is not None:
-        if mean is None or std is None:
-            raise ResbenchError("give both --mean and --std (one value per input channel)")
-        stats = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
-    if stats is None:
-        raise _refuse(f"the normalisation of dataset {official_name!r} is not known to resbench: pass --mean and "
-                      f"--std (the statistics the model was trained with)")
-    if len(stats["mean"]) != in_chans or len(stats["std"]) != in_chans:
-        raise _refuse(f"normalisation has {len(stats['mean'])} means and {len(stats['std'])} stds, the model "
-                      f"takes {in_chans} input channels")
-    return stats
+    name = _name(data_hp)
+    return import_stats(name, OFFICIAL_STATS.get((name, bool(data_hp.get("grayscale", False)))), in_chans, mean, std)
 
 
 def _config(hp: dict, checked: dict, layer: dict, sd: dict, train_res) -> dict:
