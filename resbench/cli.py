@@ -445,7 +445,7 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
     Example:
       resbench import-official last.ckpt -o checkpoints/official_s4nd.pt
     """
-    from resbench.official import import_official
+    from resbench.checkpoints import import_official
     from resbench.resolution import parse_size
 
     size = None
@@ -456,7 +456,7 @@ def import_official_cmd(source, out, train_res, dataset, mean, std):
                            None if std is None else _floats(std, "--std"))
     official = ckpt.provenance["official"]
     if ckpt.model.startswith("s4nd_official_convnext"):
-        from resbench.official_convnext import summary
+        from resbench.checkpoints.official_convnext import summary
 
         click.echo(f"wrote {out}: {summary(ckpt)}")
         return

@@ -26,7 +26,6 @@ import contextlib
 import difflib
 import hashlib
 import json
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from resbench import data
+from resbench.checkpoints.format import check_data_stats as _stats
 from resbench.errors import ResbenchError
 from resbench.factories import resolve_factory
 from resbench.models.base import RESIZE_INPUT, ModelConfig, check_positive_int, policies, resize_input, train_hw
@@ -251,20 +251,6 @@ def _declared(net: nn.Module, label: str, attr: str, check: Callable):
 
 def _size(attr: str, value) -> tuple[int, int]:
     return train_hw(list(value) if isinstance(value, tuple) else value)
-
-
-def _stats(label: str, what: str, mean, std, in_chans: int) -> dict[str, list[float]]:
-    """{"mean": [...], "std": [...]}, one finite value per channel, stds positive."""
-    try:
-        mean, std = [float(v) for v in mean], [float(v) for v in std]
-    except (TypeError, ValueError):
-        raise ResbenchError(f"{label}: {what}: expected numbers per channel") from None
-    if len(mean) != in_chans or len(std) != in_chans:
-        raise ResbenchError(f"{label}: {what}: {len(mean)} mean(s) and {len(std)} std(s), expected {in_chans} "
-                            f"each, one per input channel")
-    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
-        raise ResbenchError(f"{label}: {what}: expected finite means and positive stds")
-    return {"mean": mean, "std": std}
 
 
 def _data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,

@@ -539,9 +539,9 @@ def test_a_tar_with_a_fifo_member_is_refused_before_torch_reads_it(tmp_path, cli
 
 @pytest.mark.parametrize("command", ["info", "import-official"])
 def test_a_zip_bomb_pickle_is_refused_before_it_is_inflated(tmp_path, cli, monkeypatch, command):
-    from resbench import checkpoints
+    from resbench.checkpoints import archive
 
-    monkeypatch.setattr(checkpoints, "MAX_PICKLE_BYTES", 1 << 20)  # the rule, at a size a test can afford
+    monkeypatch.setattr(archive, "MAX_PICKLE_BYTES", 1 << 20)  # the rule, at a size a test can afford
     path = _padded_zip(tmp_path / "bomb.pt", 2 << 20)
     assert path.stat().st_size < 100_000
     args = [command, path] + (["-o", tmp_path / "o.pt"] if command == "import-official" else [])
@@ -579,7 +579,7 @@ _SMALL_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 40) | st.
 def test_any_official_config_is_converted_or_refused_in_one_line(edits):
     import copy
 
-    from resbench.official import official_checkpoint
+    from resbench.checkpoints import official_checkpoint
 
     raw = copy.deepcopy({k: v for k, v in _official_raw().items() if k != "cases"})
     for path, value in edits:

@@ -13,7 +13,7 @@ import torch
 from conftest import assert_user_error
 from resbench.checkpoints import load_checkpoint
 from resbench.errors import ResbenchError
-from resbench.official import read_official
+from resbench.checkpoints import read_official
 
 FIXTURES = Path(__file__).parent / "fixtures/official_s4"
 PLAIN = ["iso2d_diag.pt", "iso2d_dplr.pt"]
@@ -210,3 +210,80 @@ def test_a_sweep_takes_an_official_file_directly(tmp_path, cli):
     assert set(df["model"]) == {"s4nd_official"}
     # 2 sizes x 2 policies x bandlimit on/off, less resize-input at 32 (the training size: the native cell)
     assert len(df) == 2 * 2 * 2 - 2 and (df["n"] == 20).all()
+
+
+def _numpy_metrics(raw):
+    """What a Lightning checkpoint's callbacks hold after logging numpy values: scalars and a dtype."""
+    import numpy as np
+
+    raw["callbacks"] = {"ModelCheckpoint{'monitor': 'val/accuracy'}": {
+        "best_model_score": np.float64(0.8125), "current_score": np.float32(0.5), "patience": np.int64(3),
+        "dtype": np.dtype("float32"), "flag": np.bool_(True)}}
+
+
+def _trainer_with(tmp_path, edit) -> Path:
+    """The trainer-written fixture (its config an omegaconf DictConfig) with `edit(raw)` applied."""
+    pytest.importorskip("omegaconf")
+    raw = torch.load(FIXTURES / "iso2d_dplr_trainer.ckpt", weights_only=False)  # trusted: a committed fixture
+    edit(raw)
+    path = tmp_path / "edited_trainer.ckpt"
+    torch.save(raw, path)
+    return path
+
+
+@pytest.mark.parametrize("source", ["iso2d_dplr.pt", "iso2d_diag.pt", "trainer"])
+def test_numpy_scalars_and_dtypes_in_an_official_checkpoint_are_read(source, tmp_path, cli):
+    import numpy as np
+
+    path = (_trainer_with(tmp_path, _numpy_metrics) if source == "trainer"
+            else _rewrite(tmp_path, source, _numpy_metrics))
+    metrics = next(iter(read_official(path)["callbacks"].values()))
+    assert metrics["best_model_score"] == 0.8125 and isinstance(metrics["best_model_score"], np.float64)
+    assert metrics["patience"] == 3 and metrics["dtype"] == np.dtype("float32") and metrics["flag"]
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert code == 0, err
+    name = "iso2d_dplr_trainer.ckpt" if source == "trainer" else source
+    logits, features = max_logit_diff(load_checkpoint(path).build_model(), name)  # a direct load too
+    assert logits < 1e-4 and features < 1e-4, (logits, features)
+
+
+@pytest.mark.parametrize("source", ["iso2d_dplr.pt", "trainer"])
+def test_numpy_arrays_in_an_official_checkpoint_are_still_refused(source, tmp_path, cli):
+    import numpy as np
+
+    def edit(raw):
+        raw["callbacks"] = {"x": np.arange(3)}  # an array's reconstructor is not on the list
+
+    path = _trainer_with(tmp_path, edit) if source == "trainer" else _rewrite(tmp_path, source, edit)
+    with pytest.raises(ResbenchError, match="refused without running it|not a loadable"):
+        read_official(path)
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert_user_error(code, err, str(path))
+
+
+@pytest.mark.parametrize("rate, rescale, train", [(1, None, 32), (2, None, 16), (4, None, 8), (2, 2, 8), (1, 2, 16)])
+def test_without_img_size_cifar_trains_on_its_own_grid_subsampled(rate, rescale, train, tmp_path, cli):
+    """loader.img_size null: the official collate subsamples the dataset's images (32 / rescale) by the rate."""
+    def edit(raw):
+        raw["hyper_parameters"]["loader"].update(img_size=None, train_resolution=rate)
+        raw["hyper_parameters"]["dataset"]["rescale"] = rescale
+
+    out = tmp_path / "imported.pt"
+    code, stdout, err = cli("import-official", _rewrite(tmp_path, "iso2d_dplr.pt", edit), "-o", out)
+    assert code == 0, err
+    ckpt = load_checkpoint(out)
+    assert ckpt.train_res == (train, train) and f"trained at {train}" in stdout
+    assert ckpt.build_model().rates((train, train)) == pytest.approx((rate, rate))  # the rate it trained with
+
+
+@pytest.mark.parametrize("edit, names", [
+    (lambda hp: hp["loader"].update(img_size=None, train_resolution=3), ["train_resolution 3", "--train-res"]),
+    (lambda hp: hp["loader"].update(img_size=None, train_resolution=1.5), ["train_resolution 1.5"]),
+    (lambda hp: (hp["loader"].update(img_size=None), hp["dataset"].update(rescale=3)), ["dataset.rescale=3"]),
+    (lambda hp: (hp["loader"].update(img_size=None), hp["dataset"].update(_name_="imagenet")),
+     ["img_size is not set", "--train-res"]),
+])
+def test_without_img_size_an_unknown_grid_is_a_one_line_error(edit, names, tmp_path, cli):
+    path = _rewrite(tmp_path, "iso2d_dplr.pt", lambda raw: edit(raw["hyper_parameters"]))
+    code, _, err = cli("import-official", path, "-o", tmp_path / "imported.pt")
+    assert_user_error(code, err, *names)

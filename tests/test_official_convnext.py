@@ -13,8 +13,8 @@ import torch
 from conftest import assert_user_error
 from resbench.checkpoints import file_sha256, load_checkpoint
 from resbench.errors import ResbenchError
-from resbench.official import official_checkpoint, read_official
-from resbench.official_convnext import CONVNEXT_NAMES
+from resbench.checkpoints import official_checkpoint, read_official
+from resbench.checkpoints.official_convnext import CONVNEXT_NAMES
 
 FIXTURES = Path(__file__).parent / "fixtures/official_convnext"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.pt"))
@@ -101,7 +101,7 @@ def test_import_official_writes_a_checkpoint_with_the_same_logits(tmp_path, cli)
 
 
 def test_registry_names_fix_depths_and_dims():
-    from resbench.official_convnext import _model_options
+    from resbench.checkpoints.official_convnext import _model_options
 
     for name, (depths, dims) in CONVNEXT_NAMES.items():
         size = {"video_size": [24, 224, 224]} if name.endswith("_3d") else {"img_size": [224, 224]}

@@ -46,7 +46,7 @@ def _save(tmp_path, model, hp, name="official.ckpt", dictconfig=False):
 def _import(path: Path):
     """The resbench model of an official file, as a sweep reads it (statistics given for celeba-all)."""
     from resbench.checkpoints import file_sha256
-    from resbench.official import official_checkpoint, read_official
+    from resbench.checkpoints import official_checkpoint, read_official
 
     raw = read_official(path)
     stats = {"mean": [0.0] * 3, "std": [1.0] * 3} if raw["hyper_parameters"]["dataset"]["_name_"] == "celeba-all" \

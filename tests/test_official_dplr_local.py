@@ -4,6 +4,7 @@ Skipped unless the official code imports (CI has no copy). `python3 tests/test_o
 prints the largest difference per case group.
 """
 
+import importlib.util
 import itertools
 import sys
 from pathlib import Path
@@ -14,8 +15,11 @@ import torch
 from resbench.layers.s4nd import S4ND
 
 OFFICIAL = Path("/tmp/s4off")
-H, D_STATE = 4, 16
-L_MAX = {1: [20], 2: [12, 20], 3: [6, 10, 8]}
+_spec = importlib.util.spec_from_file_location(
+    "official_matrix_fixtures", Path(__file__).parent / "fixtures" / "official_matrix" / "make_fixtures.py")
+fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fixtures)  # the layer config of the committed matrix (official_matrix/)
+H, D_STATE, L_MAX = fixtures.H, fixtures.D_STATE, fixtures.L_MAX
 RATES = (1.0, 0.5, 2.0, 0.75, 3.5)  # 3.5: the official kernel doubles l_kernel on the 20-long axis
 TOL = 1e-4
 
@@ -35,10 +39,7 @@ def official_class():
 def build_pair(dim, kernel_key, rank, n_ssm, bidirectional, bandlimit, first_forward=True, seed=0):
     """An official layer moved off init, and ours loaded from its config and state dict."""
     torch.manual_seed(seed)
-    config = dict(d_model=H, d_state=D_STATE, l_max=L_MAX[dim], dim=dim, bidirectional=bidirectional,
-                  bandlimit=bandlimit, n_ssm=n_ssm, rank=rank, dt_min=0.05, dt_max=0.5, linear=False,
-                  activation="gelu", final_act="glu", transposed=True,
-                  contract_version=0 if dim == 2 else 1)  # the official version 0 handles 2-d only
+    config = fixtures.layer_config(dim, rank, n_ssm, bidirectional, bandlimit)
     if kernel_key is not None:
         config[kernel_key[0]] = kernel_key[1]
     official = official_class()(**config, verbose=False).eval()

@@ -6,18 +6,21 @@ official pieces exactly as its training module does (linear encoder, SequenceMod
 pooling decoder), their weights moved off initialisation, and written as an official checkpoint dict.
 """
 
-import copy
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 
 from resbench.checkpoints import load_checkpoint
 
 OFFICIAL = Path(os.environ.get("RESBENCH_OFFICIAL_S4", "/tmp/s4off"))
+_spec = importlib.util.spec_from_file_location(
+    "official_matrix_fixtures", Path(__file__).parent / "fixtures" / "official_matrix" / "make_fixtures.py")
+fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fixtures)  # the builders; the script imports the official code only in main()
 
 
 def _official():
@@ -32,38 +35,9 @@ def _official():
     return SequenceModel, NDDecoder
 
 
-def build_official(dim, in_chans, layer, d_model=8, n_layers=2, prenorm=True, norm="layer", transposed=False,
-                   seed=0):
-    """(modules dict, hyper_parameters) of an official classifier with perturbed weights."""
-    SequenceModel, NDDecoder = _official()
-    torch.manual_seed(seed)
-    layer = {"_name_": "s4nd", "d_state": 8, "dim": dim, "bidirectional": True, "final_act": "glu",
-             "activation": "gelu", "n_ssm": 1, "dt_min": 0.1, "dt_max": 1.0, "init": "diag-lin", "verbose": False,
-             "linear": False, "contract_version": 0 if dim == 2 else 1, **layer}  # version 0 is 2-d only
-    model_hp = {"_name_": "model", "d_model": d_model, "n_layers": n_layers, "prenorm": prenorm, "norm": norm,
-                "transposed": transposed, "residual": "R", "dropout": 0.0,
-                "pool": {"_name_": "pool", "stride": 1, "expand": None}, "layer": copy.deepcopy(layer)}
-    encoder = nn.Sequential(nn.Linear(in_chans, d_model))
-    kwargs = {k: v for k, v in model_hp.items() if k != "_name_"}
-    backbone = SequenceModel(**copy.deepcopy(kwargs))
-    decoder = nn.Sequential(NDDecoder(d_model, 10, mode="pool"))
-    modules = nn.ModuleDict({"encoder": encoder, "model": backbone, "decoder": decoder}).eval()
-    with torch.no_grad():  # a first forward: the DPLR kernels turn C into C~ (what a trained checkpoint holds)
-        x = torch.randn(1, *layer["l_max"], in_chans)
-        modules["model"](modules["encoder"](x), rate=1.0)
-        for name, p in modules.named_parameters():  # move every weight off its initial value
-            if "A_real" in name or "inv_dt" in name:
-                p.add_(0.1 * torch.randn_like(p))
-            else:
-                p.add_(0.3 * torch.randn_like(p) * (p.abs().mean() + 0.1))
-        for m in modules.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2.0)
-    hp = {"model": model_hp, "encoder": "linear", "decoder": {"_name_": "nd", "mode": "pool"},
-          "loader": {"img_size": None, "train_resolution": 1},
-          "dataset": {"_name_": "synthetic-test", "grayscale": in_chans == 1}}
-    return modules, hp
+def build_official(dim, in_chans, layer, **options):
+    """(modules dict, hyper_parameters) of an official classifier with perturbed weights (the fixture script's)."""
+    return fixtures.build_classifier(_official(), dim, in_chans, layer, **options)
 
 
 def official_logits(modules, x, rate):
@@ -73,21 +47,7 @@ def official_logits(modules, x, rate):
     return modules["decoder"](h)
 
 
-CASES = [
-    # (id, dim, in_chans, layer options, model options, train size)
-    ("2d-diag-rect-3ch", 2, 3, {"kernel": "diag", "l_max": [12, 20], "bandlimit": 0.5}, {}, [12, 20]),
-    ("2d-dplr-default", 2, 1, {"l_max": [16, 16], "bandlimit": 0.5}, {}, [16, 16]),
-    ("2d-dplr-unidirectional", 2, 1, {"l_max": [12, 12], "bidirectional": False, "init": "legs"}, {}, [12, 12]),
-    ("2d-diag-postnorm-batch", 2, 1, {"kernel": "diag", "l_max": [12, 12]}, {"prenorm": False, "norm": "batch"},
-     [12, 12]),
-    ("2d-diag-transposed-ln", 2, 3, {"kernel": "diag", "l_max": [10, 14], "bandlimit": 0.3},
-     {"transposed": True}, [10, 14]),
-    ("2d-dplr-rank2-nssm8-id", 2, 3, {"l_max": [8, 12], "rank": 2, "n_ssm": 8, "final_act": "id",
-                                      "activation": "silu", "bandlimit": 0.7}, {}, [8, 12]),
-    ("1d-dplr", 1, 2, {"l_max": [32], "bandlimit": 0.5}, {}, [32]),
-    ("3d-diag", 3, 1, {"kernel": "diag", "l_max": [4, 8, 8]}, {}, [4, 8, 8]),
-    ("3d-dplr", 3, 3, {"mode": "nplr", "l_max": [4, 8, 6]}, {}, [4, 8, 6]),
-]
+CASES = fixtures.CLASSIFIERS  # (id, dim, in_chans, layer options, model options, train size)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -97,7 +57,7 @@ def test_official_classifier_logits_match(case, tmp_path):
     path = tmp_path / "official.pt"
     torch.save({"state_dict": modules.state_dict(), "hyper_parameters": hp}, path)
     # the test set's statistics are unknown to resbench for this made-up dataset: given, as import-official --mean
-    from resbench.official import official_checkpoint, read_official
+    from resbench.checkpoints import official_checkpoint, read_official
     from resbench.checkpoints import file_sha256
 
     ckpt = official_checkpoint(read_official(path), path, file_sha256(path), train_res=train,

@@ -200,7 +200,8 @@ def test_official_options_without_effect_are_accepted_and_change_nothing(path):
 
 
 @pytest.mark.parametrize("change,needle", [
-    ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 2}, "channels"),
+    ({"kernel": "dplr"}, "kernel"), ({"disc": "bilinear"}, "disc"), ({"channels": 0}, "channels"),
+    ({"channels": 2, "linear": True}, "channels"), ({"channels": 2}, "shape"),  # these weights hold one channel
     ({"init": 3}, "init"), ({"frobnicate": 1}, "frobnicate"), ({"trank": 2}, "trank"),
     ({"weight_norm": True}, "weight_norm"), ({"ln": True}, "ln"), ({"linear": True}, "output_linear"),
     ({"out_channels": 4}, "out_channels"), ({"hyper_act": "id"}, "hyper_act"),

@@ -244,7 +244,7 @@ def test_official_dplr_names_load_by_name(names):
     ({"kernel": "conv"}, "kernel"), ({"kernel": "ema"}, "kernel"), ({"mode": None}, "kernel"),
     ({"disc": "foh"}, "disc"), ({"rank": 1}, "shape"), ({"l_max": None}, "l_max"),
     ({"kernel": "diag"}, "unexpected 'kernel.0.P'"), ({"kernel": "s4d", "init": "diag-lin"}, "kernel"),
-    ({"dt_tie": False}, "dt_tie"), ({"channels": 2}, "channels"),
+    ({"dt_tie": False}, "dt_tie"), ({"channels": 0}, "channels"),
 ])
 def test_unsupported_official_dplr_options_are_one_line_errors(change, needle):
     layer = dplr_layer(rank=2)

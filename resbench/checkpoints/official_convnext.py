@@ -13,10 +13,12 @@ from pathlib import Path
 
 import torch
 
+from resbench.checkpoints.format import Checkpoint
+from resbench.checkpoints.lightning import import_stats, is_official, plain_config
 from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
 
-__all__ = ["CONVNEXT_NAMES", "convnext_checkpoint", "summary", "DATA_STATS"]
+__all__ = ["CONVNEXT_NAMES", "claims", "convnext_checkpoint", "summary", "DATA_STATS"]
 
 # official registry name -> (depths, dims)
 CONVNEXT_NAMES = {
@@ -142,22 +144,6 @@ def _bandlimit(opts: dict):
     return next(iter(values.values()), None)
 
 
-def _data_stats(official_name, in_chans: int, mean, std) -> dict:
-    if mean is not None or std is not None:
-        if mean is None or std is None:
-            raise ResbenchError("give both --mean and --std (one value per input channel)")
-        stats = {"mean": [float(m) for m in mean], "std": [float(s) for s in std]}
-    elif official_name in DATA_STATS:
-        stats = DATA_STATS[official_name]
-    else:
-        raise _refuse(f"the normalisation of dataset {official_name!r} is not known to resbench: pass --mean and "
-                      f"--std (the statistics the model was trained with)")
-    if len(stats["mean"]) != in_chans or len(stats["std"]) != in_chans:
-        raise _refuse(f"normalisation has {len(stats['mean'])} means and {len(stats['std'])} stds, the model "
-                      f"takes {in_chans} input channels")
-    return stats
-
-
 def _state_dict(raw: dict) -> dict:
     """The official module's weights: the LightningModule's `model.*` entries, prefix removed."""
     sd = raw["state_dict"]
@@ -193,10 +179,17 @@ def _config(fam: _Family, opts: dict, train_res: list[int], train_rate: float) -
     return {**config, **{k: opts[k] for k in extra}}
 
 
+def claims(raw) -> bool:
+    """Whether a loaded object is an official checkpoint of the S4ND-ConvNeXt family (by its model name)."""
+    if not is_official(raw):
+        return False
+    name = plain_config(raw["hyper_parameters"])["model"].get("_name_")
+    return isinstance(name, str) and name in CONVNEXT_NAMES
+
+
 def convnext_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, dataset: str | None = None,
                         mean=None, std=None):
-    """An official S4ND-ConvNeXt checkpoint (read by official.read_official) as a resbench Checkpoint."""
-    from resbench.checkpoints import Checkpoint
+    """An official S4ND-ConvNeXt checkpoint (read by lightning.read_official) as a resbench Checkpoint."""
     from resbench.models import create_model
 
     hp = raw["hyper_parameters"]
@@ -223,7 +216,7 @@ def convnext_checkpoint(raw: dict, path: Path, sha256: str, train_res=None, data
         train_rate = rates.pop()
     data_hp = hp.get("dataset") or {}
     official_name = data_hp.get("_name_") if isinstance(data_hp, dict) else data_hp
-    stats = _data_stats(official_name, int(opts["in_chans"]), mean, std)
+    stats = import_stats(official_name, DATA_STATS.get(official_name), int(opts["in_chans"]), mean, std)
     config = _config(fam, opts, train_res, float(train_rate))
     try:
         model = create_model(fam.model, **config)
