@@ -16,6 +16,7 @@ A folder holds:
 
 from resbench.store.columns import KEY_COLUMNS, RESULT_COLUMNS, row_key
 from resbench.store.files import atomic_write_bytes, check_out_dir, writable_folder
+from resbench.store.lock import SweepLock, lock_path
 from resbench.store.logs import append_row, log_path, read_rows, repair_log
 from resbench.store.merge import merge_sweeps
 from resbench.store.runs import current_files, read_runs, split_current, write_run
@@ -25,4 +26,5 @@ from resbench.store.tables import csv_bytes, read_results, read_superseded, resu
 __all__ = ["RESULT_COLUMNS", "KEY_COLUMNS", "atomic_write_bytes", "writable_folder", "check_out_dir", "log_path",
            "repair_log", "append_row", "row_key", "read_rows", "read_runs", "current_files", "split_current",
            "results_frame", "read_results", "read_superseded", "write_tables", "write_run", "merge_sweeps",
-           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS", "csv_bytes"]
+           "samples_name", "write_samples", "read_samples", "SAMPLE_COLUMNS", "csv_bytes", "SweepLock",
+           "lock_path"]

@@ -52,13 +52,14 @@ def _check_row(row, path: Path, number: int) -> dict:
             raise refuse(f"{column}={json.dumps(value)[:80]} is not text")
     if row.get("dims", 2) not in (1, 2, 3):
         raise refuse(f"dims={row['dims']!r}: expected 1, 2 or 3")
-    from resbench.resolution import size_key
+    from resbench.resolution import parse_size  # here: resolution imports torch, which the store otherwise needs not
 
     for column in ("train_res", "test_res"):
         try:
-            size_key(row.get(column, ""), row.get("dims", 2))
-        except (ResbenchError, ValueError, TypeError, OverflowError):
-            raise refuse(f"{column}={json.dumps(row.get(column))[:80]} is not a size") from None
+            parse_size(row.get(column, ""), row.get("dims", 2))  # in range and with the model's axes
+        except (ResbenchError, ValueError, TypeError, OverflowError) as e:
+            why = str(e).rpartition(": ")[2] if isinstance(e, ResbenchError) else type(e).__name__
+            raise refuse(f"{column}={json.dumps(row.get(column))[:80]} is not a size ({why})") from None
     for column, kind in (("class_n", int), ("class_correct", int), ("class_names", str)):
         value = row.get(column)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, kind) and not isinstance(v, bool)

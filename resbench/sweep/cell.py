@@ -14,6 +14,7 @@ from resbench.data.stream import transform_text
 from resbench.device import autocast, device_name
 from resbench.errors import ResbenchError
 from resbench.resolution import format_size
+from resbench.runtime import TimeLimitExceeded, time_limit
 from resbench.scoring import score, top5_columns, wilson_interval
 from resbench.store import append_row, write_samples
 from resbench.sweep.batches import cell_batch_size
@@ -94,10 +95,11 @@ def cell_rows(ckpt: Checkpoint, model: torch.nn.Module, images: SplitImages, cel
         on_batch = on_cell(cell) if on_cell is not None else None
         row = _cell_row(ckpt, cell, cfg, images.about, tested)
         try:
-            row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes, on_batch))
+            with time_limit(cfg.cell_timeout, "the cell (--cell-timeout)"):
+                row.update(evaluate_cell(model, images, ckpt, cell, cfg, model.config.num_classes, on_batch))
         except ResbenchError:
             raise
-        except (RuntimeError, MemoryError, ValueError) as e:
+        except (RuntimeError, MemoryError, ValueError, TimeLimitExceeded) as e:
             row.update(_failed(e))
         yield row
 

@@ -14,10 +14,11 @@ from resbench.data.subset import SUBSET_RULES
 from resbench.device import check_precision, resolve_device
 from resbench.errors import ResbenchError
 from resbench.resolution import KINDS, parse_bandlimit
+from resbench.runtime import check_time_limit
 from resbench.store import check_out_dir
 from resbench.sweep.batches import cell_batch_size
 from resbench.sweep.config import EXECUTORS, Cell, SweepConfig
-from resbench.sweep.grid import dataset_name, plan_cells
+from resbench.sweep.grid import dataset_name, plan_cells, recipe
 
 __all__ = ["validate", "require_ray", "check_address"]
 
@@ -27,6 +28,7 @@ def _check_cells(ckpts: list[Checkpoint], cells: list[Cell], cfg: SweepConfig) -
     batch fits. Returns the checkpoints' models, built once for the check and reused by the sweep."""
     models = []
     for i, ckpt in enumerate(ckpts):
+        recipe(ckpt)  # every row names it: a schedule the file holds that resbench cannot read is refused here
         model = ckpt.build_model().to(cfg.device)
         models.append(model)
         info = data.dataset_info(dataset_name(ckpt, cfg), cfg.data_dir)
@@ -90,6 +92,9 @@ def _check_executor(cfg: SweepConfig) -> None:
         raise ResbenchError(f"--num-workers {cfg.num_workers}: expected a positive number of tasks at once")
     if cfg.cpus_per_task < 1:
         raise ResbenchError(f"--cpus-per-task {cfg.cpus_per_task}: expected a positive number of CPUs")
+    check_time_limit(cfg.cell_timeout, "--cell-timeout")
+    if cfg.cell_timeout is not None and cfg.executor != "local":
+        raise ResbenchError("--cell-timeout: only with --executor local (its timer runs in this process)")
     if cfg.executor == "ray":
         if cfg.address is not None:
             check_address(cfg.address)

@@ -51,6 +51,7 @@ class SweepConfig:
     workers: int | None = None       # stream: loader processes; None: stream.default_workers()
     crop_pct: float | None = None    # stream: timm's eval crop (None: 1.0, the whole image)
     interpolation: str | None = None  # stream: timm's interpolation (None: bilinear)
+    cell_timeout: float | None = None  # seconds one cell may run (local executor), else an error row; None: no limit
 
 
 @dataclass(frozen=True)

@@ -55,13 +55,19 @@ def training_sizes(ckpt: Checkpoint) -> set[tuple[int, ...]]:
 
 
 def recipe(ckpt: Checkpoint) -> str:
-    """How the checkpoint was trained, as a short text: 'size:epochs,...', any config overrides, any multi-scale sizes."""
-    stages = ",".join(f"{format_size(parse_size(size, ckpt.dims))}:{epochs}" for size, epochs in
-                      (ckpt.provenance.get("schedule") or []))
+    """How the checkpoint was trained, as a short text: 'size:epochs,...', any config overrides, any multi-scale sizes.
+    A schedule or multi-scale list the file holds that resbench cannot read is an error naming the file."""
+    try:
+        stages = ",".join(f"{format_size(parse_size(size, ckpt.dims))}:{epochs}" for size, epochs in
+                          (ckpt.provenance.get("schedule") or []))
+        multiscale = ckpt.provenance.get("multiscale")
+        scales = ("multiscale=" + ",".join(format_size(parse_size(s, ckpt.dims)) for s in multiscale)
+                  if multiscale else "")
+    except (ResbenchError, TypeError, ValueError) as e:
+        raise ResbenchError(f"{ckpt.path}: provenance schedule or multiscale not readable "
+                            f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
     overrides = (ckpt.provenance.get("train_config") or {}).get("model_overrides") or {}
     extra = " ".join(f"{k}={v}" for k, v in sorted(overrides.items()) if k != "bandlimit")
-    multiscale = ckpt.provenance.get("multiscale")
-    scales = "multiscale=" + ",".join(format_size(parse_size(s, ckpt.dims)) for s in multiscale) if multiscale else ""
     return " ".join(part for part in (stages, extra, scales) if part)
 
 

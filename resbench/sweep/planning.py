@@ -16,14 +16,15 @@ from resbench.data.stream import folder_split, transform_text
 from resbench.data.subset import subset_text
 from resbench.device import autocast
 from resbench.resolution import KINDS, format_size, sort_sizes
+from resbench.runtime import TimeLimitExceeded, time_limit
 from resbench.store import log_path, read_rows, repair_log, row_key
 from resbench.sweep.batches import cell_batch_size, model_size
 from resbench.sweep.checks import validate
 from resbench.sweep.config import Cell, SweepConfig
 from resbench.sweep.grid import dataset_name, images_key, subset_rule
 
-__all__ = ["SweepPlan", "plan", "cell_work", "model_seconds_per_pixel", "estimate_seconds", "format_duration",
-           "plan_line", "plan_lines", "lowered_batches", "lowered_line"]
+__all__ = ["SweepPlan", "plan", "plan_checked", "cell_work", "model_seconds_per_pixel", "estimate_seconds",
+           "format_duration", "plan_line", "plan_lines", "lowered_batches", "lowered_line"]
 
 
 @dataclass
@@ -59,7 +60,12 @@ class SweepPlan:
 
 def plan(cfg: SweepConfig) -> SweepPlan:
     """Validate, then find the cells the folder does not hold yet (keyed by the test images really used)."""
-    ckpts, cells, models = validate(cfg)
+    return plan_checked(cfg, *validate(cfg))
+
+
+def plan_checked(cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell],
+                 models: list[torch.nn.Module]) -> SweepPlan:
+    """The plan of a validated sweep (validate's checkpoints, cells and models): the cells the folder lacks."""
     available = {name: len(folder_split(cfg.data_dir).labels) if transform_text(cfg.reader, name, None, None)
                  else len(data.load_labels(name, "test", cfg.data_dir, seed=cfg.seed))  # parsed once, cached
                  for name in {dataset_name(c, cfg) for c in ckpts}}
@@ -112,18 +118,28 @@ def model_seconds_per_pixel(model: torch.nn.Module, ckpt: Checkpoint, cfg: Sweep
     return min(times[1:]) / (batch * math.prod(size))
 
 
+def _timed_rate(p: SweepPlan, i: int) -> float:
+    """model_seconds_per_pixel of checkpoint i, within --cell-timeout; inf (an unknown estimate) past it."""
+    try:
+        with time_limit(p.cfg.cell_timeout, "timing the model (--cell-timeout)"):
+            return model_seconds_per_pixel(p.models[i], p.ckpts[i], p.cfg)
+    except TimeLimitExceeded:
+        return math.inf
+
+
 def estimate_seconds(p: SweepPlan) -> float:
     """Model time of the plan's cells left to run (a SweepPlan): each cell's images x the pixels the model
     runs at x its model's seconds per pixel. Reading, resizing or rendering the test images is not counted."""
     if not p.todo:
         return 0.0
-    rate = {i: model_seconds_per_pixel(p.models[i], p.ckpts[i], p.cfg)
-            for i in sorted({c.ckpt_index for c in p.todo})}
+    rate = {i: _timed_rate(p, i) for i in sorted({c.ckpt_index for c in p.todo})}
     return sum(work * rate[c.ckpt_index] for c, work in zip(p.todo, cell_work(p)))
 
 
 def format_duration(seconds: float) -> str:
-    """12 s, 4.5 min, 2.3 h."""
+    """12 s, 4.5 min, 2.3 h; 'unknown' for inf (a model's timing ran past --cell-timeout)."""
+    if not math.isfinite(seconds):
+        return "unknown"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

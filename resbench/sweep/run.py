@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -17,11 +18,12 @@ import torch
 from resbench.checkpoints import package_versions
 from resbench.device import device_name
 from resbench.resolution import KINDS, format_size, sort_sizes
-from resbench.store import read_rows, results_frame, write_run, write_tables
+from resbench.store import SweepLock, read_rows, results_frame, write_run, write_tables
+from resbench.sweep.checks import validate
 from resbench.sweep.config import SweepConfig
 from resbench.sweep.local import execute
-from resbench.sweep.planning import (SweepPlan, estimate_seconds, lowered_batches, lowered_line, plan, plan_line,
-                                     plan_lines)
+from resbench.sweep.planning import (SweepPlan, estimate_seconds, lowered_batches, lowered_line, plan_checked,
+                                     plan_line, plan_lines)
 
 __all__ = ["run_sweep", "summary_frame"]
 
@@ -66,10 +68,20 @@ def _now() -> str:
 
 
 def run_sweep(cfg: SweepConfig, quiet: bool = False, on_cell_done=None) -> pd.DataFrame:
-    """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files)."""
+    """Evaluate every cell not already in OUT; return the results frame of OUT (current checkpoint files).
+
+    One sweep per shard of a folder at a time (store.SweepLock): the lock is taken after the checks, before the
+    plan reads which cells are done, and held to the end."""
+    checked = validate(cfg)
+    with contextlib.nullcontext() if cfg.dry_run else SweepLock(Path(cfg.out), cfg.shard):
+        return _run_plan(plan_checked(cfg, *checked), quiet, on_cell_done)
+
+
+def _run_plan(p: SweepPlan, quiet: bool, on_cell_done) -> pd.DataFrame:
+    """Say the plan, record the run, run the cells with the chosen executor, rebuild the tables."""
     from rich.console import Console
 
-    p = plan(cfg)
+    cfg = p.cfg
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     console = Console(stderr=True, quiet=quiet, highlight=False, markup=False)  # file names are text, not markup
