@@ -3,7 +3,7 @@
 The lock is an flock on OUT/.cells.lock (.cells-KofN.lock for a shard), so shards of one sweep still run side by
 side. The kernel drops it when its process ends, however it ends: a file left by a killed sweep is stale and
 simply taken over. The file names the holder (pid, host, start), for the one line a second sweep prints.
-POSIX only (fcntl); where fcntl is missing, sweeps are not locked.
+POSIX only (fcntl); where fcntl is missing, or the file system refuses locks, sweeps run unlocked.
 """
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ class SweepLock:
             raise ResbenchError(f"{self.path}: cannot open the sweep's lock file ({e.strerror or e})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:  # held by another process
             os.close(fd)
             raise ResbenchError(f"{self.path.parent}: another sweep is writing this folder ({_holder(self.path)}); "
                                 "wait for it to end, or sweep into another folder (or another --shard)") from None
+        except OSError:  # a file system without locks (some network mounts): run unlocked, as before locks existed
+            os.close(fd)
+            return self
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except OSError as e:  # a full disk: nothing a sweep could write either
+            self.release()
+            raise ResbenchError(f"{self.path}: cannot write the sweep's lock file ({e.strerror or e})") from None
         return self
 
     def release(self) -> None:
