@@ -25,7 +25,7 @@ __all__ = ["sweep", "load_results", "report"]
 # SweepConfig fields that sweep() takes as keyword options (the others have parameters of their own)
 OPTIONS = ("data_dir", "subset", "reader", "workers", "crop_pct", "interpolation", "seed", "batch_size", "shard",
            "threads", "device", "precision", "log_samples", "executor", "address", "num_workers", "cpus_per_task",
-           "kind")
+           "kind", "cell_timeout")
 
 
 def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=None, policy=None,
@@ -61,7 +61,8 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=Non
         data_dir, subset (``"stratified"`` or ``"first"``: how `limit` chooses), reader (``"stream"``: an image
         folder through timm's eval transform, with workers, crop_pct, interpolation), seed, batch_size, shard
         (``"K/N"``), threads, device (default ``"auto"``), precision, log_samples, kind (``"images"``, ``"signals"``, ``"clips"`` or a comma list), and the Ray executor's
-        executor (``"ray"``), address, num_workers, cpus_per_task.
+        executor (``"ray"``), address, num_workers, cpus_per_task; cell_timeout (seconds a cell may run, local
+        executor: past it the cell is an error row).
 
     Returns
     -------
@@ -89,7 +90,7 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=Non
     opts = ModelOptions(dataset=dataset, data_dir=options.get("data_dir"), seed=options.get("seed", 0),
                         weights=None if weights is None else str(weights), train_res=train_res, in_chans=in_chans,
                         num_classes=num_classes, mean=_channel_values(mean, "mean"),
-                        std=_channel_values(std, "std"))
+                        std=_channel_values(std, "std"), timeout=options.get("cell_timeout"))
     paths, sources = _sources(models if isinstance(models, (list, tuple)) else [models], opts)
     temporary = out is None
     folder = Path(tempfile.mkdtemp(prefix="resbench-sweep-") if temporary else out)

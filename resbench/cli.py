@@ -287,6 +287,9 @@ def _split_list(text: str, option: str) -> list[str]:
 @click.option("--cpus-per-task", default=1, show_default=True, type=int,
               help="With --executor ray: CPUs (torch threads) of each task; with --device cuda each task "
                    "also takes one GPU.")
+@click.option("--cell-timeout", default=None, type=float, metavar="SECONDS",
+              help="A cell (or a --model factory) running longer becomes an error row naming the timeout, and the "
+                   "sweep goes on (local executor, POSIX; an op running in C stops only when it returns).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (each model's sizes x policies x bandlimit settings, "
               "cells already done) and its estimated time; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")
@@ -294,8 +297,8 @@ def _split_list(text: str, option: str) -> list[str]:
 @_flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
               policy, dataset, data_dir, limit, subset, seed, reader, workers, crop_pct, interpolation, batch_size,
-              shard, device, precision, log_samples, executor, address, num_workers, cpus_per_task, dry_run, quiet,
-              out):
+              shard, device, precision, log_samples, executor, address, num_workers, cpus_per_task, cell_timeout,
+              dry_run, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -317,7 +320,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
-                           in_chans=in_chans, num_classes=num_classes,
+                           in_chans=in_chans, num_classes=num_classes, timeout=cell_timeout,
                            **_stats_options(mean, std))
     cfg = SweepConfig(checkpoints=list(checkpoints), out=out, models=load_models(models, options),
                       test_res=parse_size_specs(test_res) if test_res is not None else None, kinds=parse_kinds(kind),
@@ -326,7 +329,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
                       executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
                       dry_run=dry_run, reader=reader, workers=workers, crop_pct=crop_pct,
-                      interpolation=interpolation)
+                      interpolation=interpolation, cell_timeout=cell_timeout)
     df = run_sweep(cfg, quiet=quiet)
     if dry_run:
         return

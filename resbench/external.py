@@ -40,6 +40,7 @@ from resbench.errors import ResbenchError
 from resbench.factories import resolve_factory
 from resbench.models.base import RESIZE_INPUT, ModelConfig, check_positive_int, policies, resize_input, train_hw
 from resbench.resolution import check_alpha, format_size, parse_size
+from resbench.runtime import TimeLimitExceeded, check_time_limit, time_limit
 from resbench.statedicts import check_state_dict
 
 __all__ = ["TIMM", "DATASET_STATS_WARNING", "ModelOptions", "ExternalModel", "ExternalSource", "from_spec",
@@ -61,8 +62,10 @@ class ModelOptions:
     num_classes: int | None = None           # default: declared, else the dataset's (timm) or the probe's
     mean: tuple[float, ...] | None = None    # normalisation per channel, with std
     std: tuple[float, ...] | None = None
+    timeout: float | None = None             # --cell-timeout: seconds a factory (and its probe) may take
 
     def __post_init__(self):
+        check_time_limit(self.timeout, "--cell-timeout")
         if (self.mean is None) != (self.std is None):
             raise ResbenchError("--mean and --std: give both (per channel) or neither")
         if self.train_res is not None:
@@ -292,6 +295,8 @@ def _probe(net: nn.Module, label: str, in_chans: int, size: tuple[int, int]) -> 
             if callable(hook):
                 hook(tuple(size))
             out = net(x)
+    except TimeLimitExceeded:
+        raise
     except Exception as e:  # the model's own code: any exception means it cannot take this input
         raise ResbenchError(f"{label}: fails on a {tuple(x.shape)} input at its training size "
                             f"({type(e).__name__}: {_first_line(e)}); check --in-chans and --train-res") from None
@@ -391,12 +396,23 @@ def _from_timm(spec: str, opts: ModelOptions) -> ExternalSource:
 def _from_factory(spec: str, opts: ModelOptions) -> ExternalSource:
     factory = resolve_factory(spec)
     try:
+        with time_limit(opts.timeout, "the factory (--cell-timeout)"):
+            net = _call_factory(factory, spec)
+            return from_module(net, opts, spec=spec)  # its probe runs the model once: within the limit too
+    except TimeLimitExceeded as e:
+        raise ResbenchError(f"{spec}: {e}") from None
+
+
+def _call_factory(factory: Callable, spec: str) -> nn.Module:
+    try:
         net = factory()
+    except TimeLimitExceeded:
+        raise
     except (Exception, SystemExit) as e:  # the user's code: whatever it raises is reported, not a resbench crash
         raise ResbenchError(f"{spec}: the factory raised {type(e).__name__}: {_first_line(e)}") from None
     if not isinstance(net, nn.Module):
         raise ResbenchError(f"{spec}: the factory returned a {type(net).__name__}, expected a torch.nn.Module")
-    return from_module(net, opts, spec=spec)
+    return net
 
 
 def from_module(net: nn.Module, opts: ModelOptions, spec: str | None = None, name: str | None = None) -> ExternalSource:

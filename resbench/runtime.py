@@ -15,10 +15,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import math
 import os
+import signal
+import threading
 from typing import Iterator
 
-__all__ = ["keep_freed_memory", "flushed_denormals"]
+from resbench.errors import ResbenchError
+
+__all__ = ["keep_freed_memory", "flushed_denormals", "TimeLimitExceeded", "check_time_limit", "time_limit"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_MAX = -4
@@ -60,3 +65,45 @@ def flushed_denormals() -> Iterator[bool]:
     finally:
         if flushed:
             torch.set_flush_denormal(False)
+
+
+class TimeLimitExceeded(TimeoutError):
+    """Work ran past its time limit (time_limit)."""
+
+
+def check_time_limit(seconds: float | None, option: str) -> None:
+    """A time limit this process can keep: a positive finite number of seconds, on POSIX, from the main thread
+    (the limit is a SIGALRM timer, whose handler Python runs in the main thread only)."""
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+            or seconds <= 0:
+        raise ResbenchError(f"{option} {seconds!r}: expected a positive number of seconds")
+    if not hasattr(signal, "setitimer"):
+        raise ResbenchError(f"{option}: needs POSIX signals (SIGALRM), which this platform lacks")
+    if threading.current_thread() is not threading.main_thread():
+        raise ResbenchError(f"{option}: works only from the main thread (it is a SIGALRM timer)")
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str) -> Iterator[None]:
+    """Raise TimeLimitExceeded(`what` ...) in the block once `seconds` have passed; None: no limit, no cost.
+
+    A SIGALRM timer: Python raises from its handler at the next bytecode the main thread runs, and a sleep or a
+    blocking read is interrupted. Limits: one operation running in C (a large convolution, an op that never
+    returns to Python) is stopped only when it returns; nested limits are not supported (the inner one wins).
+    """
+    if seconds is None:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeLimitExceeded(f"{what} ran past {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -5,6 +5,7 @@ record what resbench tells them append to the module-level lists below.
 """
 
 import os
+import time
 
 import torch
 import torch.nn as nn
@@ -136,3 +137,24 @@ def nan_logits() -> nn.Module:
     model = _seeded(NaNLogits)
     model.resbench_train_res = 16
     return model
+
+
+class SleepsAt24(TinyCNN):
+    """Hangs (a long sleep) on 24-pixel inputs only: a forward that blocks at one size."""
+
+    def forward(self, x):
+        if x.shape[-1] == 24:
+            time.sleep(60)
+        return super().forward(x)
+
+
+def sleeps_at_24() -> nn.Module:
+    model = _seeded(SleepsAt24)
+    model.resbench_train_res = 16
+    return model
+
+
+def sleeps() -> nn.Module:
+    """A factory that hangs (a long sleep) before returning its model."""
+    time.sleep(60)
+    return tiny_cnn()

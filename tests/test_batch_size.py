@@ -5,6 +5,7 @@ import json
 import pytest
 
 from resbench import sweep
+from resbench.sweep import batches as sizing
 from resbench.checkpoints import load_checkpoint
 
 
@@ -17,7 +18,7 @@ def conv(trained):
 def batch(conv, size, batch_size, device="cpu"):
     ckpt, model = conv
     cfg = sweep.SweepConfig(checkpoints=[], out="", batch_size=batch_size, device=device)
-    return sweep._cell_batch_size(model, ckpt, sweep.Cell(0, (size, size), "native", "none"), cfg)
+    return sizing.cell_batch_size(model, ckpt, sweep.Cell(0, (size, size), "native", "none"), cfg)
 
 
 def test_the_cpu_cache_cap_applies_only_to_the_default(conv):
@@ -29,8 +30,8 @@ def test_the_cpu_cache_cap_applies_only_to_the_default(conv):
 def test_a_batch_memory_cannot_take_is_lowered_with_a_line_and_a_record(trained, cli, tmp_path, monkeypatch, conv):
     ckpt, model = conv
     # a budget with room for about 20 images at 28 px (and many more at 14)
-    one = 2 ** 40 // sweep._batch_size_for(model, (28, 28), 2 ** 40, 2 ** 40)  # bytes of one image, or a little more
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 20 * one)
+    one = 2 ** 40 // sizing.batch_size_for(model, (28, 28), 2 ** 40, 2 ** 40)  # bytes of one image, or a little more
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", 20 * one)
     out = tmp_path / "out"
     code, _, err = cli("sweep", trained["conv"], "--test-res", "28", "--policy", "native", "--limit", 30,
                        "--batch-size", 1000, "-o", out)

@@ -102,7 +102,7 @@ def test_a_rendered_test_set_is_rendered_once_per_size(tmp_path, monkeypatch, ke
 def test_a_built_model_goes_to_ray_workers_on_the_cpu():
     from types import SimpleNamespace
 
-    from resbench.executors import _put_checkpoints
+    from resbench.sweep.ray_executor import _put_checkpoints
 
     class Net:
         device = "cuda:0"
@@ -120,14 +120,13 @@ def test_a_built_model_goes_to_ray_workers_on_the_cpu():
 
 def test_a_budget_that_shrinks_mid_run_is_one_error_row(tmp_path, monkeypatch, keep_torch_threads):
     from conftest import tiny_config, tiny_train
-    from resbench import sweep as engine
-    from resbench.sweep import SweepConfig, run_sweep
+    from resbench.sweep import SweepConfig, batches, cell, run_sweep
 
     tiny_train(tiny_config(), tmp_path / "m.pt")
     running = []  # the checks and the plan before the run see plenty; then the cell finds almost none
-    evaluate = engine.evaluate_cell
-    monkeypatch.setattr(engine, "evaluate_cell", lambda *a, **k: running.append(1) or evaluate(*a, **k))
-    monkeypatch.setattr(engine, "_budget", lambda cfg: 10 if running else 10 ** 9)
+    evaluate = cell.evaluate_cell
+    monkeypatch.setattr(cell, "evaluate_cell", lambda *a, **k: running.append(1) or evaluate(*a, **k))
+    monkeypatch.setattr(batches, "memory_budget", lambda cfg: 10 if running else 10 ** 9)
     run_sweep(SweepConfig(checkpoints=[str(tmp_path / "m.pt")], out=str(tmp_path / "out"), test_res=[(14, 14)],
                           limit=16, threads=1, policy=["native"], bandlimit=["on"]), quiet=True)
     rows = pd.read_csv(tmp_path / "out" / "results.csv")

@@ -256,7 +256,7 @@ def test_num_workers_never_past_the_cpus(monkeypatch):
     import os
     import sys
 
-    from resbench import executors
+    from resbench.sweep import ray_executor as executors
     from resbench.sweep import SweepConfig
 
     fake = _FakeRay(cpus=4)
@@ -612,7 +612,7 @@ def _official_raw() -> dict:
 def test_the_atomic_writer_leaves_no_temp_file_when_the_disk_is_full(tmp_path, monkeypatch):
     import os
 
-    from resbench import store
+    from resbench.store import files as store
 
     real_fsync = os.fsync
 

@@ -186,12 +186,12 @@ def test_kernel_spectra_name_the_directions_of_a_channel_mixing_stem():
 
 
 def test_a_sweep_sizes_batches_by_the_largest_feature_map():
-    from resbench.sweep import _batch_size_for
+    from resbench.sweep.batches import batch_size_for
 
     model = load_checkpoint(FIXTURES / "imagenet_new_s4nd_patch.pt").build_model()
     # the stem's 8 channels at 64x64 (32768) outweigh stage 0's MLP (4 x 8 channels at 16x16) and the rest
     assert model.activation_elements((64, 64)) == 8 * 64 * 64
-    assert _batch_size_for(model, (64, 64), 64, budget=3 * 12 * 4 * 8 * 64 * 64) == 3
+    assert batch_size_for(model, (64, 64), 64, budget=3 * 12 * 4 * 8 * 64 * 64) == 3
     video = load_checkpoint(FIXTURES / "video_plain_convnext.pt").build_model()
     assert video.activation_elements((4, 32, 32)) == 4 * 8 * 2 * 16 * 16  # stage 0's MLP on the 2x16x16 grid
 

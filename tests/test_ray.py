@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # run_sweep sets it 
 def local_ray():
     """One local Ray (2 CPUs) for the module: sweeps in this process use it instead of starting their own."""
     ray = pytest.importorskip("ray")
-    from resbench.executors import start_ray
+    from resbench.sweep.ray_executor import start_ray
 
     assert start_ray(SweepConfig(checkpoints=[], out="", executor="ray", num_workers=2))
     yield ray
@@ -161,7 +161,7 @@ def test_without_a_terminal_each_returned_cell_prints_a_line(local_ray, trained,
 
 
 def test_groups_share_a_checkpoint_and_a_test_size():
-    from resbench.executors import group_cells
+    from resbench.sweep.ray_executor import group_cells
 
     cells = [Cell(i, (s, s), policy, "none") for i in (0, 1) for s in (7, 14) for policy in ("native", "resize-input")]
     groups = group_cells(cells[1:])  # a shard may start mid-group

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from conftest import (CONV_TINY, REPO, S4ND_TINY, RunsCode, assert_user_error, make_checkpoint, quiet_sweep, run_cli,
                       write_idx, write_mnist)
 from resbench import resolution, sweep
+from resbench.sweep import batches as sizing
 from resbench.checkpoints import FORMAT, VERSION, load_checkpoint, save_checkpoint
 from resbench.errors import ResbenchError
 from resbench.report import FORMATS, parse_formats
@@ -461,7 +462,7 @@ def s4nd_model(trained):
 
 
 def test_batch_shrinks_as_the_test_size_grows(s4nd_model):
-    batches = [sweep._batch_size_for(s4nd_model, (s, s), 256) for s in (14, 64, 256, 512, 1024)]
+    batches = [sizing.batch_size_for(s4nd_model, (s, s), 256) for s in (14, 64, 256, 512, 1024)]
     assert batches[0] == 256  # small grids keep the requested batch
     assert 1 <= batches[-1] < 256  # a big grid gets a smaller one
     assert batches == sorted(batches, reverse=True)
@@ -469,19 +470,19 @@ def test_batch_shrinks_as_the_test_size_grows(s4nd_model):
 
 def test_batch_fills_the_budget_and_no_more(s4nd_model, monkeypatch):
     """With room for five images of a size, the batch is five (six at most, from rounding the estimate)."""
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 2 ** 40)
-    per_image_upper = 2 ** 40 // sweep._batch_size_for(s4nd_model, (64, 64), 2 ** 40)  # >= one image's bytes
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 5 * per_image_upper)
-    assert 5 <= sweep._batch_size_for(s4nd_model, (64, 64), 256) <= 6
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", 2 ** 40)
+    per_image_upper = 2 ** 40 // sizing.batch_size_for(s4nd_model, (64, 64), 2 ** 40)  # >= one image's bytes
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", 5 * per_image_upper)
+    assert 5 <= sizing.batch_size_for(s4nd_model, (64, 64), 256) <= 6
 
 
 @pytest.mark.parametrize("budget", ["real", "1 MiB"])
 def test_a_size_whose_single_image_exceeds_the_budget_is_refused(s4nd_model, monkeypatch, budget):
     size = (4096, 4096) if budget == "real" else (64, 64)
     if budget != "real":
-        monkeypatch.setattr(sweep, "MEMORY_BUDGET", 2 ** 20)
+        monkeypatch.setattr(sizing, "MEMORY_BUDGET", 2 ** 20)
     with pytest.raises(ResbenchError) as info:
-        sweep._batch_size_for(s4nd_model, size, 256)
+        sizing.batch_size_for(s4nd_model, size, 256)
     message = str(info.value)
     assert resolution.format_size(size) in message and "GiB" in message and "\n" not in message
 
@@ -496,7 +497,7 @@ def test_sweep_at_4096_is_refused_before_any_work(trained, tmp_path, cli):
 
 def test_resize_input_at_a_huge_size_is_refused_for_its_input_images(trained, tmp_path, cli, monkeypatch):
     """resize-input runs the model at the training size, but the test images exist at the test size."""
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 64 * 1024 ** 2)
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", 64 * 1024 ** 2)
     out = tmp_path / "out"
     code, _, err = cli("sweep", trained["s4nd"], "--test-res", "7,4000", "--policy", "resize-input",
                        "--limit", "10", "-o", out)
@@ -510,16 +511,16 @@ def test_input_images_bound_the_batch(trained, s4nd_model, monkeypatch):
     ckpt = load_checkpoint(trained["s4nd"])
     cfg = sweep.SweepConfig(checkpoints=[], out="", batch_size=10 ** 9)
     cell = sweep.Cell(0, (1000, 1000), "resize-input", "on")
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 120 * 10 ** 6)  # ~10 input images of 12 MB each
-    assert 1 <= sweep._cell_batch_size(s4nd_model, ckpt, cell, cfg) <= 10
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", 120 * 10 ** 6)  # ~10 input images of 12 MB each
+    assert 1 <= sizing.cell_batch_size(s4nd_model, ckpt, cell, cfg) <= 10
 
 
 def set_budget_for_batch(monkeypatch, model, size, most: int) -> int:
     """Halve MEMORY_BUDGET until `size` gets a batch of `most` or fewer (then between most / 2 and most)."""
     budget = 2 ** 40
     while True:
-        monkeypatch.setattr(sweep, "MEMORY_BUDGET", budget)
-        if sweep._batch_size_for(model, size, 10 ** 12) <= most:
+        monkeypatch.setattr(sizing, "MEMORY_BUDGET", budget)
+        if sizing.batch_size_for(model, size, 10 ** 12) <= most:
             return budget
         budget //= 2
 
@@ -529,7 +530,7 @@ def test_a_small_budget_gives_small_batches_and_the_same_numbers(trained, s4nd_m
     code, _, err = cli(*args, "-o", tmp_path / "big")
     assert code == 0, err
     budget = set_budget_for_batch(monkeypatch, s4nd_model, (28, 28), 4)
-    assert 2 <= sweep._batch_size_for(s4nd_model, (28, 28), 256) <= 4  # 50 images in 13 to 25 batches
+    assert 2 <= sizing.batch_size_for(s4nd_model, (28, 28), 256) <= 4  # 50 images in 13 to 25 batches
     code, _, err = cli(*args, "-o", tmp_path / "small")
     assert code == 0, err
     big, small = cell_values(tmp_path / "big"), cell_values(tmp_path / "small")
@@ -538,7 +539,7 @@ def test_a_small_budget_gives_small_batches_and_the_same_numbers(trained, s4nd_m
     assert all(v[0] == 50 for v in small.values())
 
     # 2 to 4 images of 28 px fit the budget; a sixth of it holds no 28 px image but one of 14 px (a quarter)
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", budget // 6)
+    monkeypatch.setattr(sizing, "MEMORY_BUDGET", budget // 6)
     code, _, err = cli(*args[:-1], "-o", tmp_path / "refused")  # no --quiet: a cell's log line would show
     assert_user_error(code, err, "test size 28", "GiB")
     assert not (tmp_path / "refused").exists()

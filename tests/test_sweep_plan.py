@@ -7,7 +7,7 @@ import pytest
 
 from resbench.report import native_as_resize_reference
 from resbench.sweep import SweepConfig, plan, plan_cells
-from resbench.sweep_plan import estimate_seconds, format_duration, plan_lines
+from resbench.sweep.planning import estimate_seconds, format_duration, plan_lines
 
 
 def tree(folder: Path) -> dict:
@@ -58,7 +58,7 @@ def test_resize_input_at_the_training_size_is_not_planned(trained, tmp_path):
 
 
 def test_the_estimate_is_images_times_pixels_times_the_measured_rate(trained, tmp_path, monkeypatch):
-    import resbench.sweep_plan as sweep_plan
+    from resbench.sweep import planning as sweep_plan
 
     cfg = SweepConfig(checkpoints=[str(trained["conv"])], out=str(tmp_path / "x"), test_res=[(7, 7), (14, 14)],
                       limit=10, dry_run=True)

@@ -2,7 +2,7 @@
 
 A task loads its model and test images once and returns its rows (with per-image records); it never
 touches the sweep folder. This process, the driver, writes every row as its task finishes, through the
-same store as the local executor (resbench.sweep.execute), so resume, merge and report see no
+same store as the local executor (resbench.sweep.local), so resume, merge and report see no
 difference. A killed driver loses the cells in flight; a task that raises becomes error rows for its
 cells; a worker lost mid-task is retried up to MAX_RETRIES times by Ray.
 
@@ -15,7 +15,6 @@ import dataclasses
 import itertools
 import logging
 import os
-import socket
 import sys
 from collections import deque
 from pathlib import Path
@@ -25,38 +24,15 @@ import torch
 from resbench.errors import ResbenchError
 from resbench.progress import CellProgress, rate_unit
 from resbench.store import log_path, write_tables
-from resbench.sweep import (Cell, SweepConfig, SweepPlan, _TestImages, cell_rows, cell_work, describe_cell,
-                            failed_rows, log_row)
+from resbench.sweep.cell import cell_rows, describe_cell, failed_rows, log_row
+from resbench.sweep.checks import require_ray
+from resbench.sweep.config import Cell, SweepConfig
+from resbench.sweep.images import SplitImages
+from resbench.sweep.planning import SweepPlan, cell_work
 
-__all__ = ["require_ray", "check_address", "group_cells", "start_ray", "execute_ray", "MAX_RETRIES"]
+__all__ = ["group_cells", "start_ray", "execute_ray", "MAX_RETRIES"]
 
 MAX_RETRIES = 2  # Ray resubmits a task whose worker died (node lost, OOM-killed) this many times
-
-
-def require_ray():
-    """The ray module, or a user error naming the extra that installs it."""
-    try:
-        import ray
-    except ImportError:
-        raise ResbenchError("--executor ray: Ray is not installed; install the extra with "
-                            "pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
-    return ray
-
-
-def check_address(address: str) -> None:
-    """--address: auto, or HOST:PORT / ray://HOST:PORT that answers; checked here because Ray itself keeps
-    retrying an address where nothing listens for minutes."""
-    if address == "auto":
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise ResbenchError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT (a port 1-65535)")
-    try:
-        socket.create_connection((host, int(port)), timeout=10).close()
-    except ValueError as e:  # a host name the resolver cannot encode (a label past 63 characters)
-        raise ResbenchError(f"--address {address!r}: not a host name ({e})") from None
-    except OSError as e:
-        raise ResbenchError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
 def group_cells(cells: list[Cell]) -> list[list[Cell]]:
@@ -71,7 +47,7 @@ def _worker_path() -> str:
     prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}
     extra = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
              and not any(os.path.realpath(p).startswith(prefix) for prefix in prefixes)]
-    package = str(Path(__file__).resolve().parents[1])
+    package = str(Path(__file__).resolve().parents[2])
     existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(dict.fromkeys([package, *extra, *existing]))
 
@@ -118,7 +94,7 @@ def _run_group(ckpt, cfg: SweepConfig, cells: list[Cell], tested: tuple[int, str
     """A Ray task: the rows of `cells` (one checkpoint, one test size), model and test images loaded once."""
     torch.set_num_threads(cfg.cpus_per_task)
     model = ckpt.build_model().to(cfg.device)
-    return list(cell_rows(ckpt, model, _TestImages(ckpt, cfg), cells, cfg, tested))
+    return list(cell_rows(ckpt, model, SplitImages(ckpt, cfg), cells, cfg, tested))
 
 
 def _task_config(cfg: SweepConfig) -> SweepConfig:
