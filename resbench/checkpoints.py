@@ -15,7 +15,6 @@ import torch
 
 from resbench.errors import ResbenchError
 from resbench.statedicts import check_state_dict
-from resbench.store import atomic_write_bytes
 
 __all__ = ["FORMAT", "VERSION", "Checkpoint", "check_archive", "describe", "file_sha256", "load_checkpoint", "load_plain",
            "save_checkpoint",
@@ -93,6 +92,8 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    from resbench.store import atomic_write_bytes  # the store imports pandas: not on the way of `resbench info`
+
     buf = io.BytesIO()
     torch.save(ckpt.to_dict(), buf)
     path = Path(path)
