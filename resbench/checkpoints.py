@@ -219,9 +219,9 @@ def _validate(raw: Any, path: Path) -> Checkpoint:
     stats = raw["data_stats"]
     if not (isinstance(stats.get("mean"), (list, tuple)) and isinstance(stats.get("std"), (list, tuple))):
         raise ResbenchError(f"{path}: data_stats needs 'mean' and 'std' lists")
-    from resbench.external import _stats
+    from resbench.external_protocol import norm_stats
 
-    stats = _stats(str(path), "data_stats", stats["mean"], stats["std"], model.config.in_chans)
+    stats = norm_stats(str(path), "data_stats", stats["mean"], stats["std"], model.config.in_chans)
     return Checkpoint(model=raw["model"], config=raw["config"], provenance=raw["provenance"],
                       data_stats=stats,
                       state_dict=sd, path=path, extra=raw.get("extra", {}))

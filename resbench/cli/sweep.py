@@ -7,7 +7,7 @@ import click
 from resbench.cli._common import Command, console, floats, flushing, split_list
 from resbench.errors import ResbenchError
 
-__all__ = ["sweep_cmd"]
+__all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "print_wide"]
 
 @click.command("sweep", cls=Command)
 @click.argument("checkpoints", nargs=-1, type=click.Path())
@@ -104,7 +104,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     """
     from resbench.external import ModelOptions, load_models
     from resbench.resolution import parse_kinds, parse_size_specs
-    from resbench.sweep import SweepConfig, parse_shard, run_sweep, summary_frame
+    from resbench.sweep import SweepConfig, parse_shard, run_sweep
 
     options = ModelOptions(dataset=dataset, data_dir=data_dir, seed=seed, weights=weights, train_res=train_res,
                            in_chans=in_chans, num_classes=num_classes,
@@ -121,16 +121,24 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
     if dry_run:
         return
     if not quiet:
-        swept = df.attrs.get("checkpoint_sha256")  # this run's files: a folder may hold other kinds' rows
-        mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]
-        kinds = sorted(set(mine["dims"])) or [2]
-        for dims in kinds:  # a table per kind of input: a signal's sizes and an image's are not one axis
-            frame, failed = summary_frame(df, swept, cfg.precision, df.attrs.get("limit"), df.attrs.get("seed"),
-                                          dims if len(kinds) > 1 else None)
-            kind = {1: "signals (samples)", 2: "images", 3: "clips (frames x height x width)"}[dims]
-            print_wide(console(), summary_table(frame, failed, df.attrs.get("subset", {}).get(dims, ""),
-                                                   kind if len(kinds) > 1 or dims != 2 else ""))
+        print_summaries(df, cfg.precision)
     click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+def print_summaries(df, precision: str) -> None:
+    """The accuracy tables of a finished sweep: one per kind of input this run swept (a signal's sizes and an
+    image's are not one axis)."""
+    from resbench.sweep import summary_frame
+
+    swept = df.attrs.get("checkpoint_sha256")  # this run's files: a folder may hold other kinds' rows
+    mine = df if swept is None else df[df["checkpoint_sha256"].isin(set(swept))]
+    kinds = sorted(set(mine["dims"])) or [2]
+    for dims in kinds:
+        frame, failed = summary_frame(df, swept, precision, df.attrs.get("limit"), df.attrs.get("seed"),
+                                      dims if len(kinds) > 1 else None)
+        kind = {1: "signals (samples)", 2: "images", 3: "clips (frames x height x width)"}[dims]
+        print_wide(console(), summary_table(frame, failed, df.attrs.get("subset", {}).get(dims, ""),
+                                            kind if len(kinds) > 1 or dims != 2 else ""))
 
 
 def stats_options(mean: str | None, std: str | None) -> dict:

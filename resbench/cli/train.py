@@ -71,7 +71,8 @@ def train_cmd(model, dataset, data_dir, train_res, epochs, schedule, bandlimit, 
     from resbench.train import train, train_config
 
     cfg = train_config(model, train_res=train_res, epochs=epochs, schedule=schedule, bandlimit=bandlimit,
-                       mask=mask, multiscale=multiscale, model_overrides=parse_overrides(overrides), dataset=dataset, data_dir=data_dir,
+                       mask=mask, multiscale=multiscale, model_overrides=parse_overrides(overrides), dataset=dataset,
+                       data_dir=data_dir,
                        batch_size=batch_size, lr=lr, ssm_lr=ssm_lr, weight_decay=weight_decay, seed=seed,
                        limit=limit, test_limit=test_limit, device=device)
     ckpt = train(cfg, out, resume=resume, quiet=quiet)
