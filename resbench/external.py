@@ -26,7 +26,6 @@ import contextlib
 import difflib
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,17 +36,17 @@ import torch.nn as nn
 from resbench import data
 from resbench.checkpoints.format import check_data_stats as _stats
 from resbench.errors import ResbenchError
+from resbench.external_protocol import (DATASET_STATS_WARNING, agreed, data_stats, declared, declared_size,
+                                        first_line, load_weights, probe, trained_bandlimit)
 from resbench.factories import resolve_factory
-from resbench.models.base import RESIZE_INPUT, ModelConfig, check_positive_int, policies, resize_input, train_hw
-from resbench.resolution import check_alpha, format_size, parse_size
+from resbench.models.base import RESIZE_INPUT, ModelConfig, check_positive_int, policies, resize_input
+from resbench.resolution import format_size, parse_size
 from resbench.runtime import TimeLimitExceeded, check_time_limit, time_limit
-from resbench.statedicts import check_state_dict
 
 __all__ = ["TIMM", "DATASET_STATS_WARNING", "ModelOptions", "ExternalModel", "ExternalSource", "from_spec",
            "from_module", "load_models", "load_weights", "source_sha256"]
 
 TIMM = "timm:"  # spec prefix of a model timm builds by name
-DATASET_STATS_WARNING = "normalisation: the dataset's own statistics, not recorded by the model"
 
 
 @dataclass(frozen=True)
@@ -184,129 +183,6 @@ def source_sha256(description: dict, state_dict: dict[str, torch.Tensor]) -> str
 
 
 # ----------------------------------------------------------------------------------------------
-# weights
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0][:200] if text else type(e).__name__
-
-
-def _state_dict_of(raw: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a loaded file: a plain state dict, or one under 'state_dict' or 'model'."""
-    if isinstance(raw, dict):
-        nested = next((raw[k] for k in ("state_dict", "model") if isinstance(raw.get(k), dict)), None)
-        raw = raw if nested is None else nested
-    if not isinstance(raw, dict) or not raw:
-        raise ResbenchError(f"{path}: expected a state dict (a dict of tensors, plain or under 'state_dict' or "
-                            f"'model'), found {type(raw).__name__}")
-    bad = next((k for k, v in raw.items() if not isinstance(v, torch.Tensor)), None)
-    if bad is not None:
-        raise ResbenchError(f"{path}: state dict entry {bad!r} is a {type(raw[bad]).__name__}, expected a tensor")
-    if all(str(k).startswith("module.") for k in raw):  # saved from a DistributedDataParallel wrapper
-        raw = {k[len("module."):]: v for k, v in raw.items()}
-    return raw
-
-
-def load_weights(net: nn.Module, path: str | Path, label: str) -> None:
-    """Load a state dict file into `net` (every key, every shape); each failure is one line naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise ResbenchError(f"{path}: weights file not found")
-    if not path.is_file():
-        raise ResbenchError(f"{path}: is not a file, expected a state dict file for {label}")
-    from resbench.checkpoints import load_plain
-
-    try:
-        raw = load_plain(path)
-    except Exception as e:  # torch raises many types for truncated, foreign or malicious files
-        reason = ("holds objects other than tensors, refused without running them; save model.state_dict() alone"
-                  if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e)
-                  else "truncated, corrupt or not a torch file")
-        raise ResbenchError(f"{path}: not a loadable weights file ({reason})") from None
-    sd = _state_dict_of(raw, path)
-    check_state_dict(net.state_dict(), sd, f"{path}: state dict", label)
-    net.load_state_dict(sd)
-
-
-# ----------------------------------------------------------------------------------------------
-# what the model declares, what the user gives
-
-
-def _agreed(label: str, attr: str, declared, option: str, given, show: Callable = repr):
-    """The value the model declares or the user gives; both there: they must agree. None: neither."""
-    if declared is not None and given is not None and declared != given:
-        raise ResbenchError(f"{label}: {option} is {show(given)} but the model declares {attr}={show(declared)}; "
-                            f"drop {option} or give the same")
-    return declared if declared is not None else given
-
-
-def _declared(net: nn.Module, label: str, attr: str, check: Callable):
-    """A protocol attribute of the model, checked (None when absent)."""
-    value = getattr(net, attr, None)
-    if value is None:
-        return None
-    try:
-        return check(attr, value)
-    except ResbenchError as e:
-        raise ResbenchError(f"{label}: {e}") from None
-
-
-def _size(attr: str, value) -> tuple[int, int]:
-    return train_hw(list(value) if isinstance(value, tuple) else value)
-
-
-def _data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,
-                in_chans: int) -> tuple[dict[str, list[float]], list[str]]:
-    """(the normalisation of the model's inputs, warnings for its rows): declared, given, else the dataset's."""
-    declared = getattr(net, "resbench_data_stats", None)
-    if declared is not None:
-        if not isinstance(declared, dict) or "mean" not in declared or "std" not in declared:
-            raise ResbenchError(f"{label}: resbench_data_stats: expected a dict with 'mean' and 'std' lists")
-        declared = _stats(label, "resbench_data_stats", declared["mean"], declared["std"], in_chans)
-    given = None if opts.mean is None else _stats(label, "--mean/--std", opts.mean, opts.std, in_chans)
-    stats = _agreed(label, "resbench_data_stats", declared, "--mean/--std", given)
-    if stats is not None:
-        return stats, []
-    mean, std = data.dataset_stats(dataset, opts.data_dir, opts.seed)
-    return {"mean": list(mean), "std": list(std)}, [DATASET_STATS_WARNING]
-
-
-def _trained_bandlimit(net: nn.Module, label: str) -> float | None:
-    alpha = getattr(net, "resbench_bandlimit", None)
-    if not callable(getattr(net, "resbench_set_bandlimit", None)):
-        if alpha is not None:
-            raise ResbenchError(f"{label}: declares resbench_bandlimit={alpha!r} but has no "
-                                f"resbench_set_bandlimit(alpha) to switch it")
-        return None
-    try:
-        return check_alpha(alpha, "resbench_bandlimit")
-    except ResbenchError as e:
-        raise ResbenchError(f"{label}: {e}") from None
-
-
-def _probe(net: nn.Module, label: str, in_chans: int, size: tuple[int, int]) -> int:
-    """Run one blank image at the training size; the number of logits the model returns for it."""
-    device = next(iter(net.parameters()), torch.empty(0)).device
-    x = torch.zeros(1, in_chans, *size, device=device)  # (1, C, h, w)
-    hook = getattr(net, "resbench_set_test_size", None)
-    try:
-        with torch.inference_mode():
-            if callable(hook):
-                hook(tuple(size))
-            out = net(x)
-    except TimeLimitExceeded:
-        raise
-    except Exception as e:  # the model's own code: any exception means it cannot take this input
-        raise ResbenchError(f"{label}: fails on a {tuple(x.shape)} input at its training size "
-                            f"({type(e).__name__}: {_first_line(e)}); check --in-chans and --train-res") from None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        what = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ResbenchError(f"{label}: returns {what} for one image, expected logits of shape (1, classes)")
-    return int(out.shape[1])
-
-
-# ----------------------------------------------------------------------------------------------
 # building sources
 
 
@@ -316,12 +192,12 @@ def _make_source(net: nn.Module, spec: str, name: str, opts: ModelOptions, datas
     known so far, num_classes may be None), checked by a probe forward."""
     train, in_chans, num_classes = sizes["train_res"], sizes["in_chans"], sizes["num_classes"]
     net.eval()
-    returned = _probe(net, name, in_chans, train)
+    returned = probe(net, name, in_chans, train)
     if num_classes is not None and returned != num_classes:
         raise ResbenchError(f"{name}: returns {returned} logits, expected {num_classes} classes "
                             f"(--num-classes or resbench_num_classes)")
-    bandlimit = _trained_bandlimit(net, name)
-    stats, notes = _data_stats(net, name, opts, dataset, in_chans)
+    bandlimit = trained_bandlimit(net, name)
+    stats, notes = data_stats(net, name, opts, dataset, in_chans)
     model = ExternalModel(net, spec, train, in_chans, returned, native, bandlimit)
     config = {"in_chans": in_chans, "num_classes": returned, "train_res": list(train), **(extra or {})}
     if model.has_bandlimit:
@@ -373,7 +249,7 @@ def _timm_net(arch: str, label: str, train: tuple[int, int], in_chans: int, num_
                 raise
             return timm.create_model(arch, **common)
     except Exception as e:  # timm's own checks of the arguments
-        raise ResbenchError(f"{label}: timm cannot build it ({type(e).__name__}: {_first_line(e)})") from None
+        raise ResbenchError(f"{label}: timm cannot build it ({type(e).__name__}: {first_line(e)})") from None
 
 
 def _from_timm(spec: str, opts: ModelOptions) -> ExternalSource:
@@ -409,7 +285,7 @@ def _call_factory(factory: Callable, spec: str) -> nn.Module:
     except TimeLimitExceeded:
         raise
     except (Exception, SystemExit) as e:  # the user's code: whatever it raises is reported, not a resbench crash
-        raise ResbenchError(f"{spec}: the factory raised {type(e).__name__}: {_first_line(e)}") from None
+        raise ResbenchError(f"{spec}: the factory raised {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(net, nn.Module):
         raise ResbenchError(f"{spec}: the factory returned a {type(net).__name__}, expected a torch.nn.Module")
     return net
@@ -423,16 +299,16 @@ def from_module(net: nn.Module, opts: ModelOptions, spec: str | None = None, nam
     spec = spec or f"module:{type(net).__qualname__}"
     name = name or _name(spec, opts)
     info = _dataset(name, opts)
-    train = _agreed(name, "resbench_train_res", _declared(net, name, "resbench_train_res", _size),
+    train = agreed(name, "resbench_train_res", declared(net, name, "resbench_train_res", declared_size),
                     "--train-res", opts.train_res, format_size)
     if train is None:
         raise ResbenchError(f"{name}: training size unknown: give --train-res or declare resbench_train_res "
                             f"on the model")
-    in_chans = _agreed(name, "resbench_in_chans", _declared(net, name, "resbench_in_chans", check_positive_int),
+    in_chans = agreed(name, "resbench_in_chans", declared(net, name, "resbench_in_chans", check_positive_int),
                        "--in-chans", opts.in_chans)
-    num_classes = _agreed(name, "resbench_num_classes",
-                          _declared(net, name, "resbench_num_classes", check_positive_int),
-                          "--num-classes", opts.num_classes)
+    num_classes = agreed(name, "resbench_num_classes",
+                         declared(net, name, "resbench_num_classes", check_positive_int),
+                         "--num-classes", opts.num_classes)
     if opts.weights is not None:
         load_weights(net, opts.weights, name)
     sizes = {"train_res": train, "in_chans": in_chans or info.in_chans, "num_classes": num_classes}

@@ -82,7 +82,7 @@ def test_the_sweep_defaults_are_on_and_off_and_capped_is_a_named_setting():
 
 
 def test_the_sweep_command_defaults_to_on_and_off():
-    from resbench.cli import sweep_cmd
+    from resbench.cli.sweep import sweep_cmd
 
     option = next(p for p in sweep_cmd.params if p.name == "bandlimit")
     assert option.default == "on,off"

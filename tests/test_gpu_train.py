@@ -34,14 +34,14 @@ def test_every_ablation_arm_and_seed_has_the_recipe_of_its_shipped_twin():
 
 
 def test_the_new_recipes_pass_the_train_commands_checks():
-    from resbench.cli import _parse_overrides, train_cmd
+    from resbench.cli.train import parse_overrides, train_cmd
     from resbench.train import train_config
 
     recipes = _recipes()
     for name in [n for n in recipes if n.startswith(("ablation/", "baselines/"))]:
         p = train_cmd.make_context("train", [*shlex.split(recipes[name]), "-o", "x.pt"]).params
         cfg = train_config(p["model"], train_res=p["train_res"], epochs=p["epochs"], bandlimit=p["bandlimit"],
-                           mask=p["mask"], multiscale=p["multiscale"], model_overrides=_parse_overrides(p["overrides"]),
+                           mask=p["mask"], multiscale=p["multiscale"], model_overrides=parse_overrides(p["overrides"]),
                            seed=p["seed"], device="cpu")
         if "multiscale" in name:
             assert cfg.multiscale[-1] == cfg.train_res and cfg.multiscale[0] * 2 >= cfg.train_res  # half to full

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from resbench.errors import ResbenchError
-from resbench.store import atomic_write_bytes
 
 __all__ = ["FORMAT", "VERSION", "PROVENANCE_KEYS", "Checkpoint", "describe", "file_sha256", "save_checkpoint",
            "find_checkpoints", "package_versions", "check_data_stats"]
@@ -91,6 +90,8 @@ def describe(ckpt: Checkpoint) -> dict[str, Any]:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    from resbench.store import atomic_write_bytes  # the store imports pandas: not on the way of `resbench info`
+
     buf = io.BytesIO()
     torch.save(ckpt.to_dict(), buf)
     path = Path(path)

@@ -83,7 +83,8 @@ class ResModel(nn.Module):
     or where the family allows it (`DIMS`) a signal (L) or a clip (T, H, W); train_res says which.
 
     Subclasses set `config_class`, `POLICIES` (policy name -> one-line description, with "native" and
-    "resize-input"), `has_bandlimit`, `min_size`, `DIMS`, and implement `_forward`; `register_model` sets `name`.
+    "resize-input"), `has_bandlimit`, `min_size`, `DIMS` (and `LISTED_PARAMETERS` when timm builds them), and
+    implement `_forward`; `register_model` sets `name`.
     """
 
     name: str = ""
@@ -93,6 +94,9 @@ class ResModel(nn.Module):
     adaptive_kernels: bool = False  # continuous kernels that can follow the test grid (bandlimit "adaptive")
     min_size: int = 1  # smallest input side the architecture can take
     DIMS: tuple[int, ...] = (2,)  # the numbers of axes the family is built for (1: signals, 2: images, 3: clips)
+    # Set by families built with timm: their parameters at `resbench models`' example size, recorded so that
+    # listing the registry never imports timm (tests/test_startup.py builds each one and compares).
+    LISTED_PARAMETERS: int | None = None
 
     def __init__(self, config: ModelConfig):
         super().__init__()

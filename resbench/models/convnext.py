@@ -6,8 +6,6 @@ import dataclasses
 
 import torch
 import torch.nn as nn
-from timm.layers import LayerNorm, LayerNorm2d, NormMlpClassifierHead, trunc_normal_
-from timm.models.convnext import ConvNeXtStage
 
 from resbench.errors import ResbenchError
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
@@ -51,6 +49,8 @@ DOWNSAMPLES = ("conv", "s4nd")
 
 def _init_weights(module: nn.Module) -> None:
     """timm's ConvNeXt init: truncated normal (std 0.02) conv and linear weights, zero biases."""
+    from timm.layers import trunc_normal_
+
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
@@ -63,6 +63,9 @@ class ConvNeXtBase(ResModel):
     config_class = ConvNeXtShape
 
     def __init__(self, config: ConvNeXtShape, kernel_size: int):
+        from timm.layers import LayerNorm, LayerNorm2d, NormMlpClassifierHead  # timm loads only for these models
+        from timm.models.convnext import ConvNeXtStage
+
         depths = [check_positive_int("depths entry", d) for d in config.depths]
         dims = [check_positive_int("dims entry", d) for d in config.dims]
         if not depths or len(depths) != len(dims):
@@ -109,6 +112,7 @@ class ConvNeXt(ConvNeXtBase):
     """Small ConvNeXt: fully convolutional, so a new size just means a bigger feature map."""
 
     config_class = ConvNeXtConfig
+    LISTED_PARAMETERS = 413_066
     POLICIES = policies("fully convolutional: the same discrete depthwise kernels on the bigger grid, global mean pool")
 
     def __init__(self, config: ConvNeXtConfig):
@@ -127,6 +131,7 @@ class S4NDConvNeXt(ConvNeXtBase):
     """
 
     config_class = S4NDConvNeXtConfig
+    LISTED_PARAMETERS = 493_578
     POLICIES = policies("rescale each S4ND step per axis: rate = train/test input size, the same at every stage")
     has_bandlimit = True
     adaptive_kernels = True
@@ -135,6 +140,8 @@ class S4NDConvNeXt(ConvNeXtBase):
         if config.downsample not in DOWNSAMPLES:
             raise ResbenchError(f"s4nd_convnext downsample={config.downsample!r}: expected one of "
                                 f"{', '.join(DOWNSAMPLES)}")
+        from timm.layers import LayerNorm2d
+
         super().__init__(config, kernel_size=3)  # the smallest conv: it is replaced right away
         sizes = self.stage_sizes(self.train_size)
         for i, (stage, dim, l_max) in enumerate(zip(self.convnext.stages, config.dims, sizes)):
@@ -170,12 +177,15 @@ class S4NDConvNeXtOfficial(ConvNeXtBase):
     """
 
     config_class = S4NDConvNeXtOfficialConfig
+    LISTED_PARAMETERS = 442_666
     POLICIES = policies("rescale each S4ND step per axis: rate = train/test input size, the same at every stage "
                         "(official arrangement: S4ND downsampling, no output linear)")
     has_bandlimit = True
     adaptive_kernels = True
 
     def __init__(self, config: S4NDConvNeXtOfficialConfig):
+        from timm.layers import LayerNorm2d
+
         super().__init__(config, kernel_size=3)  # the smallest conv: it is replaced right away
         sizes = self.stage_sizes(self.train_size)
         for i, (stage, dim, l_max) in enumerate(zip(self.convnext.stages, config.dims, sizes)):

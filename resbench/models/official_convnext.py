@@ -18,7 +18,6 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import ConvMlp, Mlp
 
 from resbench.errors import ResbenchError
 from resbench.layers.s4nd import S4ND
@@ -158,6 +157,8 @@ class Block(nn.Module):
     """x + gamma * mlp(norm(conv_dw(x))), conv_dw an S4ND layer (linear) or a depthwise conv."""
 
     def __init__(self, d: int, conv_dw: nn.Module, norm: nn.Module, conv_mlp: bool, layer_scale: bool):
+        from timm.layers import ConvMlp, Mlp  # timm loads only for this model
+
         super().__init__()
         self.conv_dw, self.norm, self.conv_mlp = conv_dw, norm, conv_mlp
         self.mlp = (ConvMlp if conv_mlp else Mlp)(d, 4 * d, act_layer=nn.GELU)
@@ -239,6 +240,7 @@ class OfficialConvNeXt(ResModel):
     """An S4ND-ConvNeXt trained with the official code: S4ND stem, S4ND downsampling, S4ND blocks."""
 
     config_class = OfficialConvNeXtConfig
+    LISTED_PARAMETERS = 12_946
     POLICIES = policies("the official rate: img_size / test size per axis at every S4ND layer (stem, downsampling "
                         "and blocks), kernels resampled on the test grid")
     has_bandlimit = True

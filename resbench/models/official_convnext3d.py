@@ -89,6 +89,7 @@ class OfficialConvNeXt3D(ResModel):
     """An S4ND-ConvNeXt-3D trained with the official code (video classifier, clips (B, C, T, H, W))."""
 
     config_class = OfficialConvNeXt3DConfig
+    LISTED_PARAMETERS = 18_562
     POLICIES = policies("the official 3-d model: every S4ND layer at rate 1 at every clip size (kernels keep "
                         "their length in frames and pixels, cut to the layer's l_max)")
     has_bandlimit = True

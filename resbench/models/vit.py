@@ -6,7 +6,6 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer import VisionTransformer
 
 from resbench.errors import ResbenchError
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
@@ -30,10 +29,13 @@ class ViT(ResModel):
     """timm VisionTransformer (class token) with dynamic_img_size: any input size, pos-embeds resampled."""
 
     config_class = ViTConfig
+    LISTED_PARAMETERS = 204_298
     POLICIES = policies("resample the learned position embeddings (timm resample_abs_pos_embed, bicubic) to "
                         "the test patch grid; same patch size")
 
     def __init__(self, config: ViTConfig):
+        from timm.models.vision_transformer import VisionTransformer  # timm loads only for this model
+
         super().__init__(config)
         for field in ("patch_size", "embed_dim", "depth", "num_heads"):
             check_positive_int(field, getattr(config, field))
