@@ -56,7 +56,7 @@ def write_crash_file(error: BaseException, args: list[str]) -> Path | None:
 
 
 def crash_line(error: BaseException, args: list[str], path: Path | None) -> str:
-    """'resbench: internal error in `report` at resbench.report.report_tables (report.py:97): TypeError: ...'"""
+    """'resbench: internal error in `report` at resbench.report.write.write_report (write.py:97): TypeError: ...'"""
     message = str(error).splitlines()[0][:200] if str(error) else ""
     where = f"traceback in {path}" if path else "no crash file could be written"
     return (f"resbench: internal error in `{_command(args)}` at {failing_step(error)}: "

@@ -17,9 +17,9 @@ def _broken_report_tables(df, records=None):
 @pytest.fixture
 def broken_report(monkeypatch, tmp_path):
     """A report whose table step has a bug; crash files go to tmp_path/crashes."""
-    import resbench.report
+    import resbench.report.write
 
-    monkeypatch.setattr(resbench.report, "report_tables", _broken_report_tables)
+    monkeypatch.setattr(resbench.report.write, "report_tables", _broken_report_tables)
     monkeypatch.setenv("RESBENCH_CRASH_DIR", str(tmp_path / "crashes"))
     return tmp_path / "crashes"
 
@@ -42,7 +42,7 @@ def test_internal_error_is_one_line_with_a_crash_file(cli, broken_report, swept,
     lines = [line for line in err.splitlines() if not re.match(r"\[\d\d:\d\d:\d\d\] report: ", line)]
     assert len(lines) == 1 and "Traceback" not in err, err  # after the step lines, the error in one line
     assert lines[0].startswith("resbench: internal error in `report`"), err
-    assert "resbench.report.write_report (report.py:" in lines[0] and "TypeError" in lines[0], err  # the step
+    assert "resbench.report.write._kind_tables (write.py:" in lines[0] and "TypeError" in lines[0], err  # the step
     crashes = list(broken_report.glob("crash-report-*.txt"))
     assert len(crashes) == 1 and str(crashes[0]) in lines[0]
     text = crashes[0].read_text()

@@ -1,4 +1,4 @@
-"""Tests for resbench.export: the LaTeX files (structure, escaping, figures, a compile where TeX is installed)
+"""Tests for the report's LaTeX and HTML writers (resbench.report.tex, .html): the LaTeX files (structure, escaping, figures, a compile where TeX is installed)
 and the HTML page (structure, inlined figures, sortable tables in a real browser)."""
 
 import base64
@@ -16,14 +16,16 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from resbench.errors import ResbenchError  # noqa: E402
-from resbench.export import cell_text, tex_escape, write_html, write_tex  # noqa: E402
+from resbench.report.html import write_html  # noqa: E402
+from resbench.report.markup import cell_text  # noqa: E402
+from resbench.report.sections import Report, figure_section, table_section  # noqa: E402
+from resbench.report.tex import tex_escape, write_tex  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TEX_ENGINES = ("pdflatex", "lualatex", "tectonic")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TITLE = "Resolution report: demo"
 HEADER = ["- **SUBSET: cells use the first 100 of 10000 test images**",
           "- command: `cli.py sweep checkpoints/ -o results/x_y --limit 100` (started 2025-01-01, finished 2025-01-02)",
           "- **warning** for `s4nd_iso_14`: normalisation & statistics #2 at 50% ~ {x}",
@@ -63,18 +65,25 @@ def figures():
         plt.close(fig)
 
 
+def sample_report(name: str, figures: dict, tables: dict, missing=MISSING) -> Report:
+    """The report the writers get: HEADER, `missing`, the figures (key -> (title, figure)), then the tables."""
+    sections = [figure_section(key, title, fig) for key, (title, fig) in figures.items()]
+    sections += [table_section(title, table) for title, table in tables.items()]
+    return Report(name, HEADER, missing, sections)
+
+
 @pytest.fixture
 def tex_report(tmp_path, figures):
     """(OUT, names written) of write_tex on the sample tables."""
     out = tmp_path / "report" / "demo"
-    return out, write_tex(out, TITLE, HEADER, MISSING, figures, sample_tables())
+    return out, write_tex(out, sample_report(out.name, figures, sample_tables()))
 
 
 @pytest.fixture
 def html_report(tmp_path, figures):
     """(OUT.html, names written) of write_html on the sample tables."""
     out = tmp_path / "report" / "demo"
-    return out.with_name("demo.html"), write_html(out, TITLE, HEADER, MISSING, figures, sample_tables())
+    return out.with_name("demo.html"), write_html(out, sample_report(out.name, figures, sample_tables()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +214,7 @@ def test_tex_figures_are_the_pdfs_written_beside_it(tex_report):
 
 def test_tex_refuses_a_name_latex_cannot_input(tmp_path, figures):
     with pytest.raises(ResbenchError, match="my report"):
-        write_tex(tmp_path / "my report", TITLE, HEADER, [], figures, {})
+        write_tex(tmp_path / "my report", sample_report("my report", figures, {}, []))
     assert not any(tmp_path.iterdir())  # checked before anything is written
 
 

@@ -1,4 +1,4 @@
-"""Zero-shot goals as paired tests (resbench.goals): known per-image outcomes give known verdicts."""
+"""Zero-shot goals as paired tests (resbench.report.goals): known per-image outcomes give known verdicts."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resbench.goals import Z90, goal_tests, paired_mean
+from resbench.report.goals import Z90, goal_tests, paired_mean
 from resbench.report import goal_table
 
 

@@ -1,4 +1,4 @@
-"""Per-image analysis (resbench.persample): the exact McNemar test, Holm's adjustment, ECE and reliability bins,
+"""Per-image analysis (resbench.report.persample): the exact McNemar test, Holm's adjustment, ECE and reliability bins,
 prediction flips, and how a report uses them (paired policy winners, flips and calibration tables, the
 reliability diagram), with a report on a folder without records saying they are left out."""
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from resbench.errors import ResbenchError
-from resbench.persample import (Records, ece, flip_frame, holm, mcnemar_p, paired_policy, reliability_bins)
+from resbench.report.persample import (Records, ece, flip_frame, holm, mcnemar_p, paired_policy, reliability_bins)
 from resbench.report import FLIP_TITLE, ECE_TITLE, report_tables, write_report
 from resbench.sweep import SweepConfig, run_sweep
 
@@ -230,13 +230,13 @@ class _KnownRecords:
      {"a": "resize-input (paired test)", "b": "native (zero-shot) (paired test)", "c": "tie (paired test)"}),
 ])
 def test_the_paired_winner_of_known_discordant_counts(counts, winners):
-    from resbench.report import _paired_columns
+    from resbench.report.stats import paired_columns
 
     names = sorted(counts)
     pol = pd.DataFrame({"checkpoint": names, "train_res": "14", "test_res": "7", "winner": "placeholder"})
     ref = pd.DataFrame([{"checkpoint": c, "test_res": "7", "policy": p} for c in names
                         for p in ("native", "resize-input")])
-    out = _paired_columns(pol.copy(), ref, _KnownRecords(counts))
+    out = paired_columns(pol.copy(), ref, _KnownRecords(counts))
     assert dict(zip(out["checkpoint"], out["winner"])) == winners
     assert dict(zip(out["checkpoint"], out["only native"])) == {c: str(counts[c][0]) for c in names}
     assert dict(zip(out["checkpoint"], out["only resize"])) == {c: str(counts[c][1]) for c in names}

@@ -455,7 +455,7 @@ def test_rows_of_a_replaced_checkpoint_leave_the_report(trained, tmp_path):
 
 @pytest.mark.parametrize("n", [3, 10, 11, 20])
 def test_each_checkpoint_gets_its_own_colour(n):
-    from resbench.plots import checkpoint_colors
+    from resbench.report.figures import checkpoint_colors
 
     colors = checkpoint_colors([f"ckpt_{i}" for i in range(n)])
     assert len(colors) == n

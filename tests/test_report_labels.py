@@ -183,7 +183,7 @@ def test_test_sizes_above_the_native_size_are_called_upsamplings(study):
 
 
 def test_a_sweep_over_alphas_gets_an_alpha_figure(tmp_path):
-    from resbench.plots import OFF_X, alpha_cells
+    from resbench.report.figures import OFF_X, alpha_cells
     from test_report import synthetic_sweep
 
     accuracy = {"0.25": 0.6, "0.5": 0.7, "1.0": 0.65, "on": 0.7, "off": 0.5}

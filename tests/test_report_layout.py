@@ -7,9 +7,10 @@ import pytest
 from matplotlib.text import Text
 from pypdf import PdfReader
 
-from resbench.plots import train_test_heatmaps
-from resbench.pdf import A4_LANDSCAPE
+from resbench.report.figures import train_test_heatmaps
+from resbench.report.pdf import A4_LANDSCAPE
 from resbench.report import header_pages, kernel_analysis, write_report
+from resbench.report.sections import Report, header_lines
 from test_report import grid, results_frame, synthetic_sweep
 
 
@@ -69,7 +70,7 @@ def test_header_pages_use_9pt_text_that_stays_on_the_page():
               "checkpoints": [{"name": n, "model": "s4nd_iso", "train_res": "14",
                                "sha256": hashlib.sha256(n.encode()).hexdigest()} for n in names]}]
     frame = results_frame(grid("s4nd_iso_14", "s4nd_iso", 14, [7, 14]))
-    figs = header_pages(frame, metas, ["results/big"], [])
+    figs = header_pages(Report("big", header_lines(frame, metas, ["results/big"], [])))
     try:
         assert len(figs) > 1
         text = "\n".join(t.get_text() for fig in figs for t in visible_texts(fig))
@@ -110,7 +111,7 @@ def test_full_table_pages_use_9pt_cells_that_end_above_the_note():
     import pandas as pd
     from matplotlib.table import Table
 
-    from resbench.pdf import ROWS_PER_PDF_PAGE, TABLE_PT, table_pages
+    from resbench.report.pdf import ROWS_PER_PDF_PAGE, TABLE_PT, table_pages
 
     table = pd.DataFrame({"checkpoint": [f"s4nd_iso_{i}" for i in range(2 * ROWS_PER_PDF_PAGE)],
                           "native": [88.0] * (2 * ROWS_PER_PDF_PAGE), "winner": ["tie (95% CIs overlap)"] * 40})

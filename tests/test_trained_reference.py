@@ -1,9 +1,9 @@
-"""Zero-shot cells against the same family trained at the test size (resbench.trained_reference)."""
+"""Zero-shot cells against the same family trained at the test size (resbench.report.trained_reference)."""
 
 import pandas as pd
 import pytest
 
-from resbench.trained_reference import trained_reference_table
+from resbench.report.trained_reference import trained_reference_table
 
 
 def cells(name, model, train, accs, bandlimit="none", trained_bandlimit=None, seen=()):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from resbench.plots import reference_setting, seen_in_training
+from resbench.report.load import reference_setting, seen_in_training
 
 __all__ = ["TITLE", "NOTE", "trained_reference_table"]
 
@@ -19,7 +19,6 @@ NOTE = ("trained here: the native accuracy of the swept checkpoints of the same 
         "whose training size is this test size (mean +- sd over them; n checkpoints, named in 'reference'); their "
         "recipes may differ from the zero-shot checkpoint's. gap: zero-shot minus trained here (negative: the "
         "zero-shot cell is worse). Each checkpoint in its reference bandlimit setting.")
-
 _COLUMNS = ["checkpoint", "train_res", "test_res", "zero-shot %", "trained here %", "n", "gap", "reference"]
 
 

@@ -3,7 +3,7 @@ training size and each test size, calibration (expected calibration error, relia
 test of two cells on the same images (exact McNemar).
 
 Everything here reads a results frame that carries each row's sweep folder ("sweep_dir", set by
-report.load_sweeps) and records file ("samples"); rows without records are skipped, never guessed.
+report.load.load_sweeps) and records file ("samples"); rows without records are skipped, never guessed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from resbench.store import read_samples
 
 __all__ = ["ECE_BINS", "Records", "ece", "reliability_bins", "mcnemar_p", "holm", "flip_frame", "calibration_frame",
            "paired_policy", "has_records"]
+
 
 ECE_BINS = 15  # equal-width confidence bins, the usual choice for ECE
 

@@ -1,13 +1,21 @@
-"""The PDF of a report, page by page: every page A4 landscape, whatever the figure or table on it."""
+"""The PDF version of a report, page by page: the header, then the sections in their order, every page A4
+landscape whatever the figure or table on it."""
 
 from __future__ import annotations
 
 import io
 import textwrap
 
+from pathlib import Path
+
 import pandas as pd
 
-__all__ = ["A4_LANDSCAPE", "HEADER_PT", "TABLE_PT", "figure_page", "table_pages", "text_pages", "pdf_bytes"]
+from resbench.report.sections import Report
+from resbench.store import atomic_write_bytes
+
+__all__ = ["A4_LANDSCAPE", "HEADER_PT", "TABLE_PT", "figure_page", "table_pages", "text_pages", "header_pages",
+           "pdf_bytes", "write_pdf"]
+
 
 ROWS_PER_PDF_PAGE = 20  # rows of TABLE_PT text that fit an A4 landscape page with its title and note
 TABLE_PT = 9  # font size of table cells
@@ -16,6 +24,7 @@ PAGE_MARGIN = 0.5  # inches around a header page's text
 HEADER_PT = 9  # font size of the header pages and of the notes under tables
 # characters in a line of HEADER_PT text between the margins: DejaVu Sans Mono is 0.6 em wide (sans text is narrower)
 PAGE_CHARS = int((A4_LANDSCAPE[0] - 2 * PAGE_MARGIN) * 72 / (0.6 * HEADER_PT))
+MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the other formats name all)
 
 
 def figure_page(fig):
@@ -48,10 +57,11 @@ def _fit_width(fig, ax, tab) -> None:
         tab.set_fontsize(TABLE_PT * 0.97 * room / width)
 
 
-def table_pages(title: str, table: pd.DataFrame):
+def table_pages(title: str, table: pd.DataFrame, note: str | None = None):
+    """A table on as many A4 landscape pages as its rows need, its note (default: attrs["note"]) under it."""
     import matplotlib.pyplot as plt
 
-    note = table.attrs.get("note")
+    note = table.attrs.get("note") if note is None else note
     chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, max(1, len(table)), ROWS_PER_PDF_PAGE)]
     for i, chunk in enumerate(chunks):
         fig, ax = plt.subplots(figsize=A4_LANDSCAPE)
@@ -95,8 +105,18 @@ def text_pages(title: str, lines: list[str]) -> list:
     return pages
 
 
-def pdf_bytes(header: list, figures: dict, tables: dict) -> tuple[bytes, list[str]]:
-    """The PDF's bytes and what each page shows: the `header` pages, one page per figure, then the tables."""
+def header_pages(report: Report) -> list:
+    """The PDF's first pages: the header (sweeps, commands, versions, checkpoints) and the first missing cells."""
+    lines = [line.replace("**", "") for line in report.header]  # markdown bold: not in a PDF
+    if report.missing:
+        extra = ["..."] if len(report.missing) > MAX_LISTED_MISSING else []
+        lines += ["", "Missing cells:", *report.missing[:MAX_LISTED_MISSING], *extra]
+    return text_pages("resbench resolution report" + (" (SUBSET of the test data)" if report.subset else ""), lines)
+
+
+def pdf_bytes(report: Report) -> tuple[bytes, list[str]]:
+    """The PDF's bytes and what each page shows: "header", then each section's key (a figure's key, a table's
+    title without the subset mark), a page per figure and as many as each table needs."""
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -109,11 +129,19 @@ def pdf_bytes(header: list, figures: dict, tables: dict) -> tuple[bytes, list[st
                 plt.close(page)
             names.append(name)
 
-        for page in header:
+        for page in header_pages(report):
             add("header", page)
-        for key, (_, fig) in figures.items():
-            add(key, figure_page(fig))
-        for title, table in tables.items():
-            for page in table_pages(title, table):
-                add(title, page)
+        for section in report.sections:
+            if section.figure is not None:
+                add(section.key, figure_page(section.figure))
+            else:
+                for page in table_pages(section.title, section.table, section.note):
+                    add(section.key, page)
     return buf.getvalue(), names
+
+
+def write_pdf(out: Path, report: Report) -> tuple[list[str], list[str]]:
+    """Write OUT.pdf; returns (the names of the files written, what each page shows)."""
+    pdf, pages = pdf_bytes(report)
+    atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
+    return [f"{out.name}.pdf"], pages

@@ -1,0 +1,220 @@
+"""The report's tables of accuracy and change: native accuracy, change from native, bandlimit ablations, flips,
+calibration and top-5; each a frame with a column per test size and its note in attrs["note"]."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from resbench.errors import ResbenchError
+from resbench.report.load import SEEN_MARK, reference_setting, seen_in_training
+from resbench.report.persample import ECE_BINS, Records, calibration_frame, flip_frame, has_records
+from resbench.report.shape import by_size, checkpoint_rank, ci_text, marked, pivot_sizes, sort_rows
+from resbench.report.stats import policy_table
+from resbench.report.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
+from resbench.resolution import parse_size, size_key
+
+__all__ = ["report_tables", "NO_NATIVE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
+
+NO_NATIVE = "no native cell"
+SEEN_NOTE = ("\u2020: the checkpoint trained at this size (an earlier stage of its schedule), so the cell is not "
+             "zero-shot; such cells are left out of zero-shot comparisons.")
+ADAPTIVE_NOTE = ("adaptive: S4ND's trained alpha scaled by min(1, test/train) per axis, CKConv's taps averaged over "
+                 "each test pixel; it runs only below the training size (natively), since at and above it it is "
+                 "the fixed setting.")
+REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained with the mask, so the modes it masks "
+                "never received a gradient and removing it at evaluation adds untrained modes. The trained "
+                "ablation is the table above.")
+TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
+                         "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
+NO_TRAINED_PAIR_NOTE = ("No pair: no checkpoint here has a twin of the same model and recipe trained without the "
+                        "bandlimit, so the bandlimit's effect on training is not measured for these inputs.")
+FLIP_TITLE = "Prediction flips: images whose predicted class differs from the training size's (%; native policy)"
+FLIP_NOTE = ("From the per-image records: the share of the same test images whose predicted class at this size differs "
+             "from the checkpoint's prediction at its training size (its reference bandlimit setting). A flip can "
+             "be right to wrong or wrong to right, so flips bound the accuracy change from above.")
+ECE_TITLE = "Calibration: expected calibration error (%; native policy)"
+ECE_NOTE = (f"ECE over {ECE_BINS} equal-width confidence bins (confidence: the predicted class's softmax probability); "
+            "0 is perfectly calibrated. The reliability diagram shows the bins for a pair of checkpoints.")
+TOP5_TITLE = "Top-5 accuracy (%) by test size (native policy; test sets of more than five classes)"
+
+
+def _native_table(at_train: pd.DataFrame, rank: dict[str, int], lacking: list[str]) -> pd.DataFrame:
+    native = at_train[["checkpoint", "model", "train_res", "acc", "ci_low", "ci_high", "n"]].copy()
+    native["ci95"] = [ci_text(lo, hi) for lo, hi in zip(native.pop("ci_low"), native.pop("ci_high"))]
+    native = sort_rows(native.rename(columns={"acc": "native accuracy (%)"}), rank)
+    if lacking:
+        native.attrs["note"] = (f"{NO_NATIVE} (the sweep did not test the training size with the native policy) "
+                                f"for: {', '.join(lacking)}.")
+    return native
+
+
+def _upsampling_note(frame: pd.DataFrame) -> str:
+    """Say which test sizes exceed their dataset's native size: upsampled images hold no new detail. (A rendered
+    set, synthetic fields or clips, is sampled anew at every size: none of its sizes is an upsampling.)"""
+    from resbench import data
+
+    parts = []
+    for name, g in frame.groupby("dataset"):
+        try:
+            native = data.dataset_info(str(name)).native_size
+            if data.is_rendered(str(name)):
+                continue
+        except ResbenchError:  # a dataset not installed here, or one without a fixed size
+            continue
+        if native is None:
+            continue
+        dims = len(native)
+        above = sorted({t for t in g["test_res"] if any(a > b for a, b in zip(parse_size(t, dims), native))},
+                       key=lambda t: size_key(t, dims))
+        if above:
+            parts.append(f"on {name}, test sizes {', '.join(above)} are upsamplings of its "
+                         f"{native[0]}x{native[1]} originals (a finer grid, no new detail)")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:] if parts else ""
+
+
+def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Accuracy minus native accuracy; a checkpoint with no native cell keeps its rows, blank, noted."""
+    base = dict(zip(at_train["checkpoint"], at_train["acc"]))
+    has_base = native_pol["checkpoint"].isin(base)
+    drop = native_pol[has_base].copy()
+    # float64: mapping an empty str column gives a str column under some pandas 3 releases, and str - float raises
+    drop["drop"] = (drop["acc"] - drop["checkpoint"].map(base).astype("float64")).round(2)
+    if drop["seen"].any():
+        drop["drop"] = marked(drop["drop"], drop)
+    index = ["checkpoint", "train_res", "bandlimit"]
+    table = pivot_sizes(drop, index, "drop")
+    if not has_base.all():
+        lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
+        table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
+    table = sort_rows(table, rank, ("bandlimit",))
+    notes = [note for note in (_upsampling_note(drop),) if note]
+    if drop["seen"].any():
+        notes.append(SEEN_NOTE)
+    if (drop["bandlimit"] == "adaptive").any():
+        notes.append(ADAPTIVE_NOTE)
+    if notes:
+        table.attrs["note"] = " ".join(notes)
+    return table
+
+
+def _removed_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """On minus off for checkpoints trained with the mask: removing it at evaluation, not an ablation."""
+    s4 = native_pol[native_pol["bandlimit"].isin(["on", "off"])]
+    on = s4[s4["bandlimit"] == "on"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
+    off = s4[s4["bandlimit"] == "off"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
+    ablation = (on - off).dropna().round(2).rename("on - off").reset_index()
+    if not len(ablation):
+        return ablation
+    table = sort_rows(pivot_sizes(ablation, ["checkpoint", "train_res"], "on - off"), rank)
+    table.attrs["note"] = REMOVED_NOTE
+    return table
+
+
+def _trained_ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Accuracy of a checkpoint trained with the bandlimit (on) minus its twin trained without it (off):
+    the same model and recipe (schedule and overrides), the bandlimit the only difference."""
+    trained = pd.to_numeric(native_pol["trained_bandlimit"], errors="coerce")
+    keys = ["model", "recipe", "train_res", "test_res"]
+    with_mask = native_pol[trained.notna() & (native_pol["bandlimit"] == "on")]
+    without = native_pol[trained.isna() & (native_pol["bandlimit"] == "off")]
+    both = with_mask.merge(without, on=keys, suffixes=("", " (without)"))
+    both = both[both["recipe"] != ""]  # rows logged before recipes were recorded cannot be paired
+    if not len(both):
+        table = pd.DataFrame(columns=["checkpoint", "trained without", "train_res"])
+        table.attrs["note"] = NO_TRAINED_PAIR_NOTE
+        return table
+    both["with - without"] = (both["acc"] - both["acc (without)"]).round(2)
+    both = both.rename(columns={"checkpoint (without)": "trained without"})
+    table = sort_rows(pivot_sizes(both, ["checkpoint", "trained without", "train_res"], "with - without"), rank)
+    table.attrs["note"] = TRAINED_ABLATION_NOTE
+    return table
+
+
+def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Adaptive minus the fixed setting (on, or none for CKConv), at the sizes below training where it ran."""
+    keys = ["checkpoint", "train_res", "test_res"]
+    adaptive = native_pol[native_pol["bandlimit"] == "adaptive"].set_index(keys)["acc"]
+    fixed = native_pol[reference_setting(native_pol)].set_index(keys)["acc"]
+    gain = (adaptive - fixed).dropna().round(2).rename("adaptive - fixed").reset_index()
+    if not len(gain):
+        return gain
+    table = sort_rows(pivot_sizes(gain, ["checkpoint", "train_res"], "adaptive - fixed"), rank)
+    table.attrs["note"] = ADAPTIVE_NOTE
+    return table
+
+
+def _flip_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
+    flips = flip_frame(ref, records)
+    if flips.empty:
+        return pd.DataFrame()
+    table = by_size(flips, "flips", rank)
+    worst = flips.loc[~flips["seen"]].sort_values("flips").tail(1)
+    table.attrs["note"] = FLIP_NOTE + (f" Largest zero-shot flip rate: {worst['checkpoint'].iloc[0]} at "
+                                       f"{worst['test_res'].iloc[0]}: {worst['flips'].iloc[0]:.1f}% of the images "
+                                       f"({worst['right_to_wrong'].iloc[0]:.1f}% right to wrong, "
+                                       f"{worst['wrong_to_right'].iloc[0]:.1f}% wrong to right)."
+                                       if len(worst) else "")
+    return table
+
+
+def _calibration_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
+    cal = calibration_frame(ref, records)
+    if cal.empty:
+        return pd.DataFrame()
+    table = by_size(cal, "ece", rank)
+    table.attrs["note"] = ECE_NOTE
+    return table
+
+
+def _top5_table(reference: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Top-5 accuracy with its Wilson 95% interval, a column per test size; empty when no row has it."""
+    if "top5_accuracy" not in reference:
+        return pd.DataFrame()
+    have = reference[reference["top5_accuracy"].notna()]
+    if have.empty:
+        return pd.DataFrame()
+    seen = have["seen"] & (have["test_res"] != have["train_res"])  # as marked marks them
+    text = [f"{100 * a:.2f}{SEEN_MARK if m else ''} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            for a, lo, hi, m in zip(have["top5_accuracy"], have["top5_ci_low"], have["top5_ci_high"], seen)]
+    table = sort_rows(pivot_sizes(have.assign(value=text), ["checkpoint", "train_res"], "value"), rank)
+    table.columns.name = None
+    table.attrs["note"] = "Each cell: top-5 accuracy and its 95% Wilson interval."
+    return table
+
+
+def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str, pd.DataFrame]:
+    """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
+
+    A table's `attrs["note"]`, where set, is printed under it. With `records` (and rows that have per-image
+    records), prediction flips and calibration are added and the policy comparison uses a paired test.
+    """
+    ok = df[df["error"] == ""].copy()
+    ok["acc"] = (100 * ok["accuracy"]).round(2)
+    ok["seen"] = seen_in_training(ok)
+    for column in ("trained_bandlimit", "recipe"):  # rows logged before these columns existed
+        if column not in ok:
+            ok[column] = "" if column == "recipe" else float("nan")
+    ok["recipe"] = ok["recipe"].fillna("").astype(str)
+    rank = checkpoint_rank(ok)
+    native_pol = ok[ok["policy"] == "native"]
+    reference = native_pol[reference_setting(native_pol)]
+    at_train = reference[reference["test_res"] == reference["train_res"]]
+    lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
+    tables = {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
+            "Drop from native accuracy (points; native policy)": _drop_table(native_pol, at_train, rank),
+            "Bandlimit ablation, trained models: trained with it minus trained without it (points; native policy)":
+                _trained_ablation_table(native_pol, rank),
+            "Bandlimit removed at evaluation: trained mask on minus removed (points; native policy)":
+                _removed_table(native_pol, rank),
+            "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
+                _adaptive_table(native_pol, rank),
+            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": policy_table(ok, rank, records),
+            TRAINED_HERE_TITLE: sort_rows(trained_reference_table(native_pol), rank, ("test_res",))}
+    top5 = _top5_table(reference, rank)
+    if not top5.empty:
+        tables[TOP5_TITLE] = top5
+    if records is not None and has_records(ok):
+        tables[FLIP_TITLE] = _flip_table(reference, rank, records)
+        tables[ECE_TITLE] = _calibration_table(reference, rank, records)
+    return tables
