@@ -1,7 +1,7 @@
 """The LaTeX version of a report: the sections of report.sections.Report, in their order.
 
 OUT.tex has no preamble, so `\\input{OUT.tex}` works inside any document whose preamble loads booktabs (table
-rules), graphicx (figures), adjustbox (wide tables shrunk to the line width) and textcomp (the dagger,
+rules), graphicx (figures and wide tables shrunk to the line width, by a box of its own) and textcomp (the dagger,
 plus-minus and minus signs; part of the LaTeX kernel since 2020). Figures are the PDFs OUT_<figure>.pdf, named
 relative to OUT.tex: a document in another folder adds that folder with `\\graphicspath{{folder/}}`.
 OUT_standalone.tex is a minimal article that loads these packages and inputs OUT.tex, to compile as it is.
@@ -23,6 +23,12 @@ from resbench.store import atomic_write_bytes
 
 __all__ = ["write_tex", "tex_escape"]
 
+# a wide table is set in a box and shrunk to the line width (graphicx's \resizebox), a narrow one left as it is:
+# what adjustbox's max width does, with the packages of texlive-latex-recommended alone
+SAVEBOX = r"\ifdefined\resbenchtable\else\newsavebox{\resbenchtable}\fi"
+FIT_TABLE = (r"\ifdim\wd\resbenchtable>\linewidth\resizebox{\linewidth}{!}{\usebox{\resbenchtable}}"
+             r"\else\usebox{\resbenchtable}\fi")
+
 # characters LaTeX treats specially, and the non-ASCII ones reports use, as commands that work in
 # pdflatex, xelatex and lualatex alike; the trailing {} ends a command word without eating a space.
 # Brackets are braced: "[" after \\, \item or \midrule would be read as that command's optional argument.
@@ -40,7 +46,7 @@ _TEX = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "#": r"\#", "$": r"\$
 STANDALONE = [r"% Compile this file (pdflatex, lualatex or xelatex) to get the report as a PDF.",
               r"\documentclass[11pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}",
               r"\usepackage[margin=2cm]{geometry}", r"\usepackage{textcomp}", r"\usepackage{booktabs}",
-              r"\usepackage{graphicx}", r"\usepackage{adjustbox}", r"\begin{document}"]
+              r"\usepackage{graphicx}", r"\begin{document}"]
 # a report name that \input and \includegraphics take as it is (a dot would read as a file extension)
 _TEX_FILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -76,10 +82,10 @@ def _tex_table(table: pd.DataFrame, note: str) -> list[str]:
     else:
         columns, rows, numeric = table_text(table)
         spec = "".join("r" if n else "l" for n in numeric)
-        lines = [r"\begin{center}", r"\begin{adjustbox}{max width=\linewidth}", rf"\begin{{tabular}}{{{spec}}}",
+        lines = [r"\begin{center}", r"\begin{lrbox}{\resbenchtable}", rf"\begin{{tabular}}{{{spec}}}",
                  r"\toprule", " & ".join(map(tex_escape, columns)) + r" \\", r"\midrule",
                  *[" & ".join(map(tex_escape, row)) + r" \\" for row in rows],
-                 r"\bottomrule", r"\end{tabular}", r"\end{adjustbox}", r"\end{center}", ""]
+                 r"\bottomrule", r"\end{tabular}", r"\end{lrbox}", FIT_TABLE, r"\end{center}", ""]
     if note:
         lines += [rf"\noindent{{\small Note: {tex_escape(note)}\par}}", ""]
     return lines
@@ -119,7 +125,8 @@ def write_tex(out: Path, report: Report) -> list[str]:
                             f"of letters, digits, _ and - only")
     written = []
     tex = [rf"% {tex_escape(report.title)}. Written by resbench; \input this file from a document that loads",
-           "% booktabs, graphicx, adjustbox and textcomp (see the _standalone.tex file beside it).",
+           "% booktabs, graphicx and textcomp (see the _standalone.tex file beside it).",
+           SAVEBOX,
            rf"\section*{{{tex_escape(report.title)}}}", "",
            *_itemize([_tex_inline(bullet(line)) for line in report.header])]
     if report.missing:
