@@ -34,7 +34,6 @@ import torch
 import torch.nn as nn
 
 from resbench import data
-from resbench.checkpoints.format import check_data_stats as _stats
 from resbench.errors import ResbenchError
 from resbench.external_protocol import (DATASET_STATS_WARNING, agreed, data_stats, declared, declared_size,
                                         first_line, load_weights, probe, trained_bandlimit)

@@ -3,7 +3,6 @@ attributes (resbench.external lists them), its normalisation, its bandlimit hook
 
 from __future__ import annotations
 
-import math
 import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -12,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from resbench import data
+from resbench.checkpoints.format import check_data_stats
 from resbench.errors import ResbenchError
 from resbench.runtime import TimeLimitExceeded
 from resbench.models.base import train_hw
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from resbench.external import ModelOptions
 
 __all__ = ["DATASET_STATS_WARNING", "first_line", "state_dict_of", "load_weights", "agreed", "declared",
-           "declared_size", "norm_stats", "data_stats", "trained_bandlimit", "probe"]
+           "declared_size", "data_stats", "trained_bandlimit", "probe"]
 
 DATASET_STATS_WARNING = "normalisation: the dataset's own statistics, not recorded by the model"
 
@@ -96,20 +96,6 @@ def declared_size(attr: str, value) -> tuple[int, int]:
     return train_hw(list(value) if isinstance(value, tuple) else value)
 
 
-def norm_stats(label: str, what: str, mean, std, in_chans: int) -> dict[str, list[float]]:
-    """{"mean": [...], "std": [...]}, one finite value per channel, stds positive."""
-    try:
-        mean, std = [float(v) for v in mean], [float(v) for v in std]
-    except (TypeError, ValueError):
-        raise ResbenchError(f"{label}: {what}: expected numbers per channel") from None
-    if len(mean) != in_chans or len(std) != in_chans:
-        raise ResbenchError(f"{label}: {what}: {len(mean)} mean(s) and {len(std)} std(s), expected {in_chans} "
-                            f"each, one per input channel")
-    if not all(math.isfinite(v) for v in mean) or not all(math.isfinite(v) and v > 0 for v in std):
-        raise ResbenchError(f"{label}: {what}: expected finite means and positive stds")
-    return {"mean": mean, "std": std}
-
-
 def data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,
                 in_chans: int) -> tuple[dict[str, list[float]], list[str]]:
     """(the normalisation of the model's inputs, warnings for its rows): declared, given, else the dataset's."""
@@ -117,8 +103,8 @@ def data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,
     if declared is not None:
         if not isinstance(declared, dict) or "mean" not in declared or "std" not in declared:
             raise ResbenchError(f"{label}: resbench_data_stats: expected a dict with 'mean' and 'std' lists")
-        declared = norm_stats(label, "resbench_data_stats", declared["mean"], declared["std"], in_chans)
-    given = None if opts.mean is None else norm_stats(label, "--mean/--std", opts.mean, opts.std, in_chans)
+        declared = check_data_stats(label, "resbench_data_stats", declared["mean"], declared["std"], in_chans)
+    given = None if opts.mean is None else check_data_stats(label, "--mean/--std", opts.mean, opts.std, in_chans)
     stats = agreed(label, "resbench_data_stats", declared, "--mean/--std", given)
     if stats is not None:
         return stats, []
