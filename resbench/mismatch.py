@@ -33,8 +33,8 @@ import torch
 
 from resbench.checkpoints import Checkpoint
 from resbench.layers.s4nd import S4ND
-from resbench.models.base import set_bandlimit
-from resbench.resolution import bandlimit_alpha, format_size, kernel_rates
+from resbench.models.base import s4nd_layers, set_bandlimit
+from resbench.resolution import bandlimit_alpha, format_size, kernel_rates, resize_images
 
 __all__ = ["tap_response", "layer_mismatch", "mismatch_table", "image_power_spectrum"]
 
@@ -81,8 +81,10 @@ def image_power_spectrum(images: torch.Tensor) -> np.ndarray:
     return (torch.fft.rfft(rows, dim=-1).abs() ** 2).mean(0).numpy()
 
 
-def _s4nd_layers(model: torch.nn.Module) -> list[tuple[str, S4ND]]:
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, S4ND)]
+def _power_spectra(layers: list[S4ND], rates, images: torch.Tensor) -> dict[int, np.ndarray]:
+    """P(k) of the images at every length a layer runs at over `rates` (each length computed once)."""
+    lengths = {max(1, round(n / r)) for rate in rates for layer in layers for n, r in zip(layer.l_max, rate)}
+    return {n: image_power_spectrum(resize_images(images, (n, n))) for n in sorted(lengths)}
 
 
 def _setting_flags(setting: str) -> dict:
@@ -94,32 +96,25 @@ def mismatch_table(ckpt: Checkpoint, test_sizes, settings=("on", "off"), images:
                    ) -> pd.DataFrame:
     """One row per (test size, bandlimit setting): the mismatch, flat and (with `images`, raw test images
     (N, C, H, W) at any size) weighted by the images' spectrum. Models without S4ND layers give no rows."""
-    from resbench.resolution import resize_images  # heavy only when images are given
     model = ckpt.build_model().eval()
-    layers = _s4nd_layers(model)
+    layers = s4nd_layers(model)
     trained = ckpt.config.get("bandlimit")
     train_rate = ckpt.config.get("train_rate", 1.0)
     rate_train = [train_rate] * ckpt.dims
+    rates = {size: [train_rate * r for r in kernel_rates(ckpt.train_res, size)] for size in test_sizes}
+    power = _power_spectra(layers, rates.values(), images) if images is not None and layers else None
     rows = []
     for setting in settings if layers else ():
         if setting in ("on", "capped", "adaptive") and trained is None:
             continue
         set_bandlimit(model, bandlimit_alpha(setting, trained), **_setting_flags(setting))
-        for size in test_sizes:
-            rate_test = [train_rate * r for r in kernel_rates(ckpt.train_res, size)]
-            spectra = {}
-            if images is not None:
-                for _, layer in layers:
-                    for n, r in zip(layer.l_max, rate_test):
-                        ls = max(1, round(n / r))
-                        if ls not in spectra:
-                            spectra[ls] = image_power_spectrum(resize_images(images, (ls, ls)))
+        for size, rate_test in rates.items():
             row = {"checkpoint": ckpt.name, "train_res": format_size(ckpt.train_res), "test_res": format_size(size),
                    "bandlimit": setting}
-            for label, power in (("flat", None), ("images", spectra or None)):
-                if label == "images" and images is None:
+            for label, weights in (("flat", None), ("images", power)):
+                if label == "images" and power is None:
                     continue
-                parts = [layer_mismatch(layer, rate_train, rate_test, power) for _, layer in layers]
+                parts = [layer_mismatch(layer, rate_train, rate_test, weights) for layer in layers]
                 row[f"mismatch_{label}"] = float(np.mean([n / d if d > 0 else 0.0 for n, d in parts]))
             rows.append(row)
     return pd.DataFrame(rows)
