@@ -186,9 +186,11 @@ def source_sha256(description: dict, state_dict: dict[str, torch.Tensor]) -> str
 
 
 def _make_source(net: nn.Module, spec: str, name: str, opts: ModelOptions, dataset: str,
-                 sizes: dict[str, Any], native: str, extra: dict | None = None) -> ExternalSource:
+                 sizes: dict[str, Any], native: str, extra: dict | None = None,
+                 model_stats: dict | None = None) -> ExternalSource:
     """The source of a module with its weights: sizes resolved (sizes: train_res, in_chans, num_classes as
-    known so far, num_classes may be None), checked by a probe forward."""
+    known so far, num_classes may be None), checked by a probe forward. `model_stats`: the normalisation the
+    model's own configuration names (used when neither the module nor the options give one)."""
     train, in_chans, num_classes = sizes["train_res"], sizes["in_chans"], sizes["num_classes"]
     net.eval()
     returned = probe(net, name, in_chans, train)
@@ -196,7 +198,7 @@ def _make_source(net: nn.Module, spec: str, name: str, opts: ModelOptions, datas
         raise ResbenchError(f"{name}: returns {returned} logits, expected {num_classes} classes "
                             f"(--num-classes or resbench_num_classes)")
     bandlimit = trained_bandlimit(net, name)
-    stats, notes = data_stats(net, name, opts, dataset, in_chans)
+    stats, notes = data_stats(net, name, opts, dataset, in_chans, model_stats)
     model = ExternalModel(net, spec, train, in_chans, returned, native, bandlimit)
     config = {"in_chans": in_chans, "num_classes": returned, "train_res": list(train), **(extra or {})}
     if model.has_bandlimit:
@@ -262,10 +264,25 @@ def _from_timm(spec: str, opts: ModelOptions) -> ExternalSource:
     net = _timm_net(arch, name, opts.train_res, in_chans, num_classes)
     load_weights(net, opts.weights, f"{name} built with in_chans={in_chans}, num_classes={num_classes}")
     dynamic = bool(getattr(net, "dynamic_img_size", False))
+    evals, stats = _pretrained_eval(net, arch, in_chans)
     native = ("resample the learned position embeddings to the test patch grid (timm dynamic_img_size)" if dynamic
               else "the timm model run as it is on the test-size image")
     sizes = {"train_res": opts.train_res, "in_chans": in_chans, "num_classes": num_classes}
-    return _make_source(net, spec, name, opts, info.name, sizes, native, {"timm_dynamic_img_size": dynamic})
+    return _make_source(net, spec, name, opts, info.name, sizes, native, {"timm_dynamic_img_size": dynamic, **evals},
+                        stats)
+
+
+def _pretrained_eval(net: nn.Module, arch: str, in_chans: int) -> tuple[dict, dict | None]:
+    """A tagged timm name's (resnet50.a1_in1k) evaluation settings from its pretrained config, read without a
+    download: ({eval_crop_pct, eval_interpolation}, its mean/std when they fit in_chans, else None). An untagged
+    name's weights are the user's own: nothing is assumed."""
+    cfg = getattr(net, "pretrained_cfg", None) or {}
+    if "." not in arch or not cfg:
+        return {}, None
+    evals = {f"eval_{k}": cfg[k] for k in ("crop_pct", "interpolation") if cfg.get(k) is not None}
+    mean, std = cfg.get("mean"), cfg.get("std")
+    fits = mean is not None and std is not None and len(mean) == len(std) == in_chans
+    return evals, ({"mean": [float(v) for v in mean], "std": [float(v) for v in std]} if fits else None)
 
 
 def _from_factory(spec: str, opts: ModelOptions) -> ExternalSource:

@@ -96,9 +96,10 @@ def declared_size(attr: str, value) -> tuple[int, int]:
     return train_hw(list(value) if isinstance(value, tuple) else value)
 
 
-def data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,
-                in_chans: int) -> tuple[dict[str, list[float]], list[str]]:
-    """(the normalisation of the model's inputs, warnings for its rows): declared, given, else the dataset's."""
+def data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str, in_chans: int,
+               configured: dict | None = None) -> tuple[dict[str, list[float]], list[str]]:
+    """(the normalisation of the model's inputs, warnings for its rows): declared, given, the model's configured
+    one (a tagged timm model's pretrained config), else the dataset's."""
     declared = getattr(net, "resbench_data_stats", None)
     if declared is not None:
         if not isinstance(declared, dict) or "mean" not in declared or "std" not in declared:
@@ -108,6 +109,8 @@ def data_stats(net: nn.Module, label: str, opts: ModelOptions, dataset: str,
     stats = agreed(label, "resbench_data_stats", declared, "--mean/--std", given)
     if stats is not None:
         return stats, []
+    if configured is not None:
+        return configured, []
     mean, std = data.dataset_stats(dataset, opts.data_dir, opts.seed)
     return {"mean": list(mean), "std": list(std)}, [DATASET_STATS_WARNING]
 

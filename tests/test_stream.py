@@ -77,3 +77,65 @@ def test_stream_options_are_checked(cli, rgb_ckpt, folder, tmp_path, args, name)
                        "-o", tmp_path / "x")
     assert code == 2 and name in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.fixture(scope="module")
+def timm_weights(tmp_path_factory):
+    """Random weights of timm's tiny test ResNet for the 2-class RGB folder."""
+    import timm
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "resnet.pt"
+    torch.save(timm.create_model("test_resnet", num_classes=2).state_dict(), path)
+    return path
+
+
+def timm_sweep(cli, arch, weights, folder, out, *extra):
+    code, _, err = cli("sweep", "--model", f"timm:{arch}", "--weights", weights, "--train-res", 32, "--dataset",
+                       "imagefolder", "--data-dir", folder, "--reader", "stream", "--workers", 0, "--test-res", "24",
+                       "--policy", "native", "--quiet", "-o", out, *extra)
+    return code, err, [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()] if code == 0 else []
+
+
+def test_a_tagged_timm_model_brings_its_crop_interpolation_and_normalisation(cli, timm_weights, folder, tmp_path):
+    """timm:test_resnet.r160_in1k's pretrained config (no download): crop_pct 0.95, bilinear, mean/std 0.5; the
+    val-only folder needs no --mean/--std; a given --crop-pct/--interpolation wins over the model's."""
+    import timm
+
+    cfg = timm.create_model("test_resnet.r160_in1k", pretrained=False).pretrained_cfg
+    code, err, rows = timm_sweep(cli, "test_resnet.r160_in1k", timm_weights, folder, tmp_path / "tag")
+    assert code == 0, err
+    assert {r["transform"] for r in rows} == {f"timm eval crop_pct={cfg['crop_pct']:g} {cfg['interpolation']}"}
+    assert not any(r["warning"] for r in rows)  # the statistics are the model's, not guessed from the data
+    code, err, rows = timm_sweep(cli, "test_resnet.r160_in1k", timm_weights, folder, tmp_path / "given",
+                                 "--crop-pct", 0.8, "--interpolation", "bicubic")
+    assert code == 0, err
+    assert {r["transform"] for r in rows} == {"timm eval crop_pct=0.8 bicubic"}
+
+
+def test_the_model_settings_reach_the_transform_tensor_for_tensor(timm_weights, folder):
+    """The streamed batches of a tagged model equal timm's own transform resolved from that model."""
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    from resbench.data.stream import eval_settings
+
+    net = timm.create_model("test_resnet.r160_in1k", pretrained=False)
+    config = {"eval_crop_pct": net.pretrained_cfg["crop_pct"], "eval_interpolation": "bicubic"}
+    crop, interpolation = eval_settings(None, None, config)
+    split = folder_split(folder)
+    x, _ = next(folder_batches(split, None, (24, 24), 9, 0, STATS, crop, interpolation))
+    want_cfg = resolve_data_config({"input_size": (3, 24, 24), "interpolation": "bicubic", "mean": STATS[0],
+                                    "std": STATS[1]}, model=net)
+    t = create_transform(**want_cfg, is_training=False)
+    want = torch.stack([t(Image.open(p).convert("RGB")) for p in split.paths])
+    assert want_cfg["crop_pct"] == net.pretrained_cfg["crop_pct"] != 1.0 and torch.equal(x, want)
+
+
+def test_an_untagged_timm_name_assumes_nothing(cli, timm_weights, folder, tmp_path):
+    """timm:test_resnet: the user's own weights; crop 1.0 bilinear, and a val-only folder needs --mean/--std."""
+    code, err, _ = timm_sweep(cli, "test_resnet", timm_weights, folder, tmp_path / "bare")
+    assert code == 2 and "--mean/--std" in err and len(err.strip().splitlines()) == 1
+    code, err, rows = timm_sweep(cli, "test_resnet", timm_weights, folder, tmp_path / "norm", "--mean", "imagenet")
+    assert code == 0, err
+    assert {r["transform"] for r in rows} == {"timm eval crop_pct=1 bilinear"}

@@ -54,8 +54,9 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
                    "centre crop; memory does not grow with the split).")
 @click.option("--workers", default=None, type=int, help="With --reader stream: loader processes (default: the "
               "cores less one, at most 8; 0: decode in this process).")
-@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default 1.0).")
-@click.option("--interpolation", default=None, help="With --reader stream: bilinear (default), bicubic, ...")
+@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default: the model's own, "
+              "a tagged timm name's pretrained config such as resnet50.a1_in1k; else 1.0, the whole image).")
+@click.option("--interpolation", default=None, help="With --reader stream: bilinear, bicubic, ... (default: the model's own, else bilinear).")
 @click.option("--batch-size", default=None, type=int,
               help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
                    "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "

@@ -121,8 +121,11 @@ def _load(split: str, data_dir, seed: int, limit: int | None) -> tuple[torch.Ten
     tree = _scan_tree(root)  # seed: the files are fixed
     if not tree.files[split]:
         where = root / ("train" if split == "train" else "test")
-        raise ResbenchError(f"imagefolder {split} split empty: no images under {where}"
-                            f"{'' if split == 'train' else ' or ' + str(root / 'val')}; add CLASS/*.png folders")
+        if split == "train":  # a sweep reads it only for normalisation statistics: a test-only folder names them
+            raise ResbenchError(f"imagefolder: no train split under {where} (for training, or for a sweep's "
+                                f"normalisation: give --mean/--std, numbers or a preset imagenet/inception)")
+        raise ResbenchError(f"imagefolder {split} split empty: no images under {where} or {root / 'val'}; "
+                            f"add CLASS/*.png folders")
     return first_images(_imagefolder_cached(tree, split), limit)
 
 

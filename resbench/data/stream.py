@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from resbench.data.transforms import eval_transform
 from resbench.errors import ResbenchError
 
-__all__ = ["FolderSplit", "folder_split", "folder_batches", "default_workers", "READERS", "check_stream_options",
+__all__ = ["eval_settings", "FolderSplit", "folder_split", "folder_batches", "default_workers", "READERS", "check_stream_options",
            "transform_text"]
 
 
@@ -90,6 +90,14 @@ def check_stream_options(reader: str, workers: int | None, crop_pct: float | Non
     if workers is not None and workers < 0:
         raise ResbenchError(f"--workers {workers}: expected 0 (decode in this process) or more loader processes")
     eval_transform((8, 8), crop_pct, interpolation, (0.5,), (0.5,))  # raises on a bad crop_pct or interpolation
+
+
+def eval_settings(crop_pct: float | None, interpolation: str | None, config: dict) -> tuple[float, str]:
+    """(crop_pct, interpolation) of a checkpoint's eval transform: the sweep's options where given, else the
+    model's own (`config`'s eval_crop_pct / eval_interpolation: a tagged timm model's pretrained config, or a
+    checkpoint that records them), else the whole image (1.0) and bilinear."""
+    return (float(crop_pct if crop_pct is not None else config.get("eval_crop_pct") or 1.0),
+            str(interpolation or config.get("eval_interpolation") or "bilinear"))
 
 
 def transform_text(reader: str, dataset: str, crop_pct: float | None, interpolation: str | None) -> str:

@@ -8,7 +8,7 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint
-from resbench.data.stream import default_workers, folder_batches, folder_split, transform_text
+from resbench.data.stream import default_workers, eval_settings, folder_batches, folder_split, transform_text
 from resbench.data.subset import stratified_indices
 from resbench.resolution import resize_images
 from resbench.sweep.batches import memory_budget
@@ -53,6 +53,7 @@ class SplitImages:
         self.cfg = cfg
         self.indices = None  # (N,) positions in the test split of a stratified sample; None: the first N
         self.stats = (ckpt.data_stats["mean"], ckpt.data_stats["std"])
+        self.eval = eval_settings(cfg.crop_pct, cfg.interpolation, ckpt.config)  # an image folder's crop, interpolation
         name = self.about.dataset
         self.files = None  # stream.FolderSplit when the folder is read batch by batch
         if transform_text(cfg.reader, name, None, None):
@@ -85,8 +86,7 @@ class SplitImages:
         std = torch.tensor(self.stats[1], device=device)[per_channel]
         if self.files is not None:  # decoded per batch, through timm's eval transform at the size
             workers = default_workers() if self.cfg.workers is None else self.cfg.workers
-            for x, y in folder_batches(self.files, self.indices, size, batch, workers, self.stats, self.cfg.crop_pct,
-                                       self.cfg.interpolation):
+            for x, y in folder_batches(self.files, self.indices, size, batch, workers, self.stats, *self.eval):
                 yield x.to(device), y.to(device)  # (b, C, *size) normalised, (b,)
             return
         for i in range(0, len(self.labels), batch):

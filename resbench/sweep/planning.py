@@ -12,7 +12,7 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint
-from resbench.data.stream import folder_split, transform_text
+from resbench.data.stream import eval_settings, folder_split, transform_text
 from resbench.data.subset import subset_text
 from resbench.device import autocast
 from resbench.resolution import KINDS, format_size, sort_sizes
@@ -82,8 +82,9 @@ def plan_checked(cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell],
     todo = [c for c in cells
             if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision,
                      "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index],
-                     transform_text(cfg.reader, dataset_name(ckpts[c.ckpt_index], cfg), cfg.crop_pct,
-                                    cfg.interpolation)) not in done]
+                     transform_text(cfg.reader, dataset_name(ckpts[c.ckpt_index], cfg),
+                                    *eval_settings(cfg.crop_pct, cfg.interpolation, ckpts[c.ckpt_index].config)))
+            not in done]
     return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full, rules)
 
 
