@@ -148,6 +148,17 @@ def test_one_sweep_holds_signals_clips_and_images(mixed, cli, tmp_path):
     assert bool(seen["4x8x8"]) and not bool(seen["8x8x8"])  # frame rate changed alone: zero-shot
 
 
+def test_the_plan_names_lengths_for_signals_and_frame_sizes_for_clips(mixed, cli, tmp_path):
+    """--dry-run: a signal model's sizes are lengths counted in signals, a clip model's frames x h x w in clips."""
+    code, _, err = cli("sweep", mixed / "ckpts" / "sig.pt", mixed / "ckpts" / "clip.pt", "--limit", "4",
+                       "--dry-run", "-o", tmp_path / "plan")
+    assert code == 0, err
+    sig = next(line for line in err.splitlines() if line.strip().startswith("sig "))
+    clip = next(line for line in err.splitlines() if line.strip().startswith("clip "))
+    assert " 5 lengths 200,300,400,600,800 x " in sig and sig.endswith("4 test signals each")
+    assert " sizes (frames x h x w) " in clip and clip.endswith("4 test clips each")
+    assert not (tmp_path / "plan").exists()
+
 def test_default_sizes_follow_each_models_axes(mixed, cli, tmp_path):
     from resbench.store import read_results
 

@@ -25,6 +25,10 @@ def test_dry_run_writes_nothing_and_prints_the_plan(cli, ckpt_dir, tmp_path):
     assert "15 cells in this shard, 0 already done, 15 to run, estimated" in first
     assert "s4nd_iso_14 (trained at 14): 3 sizes 7,14,28 x native,resize-input x bandlimit on,off = 10 cells" in err
     assert "conv2d_iso_14 (trained at 14): 3 sizes 7,14,28 x native,resize-input x bandlimit none = 5 cells" in err
+    # the grid's products (12 and 6) against the cells run, said, with the unit of the input
+    assert "= 10 cells (2 of 12 combinations repeat another cell or do not apply)" in err
+    assert "= 5 cells (1 of 6 combinations repeat another cell or do not apply)" in err
+    assert err.count("test images each") == 2
 
 
 def test_dry_run_leaves_a_sweep_folder_as_it_was_and_counts_its_done_cells(cli, ckpt_dir, tmp_path):

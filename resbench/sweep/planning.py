@@ -168,10 +168,17 @@ def plan_lines(p: SweepPlan) -> list[str]:
         sizes = [format_size(s) for s in sort_sizes({c.test_res for c in mine}, ckpt.dims)]
         policies = list(dict.fromkeys(c.policy for c in mine))
         settings = list(dict.fromkeys(c.bandlimit for c in mine))
-        lines.append(f"  {ckpt.name} (trained at {format_size(ckpt.train_res)}): {len(sizes)} sizes "
-                     f"{','.join(sizes)} x {','.join(policies)} x bandlimit {','.join(settings)} = {len(mine)} cells, "
-                     f"{len(mine) - todo[i]} done, {todo[i]} to run, {p.n_test[i]} test images each")
+        combos = len(sizes) * len(policies) * len(settings)
+        left = (f" ({combos - len(mine)} of {combos} combinations repeat another cell or do not apply)"
+                if combos > len(mine) else "")
+        unit, items = _UNITS[ckpt.dims]
+        lines.append(f"  {ckpt.name} (trained at {format_size(ckpt.train_res)}): {len(sizes)} {unit} "
+                     f"{','.join(sizes)} x {','.join(policies)} x bandlimit {','.join(settings)} = {len(mine)} cells"
+                     f"{left}, {len(mine) - todo[i]} done, {todo[i]} to run, {p.n_test[i]} test {items} each")
     return lines
+
+
+_UNITS = {1: ("lengths", "signals"), 2: ("sizes", "images"), 3: ("sizes (frames x h x w)", "clips")}
 
 
 def lowered_batches(p: SweepPlan) -> list[dict]:
