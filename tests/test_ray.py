@@ -195,3 +195,14 @@ def test_bad_executor_options(ckpt_dir, tmp_path, cli, extra, named):
     code, _, err = cli(*sweep_args(ckpt_dir, tmp_path / "out", *extra))
     assert_user_error(code, err, named)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+def test_the_cell_timeout_holds_in_ray_tasks(local_ray, trained, tmp_path, cli):
+    """A Ray task runs its cells on its worker's main thread, so --cell-timeout's timer works there: a limit no
+    cell can keep turns every cell into an error row naming it, and the sweep still ends normally."""
+    code, _, err = cli("sweep", trained["conv"], "--test-res", "7,14", "--limit", LIMIT, "--policy", "native",
+                       "--quiet", "--executor", "ray", "--num-workers", 1, "--cell-timeout", "0.0001", "-o", tmp_path)
+    assert code == 0, err
+    values = cells(tmp_path)
+    assert len(values) == 2 and all(n == 0 and "--cell-timeout" in e and "ran past" in e for n, _, e in values.values())

@@ -80,7 +80,7 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
                    "also takes one GPU.")
 @click.option("--cell-timeout", default=None, type=float, metavar="SECONDS",
               help="A cell (or a --model factory) running longer becomes an error row naming the timeout, and the "
-                   "sweep goes on (local executor, POSIX; an op running in C stops only when it returns).")
+                   "sweep goes on (local or Ray executor, POSIX; an op running in C stops only when it returns).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (each model's sizes x policies x bandlimit settings, "
               "cells already done) and its estimated time; write nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary table.")

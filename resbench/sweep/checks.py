@@ -92,9 +92,7 @@ def _check_executor(cfg: SweepConfig) -> None:
         raise ResbenchError(f"--num-workers {cfg.num_workers}: expected a positive number of tasks at once")
     if cfg.cpus_per_task < 1:
         raise ResbenchError(f"--cpus-per-task {cfg.cpus_per_task}: expected a positive number of CPUs")
-    check_time_limit(cfg.cell_timeout, "--cell-timeout")
-    if cfg.cell_timeout is not None and cfg.executor != "local":
-        raise ResbenchError("--cell-timeout: only with --executor local (its timer runs in this process)")
+    check_time_limit(cfg.cell_timeout, "--cell-timeout")  # a Ray task keeps it too: tasks run on its main thread
     if cfg.executor == "ray":
         if cfg.address is not None:
             check_address(cfg.address)
