@@ -146,7 +146,9 @@ def report(sweeps, out: str | Path, *, formats=("md", "pdf", "png", "svg"), kern
     sweeps : str, Path or a list of them
         Sweep folders.
     out : str or Path
-        ``OUT/NAME``: the report is written as NAME.md, NAME.pdf and NAME_<figure>.png/.svg in OUT.
+        A folder (existing, or text ending in ``/``): the report is written in it as NAME.md, NAME.pdf and
+        NAME_<figure>.png/.svg, NAME being the sweep folder's name (``report`` for several). Any other path is
+        ``OUT/NAME``: the files are NAME.md ... in OUT.
     formats : str or list
         Any of md, pdf, png, svg, tex, html (comma text or a list).
     kernels : str or Path, optional
@@ -164,14 +166,16 @@ def report(sweeps, out: str | Path, *, formats=("md", "pdf", "png", "svg"), kern
         The files written.
     """
     from resbench.report import parse_formats, write_report
+    from resbench.report.target import report_target
 
     dirs = [sweeps] if isinstance(sweeps, (str, Path)) else list(sweeps)
     formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     say = None if quiet else print
-    result = write_report([str(d) for d in dirs], out, formats, kernels=None if kernels is None else str(kernels),
+    target = report_target(out, dirs)
+    result = write_report([str(d) for d in dirs], target, formats, kernels=None if kernels is None else str(kernels),
                           kernel_device=device, reliability=None if reliability is None else list(reliability),
                           say=say)
-    return [Path(out).parent / name for name in result["written"]]
+    return [target.parent / name for name in result["written"]]
 
 
 def _size_value(text):
