@@ -1,11 +1,13 @@
 """One convention across commands: `report -o` takes a folder (as `sweep -o` and `plot-kernels -o` do) and keeps
-OUT/NAME."""
+OUT/NAME; data-loading processes and Ray tasks have names that cannot be mistaken for each other."""
 
 from pathlib import Path
 
 import pytest
 
 import resbench
+from resbench.cli.sweep import renamed
+from resbench.errors import ResbenchError
 from resbench.report.target import DEFAULT_NAME, report_target
 from test_report import grid, synthetic_sweep
 
@@ -72,3 +74,39 @@ def test_api_report_takes_a_folder(sweeps, tmp_path):
     written = resbench.report(quick, tmp_path / "nb", formats="md")
     assert tmp_path / "nb" / "quick.md" in written and all(p.is_file() and p.parent == tmp_path / "nb"
                                                            for p in written)
+
+
+# ---------------------------------------------------------------------------------------------
+# --loader-workers and --ray-tasks
+
+
+def test_sweep_help_names_loader_workers_and_ray_tasks(cli):
+    code, out, _ = cli("sweep", "--help")
+    assert code == 0
+    assert "--loader-workers" in out and "--ray-tasks" in out
+    assert " --workers" not in out and "--num-workers" not in out  # the old names run but are not offered
+
+
+@pytest.mark.parametrize("old,new,needs", [("--workers", "--loader-workers", "--reader stream"),
+                                           ("--num-workers", "--ray-tasks", "--executor ray")])
+def test_an_old_name_still_runs_as_the_new_one(cli, tmp_path, old, new, needs):
+    code, _, err = cli("sweep", "checkpoints/s4nd_iso_14.pt", old, "2", "-o", tmp_path / "x")
+    # the new name's own check answers: the value reached the new option
+    assert code == 2 and f"{new}: only with {needs}" in err and "deprecated" in err, err
+    assert not (tmp_path / "x").exists()
+    code, _, err = cli("sweep", "checkpoints/s4nd_iso_14.pt", old, "2", new, "2", "-o", tmp_path / "x")
+    assert code == 2 and f"{old}: the old name of {new}" in err
+
+
+def test_renamed():
+    assert renamed(None, None, "--new", "--old") is None
+    assert renamed(3, None, "--new", "--old") == 3
+    assert renamed(None, 0, "--new", "--old") == 0  # 0 is a value, not "not given"
+    with pytest.raises(ResbenchError, match="--old: the old name of --new"):
+        renamed(1, 2, "--new", "--old")
+
+
+@pytest.mark.parametrize("old", ["workers", "num_workers"])
+def test_the_api_takes_the_clis_names(old):
+    with pytest.raises(ResbenchError, match=f"unknown option '{old}'.*loader_workers.*ray_tasks"):
+        resbench.sweep("checkpoints/s4nd_iso_14.pt", **{old: 2})
