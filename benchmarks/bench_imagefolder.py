@@ -5,7 +5,7 @@ the first cell, and the sweep's estimate against its real time.
 
 1. Builds ROOT/val/CLASS/*.JPEG (10 classes; each image a Fashion-MNIST item, upscaled and tinted, on a
    textured background, at a random size of 150 to 500 px a side and a random aspect ratio); kept if there.
-2. The loader alone: resbench's streaming reader (timm's eval transform at 224, --workers) over --loader-images.
+2. The loader alone: resbench's streaming reader (timm's eval transform at 224, --loader-workers) over --loader-images.
 3. The model alone: --model at 224 on random input, batch 32, img/s.
 4. Peak memory (PSS of the sweep's process tree, sampled from /proc) of a streamed sweep of --rss-model at --rss-size
    over 2,000 images and over the whole folder.
@@ -155,8 +155,8 @@ def run_sweep(command: list[str]) -> dict:
 def sweep_command(model: str, weights: Path, root: Path, sizes: str, limit: int | None, out: Path,
                   workers: int) -> list[str]:
     command = [sys.executable, "cli.py", "sweep", "--model", model, "--weights", str(weights), "--train-res", "224",
-               "--dataset", "imagefolder", "--data-dir", str(root), "--reader", "stream", "--workers", str(workers),
-               "--mean", "imagenet", "--test-res", sizes, "--policy", "native", "-o", str(out)]
+               "--dataset", "imagefolder", "--data-dir", str(root), "--reader", "stream",
+               "--loader-workers", str(workers), "--mean", "imagenet", "--test-res", sizes, "--policy", "native", "-o", str(out)]
     return command + (["--limit", str(limit)] if limit else [])
 
 
@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--rss-model", default="timm:resnet18")
     ap.add_argument("--rss-size", default="128")
     ap.add_argument("--loader-images", type=int, default=2000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--loader-workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--stages", default="build,loader,model,rss,sweep")
     args = ap.parse_args()
@@ -189,8 +189,8 @@ def main() -> None:
     if "build" in stages:
         build(args.root, args.images)
     if "loader" in stages:
-        rate = loader_rate(args.root, args.loader_images, args.workers)
-        print(f"loader alone: {rate:.0f} img/s at 224 ({args.workers} workers, {args.loader_images} images)")
+        rate = loader_rate(args.root, args.loader_images, args.loader_workers)
+        print(f"loader alone: {rate:.0f} img/s at 224 ({args.loader_workers} workers, {args.loader_images} images)")
     if "model" in stages:
         print(f"model alone: {args.model} {model_rate(args.model, args.threads):.1f} img/s at 224 (batch 32, "
               f"{args.threads} threads)")
@@ -199,14 +199,14 @@ def main() -> None:
         for n in (2000, None):
             out = work / f"rss_{n or 'all'}"
             subprocess.run(["rm", "-rf", str(out)], check=True)
-            r = run_sweep(sweep_command(args.rss_model, weights, args.root, args.rss_size, n, out, args.workers))
+            r = run_sweep(sweep_command(args.rss_model, weights, args.root, args.rss_size, n, out, args.loader_workers))
             print(f"peak memory, {args.rss_model} at {args.rss_size} on {n or args.images} images: "
                   f"{r['peak_pss_mib']:.0f} MiB (PSS of the process tree), wall {r['wall_s']:.0f} s")
     if "sweep" in stages:
         out = work / "timed"
         subprocess.run(["rm", "-rf", str(out)], check=True)
         r = run_sweep(sweep_command(args.model, weights_for(args.model, work), args.root, args.sizes, args.limit, out,
-                                    args.workers))
+                                    args.loader_workers))
         print(f"sweep {args.model} at {args.sizes} on {args.limit} images: estimated {r['estimate']}, first cell "
               f"after {r['first_cell_s']:.0f} s, wall {r['wall_s']:.0f} s, peak PSS {r['peak_pss_mib']:.0f} MiB")
 

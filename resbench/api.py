@@ -23,9 +23,9 @@ from resbench.resolution import parse_size, parse_size_specs
 __all__ = ["sweep", "load_results", "report"]
 
 # SweepConfig fields that sweep() takes as keyword options (the others have parameters of their own)
-OPTIONS = ("data_dir", "subset", "reader", "workers", "crop_pct", "interpolation", "seed", "batch_size", "shard",
-           "threads", "device", "precision", "log_samples", "executor", "address", "num_workers", "cpus_per_task",
-           "kind", "cell_timeout")
+OPTIONS = ("data_dir", "subset", "reader", "loader_workers", "crop_pct", "interpolation", "seed", "batch_size",
+           "shard", "threads", "device", "precision", "log_samples", "executor", "address", "ray_tasks",
+           "cpus_per_task", "kind", "cell_timeout")
 
 
 def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=None, policy=None,
@@ -58,11 +58,13 @@ def sweep(models, out: str | Path | None = None, *, test_res=None, bandlimit=Non
     quiet : bool
         No progress bar or summary.
     **options
-        data_dir, subset (``"stratified"`` or ``"first"``: how `limit` chooses), reader (``"stream"``: an image
-        folder through timm's eval transform, with workers, crop_pct, interpolation), seed, batch_size, shard
-        (``"K/N"``), threads, device (default ``"auto"``), precision, log_samples, kind (``"images"``, ``"signals"``, ``"clips"`` or a comma list), and the Ray executor's
-        executor (``"ray"``), address, num_workers, cpus_per_task; cell_timeout (seconds a cell may run, local
-        executor: past it the cell is an error row).
+        The CLI's other options, named as its long options with ``_`` for ``-`` and the same defaults: data_dir,
+        subset (``"stratified"`` or ``"first"``: how `limit` chooses), reader (``"stream"``: an image folder
+        through timm's eval transform, with loader_workers, crop_pct, interpolation), seed, batch_size, shard
+        (``"K/N"``), device (default ``"auto"``), precision, log_samples, kind (``"images"``, ``"signals"``,
+        ``"clips"`` or a comma list), the Ray executor's executor (``"ray"``), address, ray_tasks, cpus_per_task;
+        cell_timeout (seconds a cell may run, local executor: past it the cell is an error row); and threads
+        (torch's CPU threads, which the CLI leaves to torch).
 
     Returns
     -------
@@ -146,7 +148,9 @@ def report(sweeps, out: str | Path, *, formats=("md", "pdf", "png", "svg"), kern
     sweeps : str, Path or a list of them
         Sweep folders.
     out : str or Path
-        ``OUT/NAME``: the report is written as NAME.md, NAME.pdf and NAME_<figure>.png/.svg in OUT.
+        A folder (existing, or text ending in ``/``): the report is written in it as NAME.md, NAME.pdf and
+        NAME_<figure>.png/.svg, NAME being the sweep folder's name (``report`` for several). Any other path is
+        ``OUT/NAME``: the files are NAME.md ... in OUT.
     formats : str or list
         Any of md, pdf, png, svg, tex, html (comma text or a list).
     kernels : str or Path, optional
@@ -164,14 +168,16 @@ def report(sweeps, out: str | Path, *, formats=("md", "pdf", "png", "svg"), kern
         The files written.
     """
     from resbench.report import parse_formats, write_report
+    from resbench.report.target import report_target
 
     dirs = [sweeps] if isinstance(sweeps, (str, Path)) else list(sweeps)
     formats = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     say = None if quiet else print
-    result = write_report([str(d) for d in dirs], out, formats, kernels=None if kernels is None else str(kernels),
+    target = report_target(out, dirs)
+    result = write_report([str(d) for d in dirs], target, formats, kernels=None if kernels is None else str(kernels),
                           kernel_device=device, reliability=None if reliability is None else list(reliability),
                           say=say)
-    return [Path(out).parent / name for name in result["written"]]
+    return [target.parent / name for name in result["written"]]
 
 
 def _size_value(text):

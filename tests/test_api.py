@@ -89,3 +89,50 @@ def test_the_python_page_runs(tmp_path, monkeypatch, keep_torch_threads):
     for block in blocks:
         exec(compile(block, "docs/python.md", "exec"), scope)  # noqa: S102 - the page is ours
     assert (tmp_path / "results" / "nb-report" / "nb.md").is_file()
+
+
+def test_sweep_takes_every_cli_option_by_its_name():
+    import inspect
+
+    from resbench.api import OPTIONS
+    from resbench.cli.sweep import sweep_cmd
+
+    api = set(inspect.signature(resbench.api.sweep).parameters) | set(OPTIONS)
+    # CHECKPOINTS and --model are both `models`; --dry-run prints a plan, which a notebook has no use for
+    elsewhere = {"checkpoints", "models", "dry_run"}
+    cli = {p.name for p in sweep_cmd.params if not getattr(p, "hidden", False)}  # hidden: old names of renamed ones
+    assert cli - elsewhere - api == set()
+    assert {"loader_workers", "ray_tasks"} <= api and not {"workers", "num_workers"} & api
+
+
+def test_sweep_builds_the_config_the_cli_builds(monkeypatch, tmp_path):
+    """Both faces with nothing but a checkpoint and a folder give the same SweepConfig: the same defaults."""
+    import resbench.sweep as engine
+
+    configs = []
+    monkeypatch.setattr(engine, "run_sweep", lambda cfg, quiet=False: configs.append(cfg) or pd.DataFrame())
+    monkeypatch.setattr(resbench.api, "load_results", lambda folder: pd.DataFrame())
+    ckpt = str(REPO / "checkpoints" / "s4nd_iso_14.pt")
+    resbench.sweep(ckpt, tmp_path / "api", quiet=True)
+    from click.testing import CliRunner
+
+    from resbench.cli import cli
+
+    result = CliRunner().invoke(cli, ["sweep", ckpt, "--quiet", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    api_cfg, cli_cfg = (dict(vars(c), out=None, models=None) for c in configs)
+    assert api_cfg == cli_cfg
+
+
+@pytest.mark.parametrize("name", ["sweep", "load_results", "report"])
+def test_each_function_has_a_numpy_docstring_naming_its_parameters(name):
+    import inspect
+
+    function = getattr(resbench.api, name)
+    doc = inspect.getdoc(function)
+    assert "\nParameters\n----------\n" in doc and "\nReturns\n-------\n" in doc
+    block = doc.split("\nParameters\n----------\n")[1].split("\nReturns\n")[0]
+    heads = [line.split(" : ")[0] for line in block.splitlines() if line and not line.startswith(" ")]
+    documented = {name.strip().lstrip("*") for head in heads for name in head.split(",")}  # "mean, std" names two
+    params = {p.lstrip("*") for p in inspect.signature(function).parameters}
+    assert params - documented == set(), doc

@@ -252,7 +252,7 @@ class _FakeRay:
         return {"CPU": float(self.cpus)}
 
 
-def test_num_workers_never_past_the_cpus(monkeypatch):
+def test_ray_tasks_never_past_the_cpus(monkeypatch):
     import os
     import sys
 
@@ -261,11 +261,11 @@ def test_num_workers_never_past_the_cpus(monkeypatch):
 
     fake = _FakeRay(cpus=4)
     monkeypatch.setitem(sys.modules, "ray", fake)
-    cfg = SweepConfig(checkpoints=[], out="", executor="ray", num_workers=10000)
+    cfg = SweepConfig(checkpoints=[], out="", executor="ray", ray_tasks=10000)
     assert executors.start_ray(cfg)
     assert fake.init_kwargs["num_cpus"] <= (os.cpu_count() or 1)
     assert executors._task_slots(cfg) == 4  # the cluster's 4 CPUs, not 10,000 tasks
-    assert executors._task_slots(SweepConfig(checkpoints=[], out="", executor="ray", num_workers=3)) == 3
+    assert executors._task_slots(SweepConfig(checkpoints=[], out="", executor="ray", ray_tasks=3)) == 3
 
 
 # ---------------------------------------------------------------------------------------------

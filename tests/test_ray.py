@@ -28,7 +28,7 @@ def local_ray():
     ray = pytest.importorskip("ray")
     from resbench.sweep.ray_executor import start_ray
 
-    assert start_ray(SweepConfig(checkpoints=[], out="", executor="ray", num_workers=2))
+    assert start_ray(SweepConfig(checkpoints=[], out="", executor="ray", ray_tasks=2))
     yield ray
     ray.shutdown()
 
@@ -71,7 +71,7 @@ def reference(trained, tmp_path_factory) -> Path:
 
 @pytest.mark.ray
 def test_ray_sweep_equals_the_local_sweep(local_ray, trained, reference, tmp_path, cli):
-    code, _, err = cli(*sweep_args(trained["s4nd"].parent, tmp_path, "--executor", "ray", "--num-workers", 2))
+    code, _, err = cli(*sweep_args(trained["s4nd"].parent, tmp_path, "--executor", "ray", "--ray-tasks", 2))
     assert code == 0, err
     assert cells(tmp_path) == cells(reference)
     # every other column as the local executor writes it, but the timings (and the loss to float rounding)
@@ -86,7 +86,7 @@ def test_the_python_api_takes_the_ray_executor(local_ray, trained, reference, tm
     import resbench.api
 
     df = resbench.api.sweep(trained["s4nd"].parent, tmp_path, test_res=SIZES, bandlimit="on,off,capped",
-                            limit=LIMIT, quiet=True, executor="ray", num_workers=2)
+                            limit=LIMIT, quiet=True, executor="ray", ray_tasks=2)
     assert len(df) == len(cells(reference)) and cells(tmp_path) == cells(reference)
 
 
@@ -104,7 +104,7 @@ def test_a_model_from_outside_resbench_goes_to_the_workers(local_ray, tmp_path, 
 @pytest.mark.ray
 def test_killed_driver_resumes_to_the_same_table(local_ray, trained, reference, tmp_path, cli):
     out = tmp_path / "killed"
-    args = [str(a) for a in sweep_args(trained["s4nd"].parent, out, "--executor", "ray", "--num-workers", 2)]
+    args = [str(a) for a in sweep_args(trained["s4nd"].parent, out, "--executor", "ray", "--ray-tasks", 2)]
     log = out / "cells.jsonl"
     # a driver that starts its own Ray (10-30 s on a busy CPU), killed as the first task's rows are logged
     code = kill_cli_when(args, lambda: log.exists() and log.read_bytes().count(b"\n") >= 1, within=150)
@@ -134,7 +134,7 @@ def convnext_14(tmp_path_factory) -> Path:
 def test_a_failing_task_gives_error_rows_and_the_rest_finish(local_ray, trained, convnext_14, tmp_path, cli):
     # at 2 px the ConvNeXt raises inside its task (the local executor would stop the sweep there)
     code, out, err = cli("sweep", convnext_14, trained["conv"], "--test-res", "2,14", "--limit", 32,
-                         "-o", tmp_path, "--executor", "ray", "--num-workers", 2)
+                         "-o", tmp_path, "--executor", "ray", "--ray-tasks", 2)
     assert code == 0, err
     values = cells(tmp_path)
     failed = {k: v for k, v in values.items() if v[2]}
@@ -181,14 +181,14 @@ def test_ray_not_installed_is_a_one_line_error(ckpt_dir, tmp_path, cli, monkeypa
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("extra, named", [(["--executor", "ray", "--num-workers", "0"], "--num-workers 0"),
-                                          (["--executor", "ray", "--num-workers", "-2"], "--num-workers -2"),
+@pytest.mark.parametrize("extra, named", [(["--executor", "ray", "--ray-tasks", "0"], "--ray-tasks 0"),
+                                          (["--executor", "ray", "--ray-tasks", "-2"], "--ray-tasks -2"),
                                           (["--executor", "ray", "--cpus-per-task", "0"], "--cpus-per-task 0"),
-                                          (["--executor", "ray", "--num-workers", "two"], "--num-workers"),
+                                          (["--executor", "ray", "--ray-tasks", "two"], "--ray-tasks"),
                                           (["--executor", "slurm"], "'slurm'"),
                                           (["--executor", "ray", "--address", "127.0.0.1:1"], "127.0.0.1:1"),
                                           (["--executor", "ray", "--address", "head"], "HOST:PORT"),
-                                          (["--num-workers", "2"], "--executor ray"),
+                                          (["--ray-tasks", "2"], "--executor ray"),
                                           (["--address", "auto"], "--executor ray"),
                                           (["--cpus-per-task", "4"], "--executor ray")])
 def test_bad_executor_options(ckpt_dir, tmp_path, cli, extra, named):
@@ -202,7 +202,7 @@ def test_the_cell_timeout_holds_in_ray_tasks(local_ray, trained, tmp_path, cli):
     """A Ray task runs its cells on its worker's main thread, so --cell-timeout's timer works there: a limit no
     cell can keep turns every cell into an error row naming it, and the sweep still ends normally."""
     code, _, err = cli("sweep", trained["conv"], "--test-res", "7,14", "--limit", LIMIT, "--policy", "native",
-                       "--quiet", "--executor", "ray", "--num-workers", 1, "--cell-timeout", "0.0001", "-o", tmp_path)
+                       "--quiet", "--executor", "ray", "--ray-tasks", 1, "--cell-timeout", "0.0001", "-o", tmp_path)
     assert code == 0, err
     values = cells(tmp_path)
     assert len(values) == 2 and all(n == 0 and "--cell-timeout" in e and "ran past" in e for n, _, e in values.values())

@@ -402,15 +402,13 @@ def test_library_user_errors(sweep, tmp_path, case):
     assert files_in(tmp_path) == {"empty"} and not any(empty.iterdir())  # nothing written on a user error
 
 
-@pytest.mark.parametrize("case", ["empty folder", "missing folder", "bad format", "out is a folder",
-                                  "kernels of a conv2d"])
+@pytest.mark.parametrize("case", ["empty folder", "missing folder", "bad format", "kernels of a conv2d"])
 def test_cli_user_errors(sweep, trained, tmp_path, cli, case):
     empty = tmp_path / "empty"
     empty.mkdir()
     args, name = {"empty folder": ([empty, "-o", tmp_path / "r"], empty),
                   "missing folder": ([tmp_path / "nope", "-o", tmp_path / "r"], tmp_path / "nope"),
                   "bad format": ([sweep, "-o", tmp_path / "r", "--format", "xyz"], "xyz"),
-                  "out is a folder": ([sweep, "-o", empty], empty),
                   "kernels of a conv2d": ([sweep, "-o", tmp_path / "r", "--kernels", trained["conv"]],
                                           trained["conv"])}[case]
     code, _, err = cli("report", *args)

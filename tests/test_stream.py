@@ -51,24 +51,24 @@ def sweep(cli, path, folder, out, *extra):
 def test_a_streamed_sweep_records_its_transform_and_is_its_own_cell(cli, rgb_ckpt, folder, tmp_path):
     out = tmp_path / "s"
     memory = sweep(cli, rgb_ckpt, folder, out)
-    streamed = sweep(cli, rgb_ckpt, folder, out, "--reader", "stream", "--workers", 0, "--crop-pct", 0.9,
+    streamed = sweep(cli, rgb_ckpt, folder, out, "--reader", "stream", "--loader-workers", 0, "--crop-pct", 0.9,
                      "--interpolation", "bicubic", "--limit", 6)
     assert [r["transform"] for r in memory] == ["", ""]
     new = streamed[2:]
     assert len(streamed) == 4 and {r["transform"] for r in new} == {"timm eval crop_pct=0.9 bicubic"}
     assert all(r["n"] == 6 and r["class_n"] == [3, 3] for r in new)  # stratified: 6 of (5, 4)
-    again = sweep(cli, rgb_ckpt, folder, out, "--reader", "stream", "--workers", 2, "--crop-pct", 0.9,
+    again = sweep(cli, rgb_ckpt, folder, out, "--reader", "stream", "--loader-workers", 2, "--crop-pct", 0.9,
                   "--interpolation", "bicubic", "--limit", 6)
     assert len(again) == 4  # the same cells, found done
 
 
 def test_two_workers_score_what_one_process_scores(cli, rgb_ckpt, folder, tmp_path):
-    a = sweep(cli, rgb_ckpt, folder, tmp_path / "a", "--reader", "stream", "--workers", 0)
-    b = sweep(cli, rgb_ckpt, folder, tmp_path / "b", "--reader", "stream", "--workers", 2)
+    a = sweep(cli, rgb_ckpt, folder, tmp_path / "a", "--reader", "stream", "--loader-workers", 0)
+    b = sweep(cli, rgb_ckpt, folder, tmp_path / "b", "--reader", "stream", "--loader-workers", 2)
     assert [(r["correct"], round(r["loss"], 5)) for r in a] == [(r["correct"], round(r["loss"], 5)) for r in b]
 
 
-@pytest.mark.parametrize("args,name", [(("--workers", "2"), "--workers"),
+@pytest.mark.parametrize("args,name", [(("--loader-workers", "2"), "--loader-workers"),
                                        (("--reader", "stream", "--crop-pct", "0"), "--crop-pct"),
                                        (("--reader", "stream", "--interpolation", "cubic"), "--interpolation"),
                                        (("--reader", "disk"), "--reader")])
@@ -92,7 +92,7 @@ def timm_weights(tmp_path_factory):
 
 def timm_sweep(cli, arch, weights, folder, out, *extra):
     code, _, err = cli("sweep", "--model", f"timm:{arch}", "--weights", weights, "--train-res", 32, "--dataset",
-                       "imagefolder", "--data-dir", folder, "--reader", "stream", "--workers", 0, "--test-res", "24",
+                       "imagefolder", "--data-dir", folder, "--reader", "stream", "--loader-workers", 0, "--test-res", "24",
                        "--policy", "native", "--quiet", "-o", out, *extra)
     return code, err, [json.loads(line) for line in (out / "cells.jsonl").read_text().splitlines()] if code == 0 else []
 

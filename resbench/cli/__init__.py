@@ -28,7 +28,7 @@ def cli(debug):
     \b
     Examples (a quick sweep; --dry-run first says how long a sweep takes):
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 7,14,28 --limit 1000 -o results/quick
-      resbench report results/quick -o reports/quick
+      resbench report results/quick -o reports/
       resbench sweep checkpoints/ --dry-run -o results/all
     """
     _RUN["debug"] = debug

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from resbench.cli._common import Command, flushing, split_list
@@ -22,7 +20,9 @@ def step_lines(command: str):
 
 @click.command("report", cls=Command)
 @click.argument("sweeps", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--out", required=True, type=click.Path(), help="OUT/NAME: writes NAME.md, NAME.pdf, figures.")
+@click.option("-o", "--out", required=True, type=click.Path(),
+              help="A folder (existing, or ending in /): writes NAME.md, NAME.pdf and the figures in it, NAME being "
+                   "the sweep folder's name (report for several); or OUT/NAME for another name.")
 @click.option("--format", "formats", default="md,pdf,png,svg", show_default=True, help="What to write.")
 @click.option("--kernels", default=None, type=click.Path(), help="Add kernel spectra and aliasing of this checkpoint.")
 @click.option("--reliability", default=None, metavar="NAME,NAME",
@@ -37,15 +37,18 @@ def report_cmd(sweeps, out, formats, kernels, reliability, device, quiet):
 
     \b
     Examples:
-      resbench report results/demo -o reports/demo --kernels checkpoints/s4nd_iso_7.pt
-      resbench report results/study -o reports/study --format md,pdf,png,tex,html --reliability s4nd_iso_14,conv2d_iso_14
+      resbench report results/demo -o reports/ --kernels checkpoints/s4nd_iso_7.pt
+      resbench report results/study -o reports/ --format md,pdf,png,tex,html --reliability s4nd_iso_14,conv2d_iso_14
+      resbench report results/a results/b -o reports/both/ab
     """
     from resbench.report import parse_formats, write_report
+    from resbench.report.target import report_target
 
     names = split_list(reliability, "--reliability") if reliability else None
-    result = write_report(list(sweeps), out, parse_formats(formats), kernels=kernels, kernel_device=device,
+    target = report_target(out, sweeps)
+    result = write_report(list(sweeps), target, parse_formats(formats), kernels=kernels, kernel_device=device,
                           reliability=names, say=None if quiet else step_lines("report"))
     if result["missing"]:
         click.echo(f"note: {len(result['missing'])} planned cells have no result (listed in the report)", err=True)
-    click.echo(f"wrote {', '.join(result['written'])} in {Path(out).parent}")
+    click.echo(f"wrote {', '.join(result['written'])} in {target.parent}")
 

@@ -7,7 +7,8 @@ import click
 from resbench.cli._common import Command, console, floats, flushing, split_list
 from resbench.errors import ResbenchError
 
-__all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "print_wide"]
+__all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "print_wide", "renamed"]
+
 
 @click.command("sweep", cls=Command)
 @click.argument("checkpoints", nargs=-1, type=click.Path())
@@ -50,13 +51,16 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
               help="Seeds rendered test sets (spoken digits, clips) and the --limit sample.")
 @click.option("--reader", default="memory", show_default=True,
               help="Image folders: memory (decoded whole, resized per batch) or stream (decoded per batch by "
-                   "--workers processes, each image through timm's eval transform: shorter side to size / crop-pct, "
-                   "centre crop; memory does not grow with the split).")
-@click.option("--workers", default=None, type=int, help="With --reader stream: loader processes (default: the "
-              "cores less one, at most 8; 0: decode in this process).")
-@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default: the model's own, "
-              "a tagged timm name's pretrained config such as resnet50.a1_in1k; else 1.0, the whole image).")
-@click.option("--interpolation", default=None, help="With --reader stream: bilinear, bicubic, ... (default: the model's own, else bilinear).")
+                   "--loader-workers processes, each image through timm's eval transform: shorter side to size / "
+                   "crop-pct, centre crop; memory does not grow with the split).")
+@click.option("--loader-workers", default=None, type=int, help="With --reader stream: data-loading processes "
+              "(default: the cores less one, at most 8; 0: decode in this process).")
+@click.option("--workers", default=None, type=int, hidden=True, deprecated="Use --loader-workers.",
+              help="Old name of --loader-workers.")
+@click.option("--crop-pct", default=None, type=float, help="With --reader stream: timm's crop_pct (default: the "
+              "model's own, a tagged timm name's pretrained config such as resnet50.a1_in1k; else 1.0, the whole image).")
+@click.option("--interpolation", default=None,
+              help="With --reader stream: bilinear, bicubic, ... (default: the model's own, else bilinear).")
 @click.option("--batch-size", default=None, type=int,
               help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
                    "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "
@@ -73,8 +77,10 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
                    "needs pip install -e '.[ray]'). This process writes every row either way.")
 @click.option("--address", default=None, help="With --executor ray: an existing Ray cluster, e.g. auto or "
               "ray://head:10001 (default: start a local Ray in this process).")
-@click.option("--num-workers", default=None, type=int, help="With --executor ray: tasks at once "
+@click.option("--ray-tasks", default=None, type=int, help="With --executor ray: Ray tasks at once "
               "(default: as many as the CPUs Ray has allow, or its GPUs with --device cuda).")
+@click.option("--num-workers", default=None, type=int, hidden=True, deprecated="Use --ray-tasks.",
+              help="Old name of --ray-tasks.")
 @click.option("--cpus-per-task", default=1, show_default=True, type=int,
               help="With --executor ray: CPUs (torch threads) of each task; with --device cuda each task "
                    "also takes one GPU.")
@@ -87,9 +93,9 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
 @click.option("-o", "--out", required=True, type=click.Path(), help="Output folder (results.csv, meta.json, ...).")
 @flushing
 def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, mean, std, test_res, kind, bandlimit,
-              policy, dataset, data_dir, limit, subset, seed, reader, workers, crop_pct, interpolation, batch_size,
-              shard, device, precision, log_samples, executor, address, num_workers, cpus_per_task, cell_timeout, dry_run, quiet,
-              out):
+              policy, dataset, data_dir, limit, subset, seed, reader, loader_workers, workers, crop_pct, interpolation,
+              batch_size, shard, device, precision, log_samples, executor, address, ray_tasks, num_workers,
+              cpus_per_task, cell_timeout, dry_run, quiet, out):
     """Evaluate checkpoints and other models over a grid of test sizes, policies and bandlimit settings.
 
     Resumable: rerunning the same command skips the cells already in OUT. --weights, --train-res,
@@ -104,7 +110,7 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
       resbench sweep checkpoints/s4nd_iso_14.pt --test-res 14,28,28x20 --bandlimit on,off --limit 1000 -o results/quick
       resbench sweep --model timm:resnet18 --weights ft.pth --train-res 28 --dataset fashion-mnist -o results/timm
       resbench sweep checkpoints/ --model mypkg.nets:build --dataset fashion-mnist -o results/mine
-      resbench sweep checkpoints/ --executor ray --num-workers 8 -o results/study
+      resbench sweep checkpoints/ --executor ray --ray-tasks 8 -o results/study
     """
     from resbench.external import ModelOptions, load_models
     from resbench.resolution import parse_kinds, parse_size_specs
@@ -118,15 +124,23 @@ def sweep_cmd(checkpoints, models, weights, train_res, in_chans, num_classes, me
                       bandlimit=split_list(bandlimit, "--bandlimit"), policy=split_list(policy, "--policy"),
                       dataset=dataset, data_dir=data_dir, limit=limit, subset=subset, seed=seed, batch_size=batch_size,
                       shard=parse_shard(shard), device=device, precision=precision, log_samples=log_samples,
-                      executor=executor, address=address, num_workers=num_workers, cpus_per_task=cpus_per_task,
-                      dry_run=dry_run, reader=reader, workers=workers, crop_pct=crop_pct,
-                      interpolation=interpolation, cell_timeout=cell_timeout)
+                      executor=executor, address=address, cpus_per_task=cpus_per_task, dry_run=dry_run,
+                      ray_tasks=renamed(ray_tasks, num_workers, "--ray-tasks", "--num-workers"), reader=reader,
+                      loader_workers=renamed(loader_workers, workers, "--loader-workers", "--workers"),
+                      crop_pct=crop_pct, interpolation=interpolation, cell_timeout=cell_timeout)
     df = run_sweep(cfg, quiet=quiet)
     if dry_run:
         return
     if not quiet:
         print_summaries(df, cfg.precision)
     click.echo(f"{len(df)} cells in {out}/results.csv")
+
+
+def renamed(value, old_value, name: str, old_name: str):
+    """An option's value given under its name or its old one (both at once is a user error)."""
+    if value is not None and old_value is not None:
+        raise ResbenchError(f"{old_name}: the old name of {name}; give {name} alone")
+    return old_value if value is None else value
 
 
 def print_summaries(df, precision: str) -> None:

@@ -39,7 +39,7 @@ def folder_split(data_dir) -> FolderSplit:
 
 
 def default_workers() -> int:
-    """Loader processes when --workers is not given: the cores less one for the model, at most 8."""
+    """Loader processes when --loader-workers is not given: the cores less one for the model, at most 8."""
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
@@ -82,13 +82,13 @@ def check_stream_options(reader: str, workers: int | None, crop_pct: float | Non
     if reader not in READERS:
         raise ResbenchError(f"--reader {reader!r}: expected one of {', '.join(READERS)}")
     if reader != "stream":
-        given = [n for n, v in (("--workers", workers), ("--crop-pct", crop_pct), ("--interpolation", interpolation))
-                 if v is not None]
+        options = (("--loader-workers", workers), ("--crop-pct", crop_pct), ("--interpolation", interpolation))
+        given = [n for n, v in options if v is not None]
         if given:
             raise ResbenchError(f"{given[0]}: only with --reader stream (timm's eval transform on an image folder)")
         return
     if workers is not None and workers < 0:
-        raise ResbenchError(f"--workers {workers}: expected 0 (decode in this process) or more loader processes")
+        raise ResbenchError(f"--loader-workers {workers}: expected 0 (decode in this process) or more loader processes")
     eval_transform((8, 8), crop_pct, interpolation, (0.5,), (0.5,))  # raises on a bad crop_pct or interpolation
 
 

@@ -86,8 +86,10 @@ def _html_table(table: pd.DataFrame, note: str) -> list[str]:
 
 
 def _png_data_uri(fig) -> str:
+    """The figure as a PNG data URI, cut to what it draws (as the PNG and PDF files are): a key or note placed
+    outside the axes, wider than the canvas, would otherwise be cut off at the canvas's edges."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=HTML_DPI)
+    fig.savefig(buf, format="png", dpi=HTML_DPI, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -88,8 +88,8 @@ def _check_executor(cfg: SweepConfig) -> None:
     """The executor and its options: Ray's only with --executor ray, positive counts, Ray importable."""
     if cfg.executor not in EXECUTORS:
         raise ResbenchError(f"--executor {cfg.executor!r}: expected one of {', '.join(EXECUTORS)}")
-    if cfg.num_workers is not None and cfg.num_workers < 1:
-        raise ResbenchError(f"--num-workers {cfg.num_workers}: expected a positive number of tasks at once")
+    if cfg.ray_tasks is not None and cfg.ray_tasks < 1:
+        raise ResbenchError(f"--ray-tasks {cfg.ray_tasks}: expected a positive number of tasks at once")
     if cfg.cpus_per_task < 1:
         raise ResbenchError(f"--cpus-per-task {cfg.cpus_per_task}: expected a positive number of CPUs")
     check_time_limit(cfg.cell_timeout, "--cell-timeout")  # a Ray task keeps it too: tasks run on its main thread
@@ -98,7 +98,7 @@ def _check_executor(cfg: SweepConfig) -> None:
             check_address(cfg.address)
         require_ray()
         return
-    given = [name for name, value in (("--address", cfg.address), ("--num-workers", cfg.num_workers))
+    given = [name for name, value in (("--address", cfg.address), ("--ray-tasks", cfg.ray_tasks))
              if value is not None] + (["--cpus-per-task"] if cfg.cpus_per_task != 1 else [])
     if given:
         raise ResbenchError(f"{given[0]}: only with --executor ray (the local executor runs in this process)")
@@ -112,7 +112,7 @@ def validate(cfg: SweepConfig) -> tuple[list[Checkpoint], list[Cell], list[torch
         raise ResbenchError(f"--limit {cfg.limit}: expected a positive number of images")
     if cfg.subset not in SUBSET_RULES:
         raise ResbenchError(f"--subset {cfg.subset!r}: expected one of {', '.join(SUBSET_RULES)}")
-    check_stream_options(cfg.reader, cfg.workers, cfg.crop_pct, cfg.interpolation)
+    check_stream_options(cfg.reader, cfg.loader_workers, cfg.crop_pct, cfg.interpolation)
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise ResbenchError(f"--batch-size {cfg.batch_size}: expected a positive number")
     for policy in cfg.policy:

@@ -43,12 +43,12 @@ class SweepConfig:
     log_samples: bool = False        # write each cell's per-image records (samples/*.parquet)
     executor: str = "local"          # local (this process, cell by cell) or ray (resbench.sweep.ray_executor)
     address: str | None = None       # ray: an existing cluster ("auto", "ray://head:10001"); None: start one here
-    num_workers: int | None = None   # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
+    ray_tasks: int | None = None     # ray: tasks at once; None: the CPUs (GPUs with cuda) Ray has, per task
     cpus_per_task: int = 1           # ray: CPUs (and torch threads) of each task
     kinds: set[int] | None = None    # sweep only the models with these numbers of axes (--kind); None: all
     dry_run: bool = False            # print the plan and its estimated time; write nothing
     reader: str = "memory"           # image folders: memory (decoded whole) or stream (per batch: resbench.data.stream)
-    workers: int | None = None       # stream: loader processes; None: stream.default_workers()
+    loader_workers: int | None = None  # stream: data-loading processes; None: stream.default_workers()
     crop_pct: float | None = None    # stream: timm's eval crop (None: 1.0, the whole image)
     interpolation: str | None = None  # stream: timm's interpolation (None: bilinear)
     cell_timeout: float | None = None  # seconds one cell may run (local executor), else an error row; None: no limit

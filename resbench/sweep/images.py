@@ -85,7 +85,7 @@ class SplitImages:
         mean = torch.tensor(self.stats[0], device=device)[per_channel]
         std = torch.tensor(self.stats[1], device=device)[per_channel]
         if self.files is not None:  # decoded per batch, through timm's eval transform at the size
-            workers = default_workers() if self.cfg.workers is None else self.cfg.workers
+            workers = default_workers() if self.cfg.loader_workers is None else self.cfg.loader_workers
             for x, y in folder_batches(self.files, self.indices, size, batch, workers, self.stats, *self.eval):
                 yield x.to(device), y.to(device)  # (b, C, *size) normalised, (b,)
             return

@@ -64,7 +64,7 @@ def start_ray(cfg: SweepConfig) -> bool:
             ray.init(address=cfg.address, **quiet)
         else:
             cpus = max(1, (os.cpu_count() or 1) // cfg.cpus_per_task)  # no more workers than this machine has CPUs for
-            workers = min(cfg.num_workers or cpus, cpus)
+            workers = min(cfg.ray_tasks or cpus, cpus)
             ray.init(num_cpus=workers * cfg.cpus_per_task, runtime_env={"env_vars": {"PYTHONPATH": _worker_path()}},
                      **quiet)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -79,7 +79,7 @@ def _uses_gpu(cfg: SweepConfig) -> bool:
 
 
 def _task_slots(cfg: SweepConfig) -> int:
-    """Tasks in flight at once: as many as the cluster's CPUs (GPUs with cuda) allow, fewer with --num-workers."""
+    """Tasks in flight at once: as many as the cluster's CPUs (GPUs with cuda) allow, fewer with --ray-tasks."""
     import ray
 
     resources = ray.cluster_resources()
@@ -87,7 +87,7 @@ def _task_slots(cfg: SweepConfig) -> int:
     if _uses_gpu(cfg):
         slots = min(slots, resources.get("GPU", 0))
     slots = max(1, int(slots))
-    return slots if cfg.num_workers is None else min(cfg.num_workers, slots)  # never past the cluster's CPUs
+    return slots if cfg.ray_tasks is None else min(cfg.ray_tasks, slots)  # never past the cluster's CPUs
 
 
 def _run_group(ckpt, cfg: SweepConfig, cells: list[Cell], tested: tuple[int, str]) -> list[dict]:
