@@ -250,13 +250,13 @@ def test_report_draws_signals_and_clips_apart(mixed, cli, tmp_path):
     md = (tmp_path / "rep" / "r.md").read_text()
     for title in ("Accuracy vs test length [signals]", "Accuracy vs frame rate and vs frame size [clips]",
                   "Frames x frame size accuracy [clips]", "Native accuracy (test size = train size, native policy) "
-                  "[clips]", "Drop from native accuracy (points; native policy) [signals]"):
+                  "[clips]", "Change from native accuracy (points, negative = a loss; native policy) [signals]"):
         assert f"## {title}" in md, title
     for name in ("r_signals.png", "r_clips.png", "r_clips_heatmap.png", "r_accuracy.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
-    images_drop = md.split("## Drop from native accuracy (points; native policy) [§")[1].split("\n## ")[0]
-    assert "img" in images_drop and "28" in images_drop
-    assert "4x8x8" not in images_drop and "clip" not in images_drop  # the image tables hold no clip sizes
+    images_change = md.split("## Change from native accuracy (points, negative = a loss; native policy) [§")[1].split("\n## ")[0]
+    assert "img" in images_change and "28" in images_change
+    assert "4x8x8" not in images_change and "clip" not in images_change  # the image tables hold no clip sizes
 
 
 def test_train_reads_sizes_in_the_datasets_axes(cli, tmp_path):
