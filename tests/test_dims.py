@@ -216,7 +216,11 @@ def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp
     assert "test signals" in note and "test clips" in note and "test images" in note, note
     for heading in (line for line in md.splitlines() if line.startswith("## ")):
         kind = "signals" if "[signals]" in heading else "clips" if "[clips]" in heading else "images"
-        if "Spearman" not in heading:  # that table ranks every kind's cells together: "inputs"
+        if heading in ("## Scope", "## Appendix: provenance"):  # what was swept, not results: no mark
+            continue
+        if "Spearman" in heading or heading.startswith("## Summary"):  # every kind's cells together: "inputs"
+            assert heading.endswith("[§SUBSET: 4 inputs per cell]"), heading
+        else:
             assert heading.endswith(f"[§SUBSET: 4 {kind} per cell]"), heading
 
 
@@ -228,7 +232,8 @@ def test_a_report_of_signals_alone_has_no_image_sections(mixed, cli, tmp_path):
     code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,png")
     assert code == 0, err
     headings = [line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings and all("[signals]" in h or "Spearman" in h for h in headings), headings
+    results = [h for h in headings if h not in ("## Scope", "## Appendix: provenance")]  # what was swept: no kind
+    assert results and all("[signals]" in h or "Spearman" in h or h.startswith("## Summary") for h in results), results
     assert not (tmp_path / "rep" / "r_accuracy.png").exists()  # the image figures are not drawn empty
 
 

@@ -4,6 +4,7 @@ page's full width or half of it, so two small tables or figures share a row."""
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
 from dataclasses import dataclass
@@ -99,10 +100,26 @@ def _text_blocks(section: Section) -> list[Block]:
                          chunk) for i, chunk in enumerate(chunks)]
 
 
+@functools.cache
+def _renderer():
+    """A renderer to measure text with, made once: at 72 dpi a width in pixels is one in points."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(10, 10, 72)
+
+
+def _text_width(text: str) -> float:
+    """Inches `text` takes at TABLE_PT, as matplotlib draws it."""
+    from matplotlib.font_manager import FontProperties
+
+    return _renderer().get_text_width_height_descent(text, FontProperties(size=TABLE_PT), ismath=False)[0] / 72
+
+
 def _table_width(table: pd.DataFrame) -> float:
-    """About how wide matplotlib draws `table` at TABLE_PT (its column widths follow the longest text)."""
+    """How wide matplotlib draws `table` at TABLE_PT: each column as wide as its widest text and the cell's
+    padding (matplotlib's Cell.PAD, a tenth of that on each side)."""
     texts = [[str(c) for c in table.columns], *[[cell_text(v) for v in row] for row in table.itertuples(index=False)]]
-    return sum(max(len(row[j]) for row in texts) * CHAR_EM * TABLE_PT / 72 + 0.15 for j in range(len(table.columns)))
+    return sum(1.2 * max(_text_width(row[j]) for row in texts) for j in range(len(table.columns)))
 
 
 def _fit_width(page, ax, tab) -> float:
