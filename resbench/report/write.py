@@ -93,6 +93,15 @@ def _headline(figures: dict, parts: dict[int, pd.DataFrame], families: dict[str,
     return dims
 
 
+def _head_and_tail(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str], summary: pd.DataFrame,
+                   mark: str) -> tuple[list, list]:
+    """The sections before the figures (the scope, the summary table) and after the tables (the missing cells,
+    the provenance)."""
+    head = [scope_section(df, metas, missing),
+            table_section(f"{SUMMARY_TITLE} {mark}".strip(), summary, key=SUMMARY_TITLE)]
+    return head, [*missing_section(missing), provenance_section(df, metas, dirs)]
+
+
 def _sections(out: Path, figures: dict, tables: dict, marks: dict, kind_of: dict,
               aliasing: pd.DataFrame | None, kernels: str | None) -> list:
     """The report's body in order: the figures (the headline first), the tables (titles marked where the cells are
@@ -160,9 +169,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
     summary = summary_table(df, families)
-    head = [scope_section(df, metas, missing),
-            table_section(f"{SUMMARY_TITLE} {marks[None][0]}".strip(), summary, key=SUMMARY_TITLE)]
-    tail = [*missing_section(missing), provenance_section(df, metas, dirs)]
+    head, tail = _head_and_tail(df, metas, dirs, missing, summary, marks[None][0])
     figures = {}
     try:
         say("figures" + (f" and the kernels of {kernels}" if kernels else ""))
