@@ -19,7 +19,7 @@ from pypdf import PdfReader  # noqa: E402
 from resbench.report import write_report  # noqa: E402
 from resbench.report.families import family_labels  # noqa: E402
 from resbench.report.figure_set import add_footnote  # noqa: E402
-from resbench.report.figures import train_test_heatmaps  # noqa: E402
+from resbench.report.figures import accuracy_vs_test_res, train_test_heatmaps  # noqa: E402
 from resbench.report.headline import HEADLINE_TITLE, headline_figure  # noqa: E402
 from resbench.report.sections import PROVENANCE_TITLE, SCOPE_TITLE  # noqa: E402
 from resbench.report.summary import SUMMARY_TITLE, summary_table  # noqa: E402
@@ -160,8 +160,11 @@ def test_the_headline_draws_one_line_per_family_with_its_seed_band():
         plt.close(fig)
 
 
-def test_a_figure_note_covers_no_label():
-    fig = train_test_heatmaps(seeded_frame())
+@pytest.mark.parametrize("draw", ["heatmap", "accuracy", "headline"])
+def test_a_figure_note_covers_no_label(draw):
+    frame = seeded_frame()
+    fig = {"heatmap": train_test_heatmaps, "accuracy": accuracy_vs_test_res,
+           "headline": lambda f: headline_figure(f, {})}[draw](frame)
     try:
         add_footnote(fig, "[\u00a7SUBSET: 60 images per cell]: SUBSET: cells use the first 60 of 10000 test images: "
                           "a quick look, not the full study (95% intervals about +-12.7 points at worst)")
