@@ -227,7 +227,11 @@ def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp
     assert "test signals" in note and "test clips" in note and "test images" in note, note
     for heading in (line for line in md.splitlines() if line.startswith("## ")):
         kind = "signals" if "[signals]" in heading else "clips" if "[clips]" in heading else "images"
-        if "Spearman" not in heading:  # that table ranks every kind's cells together: "inputs"
+        if heading in ("## Scope", "## Appendix: provenance"):  # what was swept, not results: no mark
+            continue
+        if "Spearman" in heading or heading.startswith("## Summary"):  # every kind's cells together: "inputs"
+            assert heading.endswith("[§SUBSET: 4 inputs per cell]"), heading
+        else:
             assert heading.endswith(f"[§SUBSET: 4 {kind} per cell]"), heading
 
 
@@ -239,7 +243,8 @@ def test_a_report_of_signals_alone_has_no_image_sections(mixed, cli, tmp_path):
     code, _, err = cli("report", out, "-o", tmp_path / "rep" / "r", "--format", "md,png")
     assert code == 0, err
     headings = [line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if line.startswith("## ")]
-    assert headings and all("[signals]" in h or "Spearman" in h for h in headings), headings
+    results = [h for h in headings if h not in ("## Scope", "## Appendix: provenance")]  # what was swept: no kind
+    assert results and all("[signals]" in h or "Spearman" in h or h.startswith("## Summary") for h in results), results
     assert not (tmp_path / "rep" / "r_accuracy.png").exists()  # the image figures are not drawn empty
 
 
@@ -261,13 +266,13 @@ def test_report_draws_signals_and_clips_apart(mixed, cli, tmp_path):
     md = (tmp_path / "rep" / "r.md").read_text()
     for title in ("Accuracy vs test length [signals]", "Accuracy vs frame rate and vs frame size [clips]",
                   "Frames x frame size accuracy [clips]", "Native accuracy (test size = train size, native policy) "
-                  "[clips]", "Drop from native accuracy (points; native policy) [signals]"):
+                  "[clips]", "Change from native accuracy (points, negative = a loss; native policy) [signals]"):
         assert f"## {title}" in md, title
     for name in ("r_signals.png", "r_clips.png", "r_clips_heatmap.png", "r_accuracy.png"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
-    images_drop = md.split("## Drop from native accuracy (points; native policy) [§")[1].split("\n## ")[0]
-    assert "img" in images_drop and "28" in images_drop
-    assert "4x8x8" not in images_drop and "clip" not in images_drop  # the image tables hold no clip sizes
+    images_change = md.split("## Change from native accuracy (points, negative = a loss; native policy) [§")[1].split("\n## ")[0]
+    assert "img" in images_change and "28" in images_change
+    assert "4x8x8" not in images_change and "clip" not in images_change  # the image tables hold no clip sizes
 
 
 def test_train_reads_sizes_in_the_datasets_axes(cli, tmp_path):

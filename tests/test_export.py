@@ -18,7 +18,8 @@ import pytest  # noqa: E402
 from resbench.errors import ResbenchError  # noqa: E402
 from resbench.report.html import write_html  # noqa: E402
 from resbench.report.markup import cell_text  # noqa: E402
-from resbench.report.sections import Report, figure_section, table_section  # noqa: E402
+from resbench.report.sections import (Report, figure_section, missing_section, table_section,  # noqa: E402
+                                      text_section)
 from resbench.report.tex import tex_escape, write_tex  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,10 +67,12 @@ def figures():
 
 
 def sample_report(name: str, figures: dict, tables: dict, missing=MISSING) -> Report:
-    """The report the writers get: HEADER, `missing`, the figures (key -> (title, figure)), then the tables."""
-    sections = [figure_section(key, title, fig) for key, (title, fig) in figures.items()]
+    """The report the writers get: HEADER as its scope, the figures (key -> (title, figure)), the tables, then
+    `missing`."""
+    sections = [text_section("Scope", "scope", HEADER)]
+    sections += [figure_section(key, title, fig) for key, (title, fig) in figures.items()]
     sections += [table_section(title, table) for title, table in tables.items()]
-    return Report(name, HEADER, missing, sections)
+    return Report(name, sections + missing_section(missing))
 
 
 @pytest.fixture
@@ -202,7 +205,7 @@ def test_tex_header_markdown_becomes_bold_and_typewriter(tex_report):
     assert r"\item \textbf{warning} for \texttt{s4nd\_iso\_14}: normalisation \& statistics \#2" in tex
     assert r"\item \textbf{an unclosed bold \textless{}span\textgreater{} runs to the end}" in tex
     assert "**" not in tex and "`" not in tex
-    assert r"\subsection*{Missing cells}" in tex and r"\item conv\_\#1 / 14x14 / resize-input / none" in tex
+    assert r"\subsection*{Missing cells}" in tex and r"\item \texttt{conv\_\#1 / 14x14 / resize-input / none}" in tex
     assert "Note: " + tex_escape(NOTE) in tex
 
 

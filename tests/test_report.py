@@ -15,16 +15,17 @@ from conftest import assert_user_error, run_cli
 from resbench.errors import ResbenchError
 from resbench.resolution import size_key
 from resbench.report import parse_formats, write_report
+from resbench.report.summary import SUMMARY_TITLE
 from resbench.scoring import wilson_interval
 from resbench.store import RESULT_COLUMNS, read_results, write_tables
 from resbench.sweep import SweepConfig, run_sweep
 
 SIZES = [7, 14, 28]
 LIMIT = 100
-FIGURES = ["accuracy", "heatmap"]
+FIGURES = ["headline", "accuracy", "heatmap"]
 KERNEL_FIGURES = ["kernels", "aliasing"]
 N_TABLES = 6
-NATIVE, DROP, TRAINED_ABLATION, ABLATION, ADAPTIVE, POLICY = range(N_TABLES)  # the order of report_tables
+NATIVE, CHANGE, TRAINED_ABLATION, ABLATION, ADAPTIVE, POLICY = range(N_TABLES)  # the order of report_tables
 LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")  # ![alt](file) or [text](file)
 
 
@@ -160,21 +161,25 @@ def test_markdown_links_every_figure_and_each_link_exists(report):
         assert (out.parent / target).is_file(), target
 
 
-def test_pdf_page_count(report):
+def on_pages(result) -> list[str]:
+    """The keys of the sections on the PDF's pages, in order."""
+    return [key for page in result["pages"] for key in page]
+
+
+def test_pdf_pages_hold_every_section_in_order(report):
     out, result = report
-    assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
-    assert len(result["pages"]) >= 1 + len(FIGURES) + N_TABLES
-    assert result["pages"][:1 + len(FIGURES)] == ["header", *FIGURES]
-    assert set(result["tables"]) <= set(result["pages"])  # every table has at least one page
+    assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"]) <= 4  # two checkpoints
+    keys = on_pages(result)
+    assert keys[:5] == ["title", "scope", SUMMARY_TITLE, *FIGURES[:2]] and keys[-1] == "provenance"
+    assert set(result["tables"]) <= set(keys)  # every table is on a page
 
 
 def test_kernel_report_adds_two_figures_and_the_aliasing_csv(kernel_report):
     out, result = kernel_report
     folder = out.parent
     assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
-    assert len(result["pages"]) >= 1 + len(FIGURES) + len(KERNEL_FIGURES) + N_TABLES
-    for key in KERNEL_FIGURES:
-        assert key in result["pages"]
+    for key in KERNEL_FIGURES + FIGURES:
+        assert key in on_pages(result)
         assert (folder / f"demo_{key}.png").is_file() and (folder / f"demo_{key}.svg").is_file()
     found = links(out.with_suffix(".md"))
     assert {t for is_image, t in found if is_image} == {f"demo_{k}.png" for k in FIGURES + KERNEL_FIGURES}
@@ -221,10 +226,10 @@ def test_native_accuracy_table_matches_the_frame(report, frame):
         assert row["native accuracy (%)"] == acc(frame, row["checkpoint"], 14, "native", reference[row["checkpoint"]])
 
 
-def test_drop_table_is_accuracy_minus_native_accuracy(report, frame):
-    drop = tables(report[1])[DROP]
-    assert [c for c in drop.columns if c not in ("checkpoint", "train_res", "bandlimit")] == [str(s) for s in SIZES]
-    for row in drop.to_dict("records"):
+def test_change_table_is_accuracy_minus_native_accuracy(report, frame):
+    change = tables(report[1])[CHANGE]
+    assert [c for c in change.columns if c not in ("checkpoint", "train_res", "bandlimit")] == [str(s) for s in SIZES]
+    for row in change.to_dict("records"):
         native = acc(frame, row["checkpoint"], 14, "native", "none" if row["bandlimit"] == "none" else "on")
         for size in SIZES:
             if row["bandlimit"] == "adaptive" and size >= 14:  # not run there: it equals "on"
@@ -232,7 +237,7 @@ def test_drop_table_is_accuracy_minus_native_accuracy(report, frame):
                 continue
             want = round(acc(frame, row["checkpoint"], size, "native", row["bandlimit"]) - native, 2)
             assert row[str(size)] == pytest.approx(want, abs=1e-9), (row, size)
-    assert set(drop.loc[drop["bandlimit"].isin(["on", "none"]), "14"]) == {0.0}
+    assert set(change.loc[change["bandlimit"].isin(["on", "none"]), "14"]) == {0.0}
 
 
 def test_bandlimit_ablation_is_on_minus_off(report, frame):
@@ -291,12 +296,12 @@ def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
     out = tmp_path / "out" / "demo"
     result = write_report([folder], out, ["md"], kernels=str(trained["s4nd"]))
     md = out.with_suffix(".md").read_text()
-    native_t, drop_t, _, ablation_t, _, policy_t = list(result["tables"])[:6]
+    native_t, change_t, _, ablation_t, _, policy_t = list(result["tables"])[:6]
     checkpoints = ["s4nd_iso_7", "s4nd_iso_14", "s4nd_iso_28"]  # by training size, not by name
 
     header, rows = md_table(md, native_t)
     assert [r[header.index("checkpoint")] for r in rows] == checkpoints
-    for title in (drop_t, ablation_t):
+    for title in (change_t, ablation_t):
         header, rows = md_table(md, title)
         assert header[-len(sizes):] == sizes, title
         assert list(dict.fromkeys(r[0] for r in rows)) == checkpoints, title
@@ -318,7 +323,7 @@ def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
 
 @pytest.mark.parametrize("with_native", [False, True], ids=["alone", "beside-one-with-a-native-cell"])
 def test_report_of_a_sweep_that_skips_the_training_size(tmp_path, with_native):
-    """s4nd_iso_7 was tested at 14 and 28 only: no native cell, so no drop; everything else is still drawn."""
+    """s4nd_iso_7 was tested at 14 and 28 only: no native cell, so no change; everything else is still drawn."""
     cells = grid("s4nd_iso_7", "s4nd_iso", 7, [14, 28], bandlimits=("on", "off"))
     if with_native:
         cells += grid("conv2d_iso_14", "conv2d_iso", 14, [7, 14, 28], accuracy=lambda s, p, b: 0.9 - 0.01 * int(s))
@@ -327,19 +332,19 @@ def test_report_of_a_sweep_that_skips_the_training_size(tmp_path, with_native):
     want = {"demo.md", "demo.pdf"} | {f"demo_{key}.{ext}" for key in FIGURES for ext in ("png", "svg")}
     assert set(result["written"]) == want and files_in(out.parent) == want
     assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
-    native, drop, _, _, _, policy = tables(result)[:6]
+    native, change, _, _, _, policy = tables(result)[:6]
     assert list(native["checkpoint"]) == (["conv2d_iso_14"] if with_native else [])
     assert "no native cell" in native.attrs["note"] and "s4nd_iso_7" in native.attrs["note"]
-    mine = drop[drop["checkpoint"] == "s4nd_iso_7"]
+    mine = change[change["checkpoint"] == "s4nd_iso_7"]
     assert sorted(mine["bandlimit"]) == ["off", "on"] and set(mine["note"]) == {"no native cell"}
     assert mine.drop(columns=["checkpoint", "train_res", "bandlimit", "note"]).isna().all().all()
     if with_native:
-        conv = drop[drop["checkpoint"] == "conv2d_iso_14"].iloc[0]
+        conv = change[change["checkpoint"] == "conv2d_iso_14"].iloc[0]
         assert conv["note"] == "" and [conv[s] for s in ("7", "14", "28")] == pytest.approx([7.0, 0.0, -14.0])
     assert {(r.checkpoint, r.test_res) for r in policy.itertuples()} >= {("s4nd_iso_7", "14"), ("s4nd_iso_7", "28")}
     md = out.with_suffix(".md").read_text()
-    drop_md = md.split(f"## {list(result['tables'])[DROP]}", 1)[1].split("\n## ", 1)[0]
-    assert "| s4nd_iso_7 | 7 | on |" in drop_md and "no native cell" in drop_md
+    change_md = md.split(f"## {list(result['tables'])[CHANGE]}", 1)[1].split("\n## ", 1)[0]
+    assert "| s4nd_iso_7 | 7 | on |" in change_md and "no native cell" in change_md
 
 
 def test_markdown_holds_each_table(report):
@@ -374,7 +379,7 @@ def test_partial_sweep_lists_the_missing_cells(partial, tmp_path):
     assert result["missing"] == missing
     md = (tmp_path / "out" / "demo.md").read_text()
     section = md.split("## Missing cells", 1)[1].split("\n## ", 1)[0]
-    assert [line[2:] for line in section.splitlines() if line.startswith("- ")] == missing
+    assert [line[2:].strip("`") for line in section.splitlines() if line.startswith("- ")] == missing
     assert f"{len(missing)} missing" in md
 
 

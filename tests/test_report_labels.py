@@ -84,11 +84,11 @@ def test_removing_the_mask_at_evaluation_is_not_called_an_ablation(study):
 def test_cells_seen_in_training_are_marked_and_kept_out_of_the_policy_contest(study):
     frame, _ = study
     tables = report_tables(frame)
-    drop = titled(tables, "Drop from native").set_index(["checkpoint", "bandlimit"])
-    assert drop.loc[("s4nd_iso_28_prog", "on"), "7"] == "-2.00\u2020"  # 78 vs 80 at 28, and 7 was trained on
-    assert drop.loc[("s4nd_iso_28_prog", "on"), "21"] == pytest.approx(0.0)  # 21 was not: a plain number
-    assert drop.loc[("s4nd_iso_28_long", "on"), "7"] == pytest.approx(0.0)
-    assert "\u2020" in titled(tables, "Drop from native").attrs["note"]
+    change = titled(tables, "Change from native").set_index(["checkpoint", "bandlimit"])
+    assert change.loc[("s4nd_iso_28_prog", "on"), "7"] == "-2.00\u2020"  # 78 vs 80 at 28, and 7 was trained on
+    assert change.loc[("s4nd_iso_28_prog", "on"), "21"] == pytest.approx(0.0)  # 21 was not: a plain number
+    assert change.loc[("s4nd_iso_28_long", "on"), "7"] == pytest.approx(0.0)
+    assert "\u2020" in titled(tables, "Change from native").attrs["note"]
     policy = titled(tables, "Policy comparison")
     prog = set(policy.loc[policy["checkpoint"] == "s4nd_iso_28_prog", "test_res"])
     assert prog == {"21"}  # 7 and 14 were trained on, 28 is the training size
@@ -154,32 +154,32 @@ def test_a_checkpoint_trained_without_the_mask_has_its_off_cells_as_reference(st
     tables = report_tables(frame)
     native = titled(tables, "Native accuracy").set_index("checkpoint")
     assert native.loc["s4nd_iso_14_nobandlimit", "native accuracy (%)"] == pytest.approx(80.0)
-    drop = titled(tables, "Drop from native").set_index(["checkpoint", "bandlimit"])
-    assert drop.loc[("s4nd_iso_14_nobandlimit", "off"), "7"] == pytest.approx(50.0 - 80.0)
-    assert drop.loc[("s4nd_iso_14_nobandlimit", "off"), "14"] == pytest.approx(0.0)
+    change = titled(tables, "Change from native").set_index(["checkpoint", "bandlimit"])
+    assert change.loc[("s4nd_iso_14_nobandlimit", "off"), "7"] == pytest.approx(50.0 - 80.0)
+    assert change.loc[("s4nd_iso_14_nobandlimit", "off"), "14"] == pytest.approx(0.0)
     policy = titled(tables, "Policy comparison")
     assert "s4nd_iso_14_nobandlimit" in set(policy["checkpoint"])
 
 
-def test_row_warnings_reach_the_report_header(study, tmp_path):
+def test_row_warnings_reach_the_report_scope(study, tmp_path):
     frame, folder = study
     frame = frame.assign(warning=["normalisation: the dataset's own statistics, not recorded by the model"
                                   if c == "s4nd_iso_28_long" else "" for c in frame["checkpoint"]])
     (folder / "results.csv").write_text(frame.to_csv(index=False))
     out = tmp_path / "out" / "demo"
     write_report([folder], out, ["md"])
-    header = out.with_suffix(".md").read_text().split("\n## ", 1)[0]
-    assert "warning** for `s4nd_iso_28_long`: normalisation: the dataset's own statistics" in header
-    assert header.count("warning**") == 1
+    scope = out.with_suffix(".md").read_text().split("## Scope", 1)[1].split("\n## ", 1)[0]
+    assert "warning** for `s4nd_iso_28_long`: normalisation: the dataset's own statistics" in scope
+    assert scope.count("warning**") == 1
 
 
 def test_test_sizes_above_the_native_size_are_called_upsamplings(study):
     frame, _ = study
     frame = frame.assign(dataset="fashion-mnist")  # 28x28 originals
     bigger = frame[frame["test_res"] == "28"].assign(test_res="56")
-    note = titled(report_tables(pd.concat([frame, bigger], ignore_index=True)), "Drop from native").attrs["note"]
+    note = titled(report_tables(pd.concat([frame, bigger], ignore_index=True)), "Change from native").attrs["note"]
     assert "test sizes 56 are upsamplings of its 28x28 originals" in note
-    assert "upsampling" not in titled(report_tables(frame), "Drop from native").attrs.get("note", "")
+    assert "upsampling" not in titled(report_tables(frame), "Change from native").attrs.get("note", "")
 
 
 def test_a_sweep_over_alphas_gets_an_alpha_figure(tmp_path):

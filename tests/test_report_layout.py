@@ -1,4 +1,4 @@
-"""Tests for how the report reads: the heatmap grid, same-size PDF pages, the header pages, kernel plot labels."""
+"""Tests for how the report reads: the heatmap grid, same-size PDF pages, the provenance pages, kernel plot labels."""
 
 import hashlib
 
@@ -8,9 +8,9 @@ from matplotlib.text import Text
 from pypdf import PdfReader
 
 from resbench.report.figures import train_test_heatmaps
-from resbench.report.pdf import A4_LANDSCAPE
-from resbench.report import header_pages, kernel_analysis, write_report
-from resbench.report.sections import Report, header_lines
+from resbench.report.pdf import A4_LANDSCAPE, pdf_pages
+from resbench.report import kernel_analysis, write_report
+from resbench.report.sections import Report, provenance_section, table_section
 from test_report import grid, results_frame, synthetic_sweep
 
 
@@ -56,13 +56,21 @@ def test_every_pdf_page_is_a4_landscape(tmp_path, trained):
     result = write_report([synthetic_sweep(tmp_path / "sweep", models_grid(6))], out, ["pdf"],
                           kernels=str(trained["s4nd"]))
     pages = PdfReader(out.with_suffix(".pdf")).pages
-    assert len(pages) == len(result["pages"]) and {"heatmap", "kernels"} <= set(result["pages"])
+    assert len(pages) == len(result["pages"]) and {"heatmap", "kernels"} <= {k for p in result["pages"] for k in p}
     sizes = {(round(float(p.mediabox.width) / 72, 2), round(float(p.mediabox.height) / 72, 2)) for p in pages}
     assert sizes == {A4_LANDSCAPE}
 
 
-def test_header_pages_use_9pt_text_that_stays_on_the_page():
-    """40 checkpoints and a long command: the header wraps and continues on further pages instead of running off."""
+def pages_of(report: Report) -> list:
+    """The PDF's pages of `report` as open figures (the caller closes them)."""
+    figs = []
+    pdf_pages(report, lambda page, keys: figs.append(page))
+    return figs
+
+
+def test_provenance_pages_use_9pt_text_that_stays_on_the_page():
+    """40 checkpoints and a long command: the provenance wraps and continues on further pages instead of running
+    off."""
     names = [f"s4nd_iso_long_checkpoint_name_{i}" for i in range(40)]
     metas = [{"command": "cli.py sweep " + " ".join(f"checkpoints/{n}.pt" for n in names) + " -o results/big",
               "started": "2025-01-01T00:00:00+00:00", "finished": "2025-01-01T01:00:00+00:00",
@@ -70,7 +78,7 @@ def test_header_pages_use_9pt_text_that_stays_on_the_page():
               "checkpoints": [{"name": n, "model": "s4nd_iso", "train_res": "14",
                                "sha256": hashlib.sha256(n.encode()).hexdigest()} for n in names]}]
     frame = results_frame(grid("s4nd_iso_14", "s4nd_iso", 14, [7, 14]))
-    figs = header_pages(Report("big", header_lines(frame, metas, ["results/big"], [])))
+    figs = pages_of(Report("big", [provenance_section(frame, metas, ["results/big"])]))
     try:
         assert len(figs) > 1
         text = "\n".join(t.get_text() for fig in figs for t in visible_texts(fig))
@@ -111,20 +119,25 @@ def test_full_table_pages_use_9pt_cells_that_end_above_the_note():
     import pandas as pd
     from matplotlib.table import Table
 
-    from resbench.report.pdf import ROWS_PER_PDF_PAGE, TABLE_PT, table_pages
+    from resbench.report.pdf_blocks import ROWS_PER_PDF_PAGE, TABLE_PT
 
     table = pd.DataFrame({"checkpoint": [f"s4nd_iso_{i}" for i in range(2 * ROWS_PER_PDF_PAGE)],
                           "native": [88.0] * (2 * ROWS_PER_PDF_PAGE), "winner": ["tie (95% CIs overlap)"] * 40})
     table.attrs["note"] = "winner: named only where the two cells' 95% Wilson intervals do not overlap. " * 3
-    pages = list(table_pages("Policy comparison", table))
-    assert len(pages) == 2
+    pages = pages_of(Report("t", [table_section("Policy comparison", table)]))
+    parts = []
     for page in pages:
         page.canvas.draw()
         renderer = page.canvas.get_renderer()
-        tab = page.findobj(Table)[0]
-        assert all(cell.get_text().get_fontsize() >= TABLE_PT for cell in tab.get_celld().values())
-        box = tab.get_window_extent(renderer)
-        note = [t for t in visible_texts(page) if t.get_text().startswith("Note:")][0].get_window_extent(renderer)
-        assert box.y0 > note.y1, "the table runs into the note under it"
-        assert inside(box, page.bbox)
-        plt.close(page)
+        notes = [t.get_window_extent(renderer) for t in visible_texts(page) if t.get_text().startswith("Note:")]
+        parts += [(tab, tab.get_window_extent(renderer), notes, page) for tab in page.findobj(Table)]
+    try:
+        assert len(parts) == 2  # two parts of ROWS_PER_PDF_PAGE rows (side by side: the table is narrow)
+        for tab, box, notes, page in parts:
+            assert all(cell.get_text().get_fontsize() >= TABLE_PT for cell in tab.get_celld().values())
+            assert inside(box, page.bbox)
+        tab, box, notes, _ = parts[-1]
+        assert len(notes) == 1 and box.y0 > notes[0].y1, "the table runs into the note under it"
+    finally:
+        for page in pages:
+            plt.close(page)

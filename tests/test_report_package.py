@@ -15,7 +15,8 @@ from pypdf import PdfReader  # noqa: E402
 from resbench.report.html import write_html  # noqa: E402
 from resbench.report.markdown import write_markdown  # noqa: E402
 from resbench.report.pdf import write_pdf  # noqa: E402
-from resbench.report.sections import Report, figure_section, table_section  # noqa: E402
+from resbench.report.sections import (Report, figure_section, missing_section, table_section,  # noqa: E402
+                                      text_section)
 from resbench.report.tex import write_tex  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parents[1] / "resbench" / "report"
@@ -70,15 +71,16 @@ def test_no_module_of_the_package_imports_another_back():
 
 
 def test_a_section_appears_in_every_format(tmp_path):
-    """One new table and one new figure in the list: each writer shows both, in the list's order."""
+    """One new table and one new figure in the list: each writer shows both, in the list's order, between the
+    text sections around them."""
     table = pd.DataFrame({"checkpoint": ["a_1", "b"], "7": [1.5, -2.25]})
     table.attrs["note"] = "a note for the new table"
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.plot([1, 2], [3, 4])
     try:
-        report = Report("rep", ["- sweeps: `x`"], ["a / 7 / native / on"],
-                        [figure_section("newfig", "A brand new figure", fig),
-                         table_section("A brand new table", table)])
+        report = Report("rep", [text_section("Scope", "scope", ["- sweeps: `x`"]),
+                                figure_section("newfig", "A brand new figure", fig),
+                                table_section("A brand new table", table), *missing_section(["a / 7 / native / on"])])
         out = tmp_path / "rep"
         fig.savefig(tmp_path / "rep_newfig.png")  # as save_figure writes it beside the markdown
         written = write_tex(out, report) + write_html(out, report) + write_markdown(out, report)
@@ -88,9 +90,9 @@ def test_a_section_appears_in_every_format(tmp_path):
     assert {"rep_newfig.pdf", "rep.tex", "rep.html", "rep.md"} <= set(written) and files == ["rep.pdf"]
     for ext in ("md", "tex", "html"):
         text = (tmp_path / f"rep.{ext}").read_text()
-        first, second = text.index("A brand new figure"), text.index("A brand new table")
-        assert first < second, ext
+        places = [text.index(s) for s in ("sweeps", "A brand new figure", "A brand new table", "a / 7 / native / on")]
+        assert places == sorted(places), ext
         assert "a note for the new table" in text and re.search(r"2\.25", text), ext
     assert "(rep_newfig.png)" in (tmp_path / "rep.md").read_text()
-    assert pages == ["header", "newfig", "A brand new table"]
-    assert len(PdfReader(tmp_path / "rep.pdf").pages) == 3
+    assert pages == [["title", "scope", "newfig", "A brand new table", "missing"]]  # a small report: one page
+    assert len(PdfReader(tmp_path / "rep.pdf").pages) == 1

@@ -12,14 +12,13 @@ from resbench.report.goals import GOAL_TITLE, goal_table
 from resbench.report.load import (load_sweeps, missing_cells, native_as_resize_reference, subset_mark,
                                   subset_note)
 from resbench.report.markdown import markdown_table
-from resbench.report.pdf import header_pages
 from resbench.report.stats import SEEDS_TITLE, seed_spread_table
 from resbench.report.tables import ECE_TITLE, FLIP_TITLE, TOP5_TITLE, report_tables
 from resbench.report.write import FORMATS, parse_formats, write_report
 
 __all__ = ["FORMATS", "load_sweeps", "report_tables", "missing_cells", "write_report", "parse_formats",
            "aliasing_drop_cells", "aliasing_rank_table", "markdown_table", "kernel_analysis", "write_kernel_plots",
-           "save_figure", "header_pages", "subset_note", "subset_mark", "native_as_resize_reference", "goal_table",
+           "save_figure", "subset_note", "subset_mark", "native_as_resize_reference", "goal_table",
            "seed_spread_table", "ALIASING_TITLE", "GOAL_TITLE", "SEEDS_TITLE", "TOP5_TITLE", "FLIP_TITLE",
            "ECE_TITLE"]
 

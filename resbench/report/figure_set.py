@@ -3,6 +3,8 @@ reliability diagram a pair of checkpoints with per-image records, the kernels on
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from resbench.errors import ResbenchError
@@ -14,7 +16,9 @@ from resbench.report.load import reference_cells
 from resbench.report.persample import Records, ece, has_records, reliability_bins
 from resbench.resolution import KINDS, size_key
 
-__all__ = ["reliability_pair", "draw_figures", "mark_figures"]
+__all__ = ["reliability_pair", "draw_figures", "add_footnote", "mark_figures"]
+
+FOOTNOTE_PT = 7  # font size of the subset note under a figure
 
 
 def reliability_pair(df: pd.DataFrame, records: Records, names: list[str] | None = None) -> list[str]:
@@ -106,11 +110,34 @@ def draw_figures(figures: dict, parts: dict[int, pd.DataFrame], kernels: str | N
     return aliasing, kind
 
 
+def add_footnote(fig, text: str) -> None:
+    """`text`, wrapped to the figure's width, in a strip added under everything the figure holds: the figure grows
+    by the strip and the rest keeps its size and place, so the note never covers an axis label or a legend."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    width, height = fig.get_size_inches()
+    lines = textwrap.wrap(text, max(30, int(width * 72 / (0.55 * FOOTNOTE_PT))))  # sans text: about 0.55 em wide
+    strip = (len(lines) * 1.3 * FOOTNOTE_PT + 8) / 72  # inches
+    fig.set_size_inches(width, height + strip)
+    keep = height / (height + strip)  # the old content's share of the new height, above the strip
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):  # lays the figure out at every draw: give it the rest
+        engine.set(rect=(0, 1 - keep, 1, keep))
+    else:  # laid out once: move everything up by the strip
+        for ax in fig.axes:
+            x0, y0, w, h = ax.get_position().bounds
+            ax.set_position([x0, 1 - keep + y0 * keep, w, h * keep])
+        for t in fig.texts:
+            x, y = t.get_position()
+            t.set_position((x, 1 - keep + y * keep))
+    fig.text(0.995, 4 / 72 / (height + strip), "\n".join(lines), ha="right", va="bottom", fontsize=FOOTNOTE_PT,
+             color="firebrick")
+
+
 def mark_figures(figures: dict, kind: dict, marks: dict) -> None:
     """A figure of subset cells says so in its title and in the image (`marks`: dims -> (mark, note))."""
     for key, (title, fig) in list(figures.items()):
         mark, note = marks[kind[key]]
         if mark:
-            fig.text(0.995, 0.005, f"{mark}: {note or 'subset of the test data'}",
-                     ha="right", va="bottom", fontsize=7, color="firebrick")
+            add_footnote(fig, f"{mark}: {note or 'subset of the test data'}")
             figures[key] = (f"{title} {mark}", fig)

@@ -4,6 +4,7 @@ heatmaps, accuracy against the bandlimit alpha, reliability diagrams; and how a 
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -80,8 +81,12 @@ def accuracy_vs_test_res(df: pd.DataFrame, xlabel: str = "test resolution (side,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
-    fig.suptitle("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, dash-dot: adaptive, "
-                 "dotted: resize-input; open square: a size the checkpoint trained at, not zero-shot)", fontsize=9)
+    seen = (seen_in_training(ok) & (ok["test_res"] != ok["train_res"])).any()
+    key = ("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, "
+           + ("dash-dot: adaptive, " if (ok["bandlimit"] == "adaptive").any() else "") + "dotted: resize-input"
+           + ("; open square: a size the checkpoint trained at, not zero-shot)" if seen else ")"))
+    # wrapped to the figure's width (9 pt sans: about 0.55 em a character), so it never makes the image wider
+    fig.suptitle("\n".join(textwrap.wrap(key, int(fig.get_size_inches()[0] * 72 / (0.55 * 9)))), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -129,8 +134,9 @@ def train_test_heatmaps(df: pd.DataFrame):
         ax.axis("off")
     if images:
         fig.colorbar(images[0], ax=axes, label="top-1 accuracy (%)", shrink=0.9)
-    fig.suptitle(f"Top-1 accuracy (%), train x test (native policy; {SEEN_MARK}: a size the checkpoint trained at)",
-                 fontsize=10)
+    marked = (seen_in_training(ok) & (ok["test_res"] != ok["train_res"])).any()  # the mark's key only where it is
+    fig.suptitle("Top-1 accuracy (%), train x test (native policy"
+                 + (f"; {SEEN_MARK}: a size the checkpoint trained at)" if marked else ")"), fontsize=10)
     return fig
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from resbench.report.markup import MISSING_TEXT, MISSING_TITLE, NO_ROWS, bullet, inline, table_text
+from resbench.report.markup import bullet, inline, no_rows, table_text
 from resbench.report.sections import Report, Section
 from resbench.store import atomic_write_bytes
 
@@ -71,15 +71,14 @@ def _escape(text) -> str:
 
 def _html_table(table: pd.DataFrame, note: str) -> list[str]:
     """A sortable <table> in a box that scrolls sideways when it is wider than the page, and its note."""
-    if table.empty:
-        lines = [f"<p><em>{NO_ROWS}</em></p>"]
-    else:
-        columns, rows, numeric = table_text(table)
-        td = ['<td class="num">' if n else "<td>" for n in numeric]
-        lines = ['<div class="wide"><table class="sortable">',
-                 "<thead><tr>" + "".join(f'<th title="sort">{_escape(c)}</th>' for c in columns) + "</tr></thead>",
-                 "<tbody>", *["<tr>" + "".join(f"{t}{_escape(v)}</td>" for t, v in zip(td, row)) + "</tr>"
-                              for row in rows], "</tbody></table></div>"]
+    if table.empty:  # one line, its reason in it: no note
+        return [f"<p><em>{_escape(no_rows(table))}</em></p>"]
+    columns, rows, numeric = table_text(table)
+    td = ['<td class="num">' if n else "<td>" for n in numeric]
+    lines = ['<div class="wide"><table class="sortable">',
+             "<thead><tr>" + "".join(f'<th title="sort">{_escape(c)}</th>' for c in columns) + "</tr></thead>",
+             "<tbody>", *["<tr>" + "".join(f"{t}{_escape(v)}</td>" for t, v in zip(td, row)) + "</tr>"
+                          for row in rows], "</tbody></table></div>"]
     if note:
         lines.append(f'<p class="note">Note: {_escape(note)}</p>')
     return lines
@@ -93,7 +92,17 @@ def _png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _html_lines(section: Section) -> list[str]:
+    """A section of markdown lines as a list (the lead as a paragraph above it)."""
+    code, bold = ("<code>", "</code>"), ("<strong>", "</strong>")
+    lead = [f"<p>{inline(section.lead, _escape, bold, code)}</p>"] if section.lead else []
+    return [*lead, "<ul>", *[f"<li>{inline(bullet(line), _escape, bold, code)}</li>" for line in section.lines],
+            "</ul>"]
+
+
 def _html_section(section: Section) -> list[str]:
+    if section.lines is not None:
+        return [f"<h2>{_escape(section.title)}</h2>", *_html_lines(section)]
     if section.figure is None:
         return [f"<h2>{_escape(section.title)}</h2>", *_html_table(section.table, section.note)]
     return [f"<h2>{_escape(section.title)}</h2>",
@@ -105,16 +114,11 @@ def write_html(out: Path, report: Report) -> list[str]:
 
     Returns the names of the files written."""
     out = Path(out)
-    code, bold = ("<code>", "</code>"), ("<strong>", "</strong>")
     page = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<link rel="icon" href="data:,">',  # no favicon request: the page loads nothing from anywhere
             f"<title>{_escape(report.title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>", "<body>",
-            f"<h1>{_escape(report.title)}</h1>", "<ul>",
-            *[f"<li>{inline(bullet(line), _escape, bold, code)}</li>" for line in report.header], "</ul>"]
-    if report.missing:
-        page += [f"<h2>{MISSING_TITLE}</h2>", f"<p>{_escape(MISSING_TEXT)}</p>", "<ul>",
-                 *[f"<li>{_escape(m)}</li>" for m in report.missing], "</ul>"]
+            f"<h1>{_escape(report.title)}</h1>"]
     for section in report.sections:
         page += _html_section(section)
     page += [f"<script>\n{_SCRIPT}\n</script>", "</body>", "</html>", ""]

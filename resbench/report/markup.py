@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-__all__ = ["cell_text", "table_text", "inline", "md_text", "md_code", "md_link", "bullet", "NO_ROWS",
+__all__ = ["cell_text", "table_text", "inline", "md_text", "md_code", "md_link", "bullet", "no_rows", "NO_ROWS",
            "MISSING_TITLE", "MISSING_TEXT"]
 
 
@@ -84,6 +84,12 @@ def md_link(target: str) -> str:
     from urllib.parse import quote
 
     return quote(str(target))
+
+
+def no_rows(table: pd.DataFrame) -> str:
+    """The one line an empty table is shown as: NO_ROWS, with the reason in its attrs["empty"] where it has one."""
+    reason = table.attrs.get("empty")
+    return f"{NO_ROWS[:-1]}: {reason})" if reason else NO_ROWS
 
 
 def bullet(line: str) -> str:

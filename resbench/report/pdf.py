@@ -1,147 +1,110 @@
-"""The PDF version of a report, page by page: the header, then the sections in their order, every page A4
-landscape whatever the figure or table on it."""
+"""The PDF version of a report: its sections' blocks (pdf_blocks) laid on A4 landscape pages in reading order, in
+two columns (a half-width block goes under the column that ends higher, a full-width one under both), a new page
+only when the next block does not fit: a small sweep's report is a few pages, a study's as long as its tables."""
 
 from __future__ import annotations
 
 import io
-import textwrap
-
 from pathlib import Path
+from typing import Callable
 
-import pandas as pd
-
+from resbench.report.pdf_blocks import A4_LANDSCAPE, COLUMN_GAP, HALF_W, PAGE_MARGIN, report_blocks
 from resbench.report.sections import Report
 from resbench.store import atomic_write_bytes
 
-__all__ = ["A4_LANDSCAPE", "HEADER_PT", "TABLE_PT", "figure_page", "table_pages", "text_pages", "header_pages",
-           "pdf_bytes", "write_pdf"]
+__all__ = ["A4_LANDSCAPE", "pdf_pages", "pdf_bytes", "write_pdf"]
+
+BLOCK_GAP = 0.2  # inches between two rows of blocks
+PAGE_TOP = A4_LANDSCAPE[1] - PAGE_MARGIN
 
 
-ROWS_PER_PDF_PAGE = 20  # rows of TABLE_PT text that fit an A4 landscape page with its title and note
-TABLE_PT = 9  # font size of table cells
-A4_LANDSCAPE = (11.69, 8.27)  # inches: the size of every PDF page
-PAGE_MARGIN = 0.5  # inches around a header page's text
-HEADER_PT = 9  # font size of the header pages and of the notes under tables
-# characters in a line of HEADER_PT text between the margins: DejaVu Sans Mono is 0.6 em wide (sans text is narrower)
-PAGE_CHARS = int((A4_LANDSCAPE[0] - 2 * PAGE_MARGIN) * 72 / (0.6 * HEADER_PT))
-MAX_LISTED_MISSING = 40  # missing cells named on the header pages (the other formats name all)
+def _fits(block, top: float) -> bool:
+    """Whether `block` fits between `top` and the bottom margin (a figure: shrunk as far as it may)."""
+    return block.height * block.shrink <= top - PAGE_MARGIN + 1e-9
 
 
-def figure_page(fig):
-    """`fig` drawn as an image on an A4 landscape page, aspect kept: every PDF page has one size, while the
-    figure's own PNG/SVG files keep their natural size."""
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
+class _Pages:
+    """The page being filled: its figure, where each of its two columns ends, and the sections on it."""
 
-    box = (0.02, 0.02, 0.96, 0.96)  # figure fraction the image may fill
-    width, height = fig.get_size_inches()
-    scale = min(box[2] * A4_LANDSCAPE[0] / width, box[3] * A4_LANDSCAPE[1] / height)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=max(150, round(200 * scale)), bbox_inches="tight")  # >= 200 dpi on the page
-    buf.seek(0)
-    page = plt.figure(figsize=A4_LANDSCAPE)
-    ax = page.add_axes(box)
-    # interpolation "none": the PDF embeds the pixels as rendered instead of resampling them to the page's dpi
-    ax.imshow(mpimg.imread(buf, format="png"), interpolation="none")  # (H, W, 4)
-    ax.axis("off")
-    return page
+    def __init__(self, emit: Callable[[object, list[str]], None]):
+        self.emit, self.page, self.keys, self.bottoms = emit, None, [], [PAGE_TOP, PAGE_TOP]
 
+    def new(self) -> None:
+        import matplotlib.pyplot as plt
 
-def _fit_width(fig, ax, tab) -> None:
-    """A table wider than the page at TABLE_PT gets a smaller font (its columns are sized from the text), so no
-    column is cut off at the page's edge."""
-    fig.canvas.draw()  # the automatic column widths exist only once drawn
-    renderer = fig.canvas.get_renderer()
-    width, room = tab.get_window_extent(renderer).width, ax.get_window_extent(renderer).width
-    if width > room:
-        tab.set_fontsize(TABLE_PT * 0.97 * room / width)
+        self.flush()
+        self.page, self.keys, self.bottoms = plt.figure(figsize=A4_LANDSCAPE), [], [PAGE_TOP, PAGE_TOP]
 
+    def flush(self) -> None:
+        if self.page is not None:
+            page, self.page = self.page, None
+            self.emit(page, self.keys)
 
-def table_pages(title: str, table: pd.DataFrame, note: str | None = None):
-    """A table on as many A4 landscape pages as its rows need, its note (default: attrs["note"]) under it."""
-    import matplotlib.pyplot as plt
+    def _top(self, columns: tuple[int, ...]) -> float:
+        """Where a block across `columns` starts: under what they hold, a gap apart."""
+        bottom = min(self.bottoms[c] for c in columns)
+        return bottom - BLOCK_GAP if bottom < PAGE_TOP else PAGE_TOP
 
-    note = table.attrs.get("note") if note is None else note
-    chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, max(1, len(table)), ROWS_PER_PDF_PAGE)]
-    for i, chunk in enumerate(chunks):
-        fig, ax = plt.subplots(figsize=A4_LANDSCAPE)
-        ax.axis("off")
-        ax.set_title(title + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""), fontsize=10)
-        if chunk.empty:
-            ax.text(0.5, 0.5, "(no rows)", ha="center")
+    def _spot(self, block) -> tuple[tuple[int, ...], float]:
+        """(columns, top) of `block`: a full-width block spans both, a half-width one goes to the column that ends
+        higher (the left one on a tie); on a new page when it does not fit there."""
+        if block.width > HALF_W + 1e-9:
+            columns = (0, 1)
         else:
-            cells = [[("" if pd.isna(v) else f"{v:.2f}") if isinstance(v, float) else str(v) for v in row]
-                     for row in chunk.itertuples(index=False)]
-            tab = ax.table(cellText=cells, colLabels=[str(c) for c in chunk.columns], loc="upper center",
-                           cellLoc="center")
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(TABLE_PT)
-            tab.scale(1, 1.6)  # row height for TABLE_PT text (matplotlib sizes rows for about 6 pt)
-            tab.auto_set_column_width(list(range(len(chunk.columns))))
-            _fit_width(fig, ax, tab)
-        if note:
-            fig.text(PAGE_MARGIN / A4_LANDSCAPE[0], PAGE_MARGIN / A4_LANDSCAPE[1],
-                     textwrap.fill(f"Note: {note}", PAGE_CHARS), fontsize=HEADER_PT, va="bottom")
-        yield fig
+            columns = (max((0, 1), key=lambda c: (self.bottoms[c], -c)),)
+        if self.keys and not _fits(block, self._top(columns)):
+            self.new()
+            columns = columns if len(columns) == 2 else (0,)
+        return columns, self._top(columns)
+
+    def place(self, block) -> None:
+        """Draw `block` where it fits next (a figure shrunk to the room left, where it must)."""
+        columns, top = self._spot(block)
+        left = PAGE_MARGIN + columns[0] * (HALF_W + COLUMN_GAP)
+        bottom = block.draw(self.page, left, top, min(block.height, top - PAGE_MARGIN))
+        for c in columns:
+            self.bottoms[c] = bottom
+        if block.key not in self.keys:
+            self.keys.append(block.key)
 
 
-def text_pages(title: str, lines: list[str]) -> list:
-    """`lines` in HEADER_PT monospace on A4 landscape pages: wrapped to the page width, continued on new pages."""
+def pdf_pages(report: Report, emit: Callable[[object, list[str]], None]) -> None:
+    """Call `emit(page, keys)` with each page (an A4 landscape matplotlib figure, the caller's to close) and the
+    keys of the sections on it ("title" for the report's title), in order."""
     import matplotlib.pyplot as plt
 
-    width, height = A4_LANDSCAPE
-    # a line, with matplotlib's spacing of 1.2, stays under 1.45 em high
-    per_page = int((height - 2 * PAGE_MARGIN) * 72 / (1.45 * HEADER_PT)) - 2  # -2: the title and a blank line
-    wrapped = [part for line in lines
-               for part in textwrap.wrap(line, PAGE_CHARS, subsequent_indent="    ", break_on_hyphens=False) or [""]]
-    chunks = [wrapped[i:i + per_page] for i in range(0, max(1, len(wrapped)), per_page)]
-    pages = []
-    for i, chunk in enumerate(chunks):
-        page = plt.figure(figsize=A4_LANDSCAPE)
-        heading = title + (f" (page {i + 1} of {len(chunks)})" if len(chunks) > 1 else "")
-        page.text(PAGE_MARGIN / width, 1 - PAGE_MARGIN / height, "\n".join([heading, "", *chunk]), va="top",
-                  ha="left", family="monospace", fontsize=HEADER_PT, linespacing=1.2)
-        pages.append(page)
-    return pages
+    pages = _Pages(emit)
+    try:
+        pages.new()
+        for block in report_blocks(report):
+            pages.place(block)
+        pages.flush()
+    finally:  # on an error: the page being filled is closed, not left open
+        if pages.page is not None:
+            plt.close(pages.page)
 
 
-def header_pages(report: Report) -> list:
-    """The PDF's first pages: the header (sweeps, commands, versions, checkpoints) and the first missing cells."""
-    lines = [line.replace("**", "") for line in report.header]  # markdown bold: not in a PDF
-    if report.missing:
-        extra = ["..."] if len(report.missing) > MAX_LISTED_MISSING else []
-        lines += ["", "Missing cells:", *report.missing[:MAX_LISTED_MISSING], *extra]
-    return text_pages("resbench resolution report" + (" (SUBSET of the test data)" if report.subset else ""), lines)
-
-
-def pdf_bytes(report: Report) -> tuple[bytes, list[str]]:
-    """The PDF's bytes and what each page shows: "header", then each section's key (a figure's key, a table's
-    title without the subset mark), a page per figure and as many as each table needs."""
+def pdf_bytes(report: Report) -> tuple[bytes, list[list[str]]]:
+    """The PDF's bytes and the keys of the sections on each page (a figure's key, a table's title without the
+    subset mark, "scope", "provenance", ...)."""
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     buf, names = io.BytesIO(), []
     with PdfPages(buf) as pdf:
-        def add(name: str, page) -> None:
+        def add(page, keys: list[str]) -> None:
             try:
                 pdf.savefig(page)
             finally:  # a page is a figure of its own: close it at once
                 plt.close(page)
-            names.append(name)
+            names.append(keys)
 
-        for page in header_pages(report):
-            add("header", page)
-        for section in report.sections:
-            if section.figure is not None:
-                add(section.key, figure_page(section.figure))
-            else:
-                for page in table_pages(section.title, section.table, section.note):
-                    add(section.key, page)
+        pdf_pages(report, add)
     return buf.getvalue(), names
 
 
-def write_pdf(out: Path, report: Report) -> tuple[list[str], list[str]]:
-    """Write OUT.pdf; returns (the names of the files written, what each page shows)."""
+def write_pdf(out: Path, report: Report) -> tuple[list[str], list[list[str]]]:
+    """Write OUT.pdf; returns (the names of the files written, the keys of the sections on each page)."""
     pdf, pages = pdf_bytes(report)
     atomic_write_bytes(out.with_name(f"{out.name}.pdf"), pdf)
     return [f"{out.name}.pdf"], pages

@@ -1,5 +1,6 @@
 """The report's tables of accuracy and change: native accuracy, change from native, bandlimit ablations, flips,
-calibration and top-5; each a frame with a column per test size and its note in attrs["note"]."""
+calibration and top-5; each a frame with a column per test size, its note in attrs["note"] and, where it can be
+empty, why in attrs["empty"]."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from resbench.report.stats import policy_table
 from resbench.report.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
 from resbench.resolution import parse_size, size_key
 
-__all__ = ["report_tables", "NO_NATIVE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
+__all__ = ["report_tables", "NO_NATIVE", "CHANGE_TITLE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
 
 NO_NATIVE = "no native cell"
+CHANGE_TITLE = "Change from native accuracy (points, negative = a loss; native policy)"
+CHANGE_NOTE = ("change: accuracy at the test size in the row's bandlimit setting minus the native accuracy (at the "
+               "training size, in the checkpoint's reference setting); negative: a loss.")
 SEEN_NOTE = ("\u2020: the checkpoint trained at this size (an earlier stage of its schedule), so the cell is not "
              "zero-shot; such cells are left out of zero-shot comparisons.")
 ADAPTIVE_NOTE = ("adaptive: S4ND's trained alpha scaled by min(1, test/train) per axis, CKConv's taps averaged over "
@@ -26,8 +30,8 @@ REMOVED_NOTE = ("Not an ablation of the bandlimit: these checkpoints trained wit
                 "ablation is the table above.")
 TRAINED_ABLATION_NOTE = ("Pairs of checkpoints with the same model and recipe (schedule, epochs, overrides), one "
                          "trained with the bandlimit and evaluated with it on, one trained and evaluated without it.")
-NO_TRAINED_PAIR_NOTE = ("No pair: no checkpoint here has a twin of the same model and recipe trained without the "
-                        "bandlimit, so the bandlimit's effect on training is not measured for these inputs.")
+NO_TRAINED_PAIR = ("no checkpoint here has a twin of the same model and recipe trained without the bandlimit, so "
+                   "the bandlimit's effect on training is not measured for these inputs")
 FLIP_TITLE = "Prediction flips: images whose predicted class differs from the training size's (%; native policy)"
 FLIP_NOTE = ("From the per-image records: the share of the same test images whose predicted class at this size differs "
              "from the checkpoint's prediction at its training size (its reference bandlimit setting). A flip can "
@@ -38,6 +42,12 @@ ECE_NOTE = (f"ECE over {ECE_BINS} equal-width confidence bins (confidence: the p
 TOP5_TITLE = "Top-5 accuracy (%) by test size (native policy; test sets of more than five classes)"
 
 
+def _if_empty(table: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """`table` with the reason it has no rows, which every format prints as its one line (markup.no_rows)."""
+    table.attrs["empty"] = reason
+    return table
+
+
 def _native_table(at_train: pd.DataFrame, rank: dict[str, int], lacking: list[str]) -> pd.DataFrame:
     native = at_train[["checkpoint", "model", "train_res", "acc", "ci_low", "ci_high", "n"]].copy()
     native["ci95"] = [ci_text(lo, hi) for lo, hi in zip(native.pop("ci_low"), native.pop("ci_high"))]
@@ -45,7 +55,7 @@ def _native_table(at_train: pd.DataFrame, rank: dict[str, int], lacking: list[st
     if lacking:
         native.attrs["note"] = (f"{NO_NATIVE} (the sweep did not test the training size with the native policy) "
                                 f"for: {', '.join(lacking)}.")
-    return native
+    return _if_empty(native, native.attrs.get("note", NO_NATIVE).rstrip("."))
 
 
 def _upsampling_note(frame: pd.DataFrame) -> str:
@@ -73,28 +83,34 @@ def _upsampling_note(frame: pd.DataFrame) -> str:
     return text[0].upper() + text[1:] if parts else ""
 
 
-def _drop_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
-    """Accuracy minus native accuracy; a checkpoint with no native cell keeps its rows, blank, noted."""
+def _seen_cells(frame: pd.DataFrame) -> pd.Series:
+    """Cells marked SEEN_MARK: at a size the checkpoint trained at other than its final one."""
+    return frame["seen"] & (frame["test_res"] != frame["train_res"])
+
+
+def _change_table(native_pol: pd.DataFrame, at_train: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
+    """Accuracy minus native accuracy (negative: a loss); a checkpoint with no native cell keeps its rows, blank,
+    noted."""
     base = dict(zip(at_train["checkpoint"], at_train["acc"]))
     has_base = native_pol["checkpoint"].isin(base)
-    drop = native_pol[has_base].copy()
+    change = native_pol[has_base].copy()
     # float64: mapping an empty str column gives a str column under some pandas 3 releases, and str - float raises
-    drop["drop"] = (drop["acc"] - drop["checkpoint"].map(base).astype("float64")).round(2)
-    if drop["seen"].any():
-        drop["drop"] = marked(drop["drop"], drop)
+    change["change"] = (change["acc"] - change["checkpoint"].map(base).astype("float64")).round(2)
+    seen = _seen_cells(change).any()
+    if seen:
+        change["change"] = marked(change["change"], change)
     index = ["checkpoint", "train_res", "bandlimit"]
-    table = pivot_sizes(drop, index, "drop")
+    table = pivot_sizes(change, index, "change")
     if not has_base.all():
         lacking = native_pol.loc[~has_base, index].drop_duplicates().assign(note=NO_NATIVE)
         table = pd.concat([table.assign(note=""), lacking], ignore_index=True) if len(table) else lacking
     table = sort_rows(table, rank, ("bandlimit",))
-    notes = [note for note in (_upsampling_note(drop),) if note]
-    if drop["seen"].any():
+    notes = [CHANGE_NOTE, *[note for note in (_upsampling_note(change),) if note]]
+    if seen:
         notes.append(SEEN_NOTE)
-    if (drop["bandlimit"] == "adaptive").any():
+    if (change["bandlimit"] == "adaptive").any():
         notes.append(ADAPTIVE_NOTE)
-    if notes:
-        table.attrs["note"] = " ".join(notes)
+    table.attrs["note"] = " ".join(notes)
     return table
 
 
@@ -105,7 +121,7 @@ def _removed_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFra
     off = s4[s4["bandlimit"] == "off"].set_index(["checkpoint", "train_res", "test_res"])["acc"]
     ablation = (on - off).dropna().round(2).rename("on - off").reset_index()
     if not len(ablation):
-        return ablation
+        return _if_empty(ablation, "no checkpoint trained with the bandlimit was swept with it both on and off")
     table = sort_rows(pivot_sizes(ablation, ["checkpoint", "train_res"], "on - off"), rank)
     table.attrs["note"] = REMOVED_NOTE
     return table
@@ -121,9 +137,7 @@ def _trained_ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> p
     both = with_mask.merge(without, on=keys, suffixes=("", " (without)"))
     both = both[both["recipe"] != ""]  # rows logged before recipes were recorded cannot be paired
     if not len(both):
-        table = pd.DataFrame(columns=["checkpoint", "trained without", "train_res"])
-        table.attrs["note"] = NO_TRAINED_PAIR_NOTE
-        return table
+        return _if_empty(pd.DataFrame(columns=["checkpoint", "trained without", "train_res"]), NO_TRAINED_PAIR)
     both["with - without"] = (both["acc"] - both["acc (without)"]).round(2)
     both = both.rename(columns={"checkpoint (without)": "trained without"})
     table = sort_rows(pivot_sizes(both, ["checkpoint", "trained without", "train_res"], "with - without"), rank)
@@ -138,7 +152,7 @@ def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFr
     fixed = native_pol[reference_setting(native_pol)].set_index(keys)["acc"]
     gain = (adaptive - fixed).dropna().round(2).rename("adaptive - fixed").reset_index()
     if not len(gain):
-        return gain
+        return _if_empty(gain, "no adaptive bandlimit cells (sweep --bandlimit adaptive runs them)")
     table = sort_rows(pivot_sizes(gain, ["checkpoint", "train_res"], "adaptive - fixed"), rank)
     table.attrs["note"] = ADAPTIVE_NOTE
     return table
@@ -184,7 +198,7 @@ def _top5_table(reference: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
 
 
 def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str, pd.DataFrame]:
-    """The report's tables, in order: native accuracy, drop from native, bandlimit ablation, policy comparison.
+    """The report's tables, in order: native accuracy, change from native, bandlimit ablation, policy comparison.
 
     A table's `attrs["note"]`, where set, is printed under it. With `records` (and rows that have per-image
     records), prediction flips and calibration are added and the policy comparison uses a paired test.
@@ -202,15 +216,18 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
     at_train = reference[reference["test_res"] == reference["train_res"]]
     lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
     tables = {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
-            "Drop from native accuracy (points; native policy)": _drop_table(native_pol, at_train, rank),
+            CHANGE_TITLE: _change_table(native_pol, at_train, rank),
             "Bandlimit ablation, trained models: trained with it minus trained without it (points; native policy)":
                 _trained_ablation_table(native_pol, rank),
             "Bandlimit removed at evaluation: trained mask on minus removed (points; native policy)":
                 _removed_table(native_pol, rank),
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
                 _adaptive_table(native_pol, rank),
-            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)": policy_table(ok, rank, records),
-            TRAINED_HERE_TITLE: sort_rows(trained_reference_table(native_pol), rank, ("test_res",))}
+            "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)":
+                _if_empty(policy_table(ok, rank, records), "no zero-shot cell was run with both policies"),
+            TRAINED_HERE_TITLE: _if_empty(sort_rows(trained_reference_table(native_pol), rank, ("test_res",)),
+                                       "no checkpoint was tested at a size that another checkpoint of its model, "
+                                       "dataset and bandlimit arm trained at")}
     top5 = _top5_table(reference, rank)
     if not top5.empty:
         tables[TOP5_TITLE] = top5

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from resbench.errors import ResbenchError
-from resbench.report.markup import MISSING_TEXT, MISSING_TITLE, NO_ROWS, bullet, inline, table_text
+from resbench.report.markup import bullet, inline, no_rows, table_text
 from resbench.report.sections import Report, Section
 from resbench.store import atomic_write_bytes
 
@@ -77,15 +77,14 @@ def _tex_inline(text: str) -> str:
 
 def _tex_table(table: pd.DataFrame, note: str) -> list[str]:
     """A booktabs tabular, shrunk to the line width when wider (never enlarged), and its note."""
-    if table.empty:
-        lines = [rf"\emph{{{NO_ROWS}}}", ""]
-    else:
-        columns, rows, numeric = table_text(table)
-        spec = "".join("r" if n else "l" for n in numeric)
-        lines = [r"\begin{center}", r"\begin{lrbox}{\resbenchtable}", rf"\begin{{tabular}}{{{spec}}}",
-                 r"\toprule", " & ".join(map(tex_escape, columns)) + r" \\", r"\midrule",
-                 *[" & ".join(map(tex_escape, row)) + r" \\" for row in rows],
-                 r"\bottomrule", r"\end{tabular}", r"\end{lrbox}", FIT_TABLE, r"\end{center}", ""]
+    if table.empty:  # one line, its reason in it: no note
+        return [rf"\emph{{{tex_escape(no_rows(table))}}}", ""]
+    columns, rows, numeric = table_text(table)
+    spec = "".join("r" if n else "l" for n in numeric)
+    lines = [r"\begin{center}", r"\begin{lrbox}{\resbenchtable}", rf"\begin{{tabular}}{{{spec}}}",
+             r"\toprule", " & ".join(map(tex_escape, columns)) + r" \\", r"\midrule",
+             *[" & ".join(map(tex_escape, row)) + r" \\" for row in rows],
+             r"\bottomrule", r"\end{tabular}", r"\end{lrbox}", FIT_TABLE, r"\end{center}", ""]
     if note:
         lines += [rf"\noindent{{\small Note: {tex_escape(note)}\par}}", ""]
     return lines
@@ -106,8 +105,12 @@ def _itemize(items: list[str]) -> list[str]:
 
 def _tex_section(out: Path, section: Section) -> tuple[list[str], list[str]]:
     """(LaTeX lines, files written) of one section: a figure is saved beside OUT.tex as OUT_<key>.pdf."""
+    heading = [rf"\subsection*{{{tex_escape(section.title)}}}", ""]
+    if section.lines is not None:
+        lead = [_tex_inline(section.lead), ""] if section.lead else []
+        return [*heading, *lead, *_itemize([_tex_inline(bullet(line)) for line in section.lines])], []
     if section.figure is None:
-        return [rf"\subsection*{{{tex_escape(section.title)}}}", "", *_tex_table(section.table, section.note)], []
+        return [*heading, *_tex_table(section.table, section.note)], []
     name = f"{out.name}_{section.key}.pdf"
     buf = io.BytesIO()
     section.figure.savefig(buf, format="pdf", bbox_inches="tight")
@@ -127,11 +130,7 @@ def write_tex(out: Path, report: Report) -> list[str]:
     tex = [rf"% {tex_escape(report.title)}. Written by resbench; \input this file from a document that loads",
            "% booktabs, graphicx and textcomp (see the _standalone.tex file beside it).",
            SAVEBOX,
-           rf"\section*{{{tex_escape(report.title)}}}", "",
-           *_itemize([_tex_inline(bullet(line)) for line in report.header])]
-    if report.missing:
-        tex += [rf"\subsection*{{{MISSING_TITLE}}}", tex_escape(MISSING_TEXT), "",
-                *_itemize([tex_escape(m) for m in report.missing])]
+           rf"\section*{{{tex_escape(report.title)}}}", ""]
     for section in report.sections:
         lines, files = _tex_section(out, section)
         tex += lines

@@ -1,5 +1,6 @@
 """`resbench report`: sweep folders in, the report's files out. Tables and figures are made once, gathered into
-one ordered list of sections (report.sections), and each requested format writes that list."""
+one ordered list of sections (report.sections): the scope, the summary table, the headline figure, the other
+figures and tables, the provenance; each requested format writes that list."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.report.aliasing import (ALIASING_TITLE, RANK_TITLE, aliasing_drop_cells, aliasing_rank_table,
                                       aliasing_summary)
+from resbench.report.families import family_labels
 from resbench.report.figure_set import draw_figures, mark_figures
 from resbench.report.figures import save_figure
 from resbench.report.goals import GOAL_TITLE, goal_table
+from resbench.report.headline import HEADLINE_TITLE, headline_figure
 from resbench.report.load import SweptFiles, load_sweeps, missing_cells, subset_mark, subset_note
 from resbench.report.markup import md_code, md_link, md_text
 from resbench.report.persample import Records
-from resbench.report.sections import Report, figure_section, header_lines, table_section
+from resbench.report.sections import (Report, figure_section, missing_section, provenance_section, scope_section,
+                                      table_section)
 from resbench.report.stats import SEEDS_TITLE, seed_spread_table
+from resbench.report.summary import SUMMARY_TITLE, summary_table
 from resbench.report.tables import report_tables
 from resbench.resolution import KINDS
 from resbench.store import atomic_write_bytes, csv_bytes, writable_folder
@@ -65,9 +70,9 @@ def _kind_tables(parts: dict[int, pd.DataFrame], records: Records) -> tuple[dict
     return tables, kind_of
 
 
-def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], device: str, say) -> None:
+def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files: SweptFiles, device: str,
+                       say) -> None:
     """Add the tables that read the swept checkpoint files (loaded once): seeds and the rank correlation."""
-    files = SweptFiles(metas)
     say("seed table")
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
@@ -78,10 +83,29 @@ def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], device
         tables[RANK_TITLE] = aliasing_rank_table(ranked)
 
 
+def _headline(figures: dict, parts: dict[int, pd.DataFrame], families: dict[str, str]) -> int | None:
+    """Draw the headline figure into `figures` (first) from the images, else the signals; returns their dims."""
+    dims = next((d for d in (2, 1) if d in parts and (parts[d]["error"] == "").any()), None)
+    if dims is not None:
+        xlabel = "test resolution (side, px)" if dims == 2 else "test length (samples)"
+        title = HEADLINE_TITLE + ("" if dims == 2 else f" [{KINDS[dims]}]")
+        figures["headline"] = (title, headline_figure(parts[dims], families, xlabel))
+    return dims
+
+
+def _head_and_tail(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str], summary: pd.DataFrame,
+                   mark: str) -> tuple[list, list]:
+    """The sections before the figures (the scope, the summary table) and after the tables (the missing cells,
+    the provenance)."""
+    head = [scope_section(df, metas, missing),
+            table_section(f"{SUMMARY_TITLE} {mark}".strip(), summary, key=SUMMARY_TITLE)]
+    return head, [*missing_section(missing), provenance_section(df, metas, dirs)]
+
+
 def _sections(out: Path, figures: dict, tables: dict, marks: dict, kind_of: dict,
               aliasing: pd.DataFrame | None, kernels: str | None) -> list:
-    """The report's sections in order: the figures, the tables (titles marked where the cells are a subset), the
-    kernels' aliasing."""
+    """The report's body in order: the figures (the headline first), the tables (titles marked where the cells are
+    a subset), the kernels' aliasing."""
     sections = [figure_section(key, title, fig) for key, (title, fig) in figures.items()]
     for title, table in tables.items():
         mark = marks[kind_of.get(title)][0]
@@ -136,21 +160,25 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     _check_inputs(out, kernels, kernel_device)
     missing = missing_cells(df, metas)
     say(f"{len(df)} cells from {', '.join(map(str, dirs))}; tables")
-    records = Records()
+    records, files = Records(), SweptFiles(metas)
     parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
     tables, kind_of = _kind_tables(parts, records)
-    _checkpoint_tables(tables, df, metas, kernel_device, say)
+    _checkpoint_tables(tables, df, metas, files, kernel_device, say)
+    families = family_labels(df, metas, files)
     # a report of subset cells: every title says so, each with what its own kind of input used
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
+    summary = summary_table(df, families)
+    head, tail = _head_and_tail(df, metas, dirs, missing, summary, marks[None][0])
     figures = {}
     try:
         say("figures" + (f" and the kernels of {kernels}" if kernels else ""))
+        headline_kind = _headline(figures, parts, families)
         aliasing, figure_kind = draw_figures(figures, parts, kernels, kernel_sizes, kernel_device, records,
                                              reliability)
-        mark_figures(figures, figure_kind, marks)
-        report = Report(out.name, header_lines(df, metas, dirs, missing), missing,
-                        _sections(out, figures, tables, marks, kind_of, aliasing, kernels), bool(marks[None][1]))
+        mark_figures(figures, {**figure_kind, "headline": headline_kind}, marks)
+        body = _sections(out, figures, tables, marks, kind_of, aliasing, kernels)
+        report = Report(out.name, [*head, *body, *tail], bool(marks[None][1]))
         written, pages = _write_files(out, report, figures, aliasing, formats, say)
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
         for _, fig in figures.values():
@@ -159,4 +187,4 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         from resbench.report.markdown import write_markdown
 
         written += write_markdown(out, report)
-    return {"written": written, "pages": pages, "missing": missing, "tables": tables}
+    return {"written": written, "pages": pages, "missing": missing, "tables": tables, "summary": summary}

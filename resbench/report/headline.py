@@ -1,0 +1,77 @@
+"""The report's headline figure: accuracy against test size, a panel per training size, one line per model family
+(seeds averaged, with their min-max band), in the reference setting only; every setting has the full figure."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from resbench.report.figures import checkpoint_colors, side
+from resbench.report.load import reference_cells
+from resbench.resolution import size_key
+
+__all__ = ["HEADLINE_TITLE", "headline_figure", "family_curves"]
+
+LEGEND_PT = 8  # the legend's font size
+HEADLINE_TITLE = "Accuracy vs test size, one line per model (native policy, reference bandlimit)"
+
+
+def family_curves(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+    """One row per (family, training size, test size) of the reference cells: accuracy (%) mean over the family's
+    checkpoints and its band (min-max over them; a single checkpoint: its 95% Wilson interval), the plot position
+    `x`, and whether a member trained at that size without it being its final size (`seen`)."""
+    ref = reference_cells(df)
+    ref = ref.assign(family=ref["checkpoint"].map(lambda c: families.get(c, c)), acc=100 * ref["accuracy"])
+    rows = []
+    for (family, train, test), g in ref.groupby(["family", "train_res", "test_res"]):
+        one = len(g) == 1
+        rows.append({"family": family, "train_res": train, "test_res": test, "x": side(test), "acc": g["acc"].mean(),
+                     "low": 100 * g["ci_low"].iloc[0] if one else g["acc"].min(),
+                     "high": 100 * g["ci_high"].iloc[0] if one else g["acc"].max(), "members": len(g),
+                     "seen": bool((g["seen"] & (g["test_res"] != g["train_res"])).any())})
+    return pd.DataFrame(rows, columns=["family", "train_res", "test_res", "x", "acc", "low", "high", "members",
+                                       "seen"])
+
+
+def _legend_width(labels: list[str]) -> float:
+    """Inches of the legend's column: the longest label and its line."""
+    return (max(map(len, labels), default=10) * 0.6 * LEGEND_PT + 30) / 72
+
+
+def _legend(fig, axes, labels: list[str]) -> None:
+    """One legend for all panels, in a column at the figure's right edge that tight_layout leaves free."""
+    width = fig.get_size_inches()[0]
+    column = _legend_width(labels)
+    handles = {}
+    for ax in axes:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.tight_layout(rect=(0, 0, 1 - column / width, 1))
+    fig.legend([handles[label] for label in labels], labels, loc="center right", fontsize=LEGEND_PT, frameon=False)
+
+
+def headline_figure(df: pd.DataFrame, families: dict[str, str], xlabel: str = "test resolution (side, px)"):
+    """A panel per training size, a line per family with its band; a vertical line at the training size and an
+    open square where a family trained at a size other than its final one (not zero-shot)."""
+    import matplotlib.pyplot as plt  # after resbench.report.figures chose the Agg backend
+
+    curves = family_curves(df, families)
+    trains = sorted(curves["train_res"].unique(), key=size_key)
+    labels = sorted(curves["family"].unique())
+    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(4.2 * max(1, len(trains)) + _legend_width(labels), 3.4),
+                             squeeze=False, sharey=True)
+    colors = checkpoint_colors(labels)
+    for ax, train in zip(axes[0], trains):
+        for family, g in curves[curves["train_res"] == train].groupby("family", sort=True):
+            g = g.sort_values("x")
+            ax.plot(g["x"], g["acc"], "-o", ms=3, color=colors[family], label=family)
+            ax.fill_between(g["x"], g["low"], g["high"], color=colors[family], alpha=0.15, lw=0)
+            seen = g[g["seen"]]
+            ax.plot(seen["x"], seen["acc"], "s", ms=8, mfc="none", color=colors[family])
+        ax.axvline(side(train), color="0.5", lw=0.8)
+        ax.set_title(f"trained at {train}", fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("top-1 accuracy (%)")
+    fig.suptitle("Native policy, each checkpoint's reference bandlimit (on, else none);\n"
+                 "band: 95% Wilson interval, or min-max over seeds", fontsize=8)
+    _legend(fig, axes[0], labels)
+    return fig

@@ -1,0 +1,135 @@
+"""The report's first table: one row per model (seed twins as one), its native accuracy, how its accuracy changes
+at the zero-shot test sizes below and above its training size, and the setting that does best there."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from resbench.report.load import reference_cells, reference_setting
+from resbench.report.shape import checkpoint_rank
+from resbench.resolution import size_key
+
+__all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "summary_table", "change_interval"]
+
+SUMMARY_TITLE = "Summary: one row per model (accuracy in %, change in points: negative is a loss)"
+SUMMARY_NOTE = ("native: accuracy at the training size (native policy, reference bandlimit: on, else none), 95% "
+                "Wilson interval. change: accuracy at a zero-shot size minus native, same setting; mean and worst over "
+                "the sizes below / above training, the worst with its 95% interval (Newcombe) and size. Seeds of one "
+                "recipe: one row, mean \u00b1 sd (n seeds). best: the policy and bandlimit with the highest mean "
+                "accuracy there and its gain, where not the reference.")
+_SIDES = ("below", "above")
+_COLUMNS = ["model", "train_res", "native %", *[f"{c} {side}{m}" for side in _SIDES
+                                              for c, m in (("change", ": mean"), ("change", ": worst"), ("best", ""))]]
+
+
+def change_interval(test: tuple[float, float, float], native: tuple[float, float, float]) -> tuple[float, float]:
+    """95% interval of test minus native accuracy, each given as (accuracy, Wilson low, Wilson high): Newcombe's
+    hybrid score interval. It treats the cells as independent samples, so on the same images it is conservative."""
+    (p, lo, hi), (q, qlo, qhi) = test, native
+    return p - q - math.hypot(p - lo, qhi - q), p - q + math.hypot(hi - p, q - qlo)
+
+
+def _zero_shot(ref: pd.DataFrame, train: str) -> dict[str, pd.DataFrame]:
+    """One checkpoint's zero-shot reference cells (not a size it trained at), below and above its training size."""
+    cells = ref[~ref["seen"] & (ref["test_res"] != train)]
+    below = [size_key(t) < size_key(train) for t in cells["test_res"]]
+    return {"below": cells[below], "above": cells[[not b for b in below]]}
+
+
+def _checkpoint_numbers(ref: pd.DataFrame) -> dict:
+    """One checkpoint's native accuracy (%) and, per side, the mean and worst change (points) with the worst's
+    interval and size; an empty dict without a native cell."""
+    train = ref["train_res"].iloc[0]
+    native = ref[ref["test_res"] == train]
+    if native.empty:
+        return {}
+    nat = native.iloc[0]
+    numbers = {"native": 100 * nat["accuracy"], "native_ci": (100 * nat["ci_low"], 100 * nat["ci_high"])}
+    for side, cells in _zero_shot(ref, train).items():
+        if cells.empty:
+            continue
+        change = 100 * (cells["accuracy"] - nat["accuracy"])
+        worst = cells.loc[change.idxmin()]
+        low, high = change_interval((worst["accuracy"], worst["ci_low"], worst["ci_high"]),
+                                    (nat["accuracy"], nat["ci_low"], nat["ci_high"]))
+        numbers[side] = {"mean": change.mean(), "worst": change.min(), "ci": (100 * low, 100 * high),
+                         "size": worst["test_res"], "sizes": set(cells["test_res"])}
+    return numbers
+
+
+def _setting_means(ok: pd.DataFrame, sizes: set) -> pd.Series:
+    """Mean accuracy (%) of each (policy, bandlimit) of one checkpoint over `sizes`, for the settings run at all."""
+    cells = ok[ok["test_res"].isin(sizes)]
+    grouped = cells.groupby(["policy", "bandlimit"])["accuracy"]
+    means = 100 * grouped.mean()
+    return means[grouped.size() == len(sizes)]
+
+
+def _best_setting(ok: pd.DataFrame, numbers: dict[str, dict], side: str) -> str:
+    """The best (policy, bandlimit) over one side's sizes, averaged over the family's members, and its gain over the
+    reference setting; '' where the reference is best or cannot be compared."""
+    means, reference = [], None
+    for name, nums in numbers.items():
+        if side in nums:
+            mine = ok[ok["checkpoint"] == name]
+            means.append(_setting_means(mine, nums[side]["sizes"]))
+            reference = ("native", mine.loc[reference_setting(mine), "bandlimit"].iloc[0])
+    if not means:
+        return ""
+    both = pd.concat(means, axis=1)
+    mean = both.dropna().mean(axis=1)  # settings every member ran
+    if reference not in mean.index or mean.idxmax() == reference or mean.max() - mean[reference] < 0.005:
+        return ""
+    policy, bandlimit = mean.idxmax()
+    return f"{policy}, {bandlimit} ({mean.max() - mean[reference]:+.1f})"
+
+
+def _spread(values: list[float]) -> str:
+    """Seeds' values as mean +- sample sd (n)."""
+    s = pd.Series(values, dtype="float64")
+    return f"{s.mean():.1f} \u00b1 {s.std(ddof=1):.1f} (n={len(s)})"
+
+
+def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
+    """The summary row of one family (`numbers`: each member's _checkpoint_numbers)."""
+    have = [n for n in numbers.values() if n]
+    row = {"model": label, "train_res": ok.loc[ok["checkpoint"].isin(list(numbers)), "train_res"].iloc[0]}
+    if len(have) == 1:
+        n = have[0]
+        row["native %"] = f"{n['native']:.1f} [{n['native_ci'][0]:.1f}, {n['native_ci'][1]:.1f}]"
+    elif have:
+        row["native %"] = _spread([n["native"] for n in have])
+    for side in _SIDES:
+        sides = [n[side] for n in have if side in n]
+        if len(sides) == 1:
+            s = sides[0]
+            row[f"change {side}: mean"] = f"{s['mean']:+.1f}"
+            row[f"change {side}: worst"] = f"{s['worst']:+.1f} [{s['ci'][0]:+.1f}, {s['ci'][1]:+.1f}] at {s['size']}"
+        elif sides:
+            row[f"change {side}: mean"] = _spread([s["mean"] for s in sides])
+            row[f"change {side}: worst"] = _spread([s["worst"] for s in sides])
+        row[f"best {side}"] = _best_setting(ok, numbers, side)
+    return row
+
+
+def summary_table(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+    """One row per family of `families` (checkpoint name -> family label; see families.family_labels), in the
+    order of the other tables; columns no row fills are left out."""
+    ok = df[df["error"] == ""]
+    ref = reference_cells(df)
+    rank = checkpoint_rank(ok) if len(ok) else {}
+    members: dict[str, list[str]] = {}
+    for name in sorted(set(ok["checkpoint"]), key=rank.__getitem__):
+        members.setdefault(families.get(name, name), []).append(name)
+    rows = [_family_row(label, {name: _checkpoint_numbers(ref[ref["checkpoint"] == name])
+                                if (ref["checkpoint"] == name).any() else {} for name in names}, ok)
+            for label, names in members.items()]
+    table = pd.DataFrame(rows, columns=_COLUMNS).fillna("")
+    table = table[[c for c in table.columns if c in ("model", "train_res") or (table[c] != "").any()]]
+    if len(table):
+        table.attrs["note"] = SUMMARY_NOTE
+    else:
+        table.attrs["empty"] = "no cell was evaluated"
+    return table

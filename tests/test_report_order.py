@@ -1,0 +1,181 @@
+"""Tests for what a report leads with and how long it is: scope, summary table and headline figure first and
+provenance last in every format, a two-checkpoint sweep's PDF in at most 4 pages, one line for an empty table,
+notes only where they apply, changes signed as named, seeds grouped into one row and one line, and figure notes
+that cover nothing."""
+
+import re
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed: figures are only drawn
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from pypdf import PdfReader  # noqa: E402
+
+from resbench.report import write_report  # noqa: E402
+from resbench.report.families import family_labels  # noqa: E402
+from resbench.report.figure_set import add_footnote  # noqa: E402
+from resbench.report.figures import accuracy_vs_test_res, train_test_heatmaps  # noqa: E402
+from resbench.report.headline import HEADLINE_TITLE, headline_figure  # noqa: E402
+from resbench.report.sections import PROVENANCE_TITLE, SCOPE_TITLE  # noqa: E402
+from resbench.report.summary import SUMMARY_TITLE, summary_table  # noqa: E402
+from resbench.report.tables import ADAPTIVE_NOTE, CHANGE_TITLE, SEEN_NOTE  # noqa: E402
+from resbench.sweep import SweepConfig, run_sweep  # noqa: E402
+from test_report import grid, results_frame  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+SIZES = [7, 14, 28]
+
+
+@pytest.fixture(scope="module")
+def small(trained, tmp_path_factory):
+    """(OUT, write_report's result, results frame) of both tiny checkpoints x SIZES with per-image records, as md,
+    pdf, html and tex."""
+    sweep = tmp_path_factory.mktemp("sweep")
+    threads = torch.get_num_threads()
+    try:
+        run_sweep(SweepConfig(checkpoints=[str(trained["s4nd"].parent)], out=str(sweep), log_samples=True,
+                              test_res=[(s, s) for s in SIZES], limit=60, threads=1), quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("report") / "small"
+    result = write_report([sweep], out, ["md", "pdf", "html", "tex"])
+    from resbench.report import load_sweeps
+
+    return out, result, load_sweeps([sweep])[0]
+
+
+HEADINGS = {"md": re.compile(r"^## (.*)$", re.M), "html": re.compile(r"<h2>(.*?)</h2>"),
+            "tex": re.compile(r"\\subsection\*\{(.*)\}")}
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "tex"])
+def test_scope_summary_and_headline_come_first_and_provenance_last(small, fmt):
+    out, result, _ = small
+    text = out.with_suffix(f".{fmt}").read_text()
+    titles = HEADINGS[fmt].findall(text)
+    assert titles[0] == SCOPE_TITLE and titles[-1] == PROVENANCE_TITLE
+    assert titles[1].startswith(SUMMARY_TITLE.split(" (")[0]) and titles[2].startswith(HEADLINE_TITLE.split(" (")[0])
+    assert len(titles) == 3 + len(result["tables"]) + 3 + 1  # the other figures: accuracy, heatmap, reliability
+    hashes = re.findall(r"[0-9a-f]{64}", text)
+    assert hashes and min(text.index(h) for h in hashes) > text.rindex(PROVENANCE_TITLE)  # hashes: appendix only
+
+
+def test_a_two_checkpoint_sweep_is_four_pdf_pages_with_the_finding_on_page_one(small):
+    out, result, _ = small
+    assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"]) <= 4
+    assert result["pages"][0][:4] == ["title", "scope", SUMMARY_TITLE, "headline"]
+    assert result["pages"][-1][-1] == "provenance"
+
+
+def md_section(md: str, title: str) -> list[str]:
+    """The non-blank lines under the markdown heading that starts with `title`."""
+    body = md.split(f"## {title}", 1)[1].split("\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in body.splitlines() if line.strip()]
+
+
+def test_an_empty_table_is_one_line_that_says_why(small):
+    out, result, _ = small
+    md = out.with_suffix(".md").read_text()
+    empty = [title for title, table in result["tables"].items() if table.empty]
+    assert empty  # no checkpoint here has a twin trained without the bandlimit
+    for title in empty:
+        lines = md_section(md, title)
+        assert len(lines) == 1 and lines[0].startswith("_(no rows: ") and len(lines[0]) > 20, (title, lines)
+
+
+def test_no_note_that_does_not_apply(small):
+    out, result, _ = small
+    md = out.with_suffix(".md").read_text()
+    assert "\u2020" not in md and SEEN_NOTE not in md  # no cell at a size a checkpoint trained at but its own
+    assert ADAPTIVE_NOTE not in md  # no adaptive cells were swept
+
+
+def test_changes_are_signed_as_their_name_says(small):
+    out, result, frame = small
+    md = out.with_suffix(".md").read_text()
+    assert not re.search(r"^## Drop", md, re.M) and CHANGE_TITLE in md
+    ok = frame[(frame["error"] == "") & (frame["policy"] == "native")]
+    acc = {(r.checkpoint, r.test_res, r.bandlimit): 100 * r.accuracy for r in ok.itertuples()}
+    summary = result["summary"].set_index("model")
+    assert sorted(summary.index) == ["conv2d_iso_14", "s4nd_iso_14"]
+    for name, bandlimit in (("conv2d_iso_14", "none"), ("s4nd_iso_14", "on")):
+        for side, size in (("below", "7"), ("above", "28")):
+            want = acc[(name, size, bandlimit)] - acc[(name, "14", bandlimit)]  # negative where it loses
+            assert float(summary.loc[name, f"change {side}: mean"]) == pytest.approx(want, abs=0.051)
+            assert summary.loc[name, f"change {side}: worst"].endswith(f"at {size}")
+    change = result["tables"][CHANGE_TITLE].set_index(["checkpoint", "bandlimit"])
+    assert change.loc[("conv2d_iso_14", "none"), "7"] == pytest.approx(
+        acc[("conv2d_iso_14", "7", "none")] - acc[("conv2d_iso_14", "14", "none")], abs=0.006)
+
+
+def seeded_frame() -> pd.DataFrame:
+    """Three seeds of recipe "a" (native accuracy 80, 82, 84; 60, 64, 68 at 7) and one checkpoint "b"."""
+    cells = []
+    for seed, (native, low) in enumerate([(0.80, 0.60), (0.82, 0.64), (0.84, 0.68)]):
+        cells += grid(f"a_s{seed}", "s4nd_iso", 14, [7, 14], policies=("native",),
+                      accuracy=lambda s, p, b, native=native, low=low: native if s == "14" else low)
+    cells += grid("b", "conv2d_iso", 14, [7, 14], policies=("native",), accuracy=0.5)
+    return results_frame(cells)
+
+
+def test_seeds_of_one_recipe_are_one_summary_row_as_mean_sd_and_n():
+    families = {f"a_s{i}": "a_s0 (seeds 0, 1, 2)" for i in range(3)}
+    table = summary_table(seeded_frame(), families).set_index("model")
+    assert list(table.index) == ["b", "a_s0 (seeds 0, 1, 2)"]  # conv2d_iso before s4nd_iso, as every table
+    assert table.loc["a_s0 (seeds 0, 1, 2)", "native %"] == "82.0 \u00b1 2.0 (n=3)"
+    assert table.loc["a_s0 (seeds 0, 1, 2)", "change below: mean"] == "-18.0 \u00b1 2.0 (n=3)"  # -20, -18, -16
+    assert table.loc["b", "native %"].startswith("50.0 [")  # one checkpoint: its Wilson interval
+    assert table.loc["b", "change below: mean"] == "+0.0"
+    assert "change above: mean" not in table  # no size above training was swept: no empty columns
+
+
+def test_family_labels_group_the_seeds_of_one_recipe():
+    frame = seeded_frame()
+    recipe = {"a_s0": ("lr", 0), "a_s1": ("lr", 1), "a_s2": ("lr", 2), "b": ("other", 0)}
+    names = dict(zip(frame["checkpoint_sha256"], frame["checkpoint"]))
+    files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": {
+        "lr": recipe[names[sha]][0], "seed": recipe[names[sha]][1]}}))
+    labels = family_labels(frame, [], files)
+    assert labels == {"a_s0": "a_s0 (seeds 0, 1, 2)", "a_s1": "a_s0 (seeds 0, 1, 2)", "a_s2": "a_s0 (seeds 0, 1, 2)",
+                      "b": "b"}
+
+
+def test_the_headline_draws_one_line_per_family_with_its_seed_band():
+    families = {f"a_s{i}": "a (seeds 0, 1, 2)" for i in range(3)}
+    fig = headline_figure(seeded_frame(), families)
+    try:
+        (ax,) = fig.axes
+        lines = [line for line in ax.lines if line.get_marker() == "o"]
+        assert sorted(line.get_label() for line in lines) == ["a (seeds 0, 1, 2)", "b"]
+        mean = next(line for line in lines if line.get_label().startswith("a"))
+        assert list(mean.get_ydata()) == pytest.approx([64.0, 82.0])  # sizes 7, 14
+        band = ax.collections[0].get_paths()[0].vertices[:, 1]
+        assert min(band) == pytest.approx(60.0) and max(band) == pytest.approx(84.0)  # min-max over the seeds
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("draw", ["heatmap", "accuracy", "headline"])
+def test_a_figure_note_covers_no_label(draw):
+    frame = seeded_frame()
+    fig = {"heatmap": train_test_heatmaps, "accuracy": accuracy_vs_test_res,
+           "headline": lambda f: headline_figure(f, {})}[draw](frame)
+    try:
+        add_footnote(fig, "[\u00a7SUBSET: 60 images per cell]: SUBSET: cells use the first 60 of 10000 test images: "
+                          "a quick look, not the full study (95% intervals about +-12.7 points at worst)")
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        note = next(t for t in texts if "SUBSET" in t.get_text())
+        box = note.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y0 >= fig.bbox.y0  # inside the image
+        for t in texts:
+            if t is not note:
+                assert not box.overlaps(t.get_window_extent(renderer)), t.get_text()
+    finally:
+        plt.close(fig)
