@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from resbench.errors import ResbenchError
 
-__all__ = ["SSMKernel", "DPLRKernel", "KERNELS"]
+__all__ = ["SSMKernel", "DPLRKernel", "KERNELS", "randn_init"]
 
 
 class SSMKernel(nn.Module):
@@ -43,7 +43,7 @@ class SSMKernel(nn.Module):
         B = torch.zeros(1, S, N2, 2)
         B[..., 0] = 1.0
         self.B = nn.Parameter(B)  # (1, S, N2, 2) complex as (re, im)
-        self.C = nn.Parameter(torch.randn(channels, H, N2, 2).mul_(0.5 ** 0.5))  # (ch, H, N2, 2)
+        self.C = nn.Parameter(randn_init(channels, H, N2, 2).mul_(0.5 ** 0.5))  # (ch, H, N2, 2)
 
     def dt(self) -> torch.Tensor:
         return self.inv_dt.exp().squeeze(-1)  # (H,) step of the reference grid
@@ -181,6 +181,13 @@ class DPLRKernel(SSMKernel):
         k_f = r00 - torch.einsum("rhf,hfrc->chf", r01, x)  # (ch, H, F)
         k_f = k_f * 2 / (1 + omega)  # undo the bilinear map of the nodes
         return torch.fft.irfft(k_f, n=n)[..., :length]  # (ch, H, Lk)
+
+
+def randn_init(*shape: int) -> torch.Tensor:
+    """torch.randn(*shape) on the default device; on the meta device an empty tensor, as torch's own
+    initialisers leave meta tensors (its meta randn imports sympy: 0.9 s on every `resbench info`)."""
+    out = torch.empty(*shape)
+    return out if out.is_meta else torch.randn(*shape)
 
 
 def _imag_init(init: str, d_state: int) -> torch.Tensor:
