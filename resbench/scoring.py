@@ -75,12 +75,7 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
             if num_classes > 5:
                 correct5 += (logits.topk(5, dim=1).indices == y[:, None]).any(1).sum()  # (b, 5) -> ()
             if samples:
-                prob = logits.float().softmax(1)  # (b, classes)
-                kept["label"].append(y)
-                kept["pred"].append(pred)
-                kept["p_label"].append(prob.gather(1, y[:, None])[:, 0])
-                kept["p_pred"].append(prob.gather(1, pred[:, None])[:, 0])
-                kept["top5"].append(prob.topk(min(5, prob.shape[1]), dim=1).indices)
+                _keep_samples(kept, logits, y, pred)
             if on_batch is not None:
                 on_batch(len(y))
     if loss is None:  # no batch at all
@@ -92,6 +87,17 @@ def score(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     records = {k: torch.cat(v).cpu() for k, v in kept.items()} if samples and kept["label"] else None
     return Score(class_n.cpu(), class_correct.cpu(), float(loss), records,
                  int(correct5) if num_classes > 5 else None)
+
+
+def _keep_samples(kept: dict[str, list[torch.Tensor]], logits: torch.Tensor, y: torch.Tensor,
+                  pred: torch.Tensor) -> None:
+    """Append one batch's per-image records to `kept`: label, prediction, their probabilities, top classes."""
+    prob = logits.float().softmax(1)  # (b, classes)
+    kept["label"].append(y)
+    kept["pred"].append(pred)
+    kept["p_label"].append(prob.gather(1, y[:, None])[:, 0])  # (b,)
+    kept["p_pred"].append(prob.gather(1, pred[:, None])[:, 0])  # (b,)
+    kept["top5"].append(prob.topk(min(5, prob.shape[1]), dim=1).indices)  # (b, min(5, classes))
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

@@ -19,8 +19,7 @@ _spec = importlib.util.spec_from_file_location(
     "official_matrix_fixtures", Path(__file__).parent / "fixtures" / "official_matrix" / "make_fixtures.py")
 fixtures = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fixtures)  # the layer config of the committed matrix (official_matrix/)
-H, D_STATE, L_MAX = fixtures.H, fixtures.D_STATE, fixtures.L_MAX
-RATES = (1.0, 0.5, 2.0, 0.75, 3.5)  # 3.5: the official kernel doubles l_kernel on the 20-long axis
+H, RATES, sizes_for = fixtures.H, fixtures.RATES, fixtures.sizes_for
 TOL = 1e-4
 
 
@@ -37,26 +36,14 @@ def official_class():
 
 
 def build_pair(dim, kernel_key, rank, n_ssm, bidirectional, bandlimit, first_forward=True, seed=0):
-    """An official layer moved off init, and ours loaded from its config and state dict."""
-    torch.manual_seed(seed)
+    """An official layer moved off init (as the fixture script moves it), and ours loaded from its config and
+    state dict."""
     config = fixtures.layer_config(dim, rank, n_ssm, bidirectional, bandlimit)
     if kernel_key is not None:
         config[kernel_key[0]] = kernel_key[1]
-    official = official_class()(**config, verbose=False).eval()
-    with torch.no_grad():
-        for p in official.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-        if first_forward:  # the official kernel turns C into C~ on its first call: what checkpoints hold
-            official(torch.randn(1, H, *L_MAX[dim]))
-    state = {k: v.clone() for k, v in official.state_dict().items()}
+    official, state = fixtures.perturbed_layer(official_class(), config, first_forward, seed)
     ours = S4ND.from_state_spaces(config, state).eval()
     return official, state, ours
-
-
-def sizes_for(dim, rate):
-    """round(l_max / rate) per axis (the official loaders' size), one smaller and one larger input."""
-    native = [round(n / rate) for n in L_MAX[dim]]
-    return {"native": native, "smaller": [max(1, n - 3) for n in native], "larger": [n + 4 for n in native]}
 
 
 def compare(official, state, ours, dim, rates=RATES):

@@ -40,11 +40,7 @@ def build_official(dim, in_chans, layer, **options):
     return fixtures.build_classifier(_official(), dim, in_chans, layer, **options)
 
 
-def official_logits(modules, x, rate):
-    """x (B, C, *L) -> logits, the official way: channels last through encoder, backbone, decoder."""
-    h = modules["encoder"](x.movedim(1, -1))
-    h, _ = modules["model"](h, rate=rate)
-    return modules["decoder"](h)
+official_logits = fixtures.official_logits  # x (B, C, *L) -> logits, the official way
 
 
 CASES = fixtures.CLASSIFIERS  # (id, dim, in_chans, layer options, model options, train size)

@@ -13,9 +13,11 @@ __all__ = ["BlurPool2d", "binomial_filter"]
 
 def binomial_filter(taps: int) -> torch.Tensor:
     """The normalised 2-d binomial filter of `taps` per axis (3: [1, 2, 1] x [1, 2, 1] / 16): (taps, taps)."""
-    row = torch.tensor([1.0])
+    # on the CPU whatever the default device: a layer built on the meta device (checkpoint validation) would
+    # otherwise run this arithmetic through torch's meta kernels, which import its compiler stack
+    row, zero = torch.tensor([1.0], device="cpu"), torch.zeros(1, device="cpu")
     for _ in range(taps - 1):
-        row = torch.cat([row, torch.zeros(1)]) + torch.cat([torch.zeros(1), row])  # Pascal's triangle
+        row = torch.cat([row, zero]) + torch.cat([zero, row])  # Pascal's triangle
     kernel = row[:, None] * row[None, :]  # (taps, taps)
     return kernel / kernel.sum()
 
@@ -32,7 +34,8 @@ class BlurPool2d(nn.Module):
         self.stride, self.channels = stride, channels
         self.pad = ((taps - 1) // 2, taps // 2) * 2  # (left, right, top, bottom) for F.pad
         # a buffer, not a parameter: the filter is fixed; persistent=False keeps it out of checkpoints
-        self.register_buffer("filt", binomial_filter(taps).expand(channels, 1, taps, taps).contiguous(),
+        filt = binomial_filter(taps).to(torch.get_default_device())  # (taps, taps)
+        self.register_buffer("filt", filt.expand(channels, 1, taps, taps).contiguous(),
                              persistent=False)  # (C, 1, taps, taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
-from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel
+from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
            "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
@@ -161,7 +161,7 @@ class S4ND(ResolutionAware):
         args = (d_model, d_state, n_ssm, channels * (2 if bidirectional else 1), init, dt_min, dt_max)
         self.kernel = nn.ModuleList(
             SSMKernel(*args) if kernel == "diag" else DPLRKernel(*args, rank=rank, l_max=n) for n in self.l_max)
-        self.D = nn.Parameter(torch.randn(channels, d_model))  # (C, H) skip connection
+        self.D = nn.Parameter(randn_init(channels, d_model))  # (C, H) skip connection
         self.activation = _ACTIVATIONS[activation]()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         out = 2 * d_model if final_act == "glu" else d_model

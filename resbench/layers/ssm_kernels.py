@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from resbench.errors import ResbenchError
 
-__all__ = ["SSMKernel", "DPLRKernel", "KERNELS"]
+__all__ = ["SSMKernel", "DPLRKernel", "KERNELS", "randn_init"]
 
 
 class SSMKernel(nn.Module):
@@ -31,22 +31,19 @@ class SSMKernel(nn.Module):
             raise ResbenchError(f"S4ND n_ssm={n_ssm}: expected a divisor of d_model={d_model}")
         H, S, N2 = d_model, n_ssm, d_state // 2
         self.H, self.S = H, S
+        # Arithmetic on the (H, ...) tensors is in place, and the per-mode values come from the CPU: checkpoint
+        # validation builds the layer on the meta device, where torch's out-of-place arithmetic imports its
+        # compiler stack (1.7 s on every `resbench info`). The values are those of the plain expressions.
         # dt log-uniform in [dt_min, dt_max]; stored as its log ("inv_dt", the official name)
-        log_dt = torch.rand(H, 1) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)  # (H, 1)
+        log_dt = torch.rand(H, 1).mul_(math.log(dt_max) - math.log(dt_min)).add_(math.log(dt_min))  # (H, 1)
         self.inv_dt = nn.Parameter(log_dt)
-        if init == "diag-lin":  # A = -1/2 + i*pi*n (S4D-Lin)
-            imag = math.pi * torch.arange(N2, dtype=torch.float32).expand(S, N2)
-        elif init == "diag-inv":  # A = -1/2 + i*N/pi*(N/(2n+1) - 1) (S4D-Inv)
-            n = torch.arange(N2, dtype=torch.float32)
-            imag = (d_state / math.pi * (d_state / (2 * n + 1) - 1)).expand(S, N2)
-        else:
-            raise ResbenchError(f"S4ND init={init!r}: expected 'diag-lin' or 'diag-inv'")
+        imag = _imag_init(init, d_state).to(torch.get_default_device())  # (N2,)
         self.A_real = nn.Parameter(torch.full((S, N2), math.log(0.5)))  # (S, N2): Re A = -exp(A_real)
-        self.A_imag = nn.Parameter(imag.clone())  # (S, N2): Im A = -A_imag
+        self.A_imag = nn.Parameter(imag.expand(S, N2).clone())  # (S, N2): Im A = -A_imag
         B = torch.zeros(1, S, N2, 2)
         B[..., 0] = 1.0
         self.B = nn.Parameter(B)  # (1, S, N2, 2) complex as (re, im)
-        self.C = nn.Parameter(torch.randn(channels, H, N2, 2) * 0.5 ** 0.5)  # (ch, H, N2, 2)
+        self.C = nn.Parameter(randn_init(channels, H, N2, 2).mul_(0.5 ** 0.5))  # (ch, H, N2, 2)
 
     def dt(self) -> torch.Tensor:
         return self.inv_dt.exp().squeeze(-1)  # (H,) step of the reference grid
@@ -76,8 +73,13 @@ class SSMKernel(nn.Module):
         """Fix a random mask (the control arm of the bandlimit): per channel, as many modes as the band
         mask at alpha keeps now, chosen at random with torch's generator (so by the seed). It is a buffer:
         checkpoints keep it and evaluation reproduces it."""
-        band = self._band(alpha).detach()  # (H, N2)
         self.random_alpha = alpha  # the bandlimit the random mask stands for (rebuilt from the model config)
+        if self.A_real.is_meta:  # a layer built for its shapes (checkpoint validation): nothing to draw, and
+            # meta arithmetic would import torch's compiler stack; the file's mask replaces this one
+            shape = (self.H, self.A_real.shape[-1])  # (H, N2)
+            self.register_buffer("random_mask", torch.empty(shape, dtype=self.A_real.dtype))
+            return
+        band = self._band(alpha).detach()  # (H, N2)
         ranks = torch.rand(band.shape).argsort(-1).argsort(-1).to(band.device)  # (H, N2): a random order per channel
         self.register_buffer("random_mask", (ranks < band.sum(-1, keepdim=True)).to(band.dtype))
 
@@ -179,6 +181,23 @@ class DPLRKernel(SSMKernel):
         k_f = r00 - torch.einsum("rhf,hfrc->chf", r01, x)  # (ch, H, F)
         k_f = k_f * 2 / (1 + omega)  # undo the bilinear map of the nodes
         return torch.fft.irfft(k_f, n=n)[..., :length]  # (ch, H, Lk)
+
+
+def randn_init(*shape: int) -> torch.Tensor:
+    """torch.randn(*shape) on the default device; on the meta device an empty tensor, as torch's own
+    initialisers leave meta tensors (its meta randn imports sympy: 0.9 s on every `resbench info`)."""
+    out = torch.empty(*shape)
+    return out if out.is_meta else torch.randn(*shape)
+
+
+def _imag_init(init: str, d_state: int) -> torch.Tensor:
+    """Im A of each of the d_state/2 modes at initialisation, (N2,), computed on the CPU."""
+    n = torch.arange(d_state // 2, dtype=torch.float32, device="cpu")  # (N2,)
+    if init == "diag-lin":  # A = -1/2 + i*pi*n (S4D-Lin)
+        return math.pi * n
+    if init == "diag-inv":  # A = -1/2 + i*N/pi*(N/(2n+1) - 1) (S4D-Inv)
+        return d_state / math.pi * (d_state / (2 * n + 1) - 1)
+    raise ResbenchError(f"S4ND init={init!r}: expected 'diag-lin' or 'diag-inv'")
 
 
 def _bilinear_nodes(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
