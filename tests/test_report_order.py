@@ -179,3 +179,19 @@ def test_a_figure_note_covers_no_label(draw):
                 assert not box.overlaps(t.get_window_extent(renderer)), t.get_text()
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("resized, shown", [(0.62, False), (0.75, True)])
+def test_best_setting_is_named_only_where_its_gain_is_beyond_the_noise(resized, shown):
+    """At 7 the reference (native) scores 0.60 on 300 images; resize-input 0.62 is within the noise (the gain's
+    95% interval holds zero: blank), 0.75 is not (named, with its gain and interval)."""
+    cells = grid("c", "conv2d_iso", 14, [7, 14], accuracy=lambda s, p, b: 0.8 if s == "14" else
+                 (0.60 if p == "native" else resized))
+    table = summary_table(results_frame(cells), {}).set_index("model")
+    best = table.loc["c", "best below"] if "best below" in table else ""
+    if shown:
+        assert re.fullmatch(r"resize-input, none \(\+15\.0 \[\+\d+\.\d, \+\d+\.\d\]\)", best), best
+        low, high = (float(v) for v in re.findall(r"\+(\d+\.\d)", best)[1:])
+        assert 0 < low < 15 < high
+    else:
+        assert best == ""

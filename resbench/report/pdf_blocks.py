@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from resbench.report.markup import cell_text, no_rows
+from resbench.report.markup import cell_text, inline, no_rows
 from resbench.report.sections import Report, Section
 
 __all__ = ["A4_LANDSCAPE", "PAGE_MARGIN", "HEADER_PT", "TABLE_PT", "ROWS_PER_PDF_PAGE", "CONTENT_W", "COLUMN_GAP",
@@ -88,12 +88,17 @@ def _lines_block(key: str, title: str, lines: list[str], width: float = CONTENT_
     return Block(key, width, heading_in + LINE_IN * len(lines), draw)
 
 
+def _plain(line: str) -> str:
+    """A markdown line as the page shows it: **bold** and `code` marks dropped, their text kept."""
+    return inline(line, lambda text: text, ("", ""), ("", ""))
+
+
 def _text_blocks(section: Section) -> list[Block]:
     """A section of markdown lines (bold marks dropped), wrapped to the page, in blocks that each fit one."""
     items = section.lines if section.key != "missing" else section.lines[:MAX_LISTED_MISSING] + (
         ["..."] if len(section.lines) > MAX_LISTED_MISSING else [])
     lines = [part for line in ([section.lead] if section.lead else []) + items
-             for part in _wrapped(line.replace("**", ""), CONTENT_W)]
+             for part in _wrapped(_plain(line), CONTENT_W)]
     per_block = int((CONTENT_H - 2 * TITLE_LINE_IN) / LINE_IN)
     chunks = [lines[i:i + per_block] for i in range(0, max(1, len(lines)), per_block)]
     return [_lines_block(section.key, section.title + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""),

@@ -10,6 +10,7 @@ import pandas as pd
 from resbench.report.load import reference_cells, reference_setting
 from resbench.report.shape import checkpoint_rank
 from resbench.resolution import size_key
+from resbench.scoring import wilson_interval
 
 __all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "summary_table", "change_interval"]
 
@@ -17,8 +18,10 @@ SUMMARY_TITLE = "Summary: one row per model (accuracy in %, change in points: ne
 SUMMARY_NOTE = ("native: accuracy at the training size (native policy, reference bandlimit: on, else none), 95% "
                 "Wilson interval. change: accuracy at a zero-shot size minus native, same setting; mean and worst over "
                 "the sizes below / above training, the worst with its 95% interval (Newcombe) and size. Seeds of one "
-                "recipe: one row, mean \u00b1 sd (n seeds). best: the policy and bandlimit with the highest mean "
-                "accuracy there and its gain, where not the reference.")
+                "recipe: one row, mean \u00b1 sd (n seeds). best: the policy and bandlimit with the highest accuracy "
+                "pooled over those sizes and its gain over the reference, shown only where the gain's 95% interval "
+                "(Newcombe, pooled counts) excludes zero, for seeds in every seed; blank: no setting beats the "
+                "reference beyond that.")
 _SIDES = ("below", "above")
 _COLUMNS = ["model", "train_res", "native %", *[f"{c} {side}{m}" for side in _SIDES
                                               for c, m in (("change", ": mean"), ("change", ": worst"), ("best", ""))]]
@@ -59,31 +62,50 @@ def _checkpoint_numbers(ref: pd.DataFrame) -> dict:
     return numbers
 
 
-def _setting_means(ok: pd.DataFrame, sizes: set) -> pd.Series:
-    """Mean accuracy (%) of each (policy, bandlimit) of one checkpoint over `sizes`, for the settings run at all."""
+def _setting_counts(ok: pd.DataFrame, sizes: set) -> pd.DataFrame:
+    """Correct and n of each (policy, bandlimit) of one checkpoint pooled over `sizes`, for the settings run at
+    every one of them."""
     cells = ok[ok["test_res"].isin(sizes)]
-    grouped = cells.groupby(["policy", "bandlimit"])["accuracy"]
-    means = 100 * grouped.mean()
-    return means[grouped.size() == len(sizes)]
+    grouped = cells.groupby(["policy", "bandlimit"])
+    counts = grouped[["correct", "n"]].sum()
+    return counts[grouped.size() == len(sizes)]
+
+
+def _gain(counts: pd.DataFrame, setting, reference) -> tuple[float, float, float]:
+    """Pooled accuracy of `setting` minus the reference's, in points, with its 95% Newcombe interval."""
+    acc = {}
+    for key in (setting, reference):
+        correct, n = int(counts.loc[key, "correct"]), int(counts.loc[key, "n"])
+        acc[key] = (correct / n, *wilson_interval(correct, n))
+    low, high = change_interval(acc[setting], acc[reference])
+    return 100 * (acc[setting][0] - acc[reference][0]), 100 * low, 100 * high
 
 
 def _best_setting(ok: pd.DataFrame, numbers: dict[str, dict], side: str) -> str:
-    """The best (policy, bandlimit) over one side's sizes, averaged over the family's members, and its gain over the
-    reference setting; '' where the reference is best or cannot be compared."""
-    means, reference = [], None
+    """The (policy, bandlimit) with the highest pooled accuracy over one side's sizes and its gain over the
+    reference setting, shown only where the gain's 95% interval excludes zero (for seeds: every seed's); ''
+    where the reference is best, no setting beats it beyond the noise, or they cannot be compared."""
+    counts, reference = {}, None
     for name, nums in numbers.items():
         if side in nums:
             mine = ok[ok["checkpoint"] == name]
-            means.append(_setting_means(mine, nums[side]["sizes"]))
+            counts[name] = _setting_counts(mine, nums[side]["sizes"])
             reference = ("native", mine.loc[reference_setting(mine), "bandlimit"].iloc[0])
-    if not means:
+    if not counts:
         return ""
-    both = pd.concat(means, axis=1)
-    mean = both.dropna().mean(axis=1)  # settings every member ran
-    if reference not in mean.index or mean.idxmax() == reference or mean.max() - mean[reference] < 0.005:
+    shared = set.intersection(*(set(c.index) for c in counts.values()))  # settings every member ran
+    if reference not in shared:
         return ""
-    policy, bandlimit = mean.idxmax()
-    return f"{policy}, {bandlimit} ({mean.max() - mean[reference]:+.1f})"
+    best = max(shared, key=lambda k: sum(c.loc[k, "correct"] / c.loc[k, "n"] for c in counts.values()))
+    if best == reference:
+        return ""
+    gains = [_gain(c, best, reference) for c in counts.values()]
+    if not all(low > 0 for _, low, _ in gains):
+        return ""
+    if len(gains) == 1:
+        gain, low, high = gains[0]
+        return f"{best[0]}, {best[1]} ({gain:+.1f} [{low:+.1f}, {high:+.1f}])"
+    return f"{best[0]}, {best[1]} ({_spread([g for g, _, _ in gains])})"
 
 
 def _spread(values: list[float]) -> str:
