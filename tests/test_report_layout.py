@@ -83,7 +83,8 @@ def test_provenance_pages_use_9pt_text_that_stays_on_the_page():
         assert len(figs) > 1
         text = "\n".join(t.get_text() for fig in figs for t in visible_texts(fig))
         for meta in metas[0]["checkpoints"]:
-            assert meta["sha256"] in text and f"`{meta['name']}`" in text
+            assert meta["sha256"] in text and f"checkpoint {meta['name']} (" in text
+        assert "`" not in text and "**" not in text  # markdown marks are the markdown's, not the page's
         for fig in figs:
             assert tuple(round(float(v), 2) for v in fig.get_size_inches()) == A4_LANDSCAPE
             fig.canvas.draw()
