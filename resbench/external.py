@@ -26,6 +26,7 @@ import contextlib
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -102,7 +103,7 @@ class ExternalModel(nn.Module):
     config.num_classes, POLICIES, has_bandlimit, train_size, forward_policy); its own hooks are called for it."""
 
     def __init__(self, net: nn.Module, name: str, train_size: tuple[int, int], in_chans: int, num_classes: int,
-                 native: str, trained_bandlimit: float | None = None):
+                 native: str, trained_bandlimit: float | None = None, largest_at_train: int | None = None):
         super().__init__()
         self.net = net.eval()
         self.name = name
@@ -112,6 +113,16 @@ class ExternalModel(nn.Module):
         self.has_bandlimit = callable(getattr(net, "resbench_set_bandlimit", None))
         self.trained_bandlimit = trained_bandlimit
         self._told = None  # the (h, w) resbench_set_test_size was last given
+        self.largest_at_train = largest_at_train  # elements of the largest module output at train_size (probe)
+
+    def activation_elements(self, size) -> int:
+        """Elements of the model's largest activation for one image at `size` (what batches are sized by): the
+        probe's largest module output at the training size, scaled by the pixels. Maps that grow faster than
+        the pixels (attention weights) are not seen by the probe; without a probe, the widest layer at full size."""
+        if self.largest_at_train is None:
+            width = max((p.shape[0] for p in self.parameters() if p.dim() >= 2), default=64)
+            return width * math.prod(size)
+        return math.ceil(self.largest_at_train * math.prod(size) / math.prod(self.train_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, num_classes): the model as it is, told the input size first when it has the hook."""
@@ -193,13 +204,13 @@ def _make_source(net: nn.Module, spec: str, name: str, opts: ModelOptions, datas
     model's own configuration names (used when neither the module nor the options give one)."""
     train, in_chans, num_classes = sizes["train_res"], sizes["in_chans"], sizes["num_classes"]
     net.eval()
-    returned = probe(net, name, in_chans, train)
+    returned, largest = probe(net, name, in_chans, train)
     if num_classes is not None and returned != num_classes:
         raise ResbenchError(f"{name}: returns {returned} logits, expected {num_classes} classes "
                             f"(--num-classes or resbench_num_classes)")
     bandlimit = trained_bandlimit(net, name)
     stats, notes = data_stats(net, name, opts, dataset, in_chans, model_stats)
-    model = ExternalModel(net, spec, train, in_chans, returned, native, bandlimit)
+    model = ExternalModel(net, spec, train, in_chans, returned, native, bandlimit, largest)
     config = {"in_chans": in_chans, "num_classes": returned, "train_res": list(train), **(extra or {})}
     if model.has_bandlimit:
         config["bandlimit"] = bandlimit

@@ -128,22 +128,38 @@ def trained_bandlimit(net: nn.Module, label: str) -> float | None:
         raise ResbenchError(f"{label}: {e}") from None
 
 
-def probe(net: nn.Module, label: str, in_chans: int, size: tuple[int, int]) -> int:
-    """Run one blank image at the training size; the number of logits the model returns for it."""
+def probe(net: nn.Module, label: str, in_chans: int, size: tuple[int, int]) -> tuple[int, int]:
+    """Run one blank image at the training size: (the number of logits the model returns for it, the elements of
+    the largest tensor any of its modules returned, what the sweep sizes batches by)."""
     device = next(iter(net.parameters()), torch.empty(0)).device
     x = torch.zeros(1, in_chans, *size, device=device)  # (1, C, h, w)
+    largest = [x.numel()]
+
+    def measure(module, args, output):
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel())
+
+    handles = [m.register_forward_hook(measure) for m in net.modules()]
+    try:
+        out = _run_probe(net, label, x, size)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
+        what = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ResbenchError(f"{label}: returns {what} for one image, expected logits of shape (1, classes)")
+    return int(out.shape[1]), largest[0]
+
+
+def _run_probe(net: nn.Module, label: str, x: torch.Tensor, size: tuple[int, int]):
     hook = getattr(net, "resbench_set_test_size", None)
     try:
         with torch.inference_mode():
             if callable(hook):
                 hook(tuple(size))
-            out = net(x)
+            return net(x)
     except TimeLimitExceeded:
         raise
     except Exception as e:  # the model's own code: any exception means it cannot take this input
         raise ResbenchError(f"{label}: fails on a {tuple(x.shape)} input at its training size "
                             f"({type(e).__name__}: {first_line(e)}); check --in-chans and --train-res") from None
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != 1:
-        what = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ResbenchError(f"{label}: returns {what} for one image, expected logits of shape (1, classes)")
-    return int(out.shape[1])
