@@ -40,6 +40,20 @@ declare -A RECIPE=(
   # clips (3-d): moving Fashion-MNIST at 8 frames of 14x14; the Conv3d twin with 3x3x3 taps
   [s4nd_iso_moving8x14x14]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32"
   [conv3d_iso_moving8x14x14]="conv3d_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --set d_model=32"
+  # seeds 1 and 2 of the four 1-d and 3-d checkpoints (their recipes above, seed 0 is the file without a suffix)
+  [s4nd_iso_digits4000_seed1]="s4nd_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --bandlimit 0.5 --set d_model=32 --seed 1"
+  [s4nd_iso_digits4000_seed2]="s4nd_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --bandlimit 0.5 --set d_model=32 --seed 2"
+  [conv1d_iso_digits4000_seed1]="conv1d_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --set d_model=32 --set kernel_size=9 --seed 1"
+  [conv1d_iso_digits4000_seed2]="conv1d_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --set d_model=32 --set kernel_size=9 --seed 2"
+  [s4nd_iso_moving8x14x14_seed1]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32 --seed 1"
+  [s4nd_iso_moving8x14x14_seed2]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32 --seed 2"
+  [conv3d_iso_moving8x14x14_seed1]="conv3d_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --set d_model=32 --seed 1"
+  [conv3d_iso_moving8x14x14_seed2]="conv3d_iso --dataset moving-fashion-mnist --train-res 8x14x14 --epochs 10 --batch-size 32 --set d_model=32 --seed 2"
+  # S4ND trained natively at half the rate, the reference for the zero-shot cells there: 2000 samples (2 kHz),
+  # 4 frames of 14x14 (half the frame rate), 8 frames of 7x7 (half the frame size); the recipes above otherwise
+  [s4nd_iso_digits2000]="s4nd_iso --dataset spoken-digits --train-res 2000 --epochs 12 --batch-size 32 --bandlimit 0.5 --set d_model=32"
+  [s4nd_iso_moving4x14x14]="s4nd_iso --dataset moving-fashion-mnist --train-res 4x14x14 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32"
+  [s4nd_iso_moving8x7x7]="s4nd_iso --dataset moving-fashion-mnist --train-res 8x7x7 --epochs 10 --batch-size 32 --bandlimit 0.5 --set d_model=32"
   # the bandlimit ablation with controls, every arm and seed by the same code and the recipes of s4nd_iso_7/14/28:
   # the band mask (bandmask), no mask (nomask), a random mask keeping as many modes per channel (randmask)
   [ablation/s4nd_iso_7_bandmask_seed0]="s4nd_iso --train-res 7 --epochs 3 --bandlimit 0.5 --seed 0"
@@ -97,6 +111,9 @@ ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s
        s4nd_iso_7_seed1 s4nd_iso_7_seed2 conv2d_iso_7_seed1 conv2d_iso_7_seed2
        s4nd_iso_14_seed1 s4nd_iso_14_seed2 conv2d_iso_14_seed1 conv2d_iso_14_seed2
        s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 conv3d_iso_moving8x14x14
+       s4nd_iso_digits4000_seed1 s4nd_iso_digits4000_seed2 conv1d_iso_digits4000_seed1 conv1d_iso_digits4000_seed2
+       s4nd_iso_moving8x14x14_seed1 s4nd_iso_moving8x14x14_seed2 conv3d_iso_moving8x14x14_seed1 conv3d_iso_moving8x14x14_seed2
+       s4nd_iso_digits2000 s4nd_iso_moving4x14x14 s4nd_iso_moving8x7x7
        ablation/s4nd_iso_7_bandmask_seed0 ablation/s4nd_iso_7_bandmask_seed1 ablation/s4nd_iso_7_bandmask_seed2
        ablation/s4nd_iso_7_nomask_seed0 ablation/s4nd_iso_7_nomask_seed1 ablation/s4nd_iso_7_nomask_seed2
        ablation/s4nd_iso_7_randmask_seed0 ablation/s4nd_iso_7_randmask_seed1 ablation/s4nd_iso_7_randmask_seed2
