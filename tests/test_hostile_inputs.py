@@ -139,6 +139,40 @@ from resbench.errors import ResbenchError  # noqa: E402
 from resbench.store import RESULT_COLUMNS, read_results, read_superseded, write_tables  # noqa: E402
 
 
+# any resbench checkpoint config: built or refused in one line
+
+_CONFIG_KEYS = ["in_chans", "num_classes", "train_res", "d_model", "n_layers", "dropout", "kernel_size", "d_state",
+                "bandlimit", "mask", "dt_min", "dt_max", "unknown_option"]
+_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 40) | st.sampled_from([4096, 10 ** 12, 2 ** 63])
+                       | st.floats() | st.text(max_size=6),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                   max_size=3), max_leaves=5)
+_RAW_OWN: dict = {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(model=st.sampled_from(["conv2d_iso", "s4nd_iso"]),
+       edits=st.lists(st.tuples(st.sampled_from(_CONFIG_KEYS + ["provenance.train_res", "data_stats.mean",
+                                                                "data_stats.std"]), _VALUES), min_size=1, max_size=3))
+def test_any_checkpoint_config_is_built_or_refused_in_one_line(model, edits):
+    """Random values in a resbench checkpoint's config, provenance train_res and data stats: the file loads and
+    builds (what `info` and `sweep` do), or it is one ResbenchError line; never another exception."""
+    import copy
+
+    from resbench.checkpoints import describe, own
+
+    if model not in _RAW_OWN:
+        _RAW_OWN[model] = (make_checkpoint(model, d_state=4) if model == "s4nd_iso" else make_checkpoint(model)).to_dict()
+    raw = copy.deepcopy(_RAW_OWN[model])
+    for key, value in edits:
+        section, _, name = key.rpartition(".")
+        raw[section or "config"][name] = value
+    try:
+        describe(own.from_raw(raw, Path("bad.pt"), "0" * 64))
+    except ResbenchError as e:
+        assert len(str(e).splitlines()) == 1 and "bad.pt" in str(e), str(e)
+
+
 @pytest.fixture(scope="module")
 def logged(trained, tmp_path_factory) -> Path:
     """A one-checkpoint sweep folder at two sizes: real rows to damage."""
