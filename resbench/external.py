@@ -103,7 +103,7 @@ class ExternalModel(nn.Module):
     config.num_classes, POLICIES, has_bandlimit, train_size, forward_policy); its own hooks are called for it."""
 
     def __init__(self, net: nn.Module, name: str, train_size: tuple[int, int], in_chans: int, num_classes: int,
-                 native: str, trained_bandlimit: float | None = None, largest_at_train: int | None = None):
+                 native: str, trained_bandlimit: float | None, largest_at_train: int):
         super().__init__()
         self.net = net.eval()
         self.name = name
@@ -118,10 +118,7 @@ class ExternalModel(nn.Module):
     def activation_elements(self, size) -> int:
         """Elements of the model's largest activation for one image at `size` (what batches are sized by): the
         probe's largest module output at the training size, scaled by the pixels. Maps that grow faster than
-        the pixels (attention weights) are not seen by the probe; without a probe, the widest layer at full size."""
-        if self.largest_at_train is None:
-            width = max((p.shape[0] for p in self.parameters() if p.dim() >= 2), default=64)
-            return width * math.prod(size)
+        the pixels (attention weights) are not seen by the probe."""
         return math.ceil(self.largest_at_train * math.prod(size) / math.prod(self.train_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from resbench.data.transforms import eval_transform
 from resbench.errors import ResbenchError
 
-__all__ = ["eval_settings", "FolderSplit", "folder_split", "folder_batches", "default_workers", "READERS", "check_stream_options",
-           "transform_text"]
+__all__ = ["eval_settings", "FolderSplit", "folder_split", "folder_batches", "default_workers", "READERS",
+           "check_stream_options", "transform_text"]
 
 
 @dataclass(frozen=True)
@@ -105,4 +105,5 @@ def transform_text(reader: str, dataset: str, crop_pct: float | None, interpolat
     timm's eval transform and its settings."""
     if reader != "stream" or dataset != "imagefolder":
         return ""
-    return f"timm eval crop_pct={1.0 if crop_pct is None else crop_pct:g} {interpolation or 'bilinear'}"
+    crop_pct, interpolation = eval_settings(crop_pct, interpolation, {})
+    return f"timm eval crop_pct={crop_pct:g} {interpolation}"

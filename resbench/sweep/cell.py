@@ -10,7 +10,6 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from resbench.checkpoints import Checkpoint
-from resbench.data.stream import eval_settings, transform_text
 from resbench.device import autocast, device_name
 from resbench.errors import ResbenchError
 from resbench.resolution import format_size
@@ -19,7 +18,7 @@ from resbench.scoring import score, top5_columns, wilson_interval
 from resbench.store import append_row, write_samples
 from resbench.sweep.batches import cell_batch_size
 from resbench.sweep.config import Cell, SweepConfig
-from resbench.sweep.grid import cell_alpha, recipe, training_sizes
+from resbench.sweep.grid import cell_alpha, checkpoint_transform, recipe, training_sizes
 from resbench.sweep.images import SplitFacts, SplitImages, split_facts
 
 __all__ = ["evaluate_cell", "bandlimit_context", "failed_rows", "cell_rows", "log_row", "describe_cell"]
@@ -60,13 +59,12 @@ def bandlimit_context(model: torch.nn.Module, alpha: float | None, setting: str)
 def _cell_row(ckpt: Checkpoint, cell: Cell, cfg: SweepConfig, about: SplitFacts, tested: tuple[int, str]) -> dict:
     """The identifying part of a cell's row; evaluate_cell adds the measurement. `tested`: SweepPlan.tested."""
     limit, test_images, subset = tested
-    transform = transform_text(cfg.reader, about.dataset, *eval_settings(cfg.crop_pct, cfg.interpolation, ckpt.config))
     return {"model": ckpt.model, "checkpoint": ckpt.name, "checkpoint_sha256": ckpt.sha256,
             "dataset": about.dataset, "dims": ckpt.dims, "train_res": format_size(ckpt.train_res),
             "test_res": format_size(cell.test_res), "policy": cell.policy, "bandlimit": cell.bandlimit,
             "alpha": cell_alpha(ckpt, cell.bandlimit), "seed": cfg.seed, "precision": cfg.precision,
             "device": device_name(torch.device(cfg.device)), "limit": limit, "test_images": test_images,
-            "subset": subset, "transform": transform,
+            "subset": subset, "transform": checkpoint_transform(ckpt, cfg),
             "class_names": about.classes, "warning": about.warning,
             "seen_in_training": tuple(cell.test_res) in training_sizes(ckpt),
             "trained_bandlimit": ckpt.config.get("bandlimit"), "recipe": recipe(ckpt)}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from resbench import data
 from resbench.checkpoints import Checkpoint
+from resbench.data.stream import eval_settings, transform_text
 from resbench.errors import ResbenchError
 from resbench.resolution import bandlimit_alpha, default_test_sizes, fit_sizes, format_size, parse_size
 from resbench.sweep.config import Cell, SweepConfig
 
-__all__ = ["training_sizes", "recipe", "cell_alpha", "subset_rule", "images_key", "test_sizes", "plan_cells",
-           "dataset_name"]
+__all__ = ["checkpoint_transform", "training_sizes", "recipe", "cell_alpha", "subset_rule", "images_key",
+           "test_sizes", "plan_cells", "dataset_name"]
 
 
 def _adaptive_kernels(ckpt: Checkpoint) -> bool:
@@ -111,3 +112,10 @@ def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
 def dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
     """The dataset a checkpoint is tested on: --dataset, else the one it was trained on."""
     return cfg.dataset or ckpt.provenance.get("dataset") or "fashion-mnist"
+
+
+def checkpoint_transform(ckpt: Checkpoint, cfg: SweepConfig) -> str:
+    """The `transform` of a checkpoint's rows, part of each cell's identity: '' unless an image folder is streamed,
+    else timm's eval transform with the sweep's crop and interpolation, the model's own where not given."""
+    return transform_text(cfg.reader, dataset_name(ckpt, cfg),
+                          *eval_settings(cfg.crop_pct, cfg.interpolation, ckpt.config))

@@ -12,7 +12,7 @@ import torch
 
 from resbench import data
 from resbench.checkpoints import Checkpoint
-from resbench.data.stream import eval_settings, folder_split, transform_text
+from resbench.data.stream import folder_split, transform_text
 from resbench.data.subset import subset_text
 from resbench.device import autocast
 from resbench.resolution import KINDS, format_size, sort_sizes
@@ -21,7 +21,7 @@ from resbench.store import log_path, read_rows, repair_log, row_key
 from resbench.sweep.batches import cell_batch_size, model_size
 from resbench.sweep.checks import validate
 from resbench.sweep.config import Cell, SweepConfig
-from resbench.sweep.grid import dataset_name, images_key, subset_rule
+from resbench.sweep.grid import checkpoint_transform, dataset_name, images_key, subset_rule
 
 __all__ = ["SweepPlan", "plan", "plan_checked", "cell_work", "model_seconds_per_pixel", "estimate_seconds",
            "format_duration", "plan_line", "plan_lines", "lowered_batches", "lowered_line"]
@@ -73,6 +73,7 @@ def plan_checked(cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell],
     n_test = {i: n if cfg.limit is None else min(n, cfg.limit) for i, n in full.items()}
     images = {i: images_key(cfg.limit, n) for i, n in full.items()}
     rules = {i: subset_rule(cfg, dataset_name(c, cfg)) for i, c in enumerate(ckpts)}
+    transforms = {i: checkpoint_transform(c, cfg) for i, c in enumerate(ckpts)}  # part of each cell's key
     if not cfg.dry_run:
         repair_log(log_path(Path(cfg.out), cfg.shard))
     out = Path(cfg.out)
@@ -82,9 +83,7 @@ def plan_checked(cfg: SweepConfig, ckpts: list[Checkpoint], cells: list[Cell],
     todo = [c for c in cells
             if c.key(ckpts[c.ckpt_index], cfg.seed, images[c.ckpt_index], cfg.precision,
                      "" if images[c.ckpt_index] == -1 else rules[c.ckpt_index],
-                     transform_text(cfg.reader, dataset_name(ckpts[c.ckpt_index], cfg),
-                                    *eval_settings(cfg.crop_pct, cfg.interpolation, ckpts[c.ckpt_index].config)))
-            not in done]
+                     transforms[c.ckpt_index]) not in done]
     return SweepPlan(cfg, ckpts, models, cells, todo, n_test, images, full, rules)
 
 
