@@ -564,11 +564,17 @@ def _padded_zip(path: Path, pad: int) -> Path:
 
 
 @pytest.mark.parametrize("command", ["info", "import-official"])
-def test_a_tar_with_a_fifo_member_is_refused_before_torch_reads_it(tmp_path, cli, command):
+def test_a_tar_with_a_fifo_member_is_refused_before_torch_reads_it(tmp_path, cli, command, monkeypatch):
+    import tempfile
+
+    temp = tmp_path / "temp"  # torch's legacy reader extracts tar members here; nothing may be left behind
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     path = _fifo_tar(tmp_path / "fifo.ckpt")
     args = [command, path] + (["-o", tmp_path / "o.pt"] if command == "import-official" else [])
     code, _, err = cli(*args)
     assert_user_error(code, err, "fifo.ckpt", "storages", "not a regular file")
+    assert list(temp.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["info", "import-official"])
@@ -587,6 +593,28 @@ def test_a_pickle_below_the_bound_still_loads(tmp_path, cli):
     path = _padded_zip(tmp_path / "padded.pt", 1000)
     code, out, err = cli("info", path)
     assert code == 0, err
+
+
+_TRAINER_FILE = Path(__file__).parent / "fixtures" / "official_s4" / "iso2d_dplr_trainer.ckpt"
+
+
+@pytest.mark.parametrize("case", ["resbench", "padded below the bound", "official trainer", "import-official"])
+def test_a_checkpoint_pickle_is_read_once(tmp_path, monkeypatch, case):
+    import zipfile
+
+    from resbench.checkpoints import load_checkpoint, read_official
+
+    files = {"resbench": lambda: save_checkpoint(make_checkpoint(), tmp_path / "c.pt"),
+             "padded below the bound": lambda: _padded_zip(tmp_path / "padded.pt", 1 << 20)}
+    path = files.get(case, lambda: _TRAINER_FILE)()
+    loads, opened = [], []
+    real_load, real_open = torch.load, zipfile.ZipFile.open
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: loads.append(f) or real_load(f, *a, **k))
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, name, *a, **k: opened.append(str(getattr(
+        name, "filename", name))) or real_open(self, name, *a, **k))
+    (read_official if case == "import-official" else load_checkpoint)(path)
+    assert len(loads) == 1, f"torch.load ran {len(loads)} times"
+    assert not [n for n in opened if n.endswith(".pkl")], f"the pickle was also read by zipfile: {opened}"
 
 
 # ---------------------------------------------------------------------------------------------

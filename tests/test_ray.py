@@ -206,3 +206,21 @@ def test_the_cell_timeout_holds_in_ray_tasks(local_ray, trained, tmp_path, cli):
     assert code == 0, err
     values = cells(tmp_path)
     assert len(values) == 2 and all(n == 0 and "--cell-timeout" in e and "ran past" in e for n, _, e in values.values())
+
+
+@pytest.mark.ray
+def test_ray_tasks_never_past_the_clusters_cpus(local_ray, trained, tmp_path, cli, monkeypatch):
+    """`--ray-tasks 10000` on a real local cluster of 2 CPUs: never more than 2 tasks in flight, and the sweep
+    ends with every cell."""
+    from resbench.sweep import ray_executor
+
+    cpus = int(local_ray.cluster_resources()["CPU"])
+    in_flight = []
+    real_wait = local_ray.wait
+    monkeypatch.setattr(local_ray, "wait", lambda refs, **kw: in_flight.append(len(refs)) or real_wait(refs, **kw))
+    assert ray_executor._task_slots(SweepConfig(checkpoints=[], out="", executor="ray", ray_tasks=10000)) == cpus
+    code, _, err = cli("sweep", trained["conv"], "--test-res", "7,14,21,28", "--limit", LIMIT, "--policy", "native",
+                       "--quiet", "--executor", "ray", "--ray-tasks", 10000, "-o", tmp_path)
+    assert code == 0, err
+    assert len(cells(tmp_path)) == 4
+    assert in_flight and max(in_flight) == cpus

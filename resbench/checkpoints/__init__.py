@@ -1,7 +1,7 @@
 """Checkpoints: resbench's own format and the files of other code, read without running code, behind one table.
 
-A checkpoint file's bytes are read once, safely (`archive`: refused shapes, weights-only pickles; `lightning`:
-the official trainer's files). Then the first reader in `_READERS` that claims the loaded object turns it
+A checkpoint file's bytes are read once, safely (`archive`: refused shapes, then one load by the restricted
+unpickler of `unpickler`; `lightning`: the official trainer's config as plain values). Then the first reader in `_READERS` that claims the loaded object turns it
 into a validated `Checkpoint`: the official S4ND-ConvNeXt, the official isotropic S4ND, or resbench's own
 format (the default, whose checks say what is wrong with anything else). A new format is a module with a
 `claims(raw)` and a converter, and one entry here.
@@ -50,13 +50,7 @@ READERS = tuple(r.name for r in _READERS)
 
 def _read(path: Path) -> Any:
     """The loaded object of a checkpoint file (official hyper-parameters as plain values), no code run."""
-    check_archive(path)
-    try:
-        raw = load_plain(path)
-    except Exception as e:  # torch raises many types for truncated, foreign or malicious files
-        if not archive.looks_like_lightning(path):
-            raise ResbenchError(f"{path}: not a loadable resbench checkpoint ({archive.load_failure(e)})") from None
-        return lightning.read_official(path)  # an official trainer's file: omegaconf config, numpy scalars
+    raw = archive.read_archive(path, "resbench checkpoint")
     if lightning.is_official(raw):
         raw = {**raw, "hyper_parameters": lightning.plain_config(raw["hyper_parameters"])}
     return raw

@@ -1,5 +1,6 @@
-"""Reading a checkpoint file's bytes safely: archive shapes torch would choke on are refused first, and
-pickles load with torch's weights-only reader (tensors and plain containers, no code run)."""
+"""Reading a checkpoint file's bytes safely: archive shapes torch would choke on are refused first, then the
+file is loaded once by the restricted unpickler (tensors, plain containers, official configs; no code run).
+A user's own state dict (`load_plain`) goes through torch's weights-only reader."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 import torch
 
+from resbench.checkpoints.unpickler import load_restricted
 from resbench.errors import ResbenchError
 
-__all__ = ["MAX_PICKLE_BYTES", "check_archive", "load_plain", "looks_like_lightning", "load_failure"]
+__all__ = ["MAX_PICKLE_BYTES", "check_archive", "read_archive", "load_plain"]
 
 MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds its config and tensor references: kilobytes, not GiB
 
@@ -42,18 +44,16 @@ def check_archive(path: Path) -> None:
         return  # damaged: torch.load says so
 
 
-def looks_like_lightning(path: Path) -> bool:
-    """Whether a torch zip file's pickle names omegaconf (a Lightning checkpoint's saved config) or numpy
-    (a logged metric's scalar): the official reader, which allows those, reads it."""
-    import zipfile
-
+def read_archive(path: Path, kind: str = "checkpoint") -> Any:
+    """The object a checkpoint file holds, its pickle read once (after `check_archive`), no code run; a
+    ResbenchError naming the file and `kind` (what was expected) when it is refused, truncated or foreign."""
+    check_archive(path)
     try:
-        with zipfile.ZipFile(path) as z:
-            pkl = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
-            data = z.read(pkl) if pkl is not None else b""
-            return b"omegaconf" in data or b"numpy" in data
-    except (OSError, zipfile.BadZipFile):
-        return False
+        return load_restricted(path)
+    except pickle.UnpicklingError as e:
+        raise ResbenchError(f"{path}: not a loadable {kind} (refused without running it: {e})") from None
+    except Exception:  # noqa: BLE001 (torch raises many types for truncated, foreign or malicious files)
+        raise ResbenchError(f"{path}: not a loadable {kind} (truncated, corrupt or not a torch file)") from None
 
 
 def load_plain(path: Path) -> Any:
@@ -63,10 +63,3 @@ def load_plain(path: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_failure(e: Exception) -> str:
-    """A short reason for a failed torch.load (torch's own messages run to many lines of advice)."""
-    if isinstance(e, pickle.UnpicklingError) and "GLOBAL" in str(e):
-        return "holds objects that are not plain tensors/containers (refused without running them)"
-    return "truncated, corrupt or not a torch file"
