@@ -14,9 +14,11 @@ from resbench.report.stats import policy_table
 from resbench.report.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
 from resbench.resolution import parse_size, size_key
 
-__all__ = ["report_tables", "NO_NATIVE", "CHANGE_TITLE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
+__all__ = ["report_tables", "NO_NATIVE", "CHANGE_TITLE", "TRAINED_ABLATION_TITLE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
 
 NO_NATIVE = "no native cell"
+TRAINED_ABLATION_TITLE = ("Bandlimit ablation, trained models: trained with it minus trained without it (points; "
+                          "native policy)")
 CHANGE_TITLE = "Change from native accuracy (points, negative = a loss; native policy)"
 CHANGE_NOTE = ("change: accuracy at the test size in the row's bandlimit setting minus the native accuracy (at the "
                "training size, in the checkpoint's reference setting); negative: a loss.")
@@ -217,8 +219,7 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
     lacking = sorted(set(ok["checkpoint"]) - set(at_train["checkpoint"]), key=rank.__getitem__)
     tables = {"Native accuracy (test size = train size, native policy)": _native_table(at_train, rank, lacking),
             CHANGE_TITLE: _change_table(native_pol, at_train, rank),
-            "Bandlimit ablation, trained models: trained with it minus trained without it (points; native policy)":
-                _trained_ablation_table(native_pol, rank),
+            TRAINED_ABLATION_TITLE: _trained_ablation_table(native_pol, rank),
             "Bandlimit removed at evaluation: trained mask on minus removed (points; native policy)":
                 _removed_table(native_pol, rank),
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":

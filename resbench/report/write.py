@@ -11,6 +11,7 @@ import pandas as pd
 
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
+from resbench.report.ablation import arm_tables
 from resbench.report.aliasing import (ALIASING_TITLE, RANK_TITLE, aliasing_drop_cells, aliasing_rank_table,
                                       aliasing_summary)
 from resbench.report.families import family_labels
@@ -25,7 +26,7 @@ from resbench.report.sections import (Report, figure_section, missing_section, p
                                       table_section)
 from resbench.report.stats import SEEDS_TITLE, seed_spread_table
 from resbench.report.summary import SUMMARY_TITLE, summary_table
-from resbench.report.tables import report_tables
+from resbench.report.tables import TRAINED_ABLATION_TITLE, report_tables
 from resbench.resolution import KINDS
 from resbench.store import atomic_write_bytes, csv_bytes, writable_folder
 
@@ -77,6 +78,10 @@ def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files:
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
         tables[SEEDS_TITLE] = seeds
+    arms = arm_tables(df[df["dims"] == 2], files) if len(df) else {}
+    if arms:  # the ablation by arm and seed answers what the one-pair table did, seed by seed
+        tables.pop(TRAINED_ABLATION_TITLE, None)
+        tables.update(arms)
     say("the aliasing metric's rank correlation: the continuous kernels of each swept checkpoint")
     ranked = aliasing_drop_cells(df, metas, device, files, say)
     if not ranked.empty:
