@@ -22,13 +22,20 @@ import pandas as pd
 
 from resbench.resolution import parse_size
 
-__all__ = ["zero_shot_drops", "within_group_rho", "bootstrap_over_checkpoints", "compare_predictors"]
+__all__ = ["zero_shot_drops", "trivial_predictors", "within_group_rho", "bootstrap_over_checkpoints",
+           "compare_predictors"]
 
 GROUP = ["checkpoint", "bandlimit"]
 
 
+def _sizes(row) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(train, test) sizes of a row; its `dims` says what a bare number is (a signal's length, else a square)."""
+    dims = int(row["dims"]) if "dims" in row and pd.notna(row["dims"]) else None
+    return parse_size(row["train_res"], dims), parse_size(row["test_res"], dims)
+
+
 def _log_ratio(row) -> float:
-    train, test = parse_size(row["train_res"], None), parse_size(row["test_res"], None)
+    train, test = _sizes(row)
     return float(np.mean([abs(np.log(s / t)) for s, t in zip(test, train)]))
 
 
@@ -45,15 +52,23 @@ def zero_shot_drops(results: pd.DataFrame) -> pd.DataFrame:
         df = df[~df["seen_in_training"].astype(str).str.lower().isin(["true", "1"])]
     keys = pd.MultiIndex.from_frame(df[GROUP])
     df["drop"] = 100 * (native.reindex(keys).to_numpy() - df["accuracy"].to_numpy())
-    df = df[df["drop"].notna()]
-    df["log_ratio"] = [_log_ratio(r) for _, r in df.iterrows()]
+    return trivial_predictors(df[df["drop"].notna()])
+
+
+def trivial_predictors(cells: pd.DataFrame) -> pd.DataFrame:
+    """`cells` (train_res, test_res and, where a bare number is no square image, dims) with the two trivial
+    predictors: `log_ratio` and `side_then_distance`."""
+    cells = cells.copy()
+    cells["log_ratio"] = [_log_ratio(r) for _, r in cells.iterrows()]
     # the second trivial predictor: every size below training before every size above it, then the distance
-    df["side_then_distance"] = df["log_ratio"] + 100.0 * np.array([_below(r) for _, r in df.iterrows()], dtype=float)
-    return df
+    below = np.array([_below(r) for _, r in cells.iterrows()], dtype=float)
+    cells["side_then_distance"] = cells["log_ratio"] + 100.0 * below
+    return cells
 
 
 def _below(row) -> bool:
-    return bool(np.prod(parse_size(row["test_res"], None)) < np.prod(parse_size(row["train_res"], None)))
+    train, test = _sizes(row)
+    return bool(np.prod(test) < np.prod(train))
 
 
 def _spearman(a: pd.Series, b: pd.Series) -> float:

@@ -1,9 +1,8 @@
-"""The kernels' side of a report: a checkpoint's continuous kernels and their aliasing at each test grid, and
-whether that aliasing ranks the measured accuracy changes (Spearman rank correlation over the swept cells)."""
+"""The kernels' side of a report: a checkpoint's continuous kernels and their aliasing at each test grid, and the
+kernel metrics of every swept zero-shot cell beside its accuracy drop (judged in report.metric_order)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -17,19 +16,11 @@ from resbench.report.load import SweptFiles, reference_setting, seen_in_training
 from resbench.resolution import default_test_sizes, fit_sizes, parse_size, size_key, sort_sizes
 from resbench.store import atomic_write_bytes, csv_bytes
 
-__all__ = ["ALIASING_TITLE", "RANK_TITLE", "kernel_analysis", "write_kernel_plots", "aliasing_drop_cells",
-           "aliasing_rank_table", "aliasing_summary"]
+__all__ = ["ALIASING_TITLE", "kernel_analysis", "write_kernel_plots", "aliasing_drop_cells", "aliasing_summary"]
 
 
 ALIASING_TITLE = ("Kernel aliasing (fraction of spectral energy above the Nyquist of the coarser of the test and "
                   "training grids)")
-RANK_TITLE = "Does the aliasing metric rank the accuracy drops? (Spearman rank correlation)"
-RANK_NOTE = ("Spearman rank correlation between a kernel metric (mean over layers, axes and directions) and the "
-             "measured drop from native accuracy, over the native zero-shot cells of the checkpoints with continuous "
-             "kernels whose files the sweep's run records name (sizes seen in training left out). aliasing: energy "
-             "above the Nyquist of the coarser of the test and training grids; above_test_nyquist: above the test "
-             "grid's alone. 'untrained modes' cells are those of a checkpoint trained with the mask and evaluated "
-             "with it removed. A metric that ranks the drops well has rho near 1.")
 
 
 def kernel_analysis(ckpt_path: str, test_sizes, device: str = "cpu") -> tuple[object, pd.DataFrame, object]:
@@ -113,30 +104,9 @@ def aliasing_drop_cells(df: pd.DataFrame, runs: list[dict], device: str = "cpu",
                 continue
             m = metrics.loc[key]
             rows.append({"checkpoint": r.checkpoint, "train_res": train, "test_res": r.test_res,
-                         "bandlimit": r.bandlimit, "drop": 100 * (float(base.iloc[0]) - r.accuracy),
-                         "below_training": size_key(r.test_res) < size_key(train), **m.to_dict()})
+                         "bandlimit": r.bandlimit, "dims": ckpt.dims,
+                         "drop": 100 * (float(base.iloc[0]) - r.accuracy), **m.to_dict()})
     return pd.DataFrame(rows)
-
-
-def aliasing_rank_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Spearman rho of each metric against the drops, over all cells and over named subsets of them."""
-    if cells.empty:
-        return pd.DataFrame(columns=["cells", "n", "rho aliasing", "rho above_test_nyquist"])
-    subsets = {"all zero-shot cells": cells, "without untrained modes": cells[~cells["untrained_modes"]],
-               "below the training size": cells[cells["below_training"]],
-               "above the training size": cells[~cells["below_training"]]}
-    rows = []
-    for name, part in subsets.items():
-        with warnings.catch_warnings():  # a constant column has no rank correlation: nan, said in the table
-            warnings.simplefilter("ignore")
-            rho = {m: part[m].corr(part["drop"], method="spearman") if len(part) > 2 else float("nan")
-                   for m in ("aliasing", "above_test_nyquist")}
-        rows.append({"cells": name, "n": len(part), "checkpoints": part["checkpoint"].nunique(),
-                     "rho aliasing": round(rho["aliasing"], 3),
-                     "rho above_test_nyquist": round(rho["above_test_nyquist"], 3)})
-    table = pd.DataFrame(rows)
-    table.attrs["note"] = RANK_NOTE
-    return table
 
 
 def aliasing_summary(aliasing: pd.DataFrame) -> pd.DataFrame:

@@ -12,8 +12,7 @@ import pandas as pd
 from resbench.device import resolve_device
 from resbench.errors import ResbenchError
 from resbench.report.ablation import arm_tables
-from resbench.report.aliasing import (ALIASING_TITLE, RANK_TITLE, aliasing_drop_cells, aliasing_rank_table,
-                                      aliasing_summary)
+from resbench.report.aliasing import ALIASING_TITLE, aliasing_drop_cells, aliasing_summary
 from resbench.report.families import family_labels
 from resbench.report.figure_set import draw_figures, mark_figures
 from resbench.report.figures import save_figure
@@ -21,6 +20,7 @@ from resbench.report.goals import GOAL_TITLE, goal_table
 from resbench.report.headline import HEADLINE_TITLE, headline_figure
 from resbench.report.load import SweptFiles, load_sweeps, missing_cells, subset_mark, subset_note
 from resbench.report.markup import md_code, md_link, md_text
+from resbench.report.metric_order import ORDER_TITLE, metric_order_table
 from resbench.report.persample import Records
 from resbench.report.sections import (Report, figure_section, missing_section, provenance_section, scope_section,
                                       table_section)
@@ -73,7 +73,8 @@ def _kind_tables(parts: dict[int, pd.DataFrame], records: Records) -> tuple[dict
 
 def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files: SweptFiles, device: str,
                        say) -> None:
-    """Add the tables that read the swept checkpoint files (loaded once): seeds and the rank correlation."""
+    """Add the tables that read the swept checkpoint files (loaded once): seeds and whether the aliasing metric
+    orders the test sizes by their drop."""
     say("seed table")
     seeds = seed_spread_table(df, metas, files)
     if not seeds.empty:
@@ -83,9 +84,9 @@ def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files:
         tables.pop(TRAINED_ABLATION_TITLE, None)
         tables.update(arms)
     say("the aliasing metric's rank correlation: the continuous kernels of each swept checkpoint")
-    ranked = aliasing_drop_cells(df, metas, device, files, say)
-    if not ranked.empty:
-        tables[RANK_TITLE] = aliasing_rank_table(ranked)
+    cells = aliasing_drop_cells(df, metas, device, files, say)
+    if not cells.empty:
+        tables[ORDER_TITLE] = metric_order_table(cells)
 
 
 def _headline(figures: dict, parts: dict[int, pd.DataFrame], families: dict[str, str]) -> int | None:
