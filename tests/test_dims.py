@@ -6,6 +6,7 @@ import torch
 from resbench.errors import ResbenchError
 from conftest import assert_user_error
 from resbench.layers.rate_s4nd import RateS4ND
+from resbench.report.metric_order import ORDER_TITLE
 from resbench.models import create_model, list_models, model_class
 from resbench.resolution import kernel_rates
 
@@ -229,7 +230,7 @@ def test_progress_subset_and_report_lines_name_each_kinds_inputs(mixed, cli, tmp
         kind = "signals" if "[signals]" in heading else "clips" if "[clips]" in heading else "images"
         if heading in ("## Scope", "## Appendix: provenance"):  # what was swept, not results: no mark
             continue
-        if "Spearman" in heading or heading.startswith("## Summary"):  # every kind's cells together: "inputs"
+        if heading.startswith(("## Summary", f"## {ORDER_TITLE}")):  # every kind's cells together: "inputs"
             assert heading.endswith("[§SUBSET: 4 inputs per cell]"), heading
         else:
             assert heading.endswith(f"[§SUBSET: 4 {kind} per cell]"), heading
@@ -244,7 +245,7 @@ def test_a_report_of_signals_alone_has_no_image_sections(mixed, cli, tmp_path):
     assert code == 0, err
     headings = [line for line in (tmp_path / "rep" / "r.md").read_text().splitlines() if line.startswith("## ")]
     results = [h for h in headings if h not in ("## Scope", "## Appendix: provenance")]  # what was swept: no kind
-    assert results and all("[signals]" in h or "Spearman" in h or h.startswith("## Summary") for h in results), results
+    assert results and all("[signals]" in h or h.startswith(("## Summary", f"## {ORDER_TITLE}")) for h in results), results
     assert not (tmp_path / "rep" / "r_accuracy.png").exists()  # the image figures are not drawn empty
 
 

@@ -195,3 +195,12 @@ def test_best_setting_is_named_only_where_its_gain_is_beyond_the_noise(resized, 
         assert 0 < low < 15 < high
     else:
         assert best == ""
+
+
+def test_each_summary_row_names_the_training_budget_it_had():
+    frame = seeded_frame()
+    frame["recipe"] = frame["checkpoint"].map(lambda name: "14:3" if name == "b" else "14:8")
+    table = summary_table(frame, {f"a_s{i}": "a_s0 (seeds 0, 1, 2)" for i in range(3)}).set_index("model")
+    assert table.loc["b", "training"] == "14:3" and table.loc["a_s0 (seeds 0, 1, 2)", "training"] == "14:8"
+    assert list(table.columns[:3]) == ["train_res", "training", "native %"]
+    assert "training" not in summary_table(frame.drop(columns=["recipe"]), {})  # no recipe recorded: no empty column

@@ -15,7 +15,8 @@ from resbench.scoring import wilson_interval
 __all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "summary_table", "change_interval"]
 
 SUMMARY_TITLE = "Summary: one row per model (accuracy in %, change in points: negative is a loss)"
-SUMMARY_NOTE = ("native: accuracy at the training size (native policy, reference bandlimit: on, else none), 95% "
+SUMMARY_NOTE = ("training: the budget each model had, size:epochs of each stage of its schedule (and any config "
+                "overrides). native: accuracy at the training size (native policy, reference bandlimit: on, else none), 95% "
                 "Wilson interval. change: accuracy at a zero-shot size minus native, same setting; mean and worst over "
                 "the sizes below / above training, the worst with its 95% interval (Newcombe) and size. Seeds of one "
                 "recipe: one row, mean \u00b1 sd (n seeds). best: the policy and bandlimit with the highest accuracy "
@@ -23,7 +24,7 @@ SUMMARY_NOTE = ("native: accuracy at the training size (native policy, reference
                 "(Newcombe, pooled counts) excludes zero, for seeds in every seed; blank: no setting beats the "
                 "reference beyond that.")
 _SIDES = ("below", "above")
-_COLUMNS = ["model", "train_res", "native %", *[f"{c} {side}{m}" for side in _SIDES
+_COLUMNS = ["model", "train_res", "training", "native %", *[f"{c} {side}{m}" for side in _SIDES
                                               for c, m in (("change", ": mean"), ("change", ": worst"), ("best", ""))]]
 
 
@@ -117,7 +118,9 @@ def _spread(values: list[float]) -> str:
 def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
     """The summary row of one family (`numbers`: each member's _checkpoint_numbers)."""
     have = [n for n in numbers.values() if n]
-    row = {"model": label, "train_res": ok.loc[ok["checkpoint"].isin(list(numbers)), "train_res"].iloc[0]}
+    mine = ok[ok["checkpoint"].isin(list(numbers))]
+    row = {"model": label, "train_res": mine["train_res"].iloc[0],
+           "training": str(mine["recipe"].iloc[0]) if "recipe" in mine and pd.notna(mine["recipe"].iloc[0]) else ""}
     if len(have) == 1:
         n = have[0]
         row["native %"] = f"{n['native']:.1f} [{n['native_ci'][0]:.1f}, {n['native_ci'][1]:.1f}]"
