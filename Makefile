@@ -17,16 +17,20 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # make demo: a quick study that finishes in minutes on a CPU. It is a subset (4 image test sizes, the first 1000
-# test images, kept as an explicit --subset first so the README's demo figures stay the ones it prints; signals and clips: native, trained bandlimit, the first 500 clips), and the terminal, the run
-# record and the report say so. Images and the signal and clip models are swept by one command each into the
-# same folder: each kind at its own test sizes. make study: the full default study of every shipped checkpoint
-# (images at the multiples of 7 from 7 to 56, signals and clips at their default sizes, whole test sets; about
-# 2.5 h on the 2-core CPU: the committed study's cells took 106 min for its 20 checkpoints, the eight seed checkpoints
-# add about 41), which reports/study.* shows (its seed checkpoints at 7, 14, 28 and 56 only: README).
+# test images, kept as an explicit --subset first so the README's demo figures stay the ones it prints; signals and
+# clips: native, trained bandlimit, the first 500 clips), and the terminal, the run record and the report say so.
+# Images and the signal and clip models are swept by one command each into the same folder: each kind at its own
+# test sizes. make study: the full study of every shipped checkpoint behind reports/study.*: the top-level image
+# checkpoints at the multiples of 7 from 7 to 56, both policies, bandlimit on, off and capped; the ablation arms and
+# the baselines natively at 7, 14, 28 and 56, each in the setting it trained with; signals and clips at their default
+# sizes; whole test sets, per-image records. It takes hours on a CPU (docs/study.md gives the time it took).
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000 --subset first
 DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
 STUDY_ARGS ?= --log-samples
-STUDY_IMAGE_ARGS ?= --test-res 7,14,21,28,35,42,49,56
+STUDY_IMAGE_ARGS ?= --test-res 7,14,21,28,35,42,49,56 --bandlimit on,off,capped
+# the ablation arms and the baselines: native, each in the setting it trained with, at 7, 14, 28 and 56
+STUDY_SET_ARGS ?= --policy native --bandlimit on --test-res 7,14,28,56
+STUDY_SIGNAL_CLIP_ARGS ?= --bandlimit on,off,capped
 
 demo: $(STAMP)
 	$(PYTHON) cli.py sweep checkpoints/ --kind images -o results/demo $(DEMO_ARGS)
@@ -35,7 +39,8 @@ demo: $(STAMP)
 
 study: $(STAMP)
 	$(PYTHON) cli.py sweep checkpoints/ --kind images -o results/study $(STUDY_ARGS) $(STUDY_IMAGE_ARGS)
-	$(PYTHON) cli.py sweep checkpoints/ --kind signals,clips -o results/study $(STUDY_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ablation checkpoints/baselines --kind images -o results/study $(STUDY_ARGS) $(STUDY_SET_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ --kind signals,clips -o results/study $(STUDY_ARGS) $(STUDY_SIGNAL_CLIP_ARGS)
 	$(PYTHON) cli.py report results/study -o reports/study --kernels checkpoints/s4nd_iso_14.pt --format md,pdf,png,svg,tex,html
 
 test: $(STAMP)
