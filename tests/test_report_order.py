@@ -204,3 +204,83 @@ def test_each_summary_row_names_the_training_budget_it_had():
     assert table.loc["b", "training"] == "14:3" and table.loc["a_s0 (seeds 0, 1, 2)", "training"] == "14:8"
     assert list(table.columns[:3]) == ["train_res", "training", "native %"]
     assert "training" not in summary_table(frame.drop(columns=["recipe"]), {})  # no recipe recorded: no empty column
+
+
+def many_families() -> tuple[pd.DataFrame, dict[str, str]]:
+    """Five S4ND recipes or arms at 14 (seeds of the plain recipe, an unmasked arm, a random-mask arm, a longer
+    recipe, one unmasked file), and four Conv2D recipes (plain, multi-scale, progressive, blur-pooled): 25 checkpoints."""
+    specs = [("s4nd_iso_14_seed{}", "s4nd_iso", "14:8", 0.5, 3), ("ablation/s4nd_iso_14_nomask_seed{}", "s4nd_iso",
+             "14:8", None, 3), ("ablation/s4nd_iso_14_randmask_seed{}", "s4nd_iso", "14:8 mask=random", 0.5, 3),
+             ("s4nd_iso_14_long_seed{}", "s4nd_iso", "14:20 dropout=0", 0.5, 3),
+             ("s4nd_iso_14_nobandlimit", "s4nd_iso", "14:8", None, 1), ("conv2d_iso_14_seed{}", "conv2d_iso", "14:3",
+             None, 3), ("baselines/conv2d_iso_14_multiscale_seed{}", "conv2d_iso", "14:3 multiscale=7,9,11,14", None,
+             3), ("baselines/conv2d_blurpool_14_seed{}", "conv2d_blurpool", "14:3", None, 3),
+             ("conv2d_iso_14_prog_seed{}", "conv2d_iso", "7:1,14:2", None, 3)]
+    frames, families = [], {}
+    for pattern, model, recipe, trained, seeds in specs:
+        names = [pattern.format(s) for s in range(seeds)]
+        for name in names:
+            families[name] = f"{names[0]} (seeds 0-{seeds - 1})" if seeds > 1 else name
+            cells = grid(name, model, 14, [7, 14, 28], policies=("native",), bandlimits=(
+                "on" if trained else "none",), accuracy=lambda s, p, b: 0.8 if s == "14" else 0.5)
+            frame = results_frame(cells)
+            frames.append(frame.assign(recipe=recipe, trained_bandlimit=trained))
+    return pd.concat(frames, ignore_index=True), families
+
+
+def test_the_headline_draws_one_family_per_model_and_kind_of_training_and_says_how_many_it_left_out():
+    frame, families = many_families()
+    fig = headline_figure(frame, families)
+    try:
+        (ax,) = fig.axes
+        drawn = sorted(line.get_label() for line in ax.lines if line.get_marker() == "o")
+        # s4nd_iso fixed: the seeded plain recipe (three members, no override, masked, shortest name) beats the
+        # arms and the longer recipe; conv2d_iso: one fixed, one multi-scale, one progressive; one blur-pooled
+        assert drawn == sorted(["s4nd_iso_14_seed0 (seeds 0-2)", "conv2d_iso_14_seed0 (seeds 0-2)",
+                                "baselines/conv2d_iso_14_multiscale_seed0 (seeds 0-2)",
+                                "baselines/conv2d_blurpool_14_seed0 (seeds 0-2)", "conv2d_iso_14_prog_seed0 (seeds 0-2)"])
+        title = fig._suptitle.get_text().replace("\n", " ")
+        assert "4 other recipes or arms" in title  # nomask, randmask, long, the one unmasked file
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig._suptitle.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+        legend = fig.legends[0].get_window_extent(renderer)
+        assert fig.bbox.y0 <= legend.y0 and legend.y1 <= fig.bbox.y1 and not box.overlaps(legend)
+        assert texts_overlapping(fig) == []
+    finally:
+        plt.close(fig)
+
+
+def texts_overlapping(fig) -> list[tuple[str, str]]:
+    """Pairs of visible texts of `fig` whose boxes overlap, and texts that leave the image (paired with ''); two
+    tick labels meeting at an axes' corner are matplotlib's own layout, not counted."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ticks = {id(t) for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels()}
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    bad = [(t.get_text(), "") for t, box in boxes if not (fig.bbox.x0 - 1 <= box.x0 and box.x1 <= fig.bbox.x1 + 1
+                                                          and fig.bbox.y0 - 1 <= box.y0 and box.y1 <= fig.bbox.y1 + 1)]
+    return bad + [(a.get_text(), b.get_text()) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
+                  if box.overlaps(other) and not (id(a) in ticks and id(b) in ticks)]
+
+
+@pytest.mark.parametrize("panels", [1, 2, 3])
+def test_the_accuracy_figure_of_many_checkpoints_has_no_text_over_another(panels):
+    """25 checkpoints a panel (the full study has as many): each panel's legend beside it, no legend entry over
+    an axis label, the SUBSET note over nothing, every checkpoint of a panel told apart by colour and marker."""
+    frame, _ = many_families()
+    frame = pd.concat([frame.assign(train_res=str(t), checkpoint=frame["checkpoint"] + f"@{t}",
+                                    test_res=frame["test_res"].map(lambda s, t=t: str(int(s) * t // 14)))
+                       for t in (14, 7, 28)[:panels]], ignore_index=True)
+    fig = accuracy_vs_test_res(frame)
+    try:
+        add_footnote(fig, "[\u00a7SUBSET: 60 images per cell]: SUBSET: cells use the first 60 of 10000 test images")
+        assert texts_overlapping(fig) == []
+        for ax in fig.axes:
+            lines = [line for line in ax.lines if line.get_label() and not line.get_label().startswith("_")]
+            if lines:
+                assert len({(line.get_color(), line.get_marker()) for line in lines}) == len(lines) == 25
+    finally:
+        plt.close(fig)

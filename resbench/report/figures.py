@@ -19,8 +19,9 @@ from resbench.report.load import SEEN_MARK, reference_setting, seen_in_training 
 from resbench.resolution import size_key  # noqa: E402
 from resbench.store import atomic_write_bytes  # noqa: E402
 
-__all__ = ["STYLE", "side", "checkpoint_colors", "native_cells", "accuracy_lines", "accuracy_vs_test_res",
-           "train_test_heatmaps", "alpha_cells", "OFF_X", "accuracy_vs_alpha", "reliability_diagram", "save_figure"]
+__all__ = ["STYLE", "side", "checkpoint_colors", "checkpoint_markers", "native_cells", "accuracy_lines",
+           "accuracy_vs_test_res", "train_test_heatmaps", "alpha_cells", "OFF_X", "accuracy_vs_alpha",
+           "reliability_diagram", "save_figure"]
 
 
 STYLE = {"on": "-", "none": "-", "off": "--", "adaptive": "-."}
@@ -46,15 +47,21 @@ def checkpoint_colors(names) -> dict:
     return {name: cmap(i % n) for i, name in enumerate(names)}
 
 
+def checkpoint_markers(names) -> dict:
+    """A marker per checkpoint name that, with checkpoint_colors, tells up to 120 names apart: a new marker
+    for every 20 names (tab20's colours repeat after that)."""
+    return {name: "osD^v<>"[(i // 20) % 7] for i, name in enumerate(sorted(names))}
+
+
 def accuracy_lines(ax, cells: pd.DataFrame, colors: dict, train: str | None = None) -> None:
     """A line per checkpoint, policy and bandlimit setting of `cells` (accuracy against their column `x`) with
     its 95% CI band, one legend entry per checkpoint (its colour; the line styles are in the figure's title).
     With `train`, sizes other than it that the checkpoint trained at get an open square (not zero-shot)."""
-    labelled = set()
+    labelled, markers = set(), checkpoint_markers(cells["checkpoint"].unique())
     for (ckpt, policy, bl), g in cells.groupby(["checkpoint", "policy", "bandlimit"], sort=True):
         g = g.sort_values("x")
         style = ":" if policy == "resize-input" else STYLE.get(bl, "-.")
-        ax.plot(g["x"], 100 * g["accuracy"], style, marker="o", ms=3, color=colors[ckpt],
+        ax.plot(g["x"], 100 * g["accuracy"], style, marker=markers[ckpt], ms=3, color=colors[ckpt],
                 label=None if ckpt in labelled else ckpt)
         labelled.add(ckpt)
         ax.fill_between(g["x"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[ckpt], alpha=0.12, lw=0)
@@ -63,31 +70,62 @@ def accuracy_lines(ax, cells: pd.DataFrame, colors: dict, train: str | None = No
             ax.plot(seen["x"], 100 * seen["accuracy"], "s", ms=8, mfc="none", color=colors[ckpt])
 
 
+LEGEND_PT = 7  # the per-panel legends' font size
+SIDE_BY_SIDE = 8  # at most this many checkpoints in every panel: panels in one row, else one row per training size
+
+
+def _legend_inches(labels) -> tuple[float, float]:
+    """Width and height (inches) of a one-column legend of `labels` at LEGEND_PT."""
+    return (max(map(len, labels), default=10) * 0.6 * LEGEND_PT + 28) / 72, len(labels) * LEGEND_PT * 1.55 / 72
+
+
+def _panel_grid(panels: list[list[str]]):
+    """A figure with a plot and, to its right, a legend column for each panel: one row of panels where each
+    holds at most SIDE_BY_SIDE checkpoints, else one row per panel, each row as tall as its legend."""
+    widths = [_legend_inches(labels)[0] for labels in panels] or [1.0]
+    heights = [max(3.6, 1.0 + _legend_inches(labels)[1]) for labels in panels] or [3.6]
+    stacked = max(map(len, panels), default=0) > SIDE_BY_SIDE
+    if stacked:
+        fig = plt.figure(figsize=(5.2 + max(widths), sum(heights) + 0.8))
+        spec = fig.add_gridspec(len(heights), 2, width_ratios=[5.2, max(widths)], height_ratios=heights)
+        return fig, [(fig.add_subplot(spec[i, 0]), fig.add_subplot(spec[i, 1])) for i in range(len(heights))]
+    ratios = [w for width in widths for w in (4.6, width)]
+    fig = plt.figure(figsize=(sum(ratios), max(heights) + 0.8))
+    spec = fig.add_gridspec(1, len(ratios), width_ratios=ratios)
+    return fig, [(fig.add_subplot(spec[0, 2 * i]), fig.add_subplot(spec[0, 2 * i + 1])) for i in range(len(widths))]
+
+
 def accuracy_vs_test_res(df: pd.DataFrame, xlabel: str = "test resolution (side, px)"):
-    """One panel per training size; a line per checkpoint; bandlimit on solid, off dashed; 95% CI bands.
+    """One panel per training size with its legend beside it; a line per checkpoint; bandlimit on solid, off
+    dashed; 95% CI bands. Many checkpoints a panel stack the panels, so no legend covers a label.
 
     Images and signals (xlabel "test length (samples)"); clips have clip_axes_figure."""
     ok = df[df["error"] == ""]
     trains = sorted(ok["train_res"].unique(), key=size_key)
-    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(5.2 * max(1, len(trains)), 5.0), squeeze=False,
-                             sharey=True)
-    colors = checkpoint_colors(ok["checkpoint"].unique())
-    for ax, train in zip(axes[0], trains):
-        part = ok[ok["train_res"] == train]
-        accuracy_lines(ax, part.assign(x=part["test_res"].map(side)), colors, train)
+    panels = [sorted(ok.loc[ok["train_res"] == train, "checkpoint"].unique()) for train in trains]
+    fig, pairs = _panel_grid(panels)
+    for (ax, key), train, names in zip(pairs, trains, panels):
+        part = ok[ok["train_res"] == train]  # a checkpoint has one training size: colours are the panel's own
+        accuracy_lines(ax, part.assign(x=part["test_res"].map(side)), checkpoint_colors(names), train)
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}")
         ax.set_xlabel(xlabel)
+        ax.set_ylabel("top-1 accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    axes[0][0].set_ylabel("top-1 accuracy (%)")
+        key.axis("off")
+        key.legend(*ax.get_legend_handles_labels(), loc="center left", fontsize=LEGEND_PT, frameon=False,
+                   borderaxespad=0)
+    for ax, key in pairs[len(trains):]:
+        ax.axis("off"), key.axis("off")
     seen = (seen_in_training(ok) & (ok["test_res"] != ok["train_res"])).any()
-    key = ("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, "
-           + ("dash-dot: adaptive, " if (ok["bandlimit"] == "adaptive").any() else "") + "dotted: resize-input"
-           + ("; open square: a size the checkpoint trained at, not zero-shot)" if seen else ")"))
+    note = ("Accuracy vs test resolution (solid: bandlimit on or none, dashed: off, "
+            + ("dash-dot: adaptive, " if (ok["bandlimit"] == "adaptive").any() else "") + "dotted: resize-input"
+            + ("; open square: a size the checkpoint trained at, not zero-shot)" if seen else ")"))
     # wrapped to the figure's width (9 pt sans: about 0.55 em a character), so it never makes the image wider
-    fig.suptitle("\n".join(textwrap.wrap(key, int(fig.get_size_inches()[0] * 72 / (0.55 * 9)))), fontsize=9)
-    fig.tight_layout()
+    lines = textwrap.wrap(note, int(fig.get_size_inches()[0] * 72 / (0.55 * 9)))
+    fig.suptitle("\n".join(lines), fontsize=9)
+    title = (len(lines) * 9 * 1.3 + 10) / 72  # inches the note takes at the top, kept free of the panels
+    fig.tight_layout(rect=(0, 0, 1, 1 - title / fig.get_size_inches()[1]))
     return fig
 
 

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 
 from resbench.report.figures import checkpoint_colors, side
 from resbench.report.load import reference_cells
 from resbench.resolution import size_key
 
-__all__ = ["HEADLINE_TITLE", "headline_figure", "family_curves"]
+__all__ = ["HEADLINE_TITLE", "headline_figure", "family_curves", "headline_families"]
 
 LEGEND_PT = 8  # the legend's font size
 HEADLINE_TITLE = "Accuracy vs test size, one line per model (native policy, reference bandlimit)"
@@ -30,6 +32,35 @@ def family_curves(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
                      "seen": bool((g["seen"] & (g["test_res"] != g["train_res"])).any())})
     return pd.DataFrame(rows, columns=["family", "train_res", "test_res", "x", "acc", "low", "high", "members",
                                        "seen"])
+
+
+def _kind(recipe: str) -> str:
+    """How a recipe trained: 'multi-scale' (random sizes), 'progressive' (several stages) or 'fixed'."""
+    if "multiscale=" in recipe:
+        return "multi-scale"
+    return "progressive" if "," in recipe.split(" ")[0] else "fixed"
+
+
+def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
+    """The families the headline draws: for each training size, model and kind of training (fixed size,
+    progressive, multi-scale), the family with the most checkpoints; ties go to the plainest recipe (fewest
+    overrides), then to one trained with a bandlimit, then to the shortest name. The variants (other
+    recipes, arms, settings) are in the full figures and tables."""
+    ref = reference_cells(df)
+    recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
+    masked = pd.to_numeric(ref.get("trained_bandlimit", pd.Series(index=ref.index, dtype=float)), errors="coerce")
+    info = pd.DataFrame({"family": ref["checkpoint"].map(lambda c: families.get(c, c)), "checkpoint": ref["checkpoint"],
+                         "model": ref["model"].astype(str), "train_res": ref["train_res"], "kind": recipe.map(_kind),
+                         "overrides": recipe.str.split().str.len().fillna(1) - 1, "plain": masked.isna()})
+    chosen = set()
+    for _, g in info.groupby(["train_res", "model", "kind"]):
+        ranked = g.groupby("family").agg(members=("checkpoint", "nunique"), overrides=("overrides", "max"),
+                                         plain=("plain", "all")).reset_index()
+        ranked["length"] = ranked["family"].str.len()
+        ranked = ranked.sort_values(["members", "overrides", "plain", "length", "family"],
+                                    ascending=[False, True, True, True, True])
+        chosen.add(ranked["family"].iloc[0])
+    return chosen
 
 
 def _legend_width(labels: list[str]) -> float:
@@ -54,9 +85,13 @@ def headline_figure(df: pd.DataFrame, families: dict[str, str], xlabel: str = "t
     import matplotlib.pyplot as plt  # after resbench.report.figures chose the Agg backend
 
     curves = family_curves(df, families)
+    drawn = headline_families(df, families)
+    left_out = curves.loc[~curves["family"].isin(drawn), "family"].nunique()
+    curves = curves[curves["family"].isin(drawn)]
     trains = sorted(curves["train_res"].unique(), key=size_key)
     labels = sorted(curves["family"].unique())
-    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(4.2 * max(1, len(trains)) + _legend_width(labels), 3.4),
+    height = max(3.4, 1.2 + len(labels) * LEGEND_PT * 1.5 / 72)  # tall enough for the legend's column
+    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(4.2 * max(1, len(trains)) + _legend_width(labels), height),
                              squeeze=False, sharey=True)
     colors = checkpoint_colors(labels)
     for ax, train in zip(axes[0], trains):
@@ -71,7 +106,11 @@ def headline_figure(df: pd.DataFrame, families: dict[str, str], xlabel: str = "t
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
-    fig.suptitle("Native policy, each checkpoint's reference bandlimit (on, else none);\n"
-                 "band: 95% Wilson interval, or min-max over seeds", fontsize=8)
+    chosen = (f"; one line per model and kind of training, the recipe with the most seeds ({left_out} other "
+              "recipes or arms: in the full figures and tables)" if left_out else "")
+    note = ("Native policy, each checkpoint's reference bandlimit (on, else none); band: 95% Wilson interval, or "
+            f"min-max over seeds{chosen}")
+    # wrapped to the figure's width (8 pt sans: about 0.55 em a character), so it never makes the image wider
+    fig.suptitle("\n".join(textwrap.wrap(note, int(fig.get_size_inches()[0] * 72 / (0.55 * 8)))), fontsize=8)
     _legend(fig, axes[0], labels)
     return fig
