@@ -22,10 +22,10 @@ from resbench.report.figure_set import add_footnote  # noqa: E402
 from resbench.report.figures import accuracy_vs_test_res, train_test_heatmaps  # noqa: E402
 from resbench.report.headline import HEADLINE_TITLE, headline_figure  # noqa: E402
 from resbench.report.sections import PROVENANCE_TITLE, SCOPE_TITLE  # noqa: E402
-from resbench.report.summary import SUMMARY_TITLE, summary_table  # noqa: E402
+from resbench.report.summary import FULL_SUMMARY_TITLE, SUMMARY_TITLE, summary_table  # noqa: E402
 from resbench.report.tables import ADAPTIVE_NOTE, CHANGE_TITLE, SEEN_NOTE  # noqa: E402
 from resbench.sweep import SweepConfig, run_sweep  # noqa: E402
-from test_report import grid, results_frame  # noqa: E402
+from test_report import grid, results_frame, synthetic_sweep  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("keep_torch_threads")
 SIZES = [7, 14, 28]
@@ -284,3 +284,28 @@ def test_the_accuracy_figure_of_many_checkpoints_has_no_text_over_another(panels
                 assert len({(line.get_color(), line.get_marker()) for line in lines}) == len(lines) == 25
     finally:
         plt.close(fig)
+
+
+def test_a_long_summary_leads_with_the_headline_models_and_every_row_follows_the_headline(tmp_path):
+    """24 checkpoints (four variants of two models at three training sizes): page 1 holds the scope, the summary
+    of the six models the headline draws and the headline; all 24 rows come right after the headline."""
+    cells = []
+    for train in (7, 14, 28):
+        for variant in range(4):
+            cells += grid(f"s4nd_iso_{train}_v{variant}", "s4nd_iso", train, [7, 14, 28], bandlimits=("on", "off"),
+                          accuracy=lambda s, p, b, t=train, v=variant: 0.85 - 0.01 * v if s == str(t) else 0.6)
+            cells += grid(f"conv2d_iso_{train}_v{variant}", "conv2d_iso", train, [7, 14, 28],
+                          accuracy=lambda s, p, b, t=train: 0.85 if s == str(t) else 0.3)
+    out = tmp_path / "report" / "long"
+    result = write_report([synthetic_sweep(tmp_path / "sweep", cells)], out, ["md", "pdf"])
+    assert result["pages"][0][:4] == ["title", "scope", SUMMARY_TITLE, "headline"]
+    md = out.with_suffix(".md").read_text()
+    titles = HEADINGS["md"].findall(md)
+    assert titles[1].startswith(SUMMARY_TITLE.split(" (")[0]) and titles[2].startswith(HEADLINE_TITLE.split(" (")[0])
+    assert titles[3].startswith(FULL_SUMMARY_TITLE.split(" (")[0])
+    lead = [row for row in md_section(md, titles[1]) if row.startswith("| ") and "_v" in row]
+    assert sorted(row.split("|")[1].strip(" `") for row in lead) == sorted(
+        f"{m}_{t}_v0" for m in ("s4nd_iso", "conv2d_iso") for t in (7, 14, 28))
+    assert "18 other rows" in md[md.index(titles[1]):md.index(titles[2])]
+    full = [row for row in md_section(md, titles[3]) if row.startswith("| ") and "_v" in row]
+    assert len(full) == 24

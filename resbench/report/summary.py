@@ -12,7 +12,8 @@ from resbench.report.shape import checkpoint_rank
 from resbench.resolution import size_key
 from resbench.scoring import wilson_interval
 
-__all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "summary_table", "change_interval"]
+__all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "FULL_SUMMARY_TITLE", "SUMMARY_HEAD_ROWS", "summary_table",
+           "leading_summary", "change_interval"]
 
 SUMMARY_TITLE = "Summary: one row per model (accuracy in %, change in points: negative is a loss)"
 SUMMARY_NOTE = ("training: the budget each model had, size:epochs of each stage of its schedule (and any config "
@@ -23,6 +24,8 @@ SUMMARY_NOTE = ("training: the budget each model had, size:epochs of each stage 
                 "pooled over those sizes and its gain over the reference, shown only where the gain's 95% interval "
                 "(Newcombe, pooled counts) excludes zero, for seeds in every seed; blank: no setting beats the "
                 "reference beyond that.")
+FULL_SUMMARY_TITLE = "Summary, every model and recipe (accuracy in %, change in points: negative is a loss)"
+SUMMARY_HEAD_ROWS = 12  # a longer summary leads with the headline's models, and every row follows the headline
 _SIDES = ("below", "above")
 _COLUMNS = ["model", "train_res", "training", "native %", *[f"{c} {side}{m}" for side in _SIDES
                                               for c, m in (("change", ": mean"), ("change", ": worst"), ("best", ""))]]
@@ -158,3 +161,18 @@ def summary_table(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
     else:
         table.attrs["empty"] = "no cell was evaluated"
     return table
+
+
+def leading_summary(summary: pd.DataFrame, drawn: set[str]) -> pd.DataFrame | None:
+    """The summary the report leads with when `summary` is longer than SUMMARY_HEAD_ROWS: the rows of the
+    families the headline draws (`drawn`, see headline.headline_families), with a note on what it leaves to
+    the full table; None when the whole summary is short enough to lead with."""
+    if len(summary) <= SUMMARY_HEAD_ROWS or not summary["model"].isin(drawn).any():
+        return None
+    head = summary[summary["model"].isin(drawn)].reset_index(drop=True)
+    left = len(summary) - len(head)
+    head.attrs["note"] = (f"The headline figure's models: for each training size, model and kind of training, "
+                          f"the recipe with the most seeds. {left} other row{'s' if left != 1 else ''} (other "
+                          f"recipes and ablation arms) in '{FULL_SUMMARY_TITLE.split(' (')[0]}', after the headline "
+                          f"figure. {summary.attrs.get('note', '')}")
+    return head

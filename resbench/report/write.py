@@ -17,7 +17,7 @@ from resbench.report.families import family_labels
 from resbench.report.figure_set import draw_figures, mark_figures
 from resbench.report.figures import save_figure
 from resbench.report.goals import GOAL_TITLE, goal_table
-from resbench.report.headline import HEADLINE_TITLE, headline_figure
+from resbench.report.headline import HEADLINE_TITLE, headline_families, headline_figure
 from resbench.report.load import SweptFiles, load_sweeps, missing_cells, subset_mark, subset_note
 from resbench.report.markup import md_code, md_link, md_text
 from resbench.report.metric_order import ORDER_TITLE, metric_order_table
@@ -25,7 +25,7 @@ from resbench.report.persample import Records
 from resbench.report.sections import (Report, figure_section, missing_section, provenance_section, scope_section,
                                       table_section)
 from resbench.report.stats import SEEDS_TITLE, seed_spread_table
-from resbench.report.summary import SUMMARY_TITLE, summary_table
+from resbench.report.summary import FULL_SUMMARY_TITLE, SUMMARY_TITLE, leading_summary, summary_table
 from resbench.report.tables import TRAINED_ABLATION_TITLE, report_tables
 from resbench.resolution import KINDS
 from resbench.store import atomic_write_bytes, csv_bytes, writable_folder
@@ -100,12 +100,18 @@ def _headline(figures: dict, parts: dict[int, pd.DataFrame], families: dict[str,
 
 
 def _head_and_tail(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str], summary: pd.DataFrame,
-                   mark: str) -> tuple[list, list]:
-    """The sections before the figures (the scope, the summary table) and after the tables (the missing cells,
-    the provenance)."""
+                   mark: str, lead: pd.DataFrame | None) -> tuple[list, list]:
+    """The sections before the figures (the scope, the summary table or, for a long one, its `lead` rows) and
+    after the tables (the missing cells, the provenance)."""
     head = [scope_section(df, metas, missing),
-            table_section(f"{SUMMARY_TITLE} {mark}".strip(), summary, key=SUMMARY_TITLE)]
+            table_section(f"{SUMMARY_TITLE} {mark}".strip(), summary if lead is None else lead, key=SUMMARY_TITLE)]
     return head, [*missing_section(missing), provenance_section(df, metas, dirs)]
+
+
+def _lead(summary: pd.DataFrame, parts: dict[int, pd.DataFrame], families: dict[str, str]) -> pd.DataFrame | None:
+    """The summary's leading rows where it is long: the families the headline draws, of each kind of input."""
+    drawn = set().union(*(headline_families(part, families) for part in parts.values() if (part["error"] == "").any()))
+    return leading_summary(summary, drawn)
 
 
 def _sections(out: Path, figures: dict, tables: dict, marks: dict, kind_of: dict,
@@ -175,7 +181,8 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
     summary = summary_table(df, families)
-    head, tail = _head_and_tail(df, metas, dirs, missing, summary, marks[None][0])
+    lead = _lead(summary, parts, families)
+    head, tail = _head_and_tail(df, metas, dirs, missing, summary, marks[None][0], lead)
     figures = {}
     try:
         say("figures" + (f" and the kernels of {kernels}" if kernels else ""))
@@ -184,6 +191,10 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
                                              reliability)
         mark_figures(figures, {**figure_kind, "headline": headline_kind}, marks)
         body = _sections(out, figures, tables, marks, kind_of, aliasing, kernels)
+        if lead is not None:  # every row, right after the headline figure
+            full = f"{FULL_SUMMARY_TITLE} {marks[None][0]}".strip()
+            body.insert(int(bool(body) and body[0].key == "headline"),
+                        table_section(full, summary, key=FULL_SUMMARY_TITLE))
         report = Report(out.name, [*head, *body, *tail], bool(marks[None][1]))
         written, pages = _write_files(out, report, figures, aliasing, formats, say)
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
