@@ -20,14 +20,23 @@ setup: $(STAMP)
 # test images, kept as an explicit --subset first so the README's demo figures stay the ones it prints; signals and
 # clips: native, trained bandlimit, the first 500 clips), and the terminal, the run record and the report say so.
 # Images and the signal and clip models are swept by one command each into the same folder: each kind at its own
-# test sizes. make study: the full study of every shipped checkpoint behind reports/study.*: the top-level image
-# checkpoints at the multiples of 7 from 7 to 56, both policies, bandlimit on, off and capped; the ablation arms and
-# the baselines natively at 7, 14, 28 and 56, each in the setting it trained with; signals and clips at their default
-# sizes; whole test sets, per-image records. It takes hours on a CPU (docs/study.md gives the time it took).
+# test sizes. make study: the full study of every shipped checkpoint behind reports/study.*, swept into the
+# committed folder reports/study-results (resumable: each sweep skips the cells already there). First the goal
+# pairs (S4ND and its discrete twin, three seeds, in 2-d, 1-d and 3-d) natively with the trained bandlimit and
+# per-image records, for the paired goal tests, flips and calibration; then every top-level image checkpoint at
+# 7, 14, 21, 28, 42 and 56, both policies, bandlimit on, off and capped; the ablation arms and the baselines
+# natively at 7, 14, 28 and 56, each in the setting it trained with; signals and clips at their default sizes,
+# bandlimit on, off and capped; whole test sets. It takes hours on a CPU (docs/study.md gives the time it took).
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000 --subset first
 DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
-STUDY_ARGS ?= --log-samples
-STUDY_IMAGE_ARGS ?= --test-res 7,14,21,28,35,42,49,56 --bandlimit on,off,capped
+STUDY_DIR ?= reports/study-results
+STUDY_SIZES ?= 7,14,21,28,42,56
+SEED_FILES := .pt _seed1.pt _seed2.pt
+STUDY_PAIRS ?= $(foreach s,7 14,$(foreach m,s4nd_iso conv2d_iso,$(foreach v,$(SEED_FILES),checkpoints/$(m)_$(s)$(v))))
+STUDY_SIGNAL_CLIP_PAIRS ?= $(foreach m,s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 \
+                           conv3d_iso_moving8x14x14,$(foreach v,$(SEED_FILES),checkpoints/$(m)$(v)))
+STUDY_PAIR_ARGS ?= --policy native --bandlimit on --log-samples
+STUDY_IMAGE_ARGS ?= --test-res $(STUDY_SIZES) --bandlimit on,off,capped
 # the ablation arms and the baselines: native, each in the setting it trained with, at 7, 14, 28 and 56
 STUDY_SET_ARGS ?= --policy native --bandlimit on --test-res 7,14,28,56
 STUDY_SIGNAL_CLIP_ARGS ?= --bandlimit on,off,capped
@@ -38,10 +47,12 @@ demo: $(STAMP)
 	$(PYTHON) cli.py report results/demo -o results/demo-report/demo --kernels checkpoints/s4nd_iso_7.pt
 
 study: $(STAMP)
-	$(PYTHON) cli.py sweep checkpoints/ --kind images -o results/study $(STUDY_ARGS) $(STUDY_IMAGE_ARGS)
-	$(PYTHON) cli.py sweep checkpoints/ablation checkpoints/baselines --kind images -o results/study $(STUDY_ARGS) $(STUDY_SET_ARGS)
-	$(PYTHON) cli.py sweep checkpoints/ --kind signals,clips -o results/study $(STUDY_ARGS) $(STUDY_SIGNAL_CLIP_ARGS)
-	$(PYTHON) cli.py report results/study -o reports/study --kernels checkpoints/s4nd_iso_14.pt --format md,pdf,png,svg,tex,html
+	$(PYTHON) cli.py sweep $(STUDY_PAIRS) -o $(STUDY_DIR) --test-res $(STUDY_SIZES) $(STUDY_PAIR_ARGS)
+	$(PYTHON) cli.py sweep $(STUDY_SIGNAL_CLIP_PAIRS) -o $(STUDY_DIR) $(STUDY_PAIR_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ --kind images -o $(STUDY_DIR) $(STUDY_IMAGE_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ablation checkpoints/baselines --kind images -o $(STUDY_DIR) $(STUDY_SET_ARGS)
+	$(PYTHON) cli.py sweep checkpoints/ --kind signals,clips -o $(STUDY_DIR) $(STUDY_SIGNAL_CLIP_ARGS)
+	$(PYTHON) cli.py report $(STUDY_DIR) -o reports/study --kernels checkpoints/s4nd_iso_14.pt --format md,pdf,png,svg,tex,html
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
