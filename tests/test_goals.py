@@ -87,3 +87,49 @@ def test_goal_table_uses_the_records():
     row = table.loc["sampling rate x1/2"]
     assert row["S4ND within 2"] == "shown" and row["twin falls further"] == "shown"
     assert row["twin - S4ND"].startswith("19.75 [")
+
+
+def test_seeds_are_tested_on_their_mean_per_image():
+    """Two seeds: one loses images 0-39 at the test size, the other none; their mean loses 20 images of 2000,
+    1 point, which is inside the margin where the first seed alone (2 points) is not."""
+    n = 2000
+    right = records(n, set())
+    t = goal_tests([right, right], [records(n, set(range(40))), right], [right, right],
+                   [records(n, set(range(400))), records(n, set(range(600)))])
+    assert t["S4ND drop"] == pytest.approx(1.0) and t["twin drop"] == pytest.approx(25.0)
+    assert t["S4ND within 2"] and t["twin falls further"]
+    alone = goal_tests(right, records(n, set(range(40))), right, records(n, set(range(400))))
+    assert alone["S4ND drop"] == pytest.approx(2.0) and not alone["S4ND within 2"]
+
+
+def family_rows(prefix, model, bandlimit, accuracies, seeds=3, recipe="14:3"):
+    """Rows of `seeds` checkpoints PREFIX_seedK trained at 14 (images), accuracy at each test size minus K/100."""
+    return [{"checkpoint": f"{prefix}_seed{k}", "model": model, "dataset": "d", "train_res": "14", "test_res": t,
+             "dims": 2, "policy": "native", "bandlimit": bandlimit, "error": "", "accuracy": a - k / 100,
+             "recipe": recipe} for k in range(seeds) for t, a in accuracies.items()]
+
+
+def test_image_goals_pair_each_s4nd_family_with_its_twin_family_on_seed_means():
+    flat = {"7": 0.89, "14": 0.90, "28": 0.895}
+    falls = {"7": 0.30, "14": 0.88, "28": 0.50}
+    rows = (family_rows("s4", "s4nd_iso", "on", flat) + family_rows("c", "conv2d_iso", "none", falls)
+            + family_rows("ms", "conv2d_iso", "none", falls, recipe="14:3 multiscale=7,9,11,14")  # not a twin
+            + family_rows("ck", "ckconv", "none", falls, seeds=1))  # another model: not a twin
+    df = pd.DataFrame(rows)
+    families = {f"{p}_seed{k}": f"{p} (seeds 0, 1, 2)" for p in ("s4", "c", "ms") for k in range(3)}
+    frames, n = {}, 1000
+    for p, lost in (("s4", {"7": 10, "28": 5}), ("c", {"7": 580, "28": 380})):
+        for k in range(3):
+            frames[(f"{p}_seed{k}", "14")] = records(n, set())
+            frames.update({(f"{p}_seed{k}", t): records(n, set(range(m))) for t, m in lost.items()})
+    table = goal_table(df, FakeRecords(frames), families).set_index("change")
+    assert list(table.index) == ["resolution x1/2", "resolution x2"]
+    assert set(table["S4ND"]) == {"s4 (seeds 0, 1, 2)"} and set(table["twin"]) == {"c (seeds 0, 1, 2)"}
+    row = table.loc["resolution x1/2"]
+    assert row["test_res"] == "7" and row["S4ND drop"] == pytest.approx(1.0) and row["twin drop"] == pytest.approx(58.0)
+    assert row["drops over seeds"] == "S4ND 1.00 \u00b1 0.00 (n=3); twin 58.00 \u00b1 0.00 (n=3)"
+    assert row["S4ND within 2"] == "shown" and row["twin falls further"] == "shown"
+    del frames[("c_seed2", "7")]  # one seed without records at 7: that goal is not tested
+    table = goal_table(df, FakeRecords(frames), families).set_index("change")
+    assert table.loc["resolution x1/2", "S4ND within 2"] == "untested (no per-image records)"
+    assert table.loc["resolution x2", "S4ND within 2"] == "shown"

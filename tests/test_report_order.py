@@ -309,3 +309,15 @@ def test_a_long_summary_leads_with_the_headline_models_and_every_row_follows_the
     assert "18 other rows" in md[md.index(titles[1]):md.index(titles[2])]
     full = [row for row in md_section(md, titles[3]) if row.startswith("| ") and "_v" in row]
     assert len(full) == 24
+
+
+def test_an_image_report_tests_the_goals_of_s4nd_against_its_twin(small):
+    """The two tiny checkpoints trained at 14 with per-image records: the goal table at 7 and 28, each tested."""
+    from resbench.report.goals import GOAL_TITLE
+
+    out, result, _ = small
+    goals = result["tables"][GOAL_TITLE].set_index("change")
+    assert list(goals.index) == ["resolution x1/2", "resolution x2"]
+    assert list(goals["test_res"]) == ["7", "28"]
+    assert set(goals["S4ND within 2"]) <= {"shown", "not shown"}  # tested on the records, not left untested
+    assert f"## {GOAL_TITLE}" in out.with_suffix(".md").read_text()

@@ -8,7 +8,7 @@ import pandas as pd
 from resbench.report.load import SweptFiles
 from resbench.report.stats import seed_groups
 
-__all__ = ["family_labels"]
+__all__ = ["family_labels", "recipe_kind"]
 
 
 def family_labels(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = None) -> dict[str, str]:
@@ -28,3 +28,12 @@ def family_labels(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None =
         label = f"{members[0][1]} (seeds {', '.join(str(s) for s in sorted(seeds))})"
         labels.update({name: label for _, name in members})
     return labels
+
+
+def recipe_kind(recipe) -> str:
+    """How a recipe (a results row's `recipe`) trained: 'multi-scale' (random sizes), 'progressive' (several
+    stages) or 'fixed'."""
+    recipe = "" if not isinstance(recipe, str) else recipe
+    if "multiscale=" in recipe:
+        return "multi-scale"
+    return "progressive" if "," in recipe.split(" ")[0] else "fixed"

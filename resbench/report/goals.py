@@ -1,4 +1,5 @@
-"""Zero-shot goals as paired tests on per-image records, and their table: S4ND's drop and its discrete twin's.
+"""Zero-shot goals as paired tests on per-image records, and their table: S4ND's drop and its discrete twin's,
+on seed means where seeds exist.
 
 A goal is two claims, each tested rather than read off point estimates:
 - **S4ND keeps its accuracy**: its drop (accuracy at the training size minus at the test size) lies within
@@ -7,7 +8,9 @@ A goal is two claims, each tested rather than read off point estimates:
 - **the twin falls further**: the twin's drop minus S4ND's, per image, has a 95% interval above zero.
 
 Both models see the same test images at both sizes, so each image gives one paired difference; the intervals
-are normal intervals of the mean of those per-image differences (n is a thousand or more).
+are normal intervals of the mean of those per-image differences (n is a thousand or more). Where a model has
+several seeds, each image's value is its mean over the seeds (the seed mean's drop, tested on these images;
+the spread between seeds is shown beside it, and is not in the interval).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from resbench.report.families import recipe_kind
 from resbench.report.load import reference_setting
 from resbench.report.persample import Records
 from resbench.resolution import format_size, parse_size
@@ -48,15 +52,25 @@ def _same_images(frames: list[pd.DataFrame]) -> bool:
                and (f["label"].to_numpy() == first["label"].to_numpy()).all() for f in frames[1:])
 
 
-def goal_tests(s4_train: pd.DataFrame, s4_test: pd.DataFrame, twin_train: pd.DataFrame,
-               twin_test: pd.DataFrame) -> dict | None:
-    """The two tests of one goal from the four cells' per-image records (None when they are not on the same
-    images). Drops and intervals in points."""
-    frames = [s4_train, s4_test, twin_train, twin_test]
-    if not _same_images(frames):
+def _seeds(frames) -> list[pd.DataFrame]:
+    return list(frames) if isinstance(frames, (list, tuple)) else [frames]
+
+
+def _drop(train: list[pd.DataFrame], test: list[pd.DataFrame]) -> np.ndarray:
+    """Per image: right at the training size minus right at the test size, mean over the seeds (seed i's
+    records at both sizes: train[i], test[i])."""
+    return np.mean([_correct(a) - _correct(b) for a, b in zip(train, test)], axis=0)
+
+
+def goal_tests(s4_train, s4_test, twin_train, twin_test) -> dict | None:
+    """The two tests of one goal from the per-image records of its cells: S4ND and its twin at the training and
+    the test size, each a frame or a list of frames (one per seed, in the same order at both sizes). None when
+    the records are not of the same images. Drops and intervals in points."""
+    s4_train, s4_test, twin_train, twin_test = map(_seeds, (s4_train, s4_test, twin_train, twin_test))
+    if not _same_images([*s4_train, *s4_test, *twin_train, *twin_test]):
         return None
-    s4 = _correct(s4_train) - _correct(s4_test)  # per image: 1 lost, -1 gained, 0 unchanged
-    twin = _correct(twin_train) - _correct(twin_test)
+    s4 = _drop(s4_train, s4_test)  # per image: 1 lost, -1 gained, 0 unchanged (a seed mean between)
+    twin = _drop(twin_train, twin_test)
     drop, low95, high95 = paired_mean(s4)
     _, low90, high90 = paired_mean(s4, Z90)
     twin_drop, twin_low, twin_high = paired_mean(twin)
@@ -67,34 +81,53 @@ def goal_tests(s4_train: pd.DataFrame, s4_test: pd.DataFrame, twin_train: pd.Dat
             "twin falls further": gap_low > 0}
 
 
-GOAL_NOTE = ("Each S4ND checkpoint against its discrete twin (same dataset and training size; native policy, S4ND "
-             "with its trained bandlimit), on the same test images. drop: accuracy at the training size minus at the "
-             "test size (points; negative: a gain), with its 95% interval. Two claims, each a paired test on the "
-             "per-image records (resbench.report.goals): 'S4ND within 2' is shown when S4ND's drop has a 90% "
-             "interval inside +-2 points (an equivalence test); 'twin falls further' is shown when the twin's drop minus S4ND's, per "
-             "image, has a 95% interval above zero. Without per-image records (sweep --log-samples) neither is "
-             "tested and the row says so.")
+GOAL_NOTE = ("Each S4ND model against its discrete twin (the same architecture with discrete convolutions: "
+             "Conv1D/2D/3D-ISO for S4ND-ISO, ConvNeXt for S4ND-ConvNeXt; same dataset and training size, trained at "
+             "one size), natively, S4ND with its trained bandlimit, on the same test images. A model with seeds is "
+             "one row: its seed mean, with the spread between seeds beside it (mean \u00b1 sd, n). drop: accuracy at "
+             "the training size minus at the test size (points; negative: a gain), with its 95% interval over the "
+             "test images. Two claims, each a paired test on the per-image records (resbench.report.goals): 'S4ND "
+             "within 2' is shown when S4ND's drop has a 90% interval inside +-2 points (an equivalence test); 'twin "
+             "falls further' is shown when the twin's drop minus S4ND's, per image, has a 95% interval above zero. "
+             "The intervals are over test images for these trained seeds; training another seed varies as the "
+             "spread shows. Without per-image records of every seed (sweep --log-samples) neither is tested and the "
+             "row says so.")
 GOAL_TITLE = "Zero-shot goals: S4ND and its discrete twin at half and twice the training rate"
+TWIN_OF = {"s4nd_iso": "conv{dims}d_iso", "s4nd_convnext": "convnext", "s4nd_convnext_official": "convnext"}
 
 
 def _goal_changes(train: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
-    """The changes of the signal and clip goals: (what changed, test size) at half and twice each rate."""
+    """The goals' changes: (what changed, test size) at half and twice each rate."""
     half, twice = (lambda v: max(1, round(v / 2))), (lambda v: 2 * v)
     if len(train) == 1:
         return [("sampling rate x1/2", (half(train[0]),)), ("sampling rate x2", (twice(train[0]),))]
+    if len(train) == 2:
+        return [("resolution x1/2", tuple(map(half, train))), ("resolution x2", tuple(map(twice, train)))]
     t, h, w = train
     return [("frame rate x1/2", (half(t), h, w)), ("frame rate x2", (twice(t), h, w)),
             ("frame size x1/2", (t, half(h), half(w))), ("frame size x2", (t, twice(h), twice(w))),
             ("both x1/2", (half(t), half(h), half(w))), ("both x2", (twice(t), twice(h), twice(w)))]
 
 
-def _goal_row(cells: dict, records: Records | None) -> dict:
-    """The figures of one goal from its four cells (S4ND and twin, at the training and the test size)."""
-    acc = {k: 100 * row.accuracy for k, row in cells.items()}
-    row = {"S4ND %": round(acc["s4_test"], 2), "S4ND drop": round(acc["s4_train"] - acc["s4_test"], 2),
-           "twin %": round(acc["twin_test"], 2), "twin drop": round(acc["twin_train"] - acc["twin_test"], 2)}
-    frames = [records.get(cells[k]) for k in ("s4_train", "s4_test", "twin_train", "twin_test")] if records else []
-    tests = goal_tests(*frames) if frames and all(f is not None for f in frames) else None
+def _spread(values: list[float]) -> str:
+    s = pd.Series(values, dtype="float64")
+    return f"{s.mean():.2f} \u00b1 {s.std(ddof=1):.2f} (n={len(s)})" if len(s) > 1 else ""
+
+
+def _goal_row(s4: list[dict], twin: list[dict], records) -> dict:
+    """The figures of one goal: `s4` and `twin` are each seed's cells ({"train": row, "test": row})."""
+    def drops(cells):
+        return [100 * (c["train"].accuracy - c["test"].accuracy) for c in cells]
+
+    row = {"S4ND %": round(float(np.mean([100 * c["test"].accuracy for c in s4])), 2),
+           "S4ND drop": round(float(np.mean(drops(s4))), 2),
+           "twin %": round(float(np.mean([100 * c["test"].accuracy for c in twin])), 2),
+           "twin drop": round(float(np.mean(drops(twin))), 2)}
+    if len(s4) > 1 or len(twin) > 1:
+        row["drops over seeds"] = f"S4ND {_spread(drops(s4)) or 'one seed'}; twin {_spread(drops(twin)) or 'one seed'}"
+    get = (lambda cells, key: [records.get(c[key]) for c in cells]) if records else (lambda cells, key: [None])
+    frames = [get(s4, "train"), get(s4, "test"), get(twin, "train"), get(twin, "test")]
+    tests = goal_tests(*frames) if all(f is not None for group in frames for f in group) else None
     if tests is None:
         return {**row, "S4ND 95% CI": "", "twin - S4ND": "", "S4ND within 2": "untested (no per-image records)",
                 "twin falls further": "untested (no per-image records)"}
@@ -105,31 +138,56 @@ def _goal_row(cells: dict, records: Records | None) -> dict:
             "twin falls further": "shown" if tests["twin falls further"] else "not shown"}
 
 
-def goal_table(df: pd.DataFrame, records: Records | None = None) -> pd.DataFrame:
-    """For signals and clips: each S4ND checkpoint and each discrete twin, their drops at half and twice the
-    training rate per axis, and the goal's two paired tests (GOAL_NOTE). Empty without such a pair."""
+def _families(ok: pd.DataFrame, families: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Family label -> the first row of each member checkpoint (one per seed)."""
+    firsts = ok.drop_duplicates("checkpoint")
+    label = firsts["checkpoint"].map(lambda c: families.get(c, c))
+    return {name: g for name, g in firsts.groupby(label, sort=False)}
+
+
+def _twins(s4: pd.Series, groups: dict[str, pd.DataFrame]) -> list[str]:
+    """The families that are S4ND family `s4`'s discrete twin: the mapped model, same dataset and training size,
+    trained at that one size."""
+    model = TWIN_OF.get(str(s4.model), "").format(dims=int(s4.dims))
+    return [name for name, g in groups.items() if (g["model"] == model).all() and (g["dataset"] == s4.dataset).all()
+            and (g["train_res"] == s4.train_res).all()
+            and all(recipe_kind(r) == "fixed" for r in g.get("recipe", pd.Series([""] * len(g))))]
+
+
+def _cells(ok: pd.DataFrame, members: pd.DataFrame, train, size, dims: int) -> list[dict] | None:
+    """Each member's cells at the training and the test size ({"train": row, "test": row}); None unless every
+    member has both."""
+    cells = []
+    for name in members["checkpoint"]:
+        rows = {parse_size(r.test_res, dims): r for r in ok[ok["checkpoint"] == name].itertuples(index=False)}
+        if train not in rows or size not in rows:
+            return None
+        cells.append({"train": rows[train], "test": rows[size]})
+    return cells
+
+
+def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[str, str] | None = None
+               ) -> pd.DataFrame:
+    """Each S4ND model (a family of seeds, `families`: checkpoint -> label, see families.family_labels) and each
+    of its discrete twins: their drops at half and twice the training rate per axis, and the goal's two paired
+    tests on seed means (GOAL_NOTE). Empty without such a pair."""
     ok = df[(df["error"] == "") & (df["policy"] == "native")]
     ok = ok[reference_setting(ok)]
-    firsts = ok.drop_duplicates("checkpoint")
-    continuous = firsts[firsts["model"].str.startswith("s4nd")]
-    discrete = firsts[firsts["bandlimit"] == "none"]
+    groups = _families(ok, families or {})
     rows = []
-    for s4 in continuous.itertuples(index=False):
-        twins = discrete[(discrete["dataset"] == s4.dataset) & (discrete["train_res"] == s4.train_res)]
+    for name, members in groups.items():
+        s4 = members.iloc[0]
+        if str(s4.model) not in TWIN_OF:
+            continue
         dims = int(s4.dims)
         train = parse_size(s4.train_res, dims)
-        for twin in twins.itertuples(index=False):
-            by_size = {name: {parse_size(r.test_res, dims): r for r in g.itertuples(index=False)}
-                       for name, g in ok[ok["checkpoint"].isin([s4.checkpoint, twin.checkpoint])].groupby("checkpoint")}
-            a, b = by_size.get(s4.checkpoint, {}), by_size.get(twin.checkpoint, {})
-            if train not in a or train not in b:
-                continue
+        for twin in _twins(s4, groups):
             for change, size in _goal_changes(train):
-                if size not in a or size not in b:
-                    continue
-                cells = {"s4_train": a[train], "s4_test": a[size], "twin_train": b[train], "twin_test": b[size]}
-                rows.append({"S4ND": s4.checkpoint, "twin": twin.checkpoint, "change": change,
-                             "test_res": format_size(size), **_goal_row(cells, records)})
+                mine = _cells(ok, members, train, size, dims)
+                theirs = _cells(ok, groups[twin], train, size, dims)
+                if mine and theirs:
+                    rows.append({"S4ND": name, "twin": twin, "change": change, "test_res": format_size(size),
+                                 **_goal_row(mine, theirs, records)})
     table = pd.DataFrame(rows)
     if len(table):
         table.attrs["note"] = GOAL_NOTE

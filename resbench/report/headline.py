@@ -7,6 +7,7 @@ import textwrap
 
 import pandas as pd
 
+from resbench.report.families import recipe_kind
 from resbench.report.figures import checkpoint_colors, side
 from resbench.report.load import reference_cells
 from resbench.resolution import size_key
@@ -34,13 +35,6 @@ def family_curves(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
                                        "seen"])
 
 
-def _kind(recipe: str) -> str:
-    """How a recipe trained: 'multi-scale' (random sizes), 'progressive' (several stages) or 'fixed'."""
-    if "multiscale=" in recipe:
-        return "multi-scale"
-    return "progressive" if "," in recipe.split(" ")[0] else "fixed"
-
-
 def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
     """The families the headline draws: for each training size, model and kind of training (fixed size,
     progressive, multi-scale), the family with the most checkpoints; ties go to the plainest recipe (fewest
@@ -50,7 +44,7 @@ def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
     recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
     masked = pd.to_numeric(ref.get("trained_bandlimit", pd.Series(index=ref.index, dtype=float)), errors="coerce")
     info = pd.DataFrame({"family": ref["checkpoint"].map(lambda c: families.get(c, c)), "checkpoint": ref["checkpoint"],
-                         "model": ref["model"].astype(str), "train_res": ref["train_res"], "kind": recipe.map(_kind),
+                         "model": ref["model"].astype(str), "train_res": ref["train_res"], "kind": recipe.map(recipe_kind),
                          "overrides": recipe.str.split().str.len().fillna(1) - 1, "plain": masked.isna()})
     chosen = set()
     for _, g in info.groupby(["train_res", "model", "kind"]):

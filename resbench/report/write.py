@@ -55,17 +55,17 @@ def _check_inputs(out: Path, kernels: str | None, kernel_device: str) -> None:
     writable_folder(out.parent)
 
 
-def _kind_tables(parts: dict[int, pd.DataFrame], records: Records) -> tuple[dict, dict]:
-    """The tables of each kind of input, images first; and the kind of each (title -> dims). Images, signals and
-    clips apart: their sizes are not one axis (a signal's 8000 is no 8000 px square)."""
-    tables = report_tables(parts[2], records) if 2 in parts else {}
-    kind_of = dict.fromkeys(tables, 2)
-    for dims in (1, 3):
+def _kind_tables(parts: dict[int, pd.DataFrame], records: Records, families: dict[str, str]) -> tuple[dict, dict]:
+    """The tables of each kind of input, images first, each with its goal table; and the kind of each (title ->
+    dims). Images, signals and clips apart: their sizes are not one axis (a signal's 8000 is no 8000 px square)."""
+    tables, kind_of = {}, {}
+    for dims in (2, 1, 3):
         if dims in parts:
-            kind = {f"{title} [{KINDS[dims]}]": table for title, table in report_tables(parts[dims], records).items()}
-            goals = goal_table(parts[dims], records)
+            suffix = "" if dims == 2 else f" [{KINDS[dims]}]"
+            kind = {f"{title}{suffix}": table for title, table in report_tables(parts[dims], records).items()}
+            goals = goal_table(parts[dims], records, families)
             if len(goals):
-                kind[f"{GOAL_TITLE} [{KINDS[dims]}]"] = goals
+                kind[f"{GOAL_TITLE}{suffix}"] = goals
             tables.update(kind)
             kind_of.update(dict.fromkeys(kind, dims))
     return tables, kind_of
@@ -174,9 +174,9 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     say(f"{len(df)} cells from {', '.join(map(str, dirs))}; tables")
     records, files = Records(), SweptFiles(metas)
     parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
-    tables, kind_of = _kind_tables(parts, records)
-    _checkpoint_tables(tables, df, metas, files, kernel_device, say)
     families = family_labels(df, metas, files)
+    tables, kind_of = _kind_tables(parts, records, families)
+    _checkpoint_tables(tables, df, metas, files, kernel_device, say)
     # a report of subset cells: every title says so, each with what its own kind of input used
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
