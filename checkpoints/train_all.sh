@@ -34,6 +34,10 @@ declare -A RECIPE=(
   [s4nd_iso_14_seed2]="s4nd_iso --train-res 14 --epochs 8 --bandlimit 0.5 --seed 2"
   [conv2d_iso_14_seed1]="conv2d_iso --train-res 14 --epochs 3 --seed 1"
   [conv2d_iso_14_seed2]="conv2d_iso --train-res 14 --epochs 3 --seed 2"
+  # the Conv2D twin at 14 with S4ND's budget (8 epochs, as s4nd_iso_14): the headline pair at equal budgets
+  [conv2d_iso_14_8ep]="conv2d_iso --train-res 14 --epochs 8 --seed 0"
+  [conv2d_iso_14_8ep_seed1]="conv2d_iso --train-res 14 --epochs 8 --seed 1"
+  [conv2d_iso_14_8ep_seed2]="conv2d_iso --train-res 14 --epochs 8 --seed 2"
   # signals (1-d): spoken digits at 4 kHz (4000 samples a clip); the Conv1d twin with 9 taps
   [s4nd_iso_digits4000]="s4nd_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --bandlimit 0.5 --set d_model=32"
   [conv1d_iso_digits4000]="conv1d_iso --dataset spoken-digits --train-res 4000 --epochs 12 --batch-size 32 --set d_model=32 --set kernel_size=9"
@@ -110,6 +114,7 @@ ORDER=(s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 ckconv_14 convnext_14 s
        s4nd_iso_7_nobandlimit s4nd_iso_14_nobandlimit s4nd_iso_28_nobandlimit s4nd_convnext_official_14
        s4nd_iso_7_seed1 s4nd_iso_7_seed2 conv2d_iso_7_seed1 conv2d_iso_7_seed2
        s4nd_iso_14_seed1 s4nd_iso_14_seed2 conv2d_iso_14_seed1 conv2d_iso_14_seed2
+       conv2d_iso_14_8ep conv2d_iso_14_8ep_seed1 conv2d_iso_14_8ep_seed2
        s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 conv3d_iso_moving8x14x14
        s4nd_iso_digits4000_seed1 s4nd_iso_digits4000_seed2 conv1d_iso_digits4000_seed1 conv1d_iso_digits4000_seed2
        s4nd_iso_moving8x14x14_seed1 s4nd_iso_moving8x14x14_seed2 conv3d_iso_moving8x14x14_seed1 conv3d_iso_moving8x14x14_seed2
