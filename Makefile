@@ -22,8 +22,9 @@ setup: $(STAMP)
 # Images and the signal and clip models are swept by one command each into the same folder: each kind at its own
 # test sizes. make study: the full study of every shipped checkpoint behind reports/study.*, swept into the
 # committed folder reports/study-results (resumable: each sweep skips the cells already there). First the goal
-# pairs (S4ND and its discrete twin, three seeds, in 2-d, 1-d and 3-d) natively with the trained bandlimit and
-# per-image records, for the paired goal tests, flips and calibration; then every top-level image checkpoint at
+# pairs (S4ND and its discrete twin, three seeds, in 2-d, 1-d and 3-d; at 14 also the twin with S4ND's 8 epochs)
+# natively with the trained bandlimit and per-image records, for the paired goal tests, flips and calibration;
+# then every top-level image checkpoint at
 # 7, 14, 21, 28, 42 and 56, both policies, bandlimit on, off and capped; the ablation arms and the baselines
 # natively at 7, 14, 28 and 56, each in the setting it trained with; signals and clips at their default sizes,
 # bandlimit on, off and capped; whole test sets. It takes hours on a CPU (docs/study.md gives the time it took).
@@ -32,7 +33,8 @@ DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
 STUDY_DIR ?= reports/study-results
 STUDY_SIZES ?= 7,14,21,28,42,56
 SEED_FILES := .pt _seed1.pt _seed2.pt
-STUDY_PAIRS ?= $(foreach s,7 14,$(foreach m,s4nd_iso conv2d_iso,$(foreach v,$(SEED_FILES),checkpoints/$(m)_$(s)$(v))))
+STUDY_PAIRS ?= $(foreach m,s4nd_iso_7 conv2d_iso_7 s4nd_iso_14 conv2d_iso_14 conv2d_iso_14_8ep,\
+                $(foreach v,$(SEED_FILES),checkpoints/$(m)$(v)))
 STUDY_SIGNAL_CLIP_PAIRS ?= $(foreach m,s4nd_iso_digits4000 conv1d_iso_digits4000 s4nd_iso_moving8x14x14 \
                            conv3d_iso_moving8x14x14,$(foreach v,$(SEED_FILES),checkpoints/$(m)$(v)))
 STUDY_PAIR_ARGS ?= --policy native --bandlimit on --log-samples
