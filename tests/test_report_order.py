@@ -208,14 +208,16 @@ def test_each_summary_row_names_the_training_budget_it_had():
 
 def many_families() -> tuple[pd.DataFrame, dict[str, str]]:
     """Five S4ND recipes or arms at 14 (seeds of the plain recipe, an unmasked arm, a random-mask arm, a longer
-    recipe, one unmasked file), and four Conv2D recipes (plain, multi-scale, progressive, blur-pooled): 25 checkpoints."""
+    recipe, one unmasked file), and five Conv2D recipes (plain for 3 and 8 epochs, multi-scale, progressive,
+    blur-pooled): 28 checkpoints."""
     specs = [("s4nd_iso_14_seed{}", "s4nd_iso", "14:8", 0.5, 3), ("ablation/s4nd_iso_14_nomask_seed{}", "s4nd_iso",
              "14:8", None, 3), ("ablation/s4nd_iso_14_randmask_seed{}", "s4nd_iso", "14:8 mask=random", 0.5, 3),
              ("s4nd_iso_14_long_seed{}", "s4nd_iso", "14:20 dropout=0", 0.5, 3),
              ("s4nd_iso_14_nobandlimit", "s4nd_iso", "14:8", None, 1), ("conv2d_iso_14_seed{}", "conv2d_iso", "14:3",
              None, 3), ("baselines/conv2d_iso_14_multiscale_seed{}", "conv2d_iso", "14:3 multiscale=7,9,11,14", None,
              3), ("baselines/conv2d_blurpool_14_seed{}", "conv2d_blurpool", "14:3", None, 3),
-             ("conv2d_iso_14_prog_seed{}", "conv2d_iso", "7:1,14:2", None, 3)]
+             ("conv2d_iso_14_prog_seed{}", "conv2d_iso", "7:1,14:2", None, 3),
+             ("conv2d_iso_14_8ep_seed{}", "conv2d_iso", "14:8", None, 3)]
     frames, families = [], {}
     for pattern, model, recipe, trained, seeds in specs:
         names = [pattern.format(s) for s in range(seeds)]
@@ -235,12 +237,13 @@ def test_the_headline_draws_one_family_per_model_and_kind_of_training_and_says_h
         (ax,) = fig.axes
         drawn = sorted(line.get_label() for line in ax.lines if line.get_marker() == "o")
         # s4nd_iso fixed: the seeded plain recipe (three members, no override, masked, shortest name) beats the
-        # arms and the longer recipe; conv2d_iso: one fixed, one multi-scale, one progressive; one blur-pooled
-        assert drawn == sorted(["s4nd_iso_14_seed0 (seeds 0-2)", "conv2d_iso_14_seed0 (seeds 0-2)",
+        # arms and the longer recipe with an override; conv2d_iso: one fixed (the longer-trained of the two plain
+        # recipes), one multi-scale, one progressive; one blur-pooled
+        assert drawn == sorted(["s4nd_iso_14_seed0 (seeds 0-2)", "conv2d_iso_14_8ep_seed0 (seeds 0-2)",
                                 "baselines/conv2d_iso_14_multiscale_seed0 (seeds 0-2)",
                                 "baselines/conv2d_blurpool_14_seed0 (seeds 0-2)", "conv2d_iso_14_prog_seed0 (seeds 0-2)"])
         title = fig._suptitle.get_text().replace("\n", " ")
-        assert "4 other recipes or arms" in title  # nomask, randmask, long, the one unmasked file
+        assert "5 other recipes or arms" in title  # nomask, randmask, long, the unmasked file, Conv2D for 3 epochs
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         box = fig._suptitle.get_window_extent(renderer)
@@ -268,7 +271,7 @@ def texts_overlapping(fig) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("panels", [1, 2, 3])
 def test_the_accuracy_figure_of_many_checkpoints_has_no_text_over_another(panels):
-    """25 checkpoints a panel (the full study has as many): each panel's legend beside it, no legend entry over
+    """28 checkpoints a panel (the full study has as many): each panel's legend beside it, no legend entry over
     an axis label, the SUBSET note over nothing, every checkpoint of a panel told apart by colour and marker."""
     frame, _ = many_families()
     frame = pd.concat([frame.assign(train_res=str(t), checkpoint=frame["checkpoint"] + f"@{t}",
@@ -281,7 +284,7 @@ def test_the_accuracy_figure_of_many_checkpoints_has_no_text_over_another(panels
         for ax in fig.axes:
             lines = [line for line in ax.lines if line.get_label() and not line.get_label().startswith("_")]
             if lines:
-                assert len({(line.get_color(), line.get_marker()) for line in lines}) == len(lines) == 25
+                assert len({(line.get_color(), line.get_marker()) for line in lines}) == len(lines) == 28
     finally:
         plt.close(fig)
 

@@ -35,24 +35,34 @@ def family_curves(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
                                        "seen"])
 
 
+def _epochs(recipe: str) -> int:
+    """The epochs of a recipe ('7:1,14:2,28:1 ...' -> 4; unreadable: 0)."""
+    try:
+        return sum(int(stage.split(":")[1]) for stage in recipe.split(" ")[0].split(","))
+    except (IndexError, ValueError):
+        return 0
+
+
 def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
     """The families the headline draws: for each training size, model and kind of training (fixed size,
     progressive, multi-scale), the family with the most checkpoints; ties go to the plainest recipe (fewest
-    overrides), then to one trained with a bandlimit, then to the shortest name. The variants (other
-    recipes, arms, settings) are in the full figures and tables."""
+    overrides), then to the longest training (most epochs: the stronger model of its kind), then to one trained
+    with a bandlimit, then to the shortest name. The variants (other recipes, arms, settings) are in the full
+    figures and tables."""
     ref = reference_cells(df)
     recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
     masked = pd.to_numeric(ref.get("trained_bandlimit", pd.Series(index=ref.index, dtype=float)), errors="coerce")
     info = pd.DataFrame({"family": ref["checkpoint"].map(lambda c: families.get(c, c)), "checkpoint": ref["checkpoint"],
                          "model": ref["model"].astype(str), "train_res": ref["train_res"], "kind": recipe.map(recipe_kind),
-                         "overrides": recipe.str.split().str.len().fillna(1) - 1, "plain": masked.isna()})
+                         "overrides": recipe.str.split().str.len().fillna(1) - 1, "plain": masked.isna(),
+                         "epochs": recipe.map(_epochs)})
     chosen = set()
     for _, g in info.groupby(["train_res", "model", "kind"]):
         ranked = g.groupby("family").agg(members=("checkpoint", "nunique"), overrides=("overrides", "max"),
-                                         plain=("plain", "all")).reset_index()
+                                         epochs=("epochs", "max"), plain=("plain", "all")).reset_index()
         ranked["length"] = ranked["family"].str.len()
-        ranked = ranked.sort_values(["members", "overrides", "plain", "length", "family"],
-                                    ascending=[False, True, True, True, True])
+        ranked = ranked.sort_values(["members", "overrides", "epochs", "plain", "length", "family"],
+                                    ascending=[False, True, False, True, True, True])
         chosen.add(ranked["family"].iloc[0])
     return chosen
 
