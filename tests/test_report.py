@@ -24,8 +24,9 @@ SIZES = [7, 14, 28]
 LIMIT = 100
 FIGURES = ["headline", "accuracy", "heatmap"]
 KERNEL_FIGURES = ["kernels", "aliasing"]
-N_TABLES = 6
-NATIVE, CHANGE, TRAINED_ABLATION, ABLATION, ADAPTIVE, POLICY = range(N_TABLES)  # the order of report_tables
+N_TABLES = 5
+NATIVE, CHANGE, TRAINED_ABLATION, ABLATION, POLICY = range(N_TABLES)  # the order of report_tables (no adaptive or
+# capped cell swept: no table of theirs)
 LINK = re.compile(r"(!?)\[[^\]]*\]\(([^)\s]+)\)")  # ![alt](file) or [text](file)
 
 
@@ -296,7 +297,7 @@ def test_sizes_sort_numerically_in_every_table(tmp_path, trained):
     out = tmp_path / "out" / "demo"
     result = write_report([folder], out, ["md"], kernels=str(trained["s4nd"]))
     md = out.with_suffix(".md").read_text()
-    native_t, change_t, _, ablation_t, _, policy_t = list(result["tables"])[:6]
+    native_t, change_t, _, ablation_t, policy_t = list(result["tables"])[:5]
     checkpoints = ["s4nd_iso_7", "s4nd_iso_14", "s4nd_iso_28"]  # by training size, not by name
 
     header, rows = md_table(md, native_t)
@@ -332,7 +333,7 @@ def test_report_of_a_sweep_that_skips_the_training_size(tmp_path, with_native):
     want = {"demo.md", "demo.pdf"} | {f"demo_{key}.{ext}" for key in FIGURES for ext in ("png", "svg")}
     assert set(result["written"]) == want and files_in(out.parent) == want
     assert len(PdfReader(out.with_suffix(".pdf")).pages) == len(result["pages"])
-    native, change, _, _, _, policy = tables(result)[:6]
+    native, change, _, _, policy = tables(result)[:5]
     assert list(native["checkpoint"]) == (["conv2d_iso_14"] if with_native else [])
     assert "no native cell" in native.attrs["note"] and "s4nd_iso_7" in native.attrs["note"]
     mine = change[change["checkpoint"] == "s4nd_iso_7"]

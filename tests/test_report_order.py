@@ -324,3 +324,24 @@ def test_an_image_report_tests_the_goals_of_s4nd_against_its_twin(small):
     assert list(goals["test_res"]) == ["7", "28"]
     assert set(goals["S4ND within 2"]) <= {"shown", "not shown"}  # tested on the records, not left untested
     assert f"## {GOAL_TITLE}" in out.with_suffix(".md").read_text()
+
+
+def test_the_capped_rule_has_a_table_of_its_effect_below_training_and_unswept_rules_have_none():
+    from resbench.report import report_tables
+    from resbench.report.tables import CAPPED_TITLE
+
+    def accuracy(size, policy, bandlimit):
+        return {"7": {"on": 0.60, "off": 0.40, "capped": 0.70}, "10": {"on": 0.80, "off": 0.75, "capped": 0.80}}.get(
+            size, {"on": 0.90, "off": 0.85, "capped": 0.90})[bandlimit]
+
+    cells = [c for c in grid("s", "s4nd_iso", 14, [7, 10, 14, 28], bandlimits=("on", "off", "capped"),
+                             policies=("native",), accuracy=accuracy)
+             if c[5] != "capped" or int(c[3]) < 14]  # the sweep runs capped only below training
+    tables = report_tables(results_frame(cells))
+    capped = tables[CAPPED_TITLE].set_index("checkpoint")
+    assert list(capped.columns) == ["train_res", "7", "10"]  # sizes below training only
+    low, high = (float(v) for v in re.findall(r"[+-]\d+\.\d", capped.loc["s", "7"])[1:])
+    assert capped.loc["s", "7"].startswith("+10.0 [") and 0 < low < 10 < high
+    assert capped.loc["s", "10"].startswith("+0.0 [")
+    assert not any(title.startswith("Adaptive") for title in tables)  # no adaptive cell swept: no table
+    assert CAPPED_TITLE not in report_tables(results_frame([c for c in cells if c[5] != "capped"]))

@@ -11,10 +11,12 @@ from resbench.report.load import SEEN_MARK, reference_setting, seen_in_training
 from resbench.report.persample import ECE_BINS, Records, calibration_frame, flip_frame, has_records
 from resbench.report.shape import by_size, checkpoint_rank, ci_text, marked, pivot_sizes, sort_rows
 from resbench.report.stats import policy_table
+from resbench.report.summary import change_interval
 from resbench.report.trained_reference import TITLE as TRAINED_HERE_TITLE, trained_reference_table
 from resbench.resolution import parse_size, size_key
 
-__all__ = ["report_tables", "NO_NATIVE", "CHANGE_TITLE", "TRAINED_ABLATION_TITLE", "FLIP_TITLE", "ECE_TITLE", "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE"]
+__all__ = ["report_tables", "NO_NATIVE", "CHANGE_TITLE", "TRAINED_ABLATION_TITLE", "FLIP_TITLE", "ECE_TITLE",
+           "TOP5_TITLE", "ADAPTIVE_NOTE", "SEEN_NOTE", "CAPPED_TITLE"]
 
 NO_NATIVE = "no native cell"
 TRAINED_ABLATION_TITLE = ("Bandlimit ablation, trained models: trained with it minus trained without it (points; "
@@ -41,6 +43,12 @@ FLIP_NOTE = ("From the per-image records: the share of the same test images whos
 ECE_TITLE = "Calibration: expected calibration error (%; native policy)"
 ECE_NOTE = (f"ECE over {ECE_BINS} equal-width confidence bins (confidence: the predicted class's softmax probability); "
             "0 is perfectly calibrated. The reliability diagram shows the bins for a pair of checkpoints.")
+CAPPED_TITLE = "Capped bandlimit below the training size: capped minus on (points; native policy)"
+CAPPED_NOTE = ("capped: S4ND's cutoff at min(alpha, test/train) of the training grid's Nyquist per axis, so it never "
+               "passes what the test grid cannot hold (docs/bandlimits.md); on: the trained alpha. Each cell: capped "
+               "minus on at a size below training, in points, with its 95% interval (Newcombe; both cells score the "
+               "same images, so the interval is conservative). At and above the training size the two rules are "
+               "the same cell.")
 TOP5_TITLE = "Top-5 accuracy (%) by test size (native policy; test sets of more than five classes)"
 
 
@@ -147,17 +155,44 @@ def _trained_ablation_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> p
     return table
 
 
-def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame:
-    """Adaptive minus the fixed setting (on, or none for CKConv), at the sizes below training where it ran."""
+def _adaptive_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame | None:
+    """Adaptive minus the fixed setting (on, or none for CKConv), at the sizes below training where it ran; None
+    where no adaptive cell was swept (the setting is not among the defaults)."""
     keys = ["checkpoint", "train_res", "test_res"]
     adaptive = native_pol[native_pol["bandlimit"] == "adaptive"].set_index(keys)["acc"]
+    if adaptive.empty:
+        return None
     fixed = native_pol[reference_setting(native_pol)].set_index(keys)["acc"]
     gain = (adaptive - fixed).dropna().round(2).rename("adaptive - fixed").reset_index()
     if not len(gain):
-        return _if_empty(gain, "no adaptive bandlimit cells (sweep --bandlimit adaptive runs them)")
+        return _if_empty(gain, "no adaptive cell has a cell of the fixed setting beside it")
     table = sort_rows(pivot_sizes(gain, ["checkpoint", "train_res"], "adaptive - fixed"), rank)
     table.attrs["note"] = ADAPTIVE_NOTE
     return table
+
+
+def _capped_table(native_pol: pd.DataFrame, rank: dict[str, int]) -> pd.DataFrame | None:
+    """The capped rule's effect: capped minus on, with its 95% interval, at each size below training where both
+    ran; None where no capped cell was swept."""
+    keys = ["checkpoint", "train_res", "test_res"]
+    capped = native_pol[native_pol["bandlimit"] == "capped"]
+    if capped.empty:
+        return None
+    on = native_pol[native_pol["bandlimit"] == "on"]
+    both = capped.merge(on, on=keys, suffixes=("", "_on"))
+    if both.empty:
+        return _if_empty(pd.DataFrame(columns=keys), "no capped cell has a cell with the bandlimit on beside it")
+    both["capped - on"] = [_gain_text((r.accuracy, r.ci_low, r.ci_high), (r.accuracy_on, r.ci_low_on, r.ci_high_on))
+                           for r in both.itertuples(index=False)]
+    table = sort_rows(pivot_sizes(both, ["checkpoint", "train_res"], "capped - on").fillna(""), rank)
+    table.attrs["note"] = CAPPED_NOTE
+    return table
+
+
+def _gain_text(a: tuple[float, float, float], b: tuple[float, float, float]) -> str:
+    """a minus b in points with its 95% Newcombe interval, each given as (accuracy, Wilson low, Wilson high)."""
+    low, high = change_interval(a, b)
+    return f"{100 * (a[0] - b[0]):+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
 
 
 def _flip_table(ref: pd.DataFrame, rank: dict[str, int], records: Records) -> pd.DataFrame:
@@ -222,6 +257,7 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
             TRAINED_ABLATION_TITLE: _trained_ablation_table(native_pol, rank),
             "Bandlimit removed at evaluation: trained mask on minus removed (points; native policy)":
                 _removed_table(native_pol, rank),
+            CAPPED_TITLE: _capped_table(native_pol, rank),
             "Adaptive bandlimit below the training size: adaptive minus fixed (points; native policy)":
                 _adaptive_table(native_pol, rank),
             "Policy comparison: zero-shot (native) vs resize-input, accuracy (%)":
@@ -229,6 +265,7 @@ def report_tables(df: pd.DataFrame, records: Records | None = None) -> dict[str,
             TRAINED_HERE_TITLE: _if_empty(sort_rows(trained_reference_table(native_pol), rank, ("test_res",)),
                                        "no checkpoint was tested at a size that another checkpoint of its model, "
                                        "dataset and bandlimit arm trained at")}
+    tables = {title: table for title, table in tables.items() if table is not None}  # settings not swept
     top5 = _top5_table(reference, rank)
     if not top5.empty:
         tables[TOP5_TITLE] = top5
