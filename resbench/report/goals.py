@@ -81,17 +81,13 @@ def goal_tests(s4_train, s4_test, twin_train, twin_test) -> dict | None:
             "twin falls further": gap_low > 0}
 
 
-GOAL_NOTE = ("Each S4ND model against its discrete twin (the same architecture with discrete convolutions: "
-             "Conv1D/2D/3D-ISO for S4ND-ISO, ConvNeXt for S4ND-ConvNeXt; same dataset and training size, trained at "
-             "one size), natively, S4ND with its trained bandlimit, on the same test images. A model with seeds is "
-             "one row: its seed mean, with the spread between seeds beside it (mean \u00b1 sd, n). drop: accuracy at "
-             "the training size minus at the test size (points; negative: a gain), with its 95% interval over the "
-             "test images. Two claims, each a paired test on the per-image records (resbench.report.goals): 'S4ND "
-             "within 2' is shown when S4ND's drop has a 90% interval inside +-2 points (an equivalence test); 'twin "
-             "falls further' is shown when the twin's drop minus S4ND's, per image, has a 95% interval above zero. "
-             "The intervals are over test images for these trained seeds; training another seed varies as the "
-             "spread shows. Without per-image records of every seed (sweep --log-samples) neither is tested and the "
-             "row says so.")
+GOAL_NOTE = ("S4ND against its discrete twin (the same architecture with discrete convolutions; same dataset and "
+             "training size, trained at that one size), natively, S4ND with its trained bandlimit, on the same test "
+             "images; a model with seeds is its seed mean, the spread between seeds beside it. drop: accuracy at the "
+             "training size minus at the test size (points), with its 95% interval over the test images. 'S4ND "
+             "within 2': the drop's 90% interval lies inside +-2 points (an equivalence test); 'twin falls further': "
+             "the twin's drop minus S4ND's, per image, has a 95% interval above zero. Untested without per-image "
+             "records (sweep --log-samples) of every seed.")
 GOAL_TITLE = "Zero-shot goals: S4ND and its discrete twin at half and twice the training rate"
 TWIN_OF = {"s4nd_iso": "conv{dims}d_iso", "s4nd_convnext": "convnext", "s4nd_convnext_official": "convnext"}
 

@@ -64,8 +64,9 @@ class _Pages:
         bottom = block.draw(self.page, left, top, min(block.height, top - PAGE_MARGIN))
         for c in columns:
             self.bottoms[c] = bottom
-        if block.key not in self.keys:
-            self.keys.append(block.key)
+        for key in (block.key, *block.also):
+            if key not in self.keys:
+                self.keys.append(key)
 
 
 def pdf_pages(report: Report, emit: Callable[[object, list[str]], None]) -> None:

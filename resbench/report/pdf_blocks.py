@@ -34,6 +34,7 @@ COLUMN_GAP = 0.3  # inches between two half-width blocks
 CONTENT_W = A4_LANDSCAPE[0] - 2 * PAGE_MARGIN
 CONTENT_H = A4_LANDSCAPE[1] - 2 * PAGE_MARGIN
 HALF_W = (CONTENT_W - COLUMN_GAP) / 2
+SQUEEZE = 1.08  # a table up to this much wider than a column goes in one, its font shrunk to fit (by 8% at most)
 FIGURE_SHRINK = 0.6  # a figure may shrink to this share of its page-filling size to share a page
 MAX_LISTED_MISSING = 40  # missing cells the PDF names (the other formats name all)
 
@@ -51,6 +52,7 @@ class Block:
     height: float  # inches
     draw: Callable[[object, float, float, float], float]
     shrink: float = 1.0
+    also: tuple[str, ...] = ()  # the other sections it holds (the tables with no rows, gathered in one block)
 
 
 def _text(page, left: float, top: float, text: str, **kw) -> None:
@@ -163,7 +165,7 @@ def _table_blocks(section: Section) -> list[Block]:
     table = section.table
     if table.empty:  # one line of text (wrapped to half the page), no title of its own
         return [_lines_block(section.key, "", [f"{section.title}: {no_rows(table)}"], HALF_W)]
-    width = HALF_W if _table_width(table) <= HALF_W else CONTENT_W
+    width = HALF_W if _table_width(table) <= SQUEEZE * HALF_W else CONTENT_W  # a little wider: its font shrinks
     chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, len(table), ROWS_PER_PDF_PAGE)]
     blocks = []
     for i, chunk in enumerate(chunks):
@@ -220,13 +222,33 @@ def _title_block(report: Report) -> Block:
     return Block("title", CONTENT_W, 0.3, draw)
 
 
+EMPTY_TITLE = "Tables with no rows in this sweep"
+
+
+def _empty_block(sections: list[Section]) -> Block:
+    """The tables without rows as one block of lines, each its title and why it is empty."""
+    block = _lines_block(sections[0].key, EMPTY_TITLE, [f"- {s.title}: {no_rows(s.table)}" for s in sections])
+    block.also = tuple(s.key for s in sections[1:])
+    return block
+
+
 def report_blocks(report: Report):
-    """The report's blocks in its sections' order (figures rendered as they come)."""
+    """The report's blocks in its sections' order (figures rendered as they come); the tables with no rows
+    gathered in one block before the appendix, so that one-line tables do not break the page's columns."""
     yield _title_block(report)
+    empty = [s for s in report.sections if s.table is not None and s.table.empty and s.figure is None]
+    gathered = {id(s) for s in empty}
     for section in report.sections:
+        if id(section) in gathered:
+            continue
+        if section.key == "provenance" and empty:
+            yield _empty_block(empty)
+            empty = []
         if section.lines is not None:
             yield from _text_blocks(section)
         elif section.figure is not None:
             yield _figure_block(section)
         else:
             yield from _table_blocks(section)
+    if empty:
+        yield _empty_block(empty)
