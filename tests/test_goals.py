@@ -114,7 +114,8 @@ def test_image_goals_pair_each_s4nd_family_with_its_twin_family_on_seed_means():
     falls = {"7": 0.30, "14": 0.88, "28": 0.50}
     rows = (family_rows("s4", "s4nd_iso", "on", flat) + family_rows("c", "conv2d_iso", "none", falls)
             + family_rows("ms", "conv2d_iso", "none", falls, recipe="14:3 multiscale=7,9,11,14")  # not a twin
-            + family_rows("ck", "ckconv", "none", falls, seeds=1))  # another model: not a twin
+            + family_rows("ck", "ckconv", "none", falls, seeds=1)  # another model: not a twin
+            + family_rows("pg", "s4nd_iso", "on", flat, recipe="7:1,14:2"))  # progressive: not zero-shot at 7
     df = pd.DataFrame(rows)
     families = {f"{p}_seed{k}": f"{p} (seeds 0, 1, 2)" for p in ("s4", "c", "ms") for k in range(3)}
     frames, n = {}, 1000

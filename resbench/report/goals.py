@@ -141,13 +141,17 @@ def _families(ok: pd.DataFrame, families: dict[str, str]) -> dict[str, pd.DataFr
     return {name: g for name, g in firsts.groupby(label, sort=False)}
 
 
+def _one_size(members: pd.DataFrame) -> bool:
+    """Whether a family trained at its one size only (not progressive, not multi-scale): zero-shot elsewhere."""
+    return all(recipe_kind(r) == "fixed" for r in members.get("recipe", pd.Series([""] * len(members))))
+
+
 def _twins(s4: pd.Series, groups: dict[str, pd.DataFrame]) -> list[str]:
     """The families that are S4ND family `s4`'s discrete twin: the mapped model, same dataset and training size,
     trained at that one size."""
     model = TWIN_OF.get(str(s4.model), "").format(dims=int(s4.dims))
     return [name for name, g in groups.items() if (g["model"] == model).all() and (g["dataset"] == s4.dataset).all()
-            and (g["train_res"] == s4.train_res).all()
-            and all(recipe_kind(r) == "fixed" for r in g.get("recipe", pd.Series([""] * len(g))))]
+            and (g["train_res"] == s4.train_res).all() and _one_size(g)]
 
 
 def _cells(ok: pd.DataFrame, members: pd.DataFrame, train, size, dims: int) -> list[dict] | None:
@@ -173,7 +177,7 @@ def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[
     rows = []
     for name, members in groups.items():
         s4 = members.iloc[0]
-        if str(s4.model) not in TWIN_OF:
+        if str(s4.model) not in TWIN_OF or not _one_size(members):
             continue
         dims = int(s4.dims)
         train = parse_size(s4.train_res, dims)
