@@ -6,10 +6,11 @@ import pytest
 from resbench.report.trained_reference import trained_reference_table
 
 
-def cells(name, model, train, accs, bandlimit="none", trained_bandlimit=None, seen=()):
+def cells(name, model, train, accs, bandlimit="none", trained_bandlimit=None, seen=(), n=1000):
     return [{"checkpoint": name, "model": model, "dataset": "d", "train_res": train, "test_res": t,
              "policy": "native", "bandlimit": bandlimit, "trained_bandlimit": trained_bandlimit,
-             "seen_in_training": t in seen or t == train, "accuracy": a} for t, a in accs.items()]
+             "seen_in_training": t in seen or t == train, "accuracy": a, "n": n, "correct": round(a * n)}
+            for t, a in accs.items()]
 
 
 def test_gap_to_the_seed_mean_of_the_same_family_trained_at_that_size():
@@ -33,3 +34,15 @@ def test_no_reference_across_arms_or_from_multi_size_training():
             + cells("p14", "s4nd_iso", "14", {"14": 0.88, "7": 0.84}, "on", 0.5, seen=("7",)))  # progressive 7 -> 14
     table = trained_reference_table(pd.DataFrame(rows))
     assert table.empty  # n14 is another arm; p14 trained at 7 too: neither zero-shot at 7 nor a reference
+
+
+def test_the_gap_has_an_interval_and_within_two_points_is_an_equivalence_test():
+    """On 10000 images a 0.5-point gap has a 90% interval of about +-1: within 2 points is shown; on 500 images
+    the same gap's interval reaches past 2 points, and a 10-point gap is never within 2."""
+    for n, gap, shown in ((10000, 0.005, True), (500, 0.005, False), (10000, 0.10, False)):
+        rows = (cells("s4", "s4nd_iso", "4000", {"4000": 0.72, "2000": 0.72 - gap}, "on", 0.5, n=n)
+                + cells("s2", "s4nd_iso", "2000", {"2000": 0.72}, "on", 0.5, n=n))
+        row = trained_reference_table(pd.DataFrame(rows)).set_index("checkpoint").loc["s4"]
+        low, high = (float(v) for v in row["gap 95% CI"].strip("[]").split(", "))
+        assert low < -100 * gap < high and high - low < (4 if n == 10000 else 20)
+        assert row["within 2"] == ("shown" if shown else "not shown"), (n, gap)

@@ -8,9 +8,12 @@ training size is that test size, averaged over them (seeds). Checkpoints that tr
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from resbench.report.load import reference_setting, seen_in_training
+from resbench.scoring import wilson_interval
 
 __all__ = ["TITLE", "NOTE", "trained_reference_table"]
 
@@ -18,8 +21,22 @@ TITLE = "Zero-shot against trained at this size: accuracy (%) and gap (points; n
 NOTE = ("trained here: the native accuracy of the swept checkpoints of the same model, dataset and bandlimit arm "
         "whose training size is this test size (mean +- sd over them; n checkpoints, named in 'reference'); their "
         "recipes may differ from the zero-shot checkpoint's. gap: zero-shot minus trained here (negative: the "
-        "zero-shot cell is worse). Each checkpoint in its reference bandlimit setting.")
-_COLUMNS = ["checkpoint", "train_res", "test_res", "zero-shot %", "trained here %", "n", "gap", "reference"]
+        "zero-shot cell is worse), with its 95% interval (Newcombe, on the zero-shot cell's counts and the references' "
+        "pooled counts: it does not hold the spread between the references' seeds). within 2: shown when the gap's "
+        "90% interval lies inside +-2 points (an equivalence test at 5%). Each checkpoint in its reference "
+        "bandlimit setting.")
+_COLUMNS = ["checkpoint", "train_res", "test_res", "zero-shot %", "trained here %", "n", "gap", "gap 95% CI",
+            "within 2", "reference"]
+MARGIN = 2.0  # points: "within 2 points of the model trained at that size"
+Z90 = 1.6448536269514722
+
+
+def _gap_interval(zero: tuple[int, int], ref: tuple[int, int], z: float) -> tuple[float, float]:
+    """Newcombe's interval (points) of zero-shot minus reference accuracy, each given as (correct, n)."""
+    (a, n), (b, m) = zero, ref
+    p, q = a / n, b / m
+    (plo, phi), (qlo, qhi) = wilson_interval(a, n, z), wilson_interval(b, m, z)
+    return 100 * (p - q - math.hypot(p - plo, qhi - q)), 100 * (p - q + math.hypot(phi - p, q - qlo))
 
 
 def _arm(frame: pd.DataFrame) -> pd.Series:
@@ -40,6 +57,7 @@ def trained_reference_table(native_pol: pd.DataFrame) -> pd.DataFrame:
     own = ref[(ref["test_res"] == ref["train_res"]) & ~ref["checkpoint"].isin(several)]
     key = ["model", "dataset", "arm", "train_res"]
     trained = own.groupby(key).agg(mean=("accuracy", "mean"), sd=("accuracy", "std"), n=("accuracy", "size"),
+                                   correct=("correct", "sum"), images=("n", "sum"),
                                    names=("checkpoint", lambda s: ", ".join(sorted(s))))
     rows = []
     for r in ref[~ref["seen"] & (ref["test_res"] != ref["train_res"])].itertuples(index=False):
@@ -48,9 +66,15 @@ def trained_reference_table(native_pol: pd.DataFrame) -> pd.DataFrame:
             continue
         t = trained.loc[match]
         spread = f" +- {100 * t['sd']:.2f}" if t["n"] > 1 else ""
+        counts = (int(r.correct), int(r.n)), (int(t["correct"]), int(t["images"]))
+        low, high = _gap_interval(*counts, 1.959963984540054)
+        low90, high90 = _gap_interval(*counts, Z90)
         rows.append({"checkpoint": r.checkpoint, "train_res": r.train_res, "test_res": r.test_res,
                      "zero-shot %": round(100 * r.accuracy, 2), "trained here %": f"{100 * t['mean']:.2f}{spread}",
-                     "n": int(t["n"]), "gap": round(100 * (r.accuracy - t["mean"]), 2), "reference": t["names"]})
+                     "n": int(t["n"]), "gap": round(100 * (r.accuracy - t["mean"]), 2),
+                     "gap 95% CI": f"[{low:+.2f}, {high:+.2f}]",
+                     "within 2": "shown" if -MARGIN < low90 and high90 < MARGIN else "not shown",
+                     "reference": t["names"]})
     table = pd.DataFrame(rows, columns=_COLUMNS)
     if len(table):
         table.attrs["note"] = NOTE
