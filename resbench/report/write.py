@@ -114,6 +114,14 @@ def _lead(summary: pd.DataFrame, parts: dict[int, pd.DataFrame], families: dict[
     return leading_summary(summary, drawn)
 
 
+def _full_summary(body: list, summary: pd.DataFrame, lead: pd.DataFrame | None, mark: str) -> list:
+    """`body` with every summary row right after the headline figure, where the report led with only some."""
+    if lead is not None:
+        full = f"{FULL_SUMMARY_TITLE} {mark}".strip()
+        body.insert(int(bool(body) and body[0].key == "headline"), table_section(full, summary, key=FULL_SUMMARY_TITLE))
+    return body
+
+
 def _sections(out: Path, figures: dict, tables: dict, marks: dict, kind_of: dict,
               aliasing: pd.DataFrame | None, kernels: str | None) -> list:
     """The report's body in order: the figures (the headline first), the tables (titles marked where the cells are
@@ -190,11 +198,8 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
         aliasing, figure_kind = draw_figures(figures, parts, kernels, kernel_sizes, kernel_device, records,
                                              reliability)
         mark_figures(figures, {**figure_kind, "headline": headline_kind}, marks)
-        body = _sections(out, figures, tables, marks, kind_of, aliasing, kernels)
-        if lead is not None:  # every row, right after the headline figure
-            full = f"{FULL_SUMMARY_TITLE} {marks[None][0]}".strip()
-            body.insert(int(bool(body) and body[0].key == "headline"),
-                        table_section(full, summary, key=FULL_SUMMARY_TITLE))
+        body = _full_summary(_sections(out, figures, tables, marks, kind_of, aliasing, kernels), summary, lead,
+                             marks[None][0])
         report = Report(out.name, [*head, *body, *tail], bool(marks[None][1]))
         written, pages = _write_files(out, report, figures, aliasing, formats, say)
     finally:  # on an error too (a bad --kernels file, an unwritable OUT): no figure is left open
