@@ -26,7 +26,8 @@ setup: $(STAMP)
 # natively with the trained bandlimit and per-image records, for the paired goal tests, flips and calibration;
 # then every top-level image checkpoint at 7, 14, 21, 28 and 56, both policies, bandlimit on, off and capped;
 # the ablation arms and the baselines natively at 7, 14, 28 and 56, each in the setting it trained with;
-# signals and clips at their default sizes, bandlimit on, off and capped; whole test sets. It takes hours on a CPU (docs/study.md gives the time it took).
+# signals and clips at their default sizes, bandlimit on, off and capped; whole test sets. It takes hours on a
+# CPU (docs/study.md gives the time it took).
 DEMO_ARGS ?= --test-res 7,14,28,56 --limit 1000 --subset first
 DEMO_SIGNAL_CLIP_ARGS ?= --policy native --bandlimit on --limit 500
 STUDY_DIR ?= reports/study-results
