@@ -154,16 +154,13 @@ def _twins(s4: pd.Series, groups: dict[str, pd.DataFrame]) -> list[str]:
             and (g["train_res"] == s4.train_res).all() and _one_size(g)]
 
 
-def _cells(ok: pd.DataFrame, members: pd.DataFrame, train, size, dims: int) -> list[dict] | None:
+def _cells(by_size: dict, members: pd.DataFrame, train, size) -> list[dict] | None:
     """Each member's cells at the training and the test size ({"train": row, "test": row}); None unless every
-    member has both."""
-    cells = []
-    for name in members["checkpoint"]:
-        rows = {parse_size(r.test_res, dims): r for r in ok[ok["checkpoint"] == name].itertuples(index=False)}
-        if train not in rows or size not in rows:
-            return None
-        cells.append({"train": rows[train], "test": rows[size]})
-    return cells
+    member has both. `by_size`: checkpoint -> {test size: row}."""
+    rows = [by_size[name] for name in members["checkpoint"]]
+    if any(train not in r or size not in r for r in rows):
+        return None
+    return [{"train": r[train], "test": r[size]} for r in rows]
 
 
 def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[str, str] | None = None
@@ -174,6 +171,8 @@ def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[
     ok = df[(df["error"] == "") & (df["policy"] == "native")]
     ok = ok[reference_setting(ok)]
     groups = _families(ok, families or {})
+    by_size = {name: {parse_size(r.test_res, int(r.dims)): r for r in g.itertuples(index=False)}
+               for name, g in ok.groupby("checkpoint")}
     rows = []
     for name, members in groups.items():
         s4 = members.iloc[0]
@@ -183,8 +182,8 @@ def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[
         train = parse_size(s4.train_res, dims)
         for twin in _twins(s4, groups):
             for change, size in _goal_changes(train):
-                mine = _cells(ok, members, train, size, dims)
-                theirs = _cells(ok, groups[twin], train, size, dims)
+                mine = _cells(by_size, members, train, size)
+                theirs = _cells(by_size, groups[twin], train, size)
                 if mine and theirs:
                     rows.append({"S4ND": name, "twin": twin, "change": change, "test_res": format_size(size),
                                  **_goal_row(mine, theirs, records)})

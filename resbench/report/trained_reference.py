@@ -8,11 +8,10 @@ training size is that test size, averaged over them (seeds). Checkpoints that tr
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from resbench.report.load import reference_setting, seen_in_training
+from resbench.report.summary import change_interval
 from resbench.scoring import wilson_interval
 
 __all__ = ["TITLE", "NOTE", "trained_reference_table"]
@@ -32,11 +31,11 @@ Z90 = 1.6448536269514722
 
 
 def _gap_interval(zero: tuple[int, int], ref: tuple[int, int], z: float) -> tuple[float, float]:
-    """Newcombe's interval (points) of zero-shot minus reference accuracy, each given as (correct, n)."""
+    """Newcombe's interval (points) of zero-shot minus reference accuracy, each given as (correct, n), from
+    their Wilson intervals at `z`."""
     (a, n), (b, m) = zero, ref
-    p, q = a / n, b / m
-    (plo, phi), (qlo, qhi) = wilson_interval(a, n, z), wilson_interval(b, m, z)
-    return 100 * (p - q - math.hypot(p - plo, qhi - q)), 100 * (p - q + math.hypot(phi - p, q - qlo))
+    low, high = change_interval((a / n, *wilson_interval(a, n, z)), (b / m, *wilson_interval(b, m, z)))
+    return 100 * low, 100 * high
 
 
 def _arm(frame: pd.DataFrame) -> pd.Series:
