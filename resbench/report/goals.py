@@ -23,6 +23,7 @@ import pandas as pd
 from resbench.report.families import recipe_kind
 from resbench.report.load import reference_setting
 from resbench.report.persample import Records
+from resbench.report.summary import mean_sd
 from resbench.resolution import format_size, parse_size
 
 __all__ = ["EQUIVALENCE_MARGIN", "paired_mean", "goal_tests", "goal_table", "GOAL_TITLE", "GOAL_NOTE"]
@@ -106,8 +107,7 @@ def _goal_changes(train: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def _spread(values: list[float]) -> str:
-    s = pd.Series(values, dtype="float64")
-    return f"{s.mean():.2f} \u00b1 {s.std(ddof=1):.2f} (n={len(s)})" if len(s) > 1 else ""
+    return mean_sd(values, digits=2) if len(values) > 1 else ""
 
 
 def _goal_row(s4: list[dict], twin: list[dict], records) -> dict:

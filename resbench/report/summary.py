@@ -109,13 +109,13 @@ def _best_setting(ok: pd.DataFrame, numbers: dict[str, dict], side: str) -> str:
     if len(gains) == 1:
         gain, low, high = gains[0]
         return f"{best[0]}, {best[1]} ({gain:+.1f} [{low:+.1f}, {high:+.1f}])"
-    return f"{best[0]}, {best[1]} ({_spread([g for g, _, _ in gains])})"
+    return f"{best[0]}, {best[1]} ({mean_sd([g for g, _, _ in gains])})"
 
 
-def _spread(values: list[float]) -> str:
-    """Seeds' values as mean +- sample sd (n)."""
+def mean_sd(values: list[float], digits: int = 1) -> str:
+    """Seeds' values as mean +- sample sd (n), to `digits` decimals."""
     s = pd.Series(values, dtype="float64")
-    return f"{s.mean():.1f} \u00b1 {s.std(ddof=1):.1f} (n={len(s)})"
+    return f"{s.mean():.{digits}f} \u00b1 {s.std(ddof=1):.{digits}f} (n={len(s)})"
 
 
 def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
@@ -128,7 +128,7 @@ def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
         n = have[0]
         row["native %"] = f"{n['native']:.1f} [{n['native_ci'][0]:.1f}, {n['native_ci'][1]:.1f}]"
     elif have:
-        row["native %"] = _spread([n["native"] for n in have])
+        row["native %"] = mean_sd([n["native"] for n in have])
     for side in _SIDES:
         sides = [n[side] for n in have if side in n]
         if len(sides) == 1:
@@ -136,8 +136,8 @@ def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
             row[f"change {side}: mean"] = f"{s['mean']:+.1f}"
             row[f"change {side}: worst"] = f"{s['worst']:+.1f} [{s['ci'][0]:+.1f}, {s['ci'][1]:+.1f}] at {s['size']}"
         elif sides:
-            row[f"change {side}: mean"] = _spread([s["mean"] for s in sides])
-            row[f"change {side}: worst"] = _spread([s["worst"] for s in sides])
+            row[f"change {side}: mean"] = mean_sd([s["mean"] for s in sides])
+            row[f"change {side}: worst"] = mean_sd([s["worst"] for s in sides])
         row[f"best {side}"] = _best_setting(ok, numbers, side)
     return row
 
