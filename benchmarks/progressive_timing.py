@@ -14,6 +14,10 @@ the training time. Printed per recipe (mean +- sd over seeds): the accuracy at e
 time, and the time to equal accuracy (the training seconds until the recipe's test accuracy first reaches the
 other recipe's final accuracy, mean over seeds; "not reached" when it never does). Run it on a quiet machine
 and say which; `--limit`/`--test-limit` make a quick smoke run, not a measurement.
+
+The CSV is rewritten after every seed (both recipes done), and a rerun with the same `-o` skips the seeds it
+already holds, so a long run can be resumed; each row names the machine and thread count it was timed on, and
+the summary refuses to pool seeds timed on different machines.
 """
 
 from __future__ import annotations
@@ -102,6 +106,17 @@ def _missing(reach: list) -> str:
     return f" (not reached in {misses} of {len(reach)} seeds)" if misses and misses < len(reach) else ""
 
 
+def _cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else 'unknown CPU'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
@@ -113,14 +128,27 @@ def main():
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}")
-    rows = []
+    machine = f"{platform.processor() or platform.machine()} ({_cpu_name()}), {torch.get_num_threads()} threads"
+    out = Path(args.out)
+    table = pd.read_csv(out) if out.exists() else pd.DataFrame()
+    done = set(table["seed"]) if len(table) else set()
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
+            if seed in done:
+                print(f"seed {seed}: already in {out}, skipped")
+                continue
             order = list(RECIPES) if seed % 2 == 0 else list(reversed(RECIPES))
+            rows = []
             for name in order:
                 rows += run_recipe(name, seed, args, Path(tmp))
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out, index=False)
+            for row in rows:
+                row["machine"] = machine
+            table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+            partial = out.with_name(out.name + ".partial")
+            table.to_csv(partial, index=False)
+            partial.replace(out)  # atomic: a cut-off run keeps every finished seed
+    if table["machine"].nunique() > 1:
+        sys.exit(f"{out} holds seeds timed on different machines: {sorted(table['machine'].unique())}")
     print(summarise(table).to_string(index=False))
     print(f"per-epoch rows: {args.out}")
 
