@@ -145,14 +145,45 @@ def test_family_labels_group_the_seeds_of_one_recipe():
                       "b": "b"}
 
 
+def test_a_setting_left_at_none_does_not_split_a_family():
+    """A config field added after a seed was trained (absent there, None in its twins) is the same recipe; a field
+    set to a value is not."""
+    frame = seeded_frame()
+    names = dict(zip(frame["checkpoint_sha256"], frame["checkpoint"]))
+    configs = {"a_s0": {"lr": 1, "seed": 0}, "a_s1": {"lr": 1, "seed": 1, "multiscale": None},
+               "a_s2": {"lr": 1, "seed": 2, "multiscale": None}, "b": {"lr": 1, "seed": 3, "multiscale": "7,14"}}
+    files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": configs[names[sha]]}))
+    labels = family_labels(frame, [], files)
+    assert labels == {"a_s0": "a_s0 (seeds 0, 1, 2)", "a_s1": "a_s0 (seeds 0, 1, 2)", "a_s2": "a_s0 (seeds 0, 1, 2)",
+                      "b": "b"}
+
+
+def test_two_sets_of_runs_of_one_recipe_are_two_families():
+    """An ablation arm that repeats the main recipe with the same seeds: each set (names differing only in a
+    _seed<k> suffix) is a family of its own, not one family with every seed twice, and not none."""
+    frame = pd.concat([seeded_frame(), seeded_frame().assign(
+        checkpoint=lambda f: f["checkpoint"].str.replace("a_s", "arm_seed", regex=False),
+        checkpoint_sha256=lambda f: f["checkpoint_sha256"] + "x")], ignore_index=True)
+    frame = frame[~frame["checkpoint"].isin(["b", "bx"])]
+    frame["checkpoint"] = frame["checkpoint"].replace({"a_s0": "main", "a_s1": "main_seed1", "a_s2": "main_seed2"})
+    names = dict(zip(frame["checkpoint_sha256"], frame["checkpoint"]))
+    seed = {name: int(name[-1]) if name[-1].isdigit() else 0 for name in names.values()}
+    files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": {
+        "lr": 1, "seed": seed[names[sha]]}}))
+    labels = family_labels(frame, [], files)
+    assert {labels[f"arm_seed{i}"] for i in range(3)} == {"arm (seeds 0, 1, 2)"}
+    assert {labels[name] for name in ("main", "main_seed1", "main_seed2")} == {"main (seeds 0, 1, 2)"}
+
+
 def test_the_headline_draws_one_line_per_family_with_its_seed_band():
     families = {f"a_s{i}": "a (seeds 0, 1, 2)" for i in range(3)}
     fig = headline_figure(seeded_frame(), families)
     try:
         (ax,) = fig.axes
         lines = [line for line in ax.lines if line.get_marker() == "o"]
-        assert sorted(line.get_label() for line in lines) == ["a (seeds 0, 1, 2)", "b"]
-        mean = next(line for line in lines if line.get_label().startswith("a"))
+        assert sorted(line.get_label() for line in lines) == ["conv2d_iso", "s4nd_iso"]  # the legend names models
+        assert sorted(line.get_gid() for line in lines) == ["a (seeds 0, 1, 2)", "b"]  # one line per family
+        mean = next(line for line in lines if line.get_gid().startswith("a"))
         assert list(mean.get_ydata()) == pytest.approx([64.0, 82.0])  # sizes 7, 14
         band = ax.collections[0].get_paths()[0].vertices[:, 1]
         assert min(band) == pytest.approx(60.0) and max(band) == pytest.approx(84.0)  # min-max over the seeds
@@ -235,7 +266,10 @@ def test_the_headline_draws_one_family_per_model_and_kind_of_training_and_says_h
     fig = headline_figure(frame, families)
     try:
         (ax,) = fig.axes
-        drawn = sorted(line.get_label() for line in ax.lines if line.get_marker() == "o")
+        drawn = sorted(line.get_gid() for line in ax.lines if line.get_marker() == "o")
+        labels = sorted(line.get_label() for line in ax.lines if line.get_marker() == "o")
+        assert labels == sorted(["s4nd_iso", "conv2d_iso", "conv2d_iso (multi-scale)", "conv2d_blurpool",
+                                 "conv2d_iso (progressive)"])  # the legend names the model and kind of each line
         # s4nd_iso fixed: the seeded plain recipe (three members, no override, masked, shortest name) beats the
         # arms and the longer recipe with an override; conv2d_iso: one fixed (the longer-trained of the two plain
         # recipes), one multi-scale, one progressive; one blur-pooled
@@ -309,7 +343,8 @@ def test_a_long_summary_leads_with_the_headline_models_and_every_row_follows_the
     lead = [row for row in md_section(md, titles[1]) if row.startswith("| ") and "_v" in row]
     assert sorted(row.split("|")[1].strip(" `") for row in lead) == sorted(
         f"{m}_{t}_v0" for m in ("s4nd_iso", "conv2d_iso") for t in (7, 14, 28))
-    assert "18 other rows" in md[md.index(titles[1]):md.index(titles[2])]
+    assert "18 more, with intervals" in md[md.index(titles[1]):md.index(titles[2])]
+    assert not any("[" in row for row in lead)  # short cells: the intervals are in the full summary
     full = [row for row in md_section(md, titles[3]) if row.startswith("| ") and "_v" in row]
     assert len(full) == 24
 

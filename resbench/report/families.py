@@ -3,6 +3,8 @@ the summary table and the headline figure (a checkpoint without seed twins is a 
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from resbench.report.load import SweptFiles
@@ -15,19 +17,37 @@ def family_labels(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None =
     """Checkpoint name -> its family's label.
 
     Checkpoints of one recipe trained with two or more different seeds share the label "<name of the lowest
-    seed> (seeds 0, 1, 2)"; every other checkpoint is its own family, under its own name."""
+    seed, less any _seed<k>> (seeds 0, 1, 2)"; where one recipe holds a seed twice (two sets of runs of one
+    recipe, say an ablation arm that repeats the main recipe), each set of names that differ only in a _seed<k>
+    suffix is a family of its own; every other checkpoint is its own family, under its own name."""
     labels = {name: name for name in df["checkpoint"].unique()}
     by_recipe: dict[str, list[tuple[int, str]]] = {}
     for name, (recipe, seed) in seed_groups(df, runs, files).items():
         by_recipe.setdefault(recipe, []).append((seed, name))
     for members in by_recipe.values():
         seeds = [seed for seed, _ in members]
-        if len(members) < 2 or len(set(seeds)) != len(seeds):  # one seed twice: the same file in two precisions
-            continue
-        members.sort()
-        label = f"{members[0][1]} (seeds {', '.join(str(s) for s in sorted(seeds))})"
-        labels.update({name: label for _, name in members})
+        if len(set(seeds)) == len(seeds):
+            sets = [members]
+        else:  # a seed twice: split by name stem (the same file in two precisions stays a family of one)
+            by_stem: dict[str, list[tuple[int, str]]] = {}
+            for seed, name in members:
+                by_stem.setdefault(re.sub(r"_seed\d+$", "", name), []).append((seed, name))
+            sets = list(by_stem.values())
+        for group in sets:
+            seeds = [seed for seed, _ in group]
+            if len(group) < 2 or len(set(seeds)) != len(seeds):
+                continue
+            group.sort()
+            label = f"{_stem(group[0][1], labels)} (seeds {', '.join(str(s) for s in sorted(seeds))})"
+            labels.update({name: label for _, name in group})
     return labels
+
+
+def _stem(name: str, names) -> str:
+    """A family's name: its lowest seed's checkpoint name without a trailing '_seed<k>' (s4nd_iso_7_seed0 ->
+    s4nd_iso_7), unless another checkpoint is called that."""
+    stem = re.sub(r"_seed\d+$", "", name)
+    return stem if stem == name or stem not in names else name
 
 
 def recipe_kind(recipe) -> str:

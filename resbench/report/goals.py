@@ -88,7 +88,8 @@ GOAL_NOTE = ("S4ND against its discrete twin (the same architecture with discret
              "training size minus at the test size (points), with its 95% interval over the test images. 'S4ND "
              "within 2': the drop's 90% interval lies inside +-2 points (an equivalence test); 'twin falls further': "
              "the twin's drop minus S4ND's, per image, has a 95% interval above zero. Untested without per-image "
-             "records (sweep --log-samples) of every seed.")
+             "records (sweep --log-samples) of every seed. The models of the headline figure (per training size and model, "
+             "the recipe with the most seeds); the other recipes and ablation arms are in the summary.")
 GOAL_TITLE = "Zero-shot goals: S4ND and its discrete twin at half and twice the training rate"
 TWIN_OF = {"s4nd_iso": "conv{dims}d_iso", "s4nd_convnext": "convnext", "s4nd_convnext_official": "convnext"}
 
@@ -163,14 +164,17 @@ def _cells(by_size: dict, members: pd.DataFrame, train, size) -> list[dict] | No
     return [{"train": r[train], "test": r[size]} for r in rows]
 
 
-def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[str, str] | None = None
-               ) -> pd.DataFrame:
+def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[str, str] | None = None,
+               only: set[str] | None = None) -> pd.DataFrame:
     """Each S4ND model (a family of seeds, `families`: checkpoint -> label, see families.family_labels) and each
     of its discrete twins: their drops at half and twice the training rate per axis, and the goal's two paired
-    tests on seed means (GOAL_NOTE). Empty without such a pair."""
+    tests on seed means (GOAL_NOTE). `only`: the families to pair (the headline's; default: all). Empty without
+    such a pair."""
     ok = df[(df["error"] == "") & (df["policy"] == "native")]
     ok = ok[reference_setting(ok)]
     groups = _families(ok, families or {})
+    if only is not None:
+        groups = {name: g for name, g in groups.items() if name in only}
     by_size = {name: {parse_size(r.test_res, int(r.dims)): r for r in g.itertuples(index=False)}
                for name, g in ok.groupby("checkpoint")}
     rows = []

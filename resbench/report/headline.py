@@ -1,5 +1,6 @@
 """The report's headline figure: accuracy against test size, a panel per training size, one line per model family
-(seeds averaged, with their min-max band), in the reference setting only; every setting has the full figure."""
+(seeds averaged, with their min-max band), in the reference setting only; every setting has the full figure. The
+legend names the model (and its kind of training): a panel holds one family of each."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from resbench.resolution import size_key
 __all__ = ["HEADLINE_TITLE", "headline_figure", "family_curves", "headline_families"]
 
 LEGEND_PT = 8  # the legend's font size
+LEGEND_ROWS = 8  # a legend of more labels takes two columns
 HEADLINE_TITLE = "Accuracy vs test size, one line per model (native policy, reference bandlimit)"
 
 
@@ -67,20 +69,38 @@ def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
     return chosen
 
 
+def _line_labels(df: pd.DataFrame, families: dict[str, str]) -> dict[str, str]:
+    """Family -> its line's label: the model, and its kind of training where that is not one fixed size
+    ("s4nd_iso", "s4nd_iso (progressive)"). A panel draws one family per label (headline_families), so the
+    legend names models, the same colour in every panel; the summary table names each family."""
+    ref = reference_cells(df)
+    recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
+    labels = {}
+    for name, model, kind in zip(ref["checkpoint"], ref["model"].astype(str), recipe.map(recipe_kind)):
+        labels[families.get(name, name)] = model + ("" if kind == "fixed" else f" ({kind})")
+    return labels
+
+
+def _legend_columns(labels: list[str]) -> int:
+    """Columns of the legend: two where one would make the figure taller than its panels need."""
+    return 2 if len(labels) > LEGEND_ROWS else 1
+
+
 def _legend_width(labels: list[str]) -> float:
-    """Inches of the legend's column: the longest label and its line."""
-    return (max(map(len, labels), default=10) * 0.6 * LEGEND_PT + 30) / 72
+    """Inches of the legend: the longest label and its line, per column."""
+    return _legend_columns(labels) * (max(map(len, labels), default=10) * 0.6 * LEGEND_PT + 30) / 72
 
 
 def _legend(fig, axes, labels: list[str]) -> None:
-    """One legend for all panels, in a column at the figure's right edge that tight_layout leaves free."""
+    """One legend for all panels, at the figure's right edge in the room tight_layout leaves free."""
     width = fig.get_size_inches()[0]
     column = _legend_width(labels)
     handles = {}
     for ax in axes:
         handles.update(zip(*reversed(ax.get_legend_handles_labels())))
     fig.tight_layout(rect=(0, 0, 1 - column / width, 1))
-    fig.legend([handles[label] for label in labels], labels, loc="center right", fontsize=LEGEND_PT, frameon=False)
+    fig.legend([handles[label] for label in labels], labels, loc="center right", fontsize=LEGEND_PT, frameon=False,
+               ncol=_legend_columns(labels))
 
 
 def headline_figure(df: pd.DataFrame, families: dict[str, str], xlabel: str = "test resolution (side, px)"):
@@ -92,29 +112,35 @@ def headline_figure(df: pd.DataFrame, families: dict[str, str], xlabel: str = "t
     drawn = headline_families(df, families)
     left_out = curves.loc[~curves["family"].isin(drawn), "family"].nunique()
     curves = curves[curves["family"].isin(drawn)]
+    line_label = _line_labels(df, families)
+    curves = curves.assign(label=curves["family"].map(lambda f: line_label.get(f, f)))
     trains = sorted(curves["train_res"].unique(), key=size_key)
-    labels = sorted(curves["family"].unique())
-    height = max(3.4, 1.2 + len(labels) * LEGEND_PT * 1.5 / 72)  # tall enough for the legend's column
-    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(4.2 * max(1, len(trains)) + _legend_width(labels), height),
-                             squeeze=False, sharey=True)
+    labels = sorted(curves["label"].unique())
+    rows = -(-len(labels) // _legend_columns(labels))
+    width = 4.2 * max(1, len(trains)) + _legend_width(labels)
+    chosen = (f"; one line per model and kind of training, the recipe with the most seeds (named in the summary; "
+              f"{left_out} other recipes or arms: in the full figures and tables)" if left_out else "")
+    note = ("Native policy, each checkpoint's reference bandlimit (on, else none); band: 95% Wilson interval, or "
+            f"min-max over seeds{chosen}")
+    # wrapped to the figure's width (8 pt sans: about 0.55 em a character), so it never makes the image wider
+    note = textwrap.wrap(note, int(width * 72 / (0.55 * 8)))
+    # wide and low (it leads page 1), tall enough for the legend and the note's lines
+    height = max(2.5, 0.9 + rows * LEGEND_PT * 1.4 / 72) + (len(note) - 1) * 8 * 1.3 / 72
+    fig, axes = plt.subplots(1, max(1, len(trains)), figsize=(width, height), squeeze=False, sharey=True)
     colors = checkpoint_colors(labels)
     for ax, train in zip(axes[0], trains):
         for family, g in curves[curves["train_res"] == train].groupby("family", sort=True):
             g = g.sort_values("x")
-            ax.plot(g["x"], g["acc"], "-o", ms=3, color=colors[family], label=family)
-            ax.fill_between(g["x"], g["low"], g["high"], color=colors[family], alpha=0.15, lw=0)
+            color = colors[g["label"].iloc[0]]
+            ax.plot(g["x"], g["acc"], "-o", ms=3, color=color, label=g["label"].iloc[0], gid=family)
+            ax.fill_between(g["x"], g["low"], g["high"], color=color, alpha=0.15, lw=0)
             seen = g[g["seen"]]
-            ax.plot(seen["x"], seen["acc"], "s", ms=8, mfc="none", color=colors[family])
+            ax.plot(seen["x"], seen["acc"], "s", ms=8, mfc="none", color=color)
         ax.axvline(side(train), color="0.5", lw=0.8)
         ax.set_title(f"trained at {train}", fontsize=10)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("top-1 accuracy (%)")
-    chosen = (f"; one line per model and kind of training, the recipe with the most seeds ({left_out} other "
-              "recipes or arms: in the full figures and tables)" if left_out else "")
-    note = ("Native policy, each checkpoint's reference bandlimit (on, else none); band: 95% Wilson interval, or "
-            f"min-max over seeds{chosen}")
-    # wrapped to the figure's width (8 pt sans: about 0.55 em a character), so it never makes the image wider
-    fig.suptitle("\n".join(textwrap.wrap(note, int(fig.get_size_inches()[0] * 72 / (0.55 * 8)))), fontsize=8)
+    fig.suptitle("\n".join(note), fontsize=8)
     _legend(fig, axes[0], labels)
     return fig

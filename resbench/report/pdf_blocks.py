@@ -24,6 +24,8 @@ HEADER_PT = 9  # font size of text lines and of the notes under tables
 TABLE_PT = 9  # font size of table cells
 TITLE_PT = 10  # a section's title
 ROWS_PER_PDF_PAGE = 20  # table rows a block holds at most: with its title and note it fits a page
+COMPACT = 0.7  # a compact table (attrs["compact"]: the leading summary): font and rows at this share
+COMPACT_ROWS = 26  # rows a compact table's block holds at most
 LINE_IN = 1.45 * HEADER_PT / 72  # a line of HEADER_PT text, with matplotlib's spacing of 1.2, stays under 1.45 em
 ROW_SCALE = 1.35  # table rows: matplotlib sizes them for its 10 pt default font (x 1.2); this fits TABLE_PT text
 ROW_IN = 10 * 1.2 * ROW_SCALE / 72
@@ -129,30 +131,32 @@ def _table_width(table: pd.DataFrame) -> float:
     return sum(1.2 * max(_text_width(row[j]) for row in texts) for j in range(len(table.columns)))
 
 
-def _fit_width(page, ax, tab) -> float:
-    """Shrink the font of a table wider than its block (columns are sized from the text, so none is cut off at
-    the page's edge); returns the table's bottom in inches."""
+def _fit_width(page, ax, tab, pt: float = TABLE_PT) -> float:
+    """Shrink the font (`pt`) of a table wider than its block (columns are sized from the text, so none is cut
+    off at the page's edge); returns the table's bottom in inches."""
     page.canvas.draw()  # the automatic column widths exist only once drawn
     renderer = page.canvas.get_renderer()
     box, room = tab.get_window_extent(renderer), ax.get_window_extent(renderer).width
     if box.width > room:
-        tab.set_fontsize(TABLE_PT * 0.97 * room / box.width)
+        tab.set_fontsize(pt * 0.97 * room / box.width)
     return box.y0 / page.dpi
 
 
-def _draw_table(page, left: float, top: float, width: float, chunk: pd.DataFrame, note: list[str]) -> float:
-    """`chunk` as a matplotlib table from `top` down, its note lines under it; returns where the note ends."""
-    height = ROW_IN * (len(chunk) + 1)
+def _draw_table(page, left: float, top: float, width: float, chunk: pd.DataFrame, note: list[str],
+                scale: float = 1.0) -> float:
+    """`chunk` as a matplotlib table from `top` down, its note lines under it; returns where the note ends.
+    `scale`: its font and row height as a share of TABLE_PT and ROW_IN (a compact table: COMPACT)."""
+    height = scale * ROW_IN * (len(chunk) + 1)
     ax = page.add_axes([left / A4_LANDSCAPE[0], (top - height) / A4_LANDSCAPE[1], width / A4_LANDSCAPE[0],
                         height / A4_LANDSCAPE[1]])
     ax.axis("off")
     cells = [[cell_text(v) for v in row] for row in chunk.itertuples(index=False)]
     tab = ax.table(cellText=cells, colLabels=[str(c) for c in chunk.columns], loc="upper center", cellLoc="center")
     tab.auto_set_font_size(False)
-    tab.set_fontsize(TABLE_PT)
-    tab.scale(1, ROW_SCALE)
+    tab.set_fontsize(scale * TABLE_PT)
+    tab.scale(1, scale * ROW_SCALE)
     tab.auto_set_column_width(list(range(len(chunk.columns))))
-    bottom = min(top - height, _fit_width(page, ax, tab))
+    bottom = min(top - height, _fit_width(page, ax, tab, scale * TABLE_PT))
     if not note:
         return bottom
     _text(page, left, bottom - NOTE_GAP_IN, "\n".join(note), fontsize=HEADER_PT, linespacing=1.2)
@@ -160,13 +164,16 @@ def _draw_table(page, left: float, top: float, width: float, chunk: pd.DataFrame
 
 
 def _table_blocks(section: Section) -> list[Block]:
-    """A table as blocks of at most ROWS_PER_PDF_PAGE rows, the note under the last, half the page wide where it
-    fits; an empty table as one line: its title and why it is empty."""
+    """A table as blocks of at most ROWS_PER_PDF_PAGE rows (a compact one: COMPACT_ROWS, its font and rows
+    smaller), the note under the last, half the page wide where it fits; an empty table as one line: its title
+    and why it is empty."""
     table = section.table
     if table.empty:  # one line of text (wrapped to half the page), no title of its own
         return [_lines_block(section.key, "", [f"{section.title}: {no_rows(table)}"], HALF_W)]
-    width = HALF_W if _table_width(table) <= SQUEEZE * HALF_W else CONTENT_W  # a little wider: its font shrinks
-    chunks = [table.iloc[i:i + ROWS_PER_PDF_PAGE] for i in range(0, len(table), ROWS_PER_PDF_PAGE)]
+    scale = COMPACT if table.attrs.get("compact") else 1.0
+    per_block = COMPACT_ROWS if scale < 1 else ROWS_PER_PDF_PAGE
+    width = HALF_W if scale * _table_width(table) <= SQUEEZE * HALF_W else CONTENT_W  # a little wider: font shrinks
+    chunks = [table.iloc[i:i + per_block] for i in range(0, len(table), per_block)]
     blocks = []
     for i, chunk in enumerate(chunks):
         heading, heading_in = _heading(section.title + (f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""),
@@ -174,10 +181,11 @@ def _table_blocks(section: Section) -> list[Block]:
         note = _wrapped(f"Note: {section.note}", width) if section.note and i == len(chunks) - 1 else []
 
         def draw(page, left, top, height, heading=heading, chunk=chunk, note=note):
-            return _draw_table(page, left, _draw_heading(page, left, top, heading), width, chunk, note)
+            return _draw_table(page, left, _draw_heading(page, left, top, heading), width, chunk, note, scale)
 
         note_in = NOTE_GAP_IN + LINE_IN * len(note) if note else 0.0
-        blocks.append(Block(section.key, width, heading_in + ROW_IN * (len(chunk) + 1) + 0.05 + note_in, draw))
+        blocks.append(Block(section.key, width, heading_in + scale * ROW_IN * (len(chunk) + 1) + 0.05 + note_in,
+                            draw))
     return blocks
 
 

@@ -99,15 +99,16 @@ def scope_lines(df: pd.DataFrame, metas: list[dict], missing: list[str]) -> list
     names = list(dict.fromkeys(df["checkpoint"]))
     failed = int((df["error"] != "").sum())
     return [*([f"- **{subset}**"] if subset else []),
-            f"- checkpoints: {len(names)} ({_listed(map(md_code, names))}) of the models "
-            f"{', '.join(sorted(df['model'].astype(str).unique()))}",
-            f"- swept: training sizes {_listed(sort_sizes(df['train_res'].unique()), 12)}; test sizes "
-            f"{_listed(sort_sizes(df['test_res'].unique()), 12)}; policies {', '.join(sorted(df['policy'].unique()))}; "
+            f"- checkpoints: {len(names)}"
+            + (f" ({_listed(map(md_code, names))})" if len(names) <= MAX_SCOPE_NAMES else " (each in the appendix)")
+            + f" of the models {', '.join(sorted(df['model'].astype(str).unique()))}",
+            f"- swept: training sizes {_listed(sort_sizes(df['train_res'].unique()), 8)}; test sizes "
+            f"{_listed(sort_sizes(df['test_res'].unique()), 8)}; policies {', '.join(sorted(df['policy'].unique()))}; "
             f"bandlimit settings {', '.join(sorted(df['bandlimit'].astype(str).unique()))}",
             f"- dataset: {', '.join(sorted(df['dataset'].astype(str).unique()))}; images per cell: "
             f"{', '.join(str(n) for n in sorted(ok['n'].unique()))}; cells: {len(ok)} evaluated, {failed} failed, "
-            f"{len(missing)} missing" + (f" ({MISSING_TITLE.lower()} are listed at the end)" if missing else ""),
-            _records_line(df), *_warning_lines(df)]
+            f"{len(missing)} missing" + (f" ({MISSING_TITLE.lower()} are listed at the end)" if missing else "")
+            + "; " + _records_line(df)[2:], *_warning_lines(df)]
 
 
 def provenance_lines(df: pd.DataFrame, metas: list[dict], dirs) -> list[str]:

@@ -113,7 +113,9 @@ def seed_groups(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = N
         config = ckpt.provenance.get("train_config") if ckpt is not None else None
         if not isinstance(config, dict) or "seed" not in config:
             continue
-        key = json.dumps({k: v for k, v in config.items() if k not in _NOT_RECIPE}, sort_keys=True, default=str)
+        # a setting left at None reads as absent: a config field added later defaults to None, the old behaviour
+        key = json.dumps({k: v for k, v in config.items() if k not in _NOT_RECIPE and v is not None},
+                         sort_keys=True, default=str)
         out[name] = (key, int(config["seed"]))
     return out
 

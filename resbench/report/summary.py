@@ -13,7 +13,7 @@ from resbench.resolution import size_key
 from resbench.scoring import wilson_interval
 
 __all__ = ["SUMMARY_TITLE", "SUMMARY_NOTE", "FULL_SUMMARY_TITLE", "SUMMARY_HEAD_ROWS", "summary_table",
-           "leading_summary", "change_interval"]
+           "leading_summary", "change_interval", "LEAD_NOTE"]
 
 SUMMARY_TITLE = "Summary: one row per model (accuracy in %, change in points: negative is a loss)"
 SUMMARY_NOTE = ("training: the budget each model had, size:epochs of each stage of its schedule (and any config "
@@ -118,43 +118,59 @@ def mean_sd(values: list[float], digits: int = 1) -> str:
     return f"{s.mean():.{digits}f} \u00b1 {s.std(ddof=1):.{digits}f} (n={len(s)})"
 
 
-def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame) -> dict:
-    """The summary row of one family (`numbers`: each member's _checkpoint_numbers)."""
+def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame, compact: bool = False) -> dict:
+    """The summary row of one family (`numbers`: each member's _checkpoint_numbers); `compact`: no intervals, no
+    n, no best setting (the leading summary)."""
     have = [n for n in numbers.values() if n]
     mine = ok[ok["checkpoint"].isin(list(numbers))]
     row = {"model": label, "train_res": mine["train_res"].iloc[0],
            "training": str(mine["recipe"].iloc[0]) if "recipe" in mine and pd.notna(mine["recipe"].iloc[0]) else ""}
+    spread = _mean_sd_short if compact else mean_sd
     if len(have) == 1:
         n = have[0]
-        row["native %"] = f"{n['native']:.1f} [{n['native_ci'][0]:.1f}, {n['native_ci'][1]:.1f}]"
+        row["native %"] = (f"{n['native']:.1f}" if compact
+                           else f"{n['native']:.1f} [{n['native_ci'][0]:.1f}, {n['native_ci'][1]:.1f}]")
     elif have:
-        row["native %"] = mean_sd([n["native"] for n in have])
+        row["native %"] = spread([n["native"] for n in have])
     for side in _SIDES:
         sides = [n[side] for n in have if side in n]
         if len(sides) == 1:
             s = sides[0]
             row[f"change {side}: mean"] = f"{s['mean']:+.1f}"
-            row[f"change {side}: worst"] = f"{s['worst']:+.1f} [{s['ci'][0]:+.1f}, {s['ci'][1]:+.1f}] at {s['size']}"
+            row[f"change {side}: worst"] = (f"{s['worst']:+.1f} at {s['size']}" if compact else
+                                            f"{s['worst']:+.1f} [{s['ci'][0]:+.1f}, {s['ci'][1]:+.1f}] at {s['size']}")
         elif sides:
-            row[f"change {side}: mean"] = mean_sd([s["mean"] for s in sides])
-            row[f"change {side}: worst"] = mean_sd([s["worst"] for s in sides])
-        row[f"best {side}"] = _best_setting(ok, numbers, side)
+            row[f"change {side}: mean"] = spread([s["mean"] for s in sides])
+            row[f"change {side}: worst"] = spread([s["worst"] for s in sides])
+        if not compact:
+            row[f"best {side}"] = _best_setting(ok, numbers, side)
     return row
 
 
-def summary_table(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+def _mean_sd_short(values: list[float]) -> str:
+    """Seeds' values as mean +- sample sd, one decimal (the leading summary's cells; n is in the model's name)."""
+    s = pd.Series(values, dtype="float64")
+    return f"{s.mean():.1f} \u00b1 {s.std(ddof=1):.1f}"
+
+
+def summary_table(df: pd.DataFrame, families: dict[str, str], only: set[str] | None = None,
+                  compact: bool = False) -> pd.DataFrame:
     """One row per family of `families` (checkpoint name -> family label; see families.family_labels), in the
-    order of the other tables; columns no row fills are left out."""
+    order of the other tables; columns no row fills are left out. `only`: those family labels alone; `compact`:
+    the leading summary's short cells (_family_row)."""
     ok = df[df["error"] == ""]
     ref = reference_cells(df)
     rank = checkpoint_rank(ok) if len(ok) else {}
     members: dict[str, list[str]] = {}
     for name in sorted(set(ok["checkpoint"]), key=rank.__getitem__):
-        members.setdefault(families.get(name, name), []).append(name)
+        label = families.get(name, name)
+        if only is None or label in only:
+            members.setdefault(label, []).append(name)
     rows = [_family_row(label, {name: _checkpoint_numbers(ref[ref["checkpoint"] == name])
-                                if (ref["checkpoint"] == name).any() else {} for name in names}, ok)
+                                if (ref["checkpoint"] == name).any() else {} for name in names}, ok, compact)
             for label, names in members.items()]
-    table = pd.DataFrame(rows, columns=_COLUMNS).fillna("")
+    columns = [c for c in _COLUMNS if not (compact and (c == "training" or c.startswith("best")))]
+    table = pd.DataFrame(rows, columns=columns).fillna("")
     table = table[[c for c in table.columns if c in ("model", "train_res") or (table[c] != "").any()]]
     if len(table):
         table.attrs["note"] = SUMMARY_NOTE
@@ -163,16 +179,18 @@ def summary_table(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
     return table
 
 
-def leading_summary(summary: pd.DataFrame, drawn: set[str]) -> pd.DataFrame | None:
-    """The summary the report leads with when `summary` is longer than SUMMARY_HEAD_ROWS: the rows of the
-    families the headline draws (`drawn`, see headline.headline_families), with a note on what it leaves to
-    the full table; None when the whole summary is short enough to lead with."""
+LEAD_NOTE = ("The headline figure's models; {left} more, with intervals and budgets, in '{full}' after the figure. "
+             "change: points at the zero-shot sizes below / above training (negative: a loss); seeds: mean \u00b1 sd.")
+
+
+def leading_summary(df: pd.DataFrame, families: dict[str, str], summary: pd.DataFrame,
+                    drawn: set[str]) -> pd.DataFrame | None:
+    """The summary the report leads with when `summary` (summary_table) is longer than SUMMARY_HEAD_ROWS: the
+    families the headline draws (`drawn`, see headline.headline_families) in short cells, with a note on what it
+    leaves to the full table; None when the whole summary is short enough to lead with."""
     if len(summary) <= SUMMARY_HEAD_ROWS or not summary["model"].isin(drawn).any():
         return None
-    head = summary[summary["model"].isin(drawn)].reset_index(drop=True)
-    left = len(summary) - len(head)
-    head.attrs["note"] = (f"The headline figure's models: for each training size, model and kind of training, "
-                          f"the recipe with the most seeds. {left} other row{'s' if left != 1 else ''} (other "
-                          f"recipes and ablation arms) in '{FULL_SUMMARY_TITLE.split(' (')[0]}', after the headline "
-                          f"figure. {summary.attrs.get('note', '')}")
+    head = summary_table(df, families, only=drawn, compact=True)
+    head.attrs["note"] = LEAD_NOTE.format(left=len(summary) - len(head), full=FULL_SUMMARY_TITLE.split(" (")[0])
+    head.attrs["compact"] = True
     return head

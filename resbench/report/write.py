@@ -63,7 +63,7 @@ def _kind_tables(parts: dict[int, pd.DataFrame], records: Records, families: dic
         if dims in parts:
             suffix = "" if dims == 2 else f" [{KINDS[dims]}]"
             kind = {f"{title}{suffix}": table for title, table in report_tables(parts[dims], records).items()}
-            goals = goal_table(parts[dims], records, families)
+            goals = goal_table(parts[dims], records, families, headline_families(parts[dims], families))
             if len(goals):
                 kind[f"{GOAL_TITLE}{suffix}"] = goals
             tables.update(kind)
@@ -91,7 +91,7 @@ def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files:
 
 def _headline(figures: dict, parts: dict[int, pd.DataFrame], families: dict[str, str]) -> int | None:
     """Draw the headline figure into `figures` (first) from the images, else the signals; returns their dims."""
-    dims = next((d for d in (2, 1) if d in parts and (parts[d]["error"] == "").any()), None)
+    dims = _headline_dims(parts)
     if dims is not None:
         xlabel = "test resolution (side, px)" if dims == 2 else "test length (samples)"
         title = HEADLINE_TITLE + ("" if dims == 2 else f" [{KINDS[dims]}]")
@@ -108,10 +108,18 @@ def _head_and_tail(df: pd.DataFrame, metas: list[dict], dirs, missing: list[str]
     return head, [*missing_section(missing), provenance_section(df, metas, dirs)]
 
 
-def _lead(summary: pd.DataFrame, parts: dict[int, pd.DataFrame], families: dict[str, str]) -> pd.DataFrame | None:
-    """The summary's leading rows where it is long: the families the headline draws, of each kind of input."""
-    drawn = set().union(*(headline_families(part, families) for part in parts.values() if (part["error"] == "").any()))
-    return leading_summary(summary, drawn)
+def _headline_dims(parts: dict[int, pd.DataFrame]) -> int | None:
+    """The kind of input the headline figure draws: images, else signals (None: neither has a result)."""
+    return next((d for d in (2, 1) if d in parts and (parts[d]["error"] == "").any()), None)
+
+
+def _lead(df: pd.DataFrame, summary: pd.DataFrame, parts: dict[int, pd.DataFrame], families: dict[str, str]
+          ) -> pd.DataFrame | None:
+    """The summary's leading rows where it is long: the families the headline figure draws."""
+    dims = _headline_dims(parts)
+    if dims is None:
+        return None
+    return leading_summary(df, families, summary, headline_families(parts[dims], families))
 
 
 def _full_summary(body: list, summary: pd.DataFrame, lead: pd.DataFrame | None, mark: str) -> list:
@@ -189,7 +197,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
     summary = summary_table(df, families)
-    lead = _lead(summary, parts, families)
+    lead = _lead(df, summary, parts, families)
     head, tail = _head_and_tail(df, metas, dirs, missing, summary, marks[None][0], lead)
     figures = {}
     try:

@@ -106,11 +106,23 @@ def append_row(path: Path, row: dict) -> None:
 
 
 def read_rows(out: Path) -> list[dict]:
-    """Every logged cell of a sweep folder; for a key logged twice the last success (else last row) wins."""
+    """Every logged cell of a sweep folder; for a key logged twice the last success (else last row) wins.
+
+    A winning success without per-image records keeps the records of an earlier success of the same cell that
+    counted the same (two shards or two sweeps over one folder can evaluate a cell twice, one with --log-samples)."""
     latest: dict[tuple, dict] = {}
     for path in sorted(Path(out).glob("cells*.jsonl")):
         for row in _read_log(path):
             key = row_key(row)
-            if key not in latest or not row.get("error") or latest[key].get("error"):
+            old = latest.get(key)
+            if old is None or not row.get("error") or old.get("error"):
+                if old is not None and _same_count_with_records(old, row):
+                    row = {**row, "samples": old["samples"]}
                 latest[key] = row
     return list(latest.values())
+
+
+def _same_count_with_records(old: dict, new: dict) -> bool:
+    """Whether `old` is a success with per-image records, `new` one without, and both counted alike."""
+    return (not old.get("error") and not new.get("error") and bool(old.get("samples")) and not new.get("samples")
+            and old.get("correct") == new.get("correct") and old.get("n") == new.get("n"))
