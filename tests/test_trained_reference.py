@@ -46,3 +46,15 @@ def test_the_gap_has_an_interval_and_within_two_points_is_an_equivalence_test():
         low, high = (float(v) for v in row["gap 95% CI"].strip("[]").split(", "))
         assert low < -100 * gap < high and high - low < (4 if n == 10000 else 20)
         assert row["within 2"] == ("shown" if shown else "not shown"), (n, gap)
+
+
+def test_a_multi_scale_checkpoint_is_no_reference_for_its_final_size():
+    """Trained at random sizes 4 to 7: its native cell at 7 does not stand for 'trained at 7', even where the
+    sweep tested none of its other sizes."""
+    rows = (cells("c14", "conv2d_iso", "14", {"14": 0.88, "7": 0.30})
+            + [{**r, "recipe": "7:3 multiscale=4,5,6,7"} for r in cells("ms7", "conv2d_iso", "7", {"7": 0.84})]
+            + cells("c7", "conv2d_iso", "7", {"7": 0.86}))
+    for r in rows:
+        r.setdefault("recipe", "14:3" if r["checkpoint"] == "c14" else "7:3")
+    row = trained_reference_table(pd.DataFrame(rows)).set_index("checkpoint").loc["c14"]
+    assert row["reference"] == "c7" and row["n"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from resbench.report.families import recipe_kind
 from resbench.report.load import reference_setting, seen_in_training
 from resbench.report.summary import change_interval
 from resbench.scoring import wilson_interval
@@ -53,6 +54,8 @@ def trained_reference_table(native_pol: pd.DataFrame) -> pd.DataFrame:
     ref["seen"] = seen_in_training(ref)
     ref["arm"] = _arm(ref)
     several = set(ref.loc[ref["seen"] & (ref["test_res"] != ref["train_res"]), "checkpoint"])
+    if "recipe" in ref:  # a multi-scale or progressive recipe trained at sizes the sweep may not have tested
+        several |= set(ref.loc[ref["recipe"].map(recipe_kind) != "fixed", "checkpoint"])
     own = ref[(ref["test_res"] == ref["train_res"]) & ~ref["checkpoint"].isin(several)]
     key = ["model", "dataset", "arm", "train_res"]
     trained = own.groupby(key).agg(mean=("accuracy", "mean"), sd=("accuracy", "std"), n=("accuracy", "size"),
