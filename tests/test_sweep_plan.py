@@ -92,3 +92,16 @@ def test_the_report_reads_the_native_cell_as_the_resize_reference():
     assert len(native_as_resize_reference(got)) == 4  # an existing resize-input cell is not doubled
     native_only = df[df["policy"] == "native"]
     assert len(native_as_resize_reference(native_only)) == 2  # a sweep without resize-input gains none
+
+
+def test_a_stand_in_cell_is_not_counted_as_evaluated():
+    """The native cell at the training size stands for resize-input there; the scope counts it once."""
+    from resbench.report.sections import scope_lines
+
+    df = pd.DataFrame([{"checkpoint": "c", "checkpoint_sha256": "s", "model": "m", "dataset": "d", "dims": 2,
+                        "train_res": "14", "test_res": t, "policy": p, "bandlimit": "none", "seed": 0,
+                        "precision": "fp32", "limit": -1, "subset": "", "transform": "", "n": 100, "error": "",
+                        "samples": ""}
+                       for t, p in (("14", "native"), ("7", "native"), ("7", "resize-input"))])
+    lines = scope_lines(native_as_resize_reference(df), [], [])
+    assert any("cells: 3 evaluated" in line for line in lines), lines

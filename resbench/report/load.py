@@ -51,7 +51,8 @@ def load_sweeps(dirs) -> tuple[pd.DataFrame, list[dict]]:
 
 def native_as_resize_reference(df: pd.DataFrame) -> pd.DataFrame:
     """The sweep runs resize-input at the training size as the native cell (the resize is the identity): where a
-    checkpoint has resize-input cells but none at its training size, its native rows there stand for them."""
+    checkpoint has resize-input cells but none at its training size, its native rows there stand for them (marked
+    `stands_in`: not counted as cells of their own)."""
     cell = [c for c in ("checkpoint_sha256", "test_res", "bandlimit", "seed", "precision", "limit", "subset",
                         "transform") if c in df]
     resize = df[df["policy"] == "resize-input"]
@@ -61,7 +62,7 @@ def native_as_resize_reference(df: pd.DataFrame) -> pd.DataFrame:
     copies = at_train[[tuple(k) not in have for k in at_train[cell].astype(str).values.tolist()]]
     if copies.empty:
         return df
-    return pd.concat([df, copies.assign(policy="resize-input")], ignore_index=True)
+    return pd.concat([df, copies.assign(policy="resize-input", stands_in=True)], ignore_index=True)
 
 
 def subset_label(n: int) -> str:

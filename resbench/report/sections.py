@@ -70,8 +70,14 @@ NO_RECORDS_NOTE = ("This sweep has no per-image records (run it with sweep --log
                    "calibration and paired policy tests are left out.")
 
 
-def _records_line(df: pd.DataFrame) -> str:
+def _evaluated(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells evaluated without an error, less the native rows that stand in for resize-input ones."""
     ok = df[df["error"] == ""]
+    return ok[~ok["stands_in"].fillna(False).astype(bool)] if "stands_in" in ok else ok
+
+
+def _records_line(df: pd.DataFrame) -> str:
+    ok = _evaluated(df)
     logged = int((ok["samples"].fillna("").astype(str) != "").sum()) if "samples" in ok else 0
     if not logged:
         return f"- per-image records: none. {NO_RECORDS_NOTE}"
@@ -96,6 +102,7 @@ def scope_lines(df: pd.DataFrame, metas: list[dict], missing: list[str]) -> list
     """What was swept, as markdown lines: subset warning, checkpoints, sizes, settings, images, cells, warnings."""
     subset = subset_note(df, metas)
     ok = df[df["error"] == ""]
+    evaluated = len(_evaluated(df))
     names = list(dict.fromkeys(df["checkpoint"]))
     failed = int((df["error"] != "").sum())
     return [*([f"- **{subset}**"] if subset else []),
@@ -106,7 +113,7 @@ def scope_lines(df: pd.DataFrame, metas: list[dict], missing: list[str]) -> list
             f"{_listed(sort_sizes(df['test_res'].unique()), 8)}; policies {', '.join(sorted(df['policy'].unique()))}; "
             f"bandlimit settings {', '.join(sorted(df['bandlimit'].astype(str).unique()))}",
             f"- dataset: {', '.join(sorted(df['dataset'].astype(str).unique()))}; images per cell: "
-            f"{', '.join(str(n) for n in sorted(ok['n'].unique()))}; cells: {len(ok)} evaluated, {failed} failed, "
+            f"{', '.join(str(n) for n in sorted(ok['n'].unique()))}; cells: {evaluated} evaluated, {failed} failed, "
             f"{len(missing)} missing" + (f" ({MISSING_TITLE.lower()} are listed at the end)" if missing else "")
             + "; " + _records_line(df)[2:], *_warning_lines(df)]
 
