@@ -58,3 +58,13 @@ def test_a_multi_scale_checkpoint_is_no_reference_for_its_final_size():
         r.setdefault("recipe", "14:3" if r["checkpoint"] == "c14" else "7:3")
     row = trained_reference_table(pd.DataFrame(rows)).set_index("checkpoint").loc["c14"]
     assert row["reference"] == "c7" and row["n"] == 1
+
+
+def test_a_random_mask_arm_is_no_reference_for_the_band_mask():
+    rows = (cells("s14", "s4nd_iso", "14", {"14": 0.89, "7": 0.75}, "on", 0.5)
+            + cells("s7", "s4nd_iso", "7", {"7": 0.85}, "on", 0.5)
+            + [{**r, "recipe": "7:3 mask=random"} for r in cells("r7", "s4nd_iso", "7", {"7": 0.80}, "on", 0.5)])
+    for r in rows:
+        r.setdefault("recipe", "7:3")
+    row = trained_reference_table(pd.DataFrame(rows)).set_index("checkpoint").loc["s14"]
+    assert row["reference"] == "s7"

@@ -1,9 +1,9 @@
 """How far each zero-shot cell is from the same family trained at that size, where such a checkpoint was swept.
 
 A zero-shot cell (a checkpoint tested at a size it never trained at) is compared with the native accuracy of
-the checkpoints of the same model, dataset and bandlimit arm (trained with the mask or without it) whose
-training size is that test size, averaged over them (seeds). Checkpoints that trained at several sizes
-(progressive or multi-scale recipes) are neither zero-shot at those sizes nor references.
+the checkpoints of the same model, dataset and bandlimit arm (trained with the mask, with a random mask or
+without one) whose training size is that test size, averaged over them (seeds). Checkpoints that trained at
+several sizes (progressive or multi-scale recipes) are neither zero-shot at those sizes nor references.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ def _gap_interval(zero: tuple[int, int], ref: tuple[int, int], z: float) -> tupl
 
 
 def _arm(frame: pd.DataFrame) -> pd.Series:
-    """'mask' for checkpoints trained with a bandlimit, else 'no mask'."""
+    """'mask' for checkpoints trained with a bandlimit, 'random mask' for those trained with a random mask of as
+    many modes (`train --mask random`), else 'no mask'."""
     trained = pd.to_numeric(frame.get("trained_bandlimit", pd.Series(index=frame.index, dtype=float)),
                             errors="coerce")
-    return trained.gt(0).map({True: "mask", False: "no mask"})
+    arm = trained.gt(0).map({True: "mask", False: "no mask"})
+    recipe = frame.get("recipe", pd.Series("", index=frame.index)).fillna("").astype(str)
+    return arm.mask(recipe.str.contains("mask=random", regex=False), "random mask")
 
 
 def trained_reference_table(native_pol: pd.DataFrame) -> pd.DataFrame:
