@@ -87,6 +87,16 @@ def test_goal_table_uses_the_records():
     row = table.loc["sampling rate x1/2"]
     assert row["S4ND within 2"] == "shown" and row["twin falls further"] == "shown"
     assert row["twin - S4ND"].startswith("19.75 [")
+    assert row["training (S4ND / twin)"] == "? / ?"  # no recipe in these rows: said, not left blank
+
+
+def test_the_goal_table_states_each_model_s_training_budget():
+    rows = [{"checkpoint": c, "model": m, "dataset": "d", "train_res": "14", "test_res": t, "dims": 2,
+             "policy": "native", "bandlimit": b, "error": "", "accuracy": 0.8, "recipe": r}
+            for c, m, b, r in (("s", "s4nd_iso", "on", "14:8"), ("c", "conv2d_iso", "none", "14:3"))
+            for t in ("7", "14", "28")]
+    table = goal_table(pd.DataFrame(rows)).set_index("change")
+    assert set(table["training (S4ND / twin)"]) == {"14:8 / 14:3"}
 
 
 def test_seeds_are_tested_on_their_mean_per_image():

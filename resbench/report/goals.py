@@ -87,7 +87,8 @@ GOAL_NOTE = ("S4ND against its discrete twin (the same architecture with discret
              "images; a model with seeds is its seed mean, the spread between seeds beside it. drop: accuracy at the "
              "training size minus at the test size (points), with its 95% interval over the test images. 'S4ND "
              "within 2': the drop's 90% interval lies inside +-2 points (an equivalence test); 'twin falls further': "
-             "the twin's drop minus S4ND's, per image, has a 95% interval above zero. Untested without per-image "
+             "the twin's drop minus S4ND's, per image, has a 95% interval above zero. training: each model's budget "
+             "(size:epochs, config overrides). Untested without per-image "
              "records (sweep --log-samples) of every seed. The models of the headline figure (per training size and model, "
              "the recipe with the most seeds); the other recipes and ablation arms are in the summary.")
 GOAL_TITLE = "Zero-shot goals: S4ND and its discrete twin at half and twice the training rate"
@@ -142,6 +143,13 @@ def _families(ok: pd.DataFrame, families: dict[str, str]) -> dict[str, pd.DataFr
     return {name: g for name, g in firsts.groupby(label, sort=False)}
 
 
+def _budget(members: pd.DataFrame) -> str:
+    """A family's training budget as its recipe reads it (size:epochs of each stage, config overrides); '?' for a
+    checkpoint not trained by resbench."""
+    recipe = members["recipe"].iloc[0] if "recipe" in members else None
+    return str(recipe) if isinstance(recipe, str) and recipe else "?"
+
+
 def _one_size(members: pd.DataFrame) -> bool:
     """Whether a family trained at its one size only (not progressive, not multi-scale): zero-shot elsewhere."""
     return all(recipe_kind(r) == "fixed" for r in members.get("recipe", pd.Series([""] * len(members))))
@@ -190,6 +198,7 @@ def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[
                 theirs = _cells(by_size, groups[twin], train, size)
                 if mine and theirs:
                     rows.append({"S4ND": name, "twin": twin, "change": change, "test_res": format_size(size),
+                                 "training (S4ND / twin)": f"{_budget(members)} / {_budget(groups[twin])}",
                                  **_goal_row(mine, theirs, records)})
     table = pd.DataFrame(rows)
     if len(table):
