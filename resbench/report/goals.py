@@ -201,6 +201,8 @@ def goal_table(df: pd.DataFrame, records: Records | None = None, families: dict[
                                  "training (S4ND / twin)": f"{_budget(members)} / {_budget(groups[twin])}",
                                  **_goal_row(mine, theirs, records)})
     table = pd.DataFrame(rows)
-    if len(table):
+    if len(table):  # one column order in every table: the seeds' spread last, where any row has it
+        table = table[[c for c in table.columns if c != "drops over seeds"]
+                      + [c for c in table.columns if c == "drops over seeds"]].fillna("")
         table.attrs["note"] = GOAL_NOTE
     return table
