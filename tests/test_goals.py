@@ -97,6 +97,9 @@ def test_the_goal_table_states_each_model_s_training_budget():
             for t in ("7", "14", "28")]
     table = goal_table(pd.DataFrame(rows)).set_index("change")
     assert set(table["training (S4ND / twin)"]) == {"14:8 / 14:3"}
+    assert "headline figure" not in table.attrs["note"]  # nothing left out: no note saying what was
+    only = goal_table(pd.DataFrame(rows), only={"s", "c", "other"})
+    assert "headline figure" not in only.attrs["note"]
 
 
 def test_seeds_are_tested_on_their_mean_per_image():
