@@ -175,6 +175,24 @@ def test_two_sets_of_runs_of_one_recipe_are_two_families():
     assert {labels[name] for name in ("main", "main_seed1", "main_seed2")} == {"main (seeds 0, 1, 2)"}
 
 
+def test_the_seed_table_keeps_two_sets_of_runs_of_one_recipe_apart():
+    """Two sets of runs of one recipe (seeds 0-2 each): two rows of the seed table, each its own three files."""
+    from resbench.report.stats import seed_spread_table
+
+    frame = pd.concat([seeded_frame(), seeded_frame().assign(
+        checkpoint=lambda f: f["checkpoint"].str.replace("a_s", "arm_seed", regex=False),
+        checkpoint_sha256=lambda f: f["checkpoint_sha256"] + "x")], ignore_index=True)
+    frame = frame[~frame["checkpoint"].isin(["b", "bx"])]
+    frame["checkpoint"] = frame["checkpoint"].replace({"a_s0": "main", "a_s1": "main_seed1", "a_s2": "main_seed2"})
+    names = dict(zip(frame["checkpoint_sha256"], frame["checkpoint"]))
+    seed = {name: int(name[-1]) if name[-1].isdigit() else 0 for name in names.values()}
+    files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": {
+        "lr": 1, "seed": seed[names[sha]]}}))
+    table = seed_spread_table(frame, [], files, family_labels(frame, [], files))
+    assert sorted(table["checkpoints"]) == ["arm_seed0, arm_seed1, arm_seed2", "main, main_seed1, main_seed2"]
+    assert seed_spread_table(frame, [], files).empty  # by recipe alone: one seed twice, no spread to show
+
+
 def test_the_headline_draws_one_line_per_family_with_its_seed_band():
     families = {f"a_s{i}": "a (seeds 0, 1, 2)" for i in range(3)}
     fig = headline_figure(seeded_frame(), families)

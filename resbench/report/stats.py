@@ -120,16 +120,23 @@ def seed_groups(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = N
     return out
 
 
-def seed_spread_table(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = None) -> pd.DataFrame:
-    """One row per recipe trained with two or more seeds: mean +- sd of accuracy at each test size (SEEDS_NOTE)."""
+def seed_spread_table(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None = None,
+                      families: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per recipe trained with two or more seeds: mean +- sd of accuracy at each test size (SEEDS_NOTE).
+    `families` (checkpoint -> label, families.family_labels): its families instead of the recipes, so that two
+    sets of runs of one recipe (an arm repeating the main recipe) stay two rows, not one with a seed overwritten."""
     groups = seed_groups(df, runs, files)
     by_key: dict[str, dict[int, str]] = {}
+    twice = set()  # groups holding one seed twice: not a spread over seeds
     for name, (key, seed) in groups.items():
-        by_key.setdefault(key, {})[seed] = name
+        label = families.get(name, name) if families is not None else key
+        if seed in by_key.setdefault(label, {}):
+            twice.add(label)
+        by_key[label][seed] = name
     ref = reference_cells(df)
     rows = []
     for key, seeds in by_key.items():
-        if len(seeds) < 2:
+        if len(seeds) < 2 or key in twice:
             continue
         names = [seeds[k] for k in sorted(seeds)]
         g = ref[ref["checkpoint"].isin(names)]

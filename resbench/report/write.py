@@ -76,7 +76,7 @@ def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files:
     """Add the tables that read the swept checkpoint files (loaded once): seeds and whether the aliasing metric
     orders the test sizes by their drop."""
     say("seed table")
-    seeds = seed_spread_table(df, metas, files)
+    seeds = seed_spread_table(df, metas, files, family_labels(df, metas, files))
     if not seeds.empty:
         tables[SEEDS_TITLE] = seeds
     arms = arm_tables(df[df["dims"] == 2], files) if len(df) else {}
