@@ -126,9 +126,8 @@ def main():
     parser.add_argument("-o", "--out", default="progressive_timing.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}")
     machine = f"{platform.processor() or platform.machine()} ({_cpu_name()}), {torch.get_num_threads()} threads"
+    print(f"machine: {machine}, torch {torch.__version__}")
     out = Path(args.out)
     table = pd.read_csv(out) if out.exists() else pd.DataFrame()
     done = set(table["seed"]) if len(table) else set()

@@ -158,9 +158,9 @@ def test_a_setting_left_at_none_does_not_split_a_family():
                       "b": "b"}
 
 
-def test_two_sets_of_runs_of_one_recipe_are_two_families():
-    """An ablation arm that repeats the main recipe with the same seeds: each set (names differing only in a
-    _seed<k> suffix) is a family of its own, not one family with every seed twice, and not none."""
+def two_run_sets():
+    """(frame, files) of two sets of runs of one recipe, seeds 0-2 each: main, main_seed1, main_seed2 and
+    arm_seed0, arm_seed1, arm_seed2 (the provenance of each names the same recipe and its seed)."""
     frame = pd.concat([seeded_frame(), seeded_frame().assign(
         checkpoint=lambda f: f["checkpoint"].str.replace("a_s", "arm_seed", regex=False),
         checkpoint_sha256=lambda f: f["checkpoint_sha256"] + "x")], ignore_index=True)
@@ -170,6 +170,13 @@ def test_two_sets_of_runs_of_one_recipe_are_two_families():
     seed = {name: int(name[-1]) if name[-1].isdigit() else 0 for name in names.values()}
     files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": {
         "lr": 1, "seed": seed[names[sha]]}}))
+    return frame, files
+
+
+def test_two_sets_of_runs_of_one_recipe_are_two_families():
+    """An ablation arm that repeats the main recipe with the same seeds: each set (names differing only in a
+    _seed<k> suffix) is a family of its own, not one family with every seed twice, and not none."""
+    frame, files = two_run_sets()
     labels = family_labels(frame, [], files)
     assert {labels[f"arm_seed{i}"] for i in range(3)} == {"arm (seeds 0, 1, 2)"}
     assert {labels[name] for name in ("main", "main_seed1", "main_seed2")} == {"main (seeds 0, 1, 2)"}
@@ -179,15 +186,7 @@ def test_the_seed_table_keeps_two_sets_of_runs_of_one_recipe_apart():
     """Two sets of runs of one recipe (seeds 0-2 each): two rows of the seed table, each its own three files."""
     from resbench.report.stats import seed_spread_table
 
-    frame = pd.concat([seeded_frame(), seeded_frame().assign(
-        checkpoint=lambda f: f["checkpoint"].str.replace("a_s", "arm_seed", regex=False),
-        checkpoint_sha256=lambda f: f["checkpoint_sha256"] + "x")], ignore_index=True)
-    frame = frame[~frame["checkpoint"].isin(["b", "bx"])]
-    frame["checkpoint"] = frame["checkpoint"].replace({"a_s0": "main", "a_s1": "main_seed1", "a_s2": "main_seed2"})
-    names = dict(zip(frame["checkpoint_sha256"], frame["checkpoint"]))
-    seed = {name: int(name[-1]) if name[-1].isdigit() else 0 for name in names.values()}
-    files = SimpleNamespace(get=lambda sha: SimpleNamespace(provenance={"train_config": {
-        "lr": 1, "seed": seed[names[sha]]}}))
+    frame, files = two_run_sets()
     table = seed_spread_table(frame, [], files, family_labels(frame, [], files))
     assert sorted(table["checkpoints"]) == ["arm_seed0, arm_seed1, arm_seed2", "main, main_seed1, main_seed2"]
     assert seed_spread_table(frame, [], files).empty  # by recipe alone: one seed twice, no spread to show

@@ -31,7 +31,7 @@ def family_labels(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None =
         else:  # a seed twice: split by name stem (the same file in two precisions stays a family of one)
             by_stem: dict[str, list[tuple[int, str]]] = {}
             for seed, name in members:
-                by_stem.setdefault(re.sub(r"_seed\d+$", "", name), []).append((seed, name))
+                by_stem.setdefault(_without_seed(name), []).append((seed, name))
             sets = list(by_stem.values())
         for group in sets:
             seeds = [seed for seed, _ in group]
@@ -43,10 +43,14 @@ def family_labels(df: pd.DataFrame, runs: list[dict], files: SweptFiles | None =
     return labels
 
 
+def _without_seed(name: str) -> str:
+    """A checkpoint name without a trailing '_seed<k>' (s4nd_iso_7_seed0 -> s4nd_iso_7)."""
+    return re.sub(r"_seed\d+$", "", name)
+
+
 def _stem(name: str, names) -> str:
-    """A family's name: its lowest seed's checkpoint name without a trailing '_seed<k>' (s4nd_iso_7_seed0 ->
-    s4nd_iso_7), unless another checkpoint is called that."""
-    stem = re.sub(r"_seed\d+$", "", name)
+    """A family's name: its lowest seed's checkpoint name _without_seed, unless another checkpoint is called that."""
+    stem = _without_seed(name)
     return stem if stem == name or stem not in names else name
 
 

@@ -112,10 +112,10 @@ def _best_setting(ok: pd.DataFrame, numbers: dict[str, dict], side: str) -> str:
     return f"{best[0]}, {best[1]} ({mean_sd([g for g, _, _ in gains])})"
 
 
-def mean_sd(values: list[float], digits: int = 1) -> str:
-    """Seeds' values as mean +- sample sd (n), to `digits` decimals."""
+def mean_sd(values: list[float], digits: int = 1, count: bool = True) -> str:
+    """Seeds' values as mean +- sample sd (n), to `digits` decimals; without the (n) where `count` is False."""
     s = pd.Series(values, dtype="float64")
-    return f"{s.mean():.{digits}f} \u00b1 {s.std(ddof=1):.{digits}f} (n={len(s)})"
+    return f"{s.mean():.{digits}f} \u00b1 {s.std(ddof=1):.{digits}f}" + (f" (n={len(s)})" if count else "")
 
 
 def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame, compact: bool = False) -> dict:
@@ -125,7 +125,9 @@ def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame, compact:
     mine = ok[ok["checkpoint"].isin(list(numbers))]
     row = {"model": label, "train_res": mine["train_res"].iloc[0],
            "training": str(mine["recipe"].iloc[0]) if "recipe" in mine and pd.notna(mine["recipe"].iloc[0]) else ""}
-    spread = _mean_sd_short if compact else mean_sd
+    def spread(values: list[float]) -> str:  # compact: the seeds' count is in the model's name
+        return mean_sd(values, count=not compact)
+
     if len(have) == 1:
         n = have[0]
         row["native %"] = (f"{n['native']:.1f}" if compact
@@ -145,12 +147,6 @@ def _family_row(label: str, numbers: dict[str, dict], ok: pd.DataFrame, compact:
         if not compact:
             row[f"best {side}"] = _best_setting(ok, numbers, side)
     return row
-
-
-def _mean_sd_short(values: list[float]) -> str:
-    """Seeds' values as mean +- sample sd, one decimal (the leading summary's cells; n is in the model's name)."""
-    s = pd.Series(values, dtype="float64")
-    return f"{s.mean():.1f} \u00b1 {s.std(ddof=1):.1f}"
 
 
 def summary_table(df: pd.DataFrame, families: dict[str, str], only: set[str] | None = None,

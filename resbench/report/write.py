@@ -71,12 +71,12 @@ def _kind_tables(parts: dict[int, pd.DataFrame], records: Records, families: dic
     return tables, kind_of
 
 
-def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files: SweptFiles, device: str,
-                       say) -> None:
+def _checkpoint_tables(tables: dict, df: pd.DataFrame, metas: list[dict], files: SweptFiles,
+                       families: dict[str, str], device: str, say) -> None:
     """Add the tables that read the swept checkpoint files (loaded once): seeds and whether the aliasing metric
     orders the test sizes by their drop."""
     say("seed table")
-    seeds = seed_spread_table(df, metas, files, family_labels(df, metas, files))
+    seeds = seed_spread_table(df, metas, files, families)
     if not seeds.empty:
         tables[SEEDS_TITLE] = seeds
     arms = arm_tables(df[df["dims"] == 2], files) if len(df) else {}
@@ -192,7 +192,7 @@ def write_report(dirs, out: str | Path, formats=("md", "pdf", "png", "svg"), ker
     parts = {int(d): g for d, g in df.groupby("dims")} if len(df) else {2: df}
     families = family_labels(df, metas, files)
     tables, kind_of = _kind_tables(parts, records, families)
-    _checkpoint_tables(tables, df, metas, files, kernel_device, say)
+    _checkpoint_tables(tables, df, metas, files, families, kernel_device, say)
     # a report of subset cells: every title says so, each with what its own kind of input used
     marks = {dims: (subset_mark(part), subset_note(part, metas)) for dims, part in parts.items()}
     marks[None] = (subset_mark(df), subset_note(df, metas))
