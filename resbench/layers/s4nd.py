@@ -241,9 +241,20 @@ class S4ND(ResolutionAware):
         Same math as the autograd path; the output is (B, *L, H) in memory (channels last), which
         is what the per-pixel op after an S4ND layer (a norm over channels) reads without a copy.
         """
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            # under autocast every product and pass below runs in its dtype (bf16, fp16) with autocast off: the
+            # operators and weights cast once per call and each group's input by the copy that lays it out,
+            # instead of a cast inside every op; the output stays in that dtype
+            dtype = torch.get_autocast_dtype(device)
+            with torch.autocast(device, enabled=False):
+                return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype)
+        return self._evaluate_in(x, ops, x.dtype)
+
+    def _evaluate_in(self, x: torch.Tensor, ops: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
         B, H, W, spatial = x.shape[0], self.d_model, x.shape[1], tuple(x.shape[2:])  # W = C*H conv channels
         perm = channel_major(self.dim)  # (B, H, *L) -> (H, L1, ..., b, LN)
-        z = x.new_empty(B, *spatial, H)
+        z = x.new_empty(B, *spatial, H, dtype=dtype)
         # z's dims in a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
         z_pixels = z.permute(*[max(k - 1, 0) for k in perm[1:]], self.dim + 1)
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4
@@ -252,10 +263,11 @@ class S4ND(ResolutionAware):
         batch_dim = self.dim - 1  # where the batch sits in z_pixels
         if not self.linear:
             linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
-            weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1)  # (out, W+1): bias as a last column
-        D = self.D.view(-1, 1)  # (W, 1)
+            weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1).to(dtype)  # (out, W+1): bias last
+        D = self.D.view(-1, 1).to(dtype)  # (W, 1)
         for b0 in range(0, B, group):
-            u = x[b0:b0 + group].permute(perm).contiguous()  # (H, L1, ..., b, LN)
+            view = x[b0:b0 + group].permute(perm)  # (H, L1, ..., b, LN)
+            u = view.contiguous() if dtype == x.dtype else view.new_empty(view.shape, dtype=dtype).copy_(view)
             conv = apply_toeplitz(u, ops).view(W, -1)  # (W, m)
             if self.linear:  # K * u + D u is the output (W = H: channels is 1 with linear)
                 dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)

@@ -45,21 +45,26 @@ def _epochs(recipe: str) -> int:
         return 0
 
 
-def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
-    """The families the headline draws: for each training size, model and kind of training (fixed size,
-    progressive, multi-scale), the family with the most checkpoints; ties go to the plainest recipe (fewest
-    overrides), then to the longest training (most epochs: the stronger model of its kind), then to one trained
-    with a bandlimit, then to the shortest name. The variants (other recipes, arms, settings) are in the full
-    figures and tables."""
+def _family_info(df: pd.DataFrame, families: dict[str, str]) -> pd.DataFrame:
+    """One row per reference cell: its family, checkpoint, model, training size, kind of training (fixed size,
+    progressive, multi-scale), recipe overrides and epochs, and whether it was trained without a bandlimit."""
     ref = reference_cells(df)
     recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
     masked = pd.to_numeric(ref.get("trained_bandlimit", pd.Series(index=ref.index, dtype=float)), errors="coerce")
-    info = pd.DataFrame({"family": ref["checkpoint"].map(lambda c: families.get(c, c)), "checkpoint": ref["checkpoint"],
-                         "model": ref["model"].astype(str), "train_res": ref["train_res"], "kind": recipe.map(recipe_kind),
+    return pd.DataFrame({"family": ref["checkpoint"].map(lambda c: families.get(c, c)),
+                         "checkpoint": ref["checkpoint"], "model": ref["model"].astype(str),
+                         "train_res": ref["train_res"], "kind": recipe.map(recipe_kind),
                          "overrides": recipe.str.split().str.len().fillna(1) - 1, "plain": masked.isna(),
                          "epochs": recipe.map(_epochs)})
+
+
+def headline_families(df: pd.DataFrame, families: dict[str, str]) -> set[str]:
+    """The families the headline draws: for each training size, model and kind of training, the family with
+    the most checkpoints; ties go to the plainest recipe (fewest overrides), then to the longest training (most
+    epochs: the stronger model of its kind), then to one trained with a bandlimit, then to the shortest name.
+    The variants (other recipes, arms, settings) are in the full figures and tables."""
     chosen = set()
-    for _, g in info.groupby(["train_res", "model", "kind"]):
+    for _, g in _family_info(df, families).groupby(["train_res", "model", "kind"]):
         ranked = g.groupby("family").agg(members=("checkpoint", "nunique"), overrides=("overrides", "max"),
                                          epochs=("epochs", "max"), plain=("plain", "all")).reset_index()
         ranked["length"] = ranked["family"].str.len()
@@ -73,12 +78,9 @@ def _line_labels(df: pd.DataFrame, families: dict[str, str]) -> dict[str, str]:
     """Family -> its line's label: the model, and its kind of training where that is not one fixed size
     ("s4nd_iso", "s4nd_iso (progressive)"). A panel draws one family per label (headline_families), so the
     legend names models, the same colour in every panel; the summary table names each family."""
-    ref = reference_cells(df)
-    recipe = ref.get("recipe", pd.Series("", index=ref.index)).fillna("").astype(str)
-    labels = {}
-    for name, model, kind in zip(ref["checkpoint"], ref["model"].astype(str), recipe.map(recipe_kind)):
-        labels[families.get(name, name)] = model + ("" if kind == "fixed" else f" ({kind})")
-    return labels
+    info = _family_info(df, families)
+    suffix = info["kind"].map(lambda kind: "" if kind == "fixed" else f" ({kind})")
+    return dict(zip(info["family"], info["model"] + suffix))
 
 
 def _legend_columns(labels: list[str]) -> int:
