@@ -23,20 +23,25 @@ import pandas as pd
 import torch
 
 import common
+from compare_runs import MATCH, flips
 
 from resbench.checkpoints import load_checkpoint
+from resbench.device import autocast
 from resbench.layers.resolution_aware import cached_kernels
 from resbench.layers.s4nd import S4ND
-from resbench.store import read_rows, read_samples
+from resbench.store import read_rows
 
-MATCH = ("checkpoint_sha256", "test_res", "policy", "bandlimit", "seed", "limit")  # a cell, whatever its precision
+CPU = torch.device("cpu")
 
 
 def cpu_line(threads: int) -> str:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
+    """The CPU model, its bf16 units (AMX tiles, AVX512-BF16 dot products) from /proc/cpuinfo, threads, torch."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        flags = ""
     units = [f for f in ("amx_bf16", "avx512_bf16") if f" {f}" in flags] or ["no bf16 units"]
-    return f"{name}; {', '.join(units)}; {threads} threads; torch {torch.__version__}"
+    return f"{common.cpu_name()}; {', '.join(units)}; {threads} threads; torch {torch.__version__}"
 
 
 def timed_pair(run, repeats: int) -> dict:
@@ -52,10 +57,6 @@ def timed_pair(run, repeats: int) -> dict:
     return best
 
 
-def autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def relative_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).abs().max() / b.float().abs().max()).item()
 
@@ -68,12 +69,12 @@ def layer_rows(sides, repeats):
         x = torch.randn(64, 128, side, side)
 
         def forward(p):
-            with torch.inference_mode(), autocast(p):
+            with torch.inference_mode(), autocast(CPU, p):
                 return layer(x)
 
         def step(p):
             layer.zero_grad(set_to_none=True)
-            with autocast(p):
+            with autocast(CPU, p):
                 out = layer(x)
             out.float().square().mean().backward()
 
@@ -99,7 +100,7 @@ def model_rows(paths, sides, repeats):
             x = torch.randn(64, ckpt.config.get("in_chans", 1), side, side)
 
             def forward(p):
-                with torch.inference_mode(), autocast(p):
+                with torch.inference_mode(), autocast(CPU, p):
                     return model(x)
 
             with cached_kernels(model):
@@ -125,12 +126,11 @@ def cell_rows(paths, sides, limit, threads):
         b = rows["bf16"].get(key)
         if b is None:
             continue
-        pa, pb = read_samples(out / "fp32", a), read_samples(out / "bf16", b)
         table.append({"checkpoint": a["checkpoint"], "test_res": a["test_res"], "policy": a["policy"],
                       "bandlimit": a["bandlimit"], "fp32 s": a["seconds"], "bf16 s": b["seconds"],
                       "x": a["seconds"] / b["seconds"], "fp32 %": 100 * a["accuracy"], "bf16 %": 100 * b["accuracy"],
                       "delta pts": 100 * (b["accuracy"] - a["accuracy"]),
-                      "argmax flips": int((pa["pred"].to_numpy() != pb["pred"].to_numpy()).sum())})
+                      "argmax flips": flips(out / "fp32", a, out / "bf16", b)[0]})
     return pd.DataFrame(table)
 
 

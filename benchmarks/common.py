@@ -2,6 +2,7 @@
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 
@@ -35,3 +36,14 @@ def matmul_peak(side: int = 2048, repeats: int = 3) -> float:
     """GFLOP/s of one large float32 matrix product on this machine: the ceiling any model can reach."""
     a = torch.randn(side, side)
     return 2 * side ** 3 / best_time(lambda: a @ a, repeats) / 1e9
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else 'unknown CPU'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"

@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import common  # noqa: E402
 from resbench import data  # noqa: E402
 from resbench.train import evaluate, train  # noqa: E402
 from resbench.train_recipe import train_config  # noqa: E402
@@ -106,17 +107,6 @@ def _missing(reach: list) -> str:
     return f" (not reached in {misses} of {len(reach)} seeds)" if misses and misses < len(reach) else ""
 
 
-def _cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else 'unknown CPU'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
@@ -126,7 +116,7 @@ def main():
     parser.add_argument("-o", "--out", default="progressive_timing.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    machine = f"{platform.processor() or platform.machine()} ({_cpu_name()}), {torch.get_num_threads()} threads"
+    machine = f"{platform.processor() or platform.machine()} ({common.cpu_name()}), {torch.get_num_threads()} threads"
     print(f"machine: {machine}, torch {torch.__version__}")
     out = Path(args.out)
     table = pd.read_csv(out) if out.exists() else pd.DataFrame()
