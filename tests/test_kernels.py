@@ -312,3 +312,29 @@ def test_adaptive_ckconv_spectrum_is_the_cell_mean_of_the_kernel(ckconv_path):
         width = TRAIN / 7  # a test pixel is two training pixels: a box of width 2, sinc^2 in energy
         assert np.allclose(s.energy, plain.energy * np.sinc(plain.freqs * width) ** 2)
         assert s.energy[0] == pytest.approx(plain.energy[0]) and (s.energy <= plain.energy + 1e-12).all()
+
+
+@pytest.mark.parametrize("length", [1, 511, 512, 1025, 20000])
+def test_blocked_taps_are_the_dense_taps(length):
+    """Long kernels (the dense spectra) are evaluated block by block; every tap is the sum of exponentials."""
+    from resbench.layers.ssm_kernels import SSMKernel, _taps, _taps_blocked
+
+    torch.manual_seed(0)
+    kern = SSMKernel(6, 8, 2, 2, "diag-lin", 1e-3, 1e-1)
+    Cz, dtA = kern.modes(1 / 64, 0.5)
+    exact = _taps(Cz.to(torch.complex128), dtA.to(torch.complex128), torch.arange(length, dtype=torch.float64))
+    blocked = _taps_blocked(Cz, dtA, length).double()
+    assert blocked.shape == exact.shape == (2, 6, length)
+    assert (blocked - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+def test_a_long_kernel_is_the_same_kernel_blocked_or_not():
+    from resbench.layers import ssm_kernels
+
+    torch.manual_seed(1)
+    kern = ssm_kernels.SSMKernel(4, 8, 1, 1, "diag-inv", 1e-3, 1e-1)
+    n = ssm_kernels.LONG_KERNEL + 100
+    long = kern(n, 1 / 16, 0.5)  # blocked
+    short = kern(ssm_kernels.LONG_KERNEL, 1 / 16, 0.5)  # one exponential per tap
+    assert long.shape == (1, 4, n)
+    torch.testing.assert_close(long[..., :ssm_kernels.LONG_KERNEL], short, rtol=0, atol=2e-6 * short.abs().max().item())
