@@ -26,7 +26,7 @@ import common
 from compare_runs import MATCH, flips
 
 from resbench.checkpoints import load_checkpoint
-from resbench.device import autocast
+from resbench.device import autocast, cpu_model
 from resbench.layers.resolution_aware import cached_kernels
 from resbench.layers.s4nd import S4ND
 from resbench.store import read_rows
@@ -41,7 +41,7 @@ def cpu_line(threads: int) -> str:
     except OSError:
         flags = ""
     units = [f for f in ("amx_bf16", "avx512_bf16") if f" {f}" in flags] or ["no bf16 units"]
-    return f"{common.cpu_name()}; {', '.join(units)}; {threads} threads; torch {torch.__version__}"
+    return f"{cpu_model()}; {', '.join(units)}; {threads} threads; torch {torch.__version__}"
 
 
 def timed_pair(run, repeats: int) -> dict:

@@ -3,7 +3,9 @@
 Both layers hold the same weights (the official layer's, loaded with S4ND.from_state_spaces), run in the
 same process under the same allocator setting, and compute their kernels in every call (no cache):
 eval forward (inference mode) and a training step (forward + backward of a summed output). Prints a table;
-asserts nothing. The official code is not part of resbench: pass a checkout of the repository,
+asserts nothing. The "GEMM ms" column is the layer's output linear alone (a (B*L*L, H+1) x (H+1, 2H) product,
+the one the GLU output needs whatever the convolution costs), timed the same way: no layer's eval can be
+faster, so official / GEMM is the highest ratio this machine allows ("ceiling"). The official code is not part of resbench: pass a checkout of the repository,
 
     git clone https://github.com/state-spaces/s4 /tmp/s4   # needs: pip install einops hydra-core pytorch-lightning
     python benchmarks/bench_official.py --official /tmp/s4 [--sides 8,14,28,56] [--batch 64] [--width 128]
@@ -77,6 +79,9 @@ def measure(side: int, args, official_path: str | None) -> dict:
         ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval().to(dev)
     with torch.inference_mode():
         row["ours"] = best_time(lambda: ours(x), args.repeats, dev, prec)
+        a = torch.randn(args.batch * side * side, args.width + 1, device=dev)
+        w = torch.randn(args.width + 1, 2 * args.width, device=dev)
+        row["gemm"] = best_time(lambda: torch.mm(a, w), args.repeats, dev, prec)
     ours.train()
     row["ours_train"] = step_time(ours, x, args.repeats, dev, prec)
     return row
@@ -98,13 +103,15 @@ def main():
           f"precision={args.precision}")
     if not args.official:
         print("no --official checkout given: the official columns are skipped")
-    print(f"{'side':>5} {'official ms':>12} {'resbench ms':>12} {'ratio':>7} {'max |diff|':>11} | "
+    print(f"{'side':>5} {'official ms':>12} {'resbench ms':>12} {'ratio':>7} {'GEMM ms':>8} {'ceiling':>8} "
+          f"{'max |diff|':>11} | "
           f"{'train: official ms':>19} {'resbench ms':>12} {'ratio':>7}")
     for side in [int(s) for s in args.sides.split(",")]:
         r = measure(side, args, args.official)
         off, off_train = r.get("official"), r.get("official_train")
         print(f"{side:>5} {1e3 * off if off else float('nan'):>12.1f} {1e3 * r['ours']:>12.1f} "
-              f"{off / r['ours'] if off else float('nan'):>6.1f}x {r.get('diff', float('nan')):>11.2e} | "
+              f"{off / r['ours'] if off else float('nan'):>6.1f}x {1e3 * r['gemm']:>8.1f} "
+              f"{off / r['gemm'] if off else float('nan'):>7.1f}x {r.get('diff', float('nan')):>11.2e} | "
               f"{1e3 * off_train if off_train else float('nan'):>19.1f} {1e3 * r['ours_train']:>12.1f} "
               f"{off_train / r['ours_train'] if off_train else float('nan'):>6.1f}x", flush=True)
 

@@ -2,7 +2,6 @@
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
@@ -37,13 +36,3 @@ def matmul_peak(side: int = 2048, repeats: int = 3) -> float:
     a = torch.randn(side, side)
     return 2 * side ** 3 / best_time(lambda: a @ a, repeats) / 1e9
 
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else 'unknown CPU'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"

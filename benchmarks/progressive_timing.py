@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import common  # noqa: E402
 from resbench import data  # noqa: E402
+from resbench.device import cpu_model  # noqa: E402
 from resbench.train import evaluate, train  # noqa: E402
 from resbench.train_recipe import train_config  # noqa: E402
 
@@ -116,7 +117,7 @@ def main():
     parser.add_argument("-o", "--out", default="progressive_timing.csv")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    machine = f"{platform.processor() or platform.machine()} ({common.cpu_name()}), {torch.get_num_threads()} threads"
+    machine = f"{platform.processor() or platform.machine()} ({cpu_model()}), {torch.get_num_threads()} threads"
     print(f"machine: {machine}, torch {torch.__version__}")
     out = Path(args.out)
     table = pd.read_csv(out) if out.exists() else pd.DataFrame()

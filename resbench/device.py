@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import platform
+from pathlib import Path
 
 import torch
 
 from resbench.errors import ResbenchError
 
-__all__ = ["PRECISIONS", "CPU_MEMORY_BUDGET", "MIN_FREE_BYTES", "resolve_device", "device_name", "check_precision",
-           "autocast", "no_tf32", "free_memory_budget"]
+__all__ = ["PRECISIONS", "CPU_MEMORY_BUDGET", "MIN_FREE_BYTES", "resolve_device", "device_name", "cpu_model",
+           "check_precision", "autocast", "no_tf32", "free_memory_budget"]
 
 # autocast dtype of each precision; fp32 runs without autocast
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -54,6 +55,18 @@ def device_name(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({platform.processor() or platform.machine()})"
     return str(device)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else the processor platform reports: a run record
+    names it, since speeds (and bf16 gains) differ by CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def check_precision(text: str) -> str:

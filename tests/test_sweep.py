@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO, assert_user_error, run_cli
 from resbench.checkpoints import file_sha256
+from resbench.device import cpu_model
 from resbench.errors import ResbenchError
 from resbench.resolution import default_test_sizes
 from resbench.scoring import wilson_interval
@@ -154,6 +155,7 @@ def test_meta_json(full, trained):
     meta = json.loads((full / "meta.json").read_text())
     assert isinstance(meta["command"], str) and meta["command"]
     assert meta["versions"]["torch"] and meta["versions"]["resbench"]
+    assert meta["machine"]["cpu"] == cpu_model() and meta["machine"]["cpu"]  # speeds depend on the CPU
     assert meta["finished"] is not None
     assert meta["config"]["limit"] == LIMIT and meta["config"]["test_res"] == [str(s) for s in SIZES]
     by_name = {c["name"]: c for c in meta["checkpoints"]}

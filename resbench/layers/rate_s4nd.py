@@ -24,5 +24,11 @@ class RateS4ND(ResolutionAware):
         self.method = method
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L1, L2) -> (B, H, L1, L2)
-        rate = self.input_rate or (1.0,) * self.s4nd.dim  # no rate given: the layer's reference grid
-        return self.s4nd(x, rate=rate, method=self.method)
+        return self.s4nd(x, rate=self.rate(), method=self.method)
+
+    def prenorm_residual(self, x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+        """x + self(norm(x)), the norm over channels (see S4ND.prenorm_residual)."""
+        return self.s4nd.prenorm_residual(x, norm, rate=self.rate(), method=self.method)
+
+    def rate(self) -> tuple[float, ...]:
+        return self.input_rate or (1.0,) * self.s4nd.dim  # no rate given: the layer's reference grid

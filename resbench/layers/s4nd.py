@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
+from resbench.layers.blocks import has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
@@ -109,6 +110,15 @@ def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
         u_f = torch.fft.rfftn(u.float(), s=sizes, dim=dims)  # (B, H, n1, ..., n_N/2+1)
         y = torch.fft.irfftn(u_f * k_f, s=sizes, dim=dims)  # (B, H, n1, ..., nN)
     return y[(..., *[slice(0, L) for L in spatial])].to(u.dtype)  # (B, H, *L)
+
+
+def _method(method: str, spatial: Sequence[int]) -> str:
+    """"auto" resolved for the sides `spatial`; an unknown method is a user error."""
+    if method == "auto":
+        return "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
+    if method not in ("toeplitz", "fft"):
+        raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
+    return method
 
 
 class S4ND(ResolutionAware):
@@ -212,16 +222,13 @@ class S4ND(ResolutionAware):
         spatial = tuple(x.shape[2:])
         if self.channels > 1:  # every SSM output channel convolves its input channel: (B, C*H, *L), index c*H + h
             x = x.repeat(1, self.channels, *([1] * self.dim))
-        if method == "auto":
-            method = "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
-        if method not in ("toeplitz", "fft"):
-            raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
+        method = _method(method, spatial)
         ops = self._operators(spatial, rate, bandlimit, method)
         if method == "fft":
             y = conv_fft(x, ops) + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
             y = self.output_linear(self.dropout(self.activation(y)).movedim(1, -1))  # (B, *L, H)
             return y if not self.transposed else y.movedim(-1, 1)
-        if not torch.is_grad_enabled() and not (self.training and isinstance(self.dropout, nn.Dropout)):
+        if self._grouped():
             return self._evaluate(x, ops)  # no autograd and no dropout to draw: the grouped path
         # Toeplitz: work channel-major, (H, L1, ..., B, LN), so every product below is a large GEMM
         perm = channel_major(self.dim)
@@ -235,8 +242,25 @@ class S4ND(ResolutionAware):
         z = z.permute([(k - 1) % u.dim() for k in _inverse(perm)])  # (B, H, *L)
         return z if self.transposed else z.movedim(1, -1)
 
-    def _evaluate(self, x: torch.Tensor, ops: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The Toeplitz path without autograd, a group of images at a time (see CHUNK_ELEMENTS).
+    def prenorm_residual(self, x: torch.Tensor, norm: nn.LayerNorm, rate: float | Sequence[float] = 1.0,
+                         bandlimit: float | None = ..., method: str = "auto") -> torch.Tensor:
+        """x + self(norm(x)), `norm` a LayerNorm over the channels of x (B, H, *L) (as ChannelNorm): the body of
+        a prenorm residual block. On the grouped path (no autograd, Toeplitz) the norm and the sum are taken
+        a group of images at a time inside it, while the group is in cache: two passes over the batch fewer."""
+        fused = (self.transposed and self.channels == 1 and not self.linear and self._grouped()
+                 and x.dim() == 2 + self.dim and _method(method, tuple(x.shape[2:])) == "toeplitz"
+                 and not has_forward_hooks(self, norm))
+        if not fused:
+            return x + self(norm(x), rate=rate, bandlimit=bandlimit, method=method)
+        return self._evaluate(x, self._operators(tuple(x.shape[2:]), rate, bandlimit, "toeplitz"), norm)
+
+    def _grouped(self) -> bool:
+        """Whether a Toeplitz forward takes the grouped path: no autograd and no dropout to draw."""
+        return not torch.is_grad_enabled() and not (self.training and isinstance(self.dropout, nn.Dropout))
+
+    def _evaluate(self, x: torch.Tensor, ops: Sequence[torch.Tensor], norm: nn.LayerNorm | None = None) -> torch.Tensor:
+        """The Toeplitz path without autograd, a group of images at a time (see CHUNK_ELEMENTS); with `norm`,
+        x + this layer of norm(x) (see prenorm_residual).
 
         Same math as the autograd path; the output is (B, *L, H) in memory (channels last), which
         is what the per-pixel op after an S4ND layer (a norm over channels) reads without a copy.
@@ -245,18 +269,22 @@ class S4ND(ResolutionAware):
         if torch.is_autocast_enabled(device):
             # under autocast every product and pass below runs in its dtype (bf16, fp16) with autocast off: the
             # operators and weights cast once per call and each group's input by the copy that lays it out,
-            # instead of a cast inside every op; the output stays in that dtype
+            # instead of a cast inside every op; the output stays in that dtype (with the residual: x's
+            # dtype if wider, as x + output promotes); a norm runs in x's dtype, as autocast runs norms in fp32
             dtype = torch.get_autocast_dtype(device)
             with torch.autocast(device, enabled=False):
-                return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype)
-        return self._evaluate_in(x, ops, x.dtype)
+                return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype, norm)
+        return self._evaluate_in(x, ops, x.dtype, norm)
 
-    def _evaluate_in(self, x: torch.Tensor, ops: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    def _evaluate_in(self, x: torch.Tensor, ops: Sequence[torch.Tensor], dtype: torch.dtype,
+                     norm: nn.LayerNorm | None) -> torch.Tensor:
         B, H, W, spatial = x.shape[0], self.d_model, x.shape[1], tuple(x.shape[2:])  # W = C*H conv channels
         perm = channel_major(self.dim)  # (B, H, *L) -> (H, L1, ..., b, LN)
-        z = x.new_empty(B, *spatial, H, dtype=dtype)
-        # z's dims in a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
-        z_pixels = z.permute(*[max(k - 1, 0) for k in perm[1:]], self.dim + 1)
+        # (B, *L, H) to a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
+        pixel_order = [*[max(k - 1, 0) for k in perm[1:]], self.dim + 1]
+        z = x.new_empty(B, *spatial, H, dtype=dtype if norm is None else torch.promote_types(dtype, x.dtype))
+        z_pixels = z.permute(pixel_order)
+        x_pixels = x.movedim(1, -1).permute(pixel_order)  # the residual, in the same order
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4
         # groups fit a CPU's cache; a GPU takes the whole batch in one set of launches
         group = max(1, min(B, budget // (W * math.prod(spatial)))) if x.device.type == "cpu" else B
@@ -266,7 +294,10 @@ class S4ND(ResolutionAware):
             weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1).to(dtype)  # (out, W+1): bias last
         D = self.D.view(-1, 1).to(dtype)  # (W, 1)
         for b0 in range(0, B, group):
-            view = x[b0:b0 + group].permute(perm)  # (H, L1, ..., b, LN)
+            xg = x[b0:b0 + group]  # (b, H, *L)
+            if norm is not None:  # over the channels, in x's dtype
+                xg = F.layer_norm(xg.movedim(1, -1), norm.normalized_shape, norm.weight, norm.bias, norm.eps).movedim(-1, 1)
+            view = xg.permute(perm)  # (H, L1, ..., b, LN)
             u = view.contiguous() if dtype == x.dtype else view.new_empty(view.shape, dtype=dtype).copy_(view)
             conv = apply_toeplitz(u, ops).view(W, -1)  # (W, m)
             if self.linear:  # K * u + D u is the output (W = H: channels is 1 with linear)
@@ -278,7 +309,10 @@ class S4ND(ResolutionAware):
             self._activation_into(conv.addcmul_(u.view(W, -1), D), y[:W])  # + D * u, activation
             out = torch.mm(y.t(), weight.t())  # (m, out): the output linear with its bias
             dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)
-            if glu:  # GLU over channels, as nn.GLU does on the official layout
+            if norm is not None:  # GLU (or not), + the residual
+                y = F.glu(out.view(*dst.shape[:-1], 2 * H), -1) if glu else out.view(dst.shape)
+                torch.add(y, x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1]), out=dst)
+            elif glu:  # GLU over channels, as nn.GLU does on the official layout
                 torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)  # one fused pass
             else:
                 dst.copy_(out.view(dst.shape))

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from resbench.checkpoints import package_versions
-from resbench.device import device_name
+from resbench.device import cpu_model, device_name
 from resbench.resolution import KINDS, format_size, sort_sizes
 from resbench.store import SweepLock, read_rows, results_frame, write_run, write_tables
 from resbench.sweep.checks import validate
@@ -50,7 +50,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
             "finished": None, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
             "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+                        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k not in ("test_res", "models")},
                        "test_res": None if cfg.test_res is None else [format_size(s) for s in cfg.test_res],
                        "models": [m.name for m in cfg.models]},
