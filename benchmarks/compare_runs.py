@@ -3,7 +3,9 @@
 For a device or precision check: the same checkpoints swept on the CPU and a GPU, or in fp32 and bf16.
 Cells are matched by checkpoint file (sha256), test size, policy, bandlimit, seed and images (precision and
 device may differ). Where both cells have per-image records (`sweep --log-samples`) the images whose
-predicted class differs are counted. Prints a summary and, with --csv, writes one row per matched cell.
+predicted class differs are counted. The cells' model seconds (the rows' `seconds`) are summed over the matched
+cells, in all and per model, with A / B (how much faster B ran them). Prints a summary and, with --csv,
+writes one row per matched cell.
 
     python benchmarks/compare_runs.py A_FOLDER B_FOLDER [--csv cells.csv] [--tolerance 0.1]
 """
@@ -55,6 +57,7 @@ def main() -> None:
         row["diff_points"] = row["acc_b"] - row["acc_a"]
         f = flips(a_folder, {"samples": r.get("samples_a")}, b_folder, {"samples": r.get("samples_b")})
         row["flips"], row["n"] = (f if f is not None else (None, r["n_a"]))
+        row["model"], row["seconds_a"], row["seconds_b"] = r["model_a"], r["seconds_a"], r["seconds_b"]
         out.append(row)
     frame = pd.DataFrame(out)
     print(f"A {a_folder}: {len(a)} cells ({', '.join(sorted(set(a['precision'])))}; "
@@ -71,6 +74,11 @@ def main() -> None:
     if len(with_flips):
         print(f"argmax flips (cells with records: {len(with_flips)}): {int(with_flips['flips'].sum())} of "
               f"{int(with_flips['n'].sum())} images; most in one cell {int(with_flips['flips'].max())}")
+    seconds = frame.groupby("model")[["seconds_a", "seconds_b"]].sum()
+    seconds.loc["all"] = seconds.sum()
+    seconds["A / B"] = seconds["seconds_a"] / seconds["seconds_b"]
+    print("cell seconds over the matched cells:")
+    print(seconds.round(2).to_string())
     worst = frame.reindex(diff.sort_values(ascending=False).index).head(5)
     print(worst[["checkpoint", "test_res", "policy", "bandlimit", "acc_a", "acc_b", "diff_points", "flips"]]
           .to_string(index=False))
