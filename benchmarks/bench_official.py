@@ -5,7 +5,8 @@ same process under the same allocator setting, and compute their kernels in ever
 eval forward (inference mode) and a training step (forward + backward of a summed output). Prints a table;
 asserts nothing. The "GEMM ms" column is the layer's output linear alone (a (B*L*L, H+1) x (H+1, 2H) product,
 the one the GLU output needs whatever the convolution costs), timed the same way: no layer's eval can be
-faster, so official / GEMM is the highest ratio this machine allows ("ceiling"). The official code is not part of resbench: pass a checkout of the repository,
+faster, so official / GEMM is the highest ratio this machine allows ("ceiling"). The official code is not
+part of resbench: pass a checkout of the repository,
 
     git clone https://github.com/state-spaces/s4 /tmp/s4   # needs: pip install einops hydra-core pytorch-lightning
     python benchmarks/bench_official.py --official /tmp/s4 [--sides 8,14,28,56] [--batch 64] [--width 128]

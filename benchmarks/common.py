@@ -35,4 +35,3 @@ def matmul_peak(side: int = 2048, repeats: int = 3) -> float:
     """GFLOP/s of one large float32 matrix product on this machine: the ceiling any model can reach."""
     a = torch.randn(side, side)
     return 2 * side ** 3 / best_time(lambda: a @ a, repeats) / 1e9
-

@@ -35,7 +35,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import common  # noqa: E402
 from resbench import data  # noqa: E402
 from resbench.device import cpu_model  # noqa: E402
 from resbench.train import evaluate, train  # noqa: E402
