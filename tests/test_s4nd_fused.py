@@ -36,11 +36,12 @@ def test_fused_body_is_the_unfused_body_in_fp32(dim, final_act, channels_last):
     torch.testing.assert_close(fused, ref, rtol=1e-5, atol=1e-5)
 
 
-def test_fused_body_under_bf16_autocast_keeps_the_residual_in_fp32():
+@pytest.mark.parametrize("width", [16, 64])  # a GLU over 2 x 16 and over 2 x 64 channels (see NARROW_GLU)
+def test_fused_body_under_bf16_autocast_keeps_the_residual_in_fp32(width):
     torch.manual_seed(1)
-    layer = S4ND(16, d_state=8, dim=2, l_max=14, bandlimit=0.5).eval()
-    norm = _norm(16)
-    x = torch.randn(5, 14, 14, 16).movedim(-1, 1)
+    layer = S4ND(width, d_state=8, dim=2, l_max=14, bandlimit=0.5).eval()
+    norm = _norm(width)
+    x = torch.randn(5, 14, 14, width).movedim(-1, 1)
     with torch.inference_mode():
         ref = _unfused(layer, norm, x)
         with torch.autocast("cpu", dtype=torch.bfloat16):

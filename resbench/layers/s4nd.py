@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
-from resbench.layers.blocks import has_forward_hooks
+from resbench.layers.blocks import GLU, NARROW_GLU, has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
@@ -176,7 +176,7 @@ class S4ND(ResolutionAware):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         out = 2 * d_model if final_act == "glu" else d_model
         self.output_linear = nn.Sequential(nn.Linear(channels * d_model, out),
-                                           nn.GLU(-1) if final_act == "glu" else nn.Identity())
+                                           GLU(-1) if final_act == "glu" else nn.Identity())
         self.linear = bool(linear)
         if self.linear:  # the official linear=True: y = K * u + D u, nothing after it (as in S4ND-ConvNeXt)
             self.activation, self.dropout, self.output_linear = nn.Identity(), nn.Identity(), nn.Identity()
@@ -309,9 +309,18 @@ class S4ND(ResolutionAware):
             self._activation_into(conv.addcmul_(u.view(W, -1), D), y[:W])  # + D * u, activation
             out = torch.mm(y.t(), weight.t())  # (m, out): the output linear with its bias
             dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)
-            if norm is not None:  # GLU (or not), + the residual
-                y = F.glu(out.view(*dst.shape[:-1], 2 * H), -1) if glu else out.view(dst.shape)
-                torch.add(y, x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1]), out=dst)
+            # a half-precision GLU in float32 when narrow (see NARROW_GLU) or when its sum goes to a float32 z
+            wide = glu and out.dtype != torch.float32 and (2 * H < NARROW_GLU or dst.dtype == torch.float32)
+            if norm is not None or wide:  # GLU (or not), + the residual
+                y = out.view(*dst.shape[:-1], out.shape[-1])
+                y = F.glu(y.float() if wide else y, -1) if glu else y
+                res = x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])
+                if norm is None:
+                    dst.copy_(y)
+                elif y.dtype != dst.dtype and y.dtype == torch.promote_types(y.dtype, res.dtype):
+                    dst.copy_(y.add_(res))  # float32 y, bf16 z: an add into a third dtype is several times slower
+                else:
+                    torch.add(y, res, out=dst)
             elif glu:  # GLU over channels, as nn.GLU does on the official layout
                 torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)  # one fused pass
             else:
