@@ -1,11 +1,13 @@
 """bf16 (autocast) against fp32 on this machine: the S4ND layer, whole models, and sweep cells (prints tables).
 
     python benchmarks/bench_bf16.py [--sides 28,56] [--checkpoints checkpoints/s4nd_iso_28.pt,...] [--limit 2000]
+                                    [--models PATH@SIZE,...] [--skip layer,models,cells]
 
 1. The S4ND layer (H=128, d_state 64, batch 64, bidirectional, bandlimit 0.5): eval forward with its kernels
    cached (as a sweep runs it) and a training step (forward, backward), fp32 and bf16 timed alternately in one
    process, best of --repeats; the largest difference of the outputs relative to their largest value.
-2. Shipped checkpoints, eval forward of one batch of 64 at each side, the same way.
+2. Shipped checkpoints, eval forward of one batch of 64 at each side, the same way; with --models, checkpoints
+   of any kind at their own sizes (`checkpoints/s4nd_iso_digits4000.pt@8000,...@16x28x28`), each in a sweep's batch.
 3. Sweep cells: the same checkpoints swept at each side on the first --limit test images (bandlimit on and off),
    once in fp32 and once with --precision bf16, per-image records kept: each cell's seconds, accuracy in both,
    and the images whose predicted class differs (argmax flips).
@@ -29,7 +31,9 @@ from resbench.checkpoints import load_checkpoint
 from resbench.device import autocast, cpu_model
 from resbench.layers.resolution_aware import cached_kernels
 from resbench.layers.s4nd import S4ND
+from resbench.resolution import format_size
 from resbench.store import read_rows
+from resbench.sweep import cache_batch
 
 CPU = torch.device("cpu")
 
@@ -90,25 +94,38 @@ def layer_rows(sides, repeats):
     return pd.DataFrame(rows)
 
 
-def model_rows(paths, sides, repeats):
+def model_rows(items, repeats):
+    """items: (checkpoint path, size, batch); eval forward with kernels cached, fp32 against bf16."""
     rows = []
-    for path in paths:
+    for path, size, batch in items:
         ckpt = load_checkpoint(path)
         model = ckpt.build_model().eval()
-        for side in sides:
-            torch.manual_seed(0)
-            x = torch.randn(64, ckpt.config.get("in_chans", 1), side, side)
+        torch.manual_seed(0)
+        x = torch.randn(batch, ckpt.config.get("in_chans", 1), *size)
 
-            def forward(p):
-                with torch.inference_mode(), autocast(CPU, p):
-                    return model(x)
+        def forward(p):
+            with torch.inference_mode(), autocast(CPU, p):
+                return model(x)
 
-            with cached_kernels(model):
-                diff = relative_diff(forward("bf16"), forward("fp32"))
-                t = timed_pair(forward, repeats)
-            rows.append({"checkpoint": Path(path).stem, "side": side, "fp32 ms": 1e3 * t["fp32"],
-                         "bf16 ms": 1e3 * t["bf16"], "x": t["fp32"] / t["bf16"], "logit rel diff": diff})
+        with cached_kernels(model):
+            diff = relative_diff(forward("bf16"), forward("fp32"))
+            t = timed_pair(forward, repeats)
+        rows.append({"checkpoint": Path(path).stem, "size": format_size(size), "batch": batch,
+                     "fp32 ms": 1e3 * t["fp32"], "bf16 ms": 1e3 * t["bf16"], "x": t["fp32"] / t["bf16"],
+                     "logit rel diff": diff})
     return pd.DataFrame(rows)
+
+
+def model_items(paths, sides, models):
+    """--checkpoints x --sides (square images, batch 64), or --models PATH@SIZE pairs in a sweep's batch."""
+    if not models:
+        return [(path, (side, side), 64) for path in paths for side in sides]
+    items = []
+    for entry in models.split(","):
+        path, _, size = entry.partition("@")
+        size = tuple(int(v) for v in size.split("x"))
+        items.append((Path(path), size, cache_batch(64, size)))
+    return items
 
 
 def cell_rows(paths, sides, limit, threads):
@@ -139,6 +156,9 @@ def main():
     parser.add_argument("--sides", default="28,56")
     parser.add_argument("--checkpoints", default="checkpoints/s4nd_iso_28.pt,checkpoints/s4nd_iso_14.pt,"
                                                   "checkpoints/conv2d_iso_28.pt")
+    parser.add_argument("--models", default=None,
+                        help="PATH@SIZE,... models at their own sizes (a 1-d 8000, a 3-d 16x28x28), each in the batch "
+                             "a sweep takes there, instead of --checkpoints at --sides in batches of 64")
     parser.add_argument("--limit", type=int, default=2000, help="test images per sweep cell")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: layer, models, cells")
@@ -152,8 +172,8 @@ def main():
         print("\n1. S4ND layer, H=128, d_state 64, batch 64 (eval: kernels cached)")
         print(layer_rows(sides, args.repeats).round(3).to_string(index=False))
     if "models" not in skip:
-        print("\n2. models, eval forward, batch 64")
-        print(model_rows(paths, sides, args.repeats).round(4).to_string(index=False))
+        print("\n2. models, eval forward")
+        print(model_rows(model_items(paths, sides, args.models), args.repeats).round(4).to_string(index=False))
     if "cells" not in skip:
         print(f"\n3. sweep cells, first {args.limit} test images")
         print(cell_rows(paths, sides, args.limit, args.threads).round(3).to_string(index=False))
