@@ -112,6 +112,28 @@ def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
     return y[(..., *[slice(0, L) for L in spatial])].to(u.dtype)  # (B, H, *L)
 
 
+def _store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | None) -> None:
+    """dst = GLU(out) (or out), + res when given: out (m, 2H or H) holds the output linear's rows in the pixel
+    order of dst (..., H), and res (the residual) is laid out as dst."""
+    H = dst.shape[-1]
+    # a half-precision GLU in float32 when narrow (see NARROW_GLU) or when its sum goes to a float32 dst
+    wide = glu and out.dtype != torch.float32 and (2 * H < NARROW_GLU or dst.dtype == torch.float32)
+    if res is None and not wide:
+        if glu:  # GLU over channels, as nn.GLU does on the official layout: one fused pass
+            torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)
+        else:
+            dst.copy_(out.view(dst.shape))
+        return
+    y = out.view(*dst.shape[:-1], out.shape[-1])
+    y = F.glu(y.float() if wide else y, -1) if glu else y
+    if res is None:
+        dst.copy_(y)
+    elif y.dtype != dst.dtype and y.dtype == torch.promote_types(y.dtype, res.dtype):
+        dst.copy_(y.add_(res))  # float32 y, bf16 dst: an add into a third dtype is several times slower
+    else:
+        torch.add(y, res, out=dst)
+
+
 def _method(method: str, spatial: Sequence[int]) -> str:
     """"auto" resolved for the sides `spatial`; an unknown method is a user error."""
     if method == "auto":
@@ -309,22 +331,8 @@ class S4ND(ResolutionAware):
             self._activation_into(conv.addcmul_(u.view(W, -1), D), y[:W])  # + D * u, activation
             out = torch.mm(y.t(), weight.t())  # (m, out): the output linear with its bias
             dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)
-            # a half-precision GLU in float32 when narrow (see NARROW_GLU) or when its sum goes to a float32 z
-            wide = glu and out.dtype != torch.float32 and (2 * H < NARROW_GLU or dst.dtype == torch.float32)
-            if norm is not None or wide:  # GLU (or not), + the residual
-                y = out.view(*dst.shape[:-1], out.shape[-1])
-                y = F.glu(y.float() if wide else y, -1) if glu else y
-                res = x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])
-                if norm is None:
-                    dst.copy_(y)
-                elif y.dtype != dst.dtype and y.dtype == torch.promote_types(y.dtype, res.dtype):
-                    dst.copy_(y.add_(res))  # float32 y, bf16 z: an add into a third dtype is several times slower
-                else:
-                    torch.add(y, res, out=dst)
-            elif glu:  # GLU over channels, as nn.GLU does on the official layout
-                torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)  # one fused pass
-            else:
-                dst.copy_(out.view(dst.shape))
+            res = None if norm is None else x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])
+            _store(out, dst, glu, res)
         return z.movedim(-1, 1) if self.transposed else z
 
     def _activation_into(self, t: torch.Tensor, out: torch.Tensor) -> None:
