@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GLU", "NARROW_GLU", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock", "has_forward_hooks"]
+__all__ = ["GLU", "NARROW_GLU", "narrow_half_glu", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock", "has_forward_hooks"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -18,12 +18,17 @@ _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 NARROW_GLU = 128
 
 
+def narrow_half_glu(x: torch.Tensor, dim: int) -> bool:
+    """Whether a GLU of x over `dim` is faster through float32 (see NARROW_GLU)."""
+    return x.dtype in (torch.bfloat16, torch.float16) and x.stride(dim) == 1 and x.shape[dim] < NARROW_GLU
+
+
 class GLU(nn.GLU):
     """nn.GLU (same name in state dicts: it has no weights) whose narrow half-precision case runs in float32
     (see NARROW_GLU); the output keeps the input's dtype."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype in (torch.bfloat16, torch.float16) and x.stride(self.dim) == 1 and x.shape[self.dim] < NARROW_GLU:
+        if narrow_half_glu(x, self.dim):
             return F.glu(x.float(), self.dim).to(x.dtype)  # float32 for speed; rounded once, as the half kernel
         return F.glu(x, self.dim)
 

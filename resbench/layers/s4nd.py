@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
-from resbench.layers.blocks import GLU, NARROW_GLU, has_forward_hooks
+from resbench.layers.blocks import GLU, has_forward_hooks, narrow_half_glu
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
@@ -117,15 +117,15 @@ def _store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | 
     order of dst (..., H), and res (the residual) is laid out as dst."""
     H = dst.shape[-1]
     # a half-precision GLU in float32 when narrow (see NARROW_GLU) or when its sum goes to a float32 dst
-    wide = glu and out.dtype != torch.float32 and (2 * H < NARROW_GLU or dst.dtype == torch.float32)
-    if res is None and not wide:
+    in_fp32 = glu and (narrow_half_glu(out, -1) or (out.dtype != torch.float32 and dst.dtype == torch.float32))
+    if res is None and not in_fp32:
         if glu:  # GLU over channels, as nn.GLU does on the official layout: one fused pass
             torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)
         else:
             dst.copy_(out.view(dst.shape))
         return
     y = out.view(*dst.shape[:-1], out.shape[-1])
-    y = F.glu(y.float() if wide else y, -1) if glu else y
+    y = F.glu(y.float() if in_fp32 else y, -1) if glu else y
     if res is None:
         dst.copy_(y)
     elif y.dtype != dst.dtype and y.dtype == torch.promote_types(y.dtype, res.dtype):
@@ -292,7 +292,7 @@ class S4ND(ResolutionAware):
             # under autocast every product and pass below runs in its dtype (bf16, fp16) with autocast off: the
             # operators and weights cast once per call and each group's input by the copy that lays it out,
             # instead of a cast inside every op; the output stays in that dtype (with the residual: x's
-            # dtype if wider, as x + output promotes); a norm runs in x's dtype, as autocast runs norms in fp32
+            # dtype if wider, as x + output promotes); a norm runs in x's dtype (autocast alone would take fp32)
             dtype = torch.get_autocast_dtype(device)
             with torch.autocast(device, enabled=False):
                 return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype, norm)
