@@ -21,6 +21,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO = Path(__file__).resolve().parents[1]
 
+# S4ND's compiled passes (resbench.layers.compiled_passes) compile per grid rank and dtype: the suite's many tiny
+# models would spend minutes in the compiler, so they run the eager passes; test_compiled_passes.py compares
+# the two. RESBENCH_COMPILE=1 runs the whole suite compiled.
+os.environ.setdefault("RESBENCH_COMPILE", "0")
+
 # tiny models: a training epoch or a sweep cell takes a fraction of a second on a busy CPU
 S4ND_TINY = {"d_model": 8, "n_layers": 1, "d_state": 4}
 CONV_TINY = {"d_model": 8, "n_layers": 1}

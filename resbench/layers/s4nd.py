@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
+from resbench.layers import compiled_passes
 from resbench.layers.blocks import GLU, has_forward_hooks, narrow_half_glu
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
@@ -315,12 +316,18 @@ class S4ND(ResolutionAware):
             linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
             weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1).to(dtype)  # (out, W+1): bias last
         D = self.D.view(-1, 1).to(dtype)  # (W, 1)
+        compiled = norm is not None and compiled_passes.enabled(x.device, dtype)
         for b0 in range(0, B, group):
             xg = x[b0:b0 + group]  # (b, H, *L)
-            if norm is not None:  # over the channels, in x's dtype
-                xg = F.layer_norm(xg.movedim(1, -1), norm.normalized_shape, norm.weight, norm.bias, norm.eps).movedim(-1, 1)
-            view = xg.permute(perm)  # (H, L1, ..., b, LN)
-            u = view.contiguous() if dtype == x.dtype else view.new_empty(view.shape, dtype=dtype).copy_(view)
+            if compiled:  # the norm and the layout change in one pass
+                u = compiled_passes.norm_to_channel_major(xg.movedim(1, -1), norm.weight, norm.bias, norm.eps,
+                                                          tuple(perm), dtype)  # (H, L1, ..., b, LN)
+            else:
+                if norm is not None:  # over the channels, in x's dtype
+                    xg = F.layer_norm(xg.movedim(1, -1), norm.normalized_shape, norm.weight, norm.bias,
+                                      norm.eps).movedim(-1, 1)
+                view = xg.permute(perm)  # (H, L1, ..., b, LN)
+                u = view.contiguous() if dtype == x.dtype else view.new_empty(view.shape, dtype=dtype).copy_(view)
             conv = apply_toeplitz(u, ops).view(W, -1)  # (W, m)
             if self.linear:  # K * u + D u is the output (W = H: channels is 1 with linear)
                 dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)

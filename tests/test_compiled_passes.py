@@ -1,0 +1,102 @@
+"""S4ND's grouped evaluation with its norm and layout change compiled (compiled_passes) against the eager passes."""
+
+import shutil
+
+import pytest
+import torch
+import torch.nn as nn
+
+from resbench.layers import compiled_passes
+from resbench.layers.blocks import ChannelNorm
+from resbench.layers.s4nd import S4ND, channel_major
+
+needs_compiler = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                    reason="torch.compile's CPU backend needs a C++ compiler")
+
+
+@pytest.fixture
+def compiling(monkeypatch):
+    monkeypatch.setenv("RESBENCH_COMPILE", "1")  # conftest turns it off for the rest of the suite
+    monkeypatch.setitem(compiled_passes._state, "failed", None)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_norm_to_channel_major_matches_eager_over_batches_grids_and_axes(compiling, dtype):
+    torch.manual_seed(0)
+    H = 16
+    weight, bias = torch.randn(H), torch.randn(H)
+    cases = [(3, (9, 9)), (2, (9, 9)), (5, (6, 11)), (1, (12, 12)), (4, (20,)), (2, (3, 5, 7))]  # grids of 1-3 axes
+    for b, sides in cases:
+        x = torch.randn(b, *sides, H) * 3 + 1  # (b, *L, H): channels last, as the residual stream
+        perm = tuple(channel_major(len(sides)))
+        got = compiled_passes.norm_to_channel_major(x, weight, bias, 1e-6, perm, dtype)
+        expected = compiled_passes.norm_to_channel_major.eager(x, weight, bias, 1e-6, perm, dtype)
+        assert got.dtype == dtype and got.shape == expected.shape and got.is_contiguous()
+        tolerance = 1e-5 if dtype == torch.float32 else 2 ** -7 * expected.float().abs().max().item()
+        assert (got.float() - expected.float()).abs().max() <= tolerance, (b, sides)
+    assert compiled_passes._state["failed"] is None
+
+
+@needs_compiler
+@pytest.mark.parametrize("sides", [(10, 10), (4, 6, 6)])
+def test_s4nd_prenorm_residual_in_bf16_compiled_matches_eager(compiling, monkeypatch, sides):
+    torch.manual_seed(1)
+    layer = S4ND(16, d_state=8, dim=len(sides), l_max=list(sides)).eval()
+    norm = ChannelNorm(16)
+    nn.init.normal_(norm.weight), nn.init.normal_(norm.bias)
+    x = torch.randn(3, *sides, 16).movedim(-1, 1).bfloat16()  # (B, H, *L), channels last, a bf16 stream
+    calls = []
+    monkeypatch.setattr(compiled_passes, "norm_to_channel_major",
+                        _counting(compiled_passes.norm_to_channel_major, calls))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        compiled = layer.prenorm_residual(x, norm)
+        assert calls, "the bf16 grouped path took the compiled pass"
+        monkeypatch.setenv("RESBENCH_COMPILE", "0")
+        eager = layer.prenorm_residual(x, norm)
+    assert len(calls) == 1 and compiled.dtype == eager.dtype == torch.bfloat16 and compiled.shape == eager.shape
+    assert (compiled.float() - eager.float()).abs().max() <= 2 ** -6 * eager.float().abs().max()
+
+
+def test_float32_keeps_the_eager_passes(compiling, monkeypatch):
+    layer, norm = S4ND(8, d_state=4, dim=2, l_max=[6, 6]).eval(), ChannelNorm(8)
+    calls = []
+    monkeypatch.setattr(compiled_passes, "norm_to_channel_major",
+                        _counting(compiled_passes.norm_to_channel_major, calls))
+    with torch.inference_mode():
+        layer.prenorm_residual(torch.randn(2, 8, 6, 6), norm)
+    assert calls == []
+
+
+def _counting(fn, calls):
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return fn(*args, **kwargs)
+    return counted
+
+
+def test_a_failed_compile_falls_back_to_eager_for_good(compiling, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found\nmore text")
+
+    fresh = compiled_passes._compile(compiled_passes.norm_to_channel_major.eager, channel_dim=-1)
+    monkeypatch.setattr(torch, "compile", broken)
+    x, weight, bias = torch.randn(2, 5, 5, 8), torch.ones(8), torch.zeros(8)
+    got = fresh(x, weight, bias, 1e-6, (1, 2, 0, 3), torch.float32)
+    assert torch.equal(got, compiled_passes.norm_to_channel_major.eager(x, weight, bias, 1e-6, (1, 2, 0, 3),
+                                                                         torch.float32))
+    assert compiled_passes._state["failed"] == "RuntimeError: no C++ compiler found"
+    assert not compiled_passes.enabled(x.device, torch.bfloat16)  # S4ND stops asking for the compiled pass
+    assert compiled_passes.status() == "failed, eager passes: RuntimeError: no C++ compiler found"
+
+
+def test_switch_devices_and_dtypes(monkeypatch):
+    monkeypatch.setitem(compiled_passes._state, "failed", None)
+    cpu, bf16 = torch.device("cpu"), torch.bfloat16
+    monkeypatch.setenv("RESBENCH_COMPILE", "0")
+    assert not compiled_passes.enabled(cpu, bf16) and compiled_passes.status() == "off"
+    monkeypatch.setenv("RESBENCH_COMPILE", "1")
+    assert compiled_passes.enabled(cpu, bf16) and compiled_passes.enabled(cpu, torch.float16)
+    assert not compiled_passes.enabled(cpu, torch.float32)
+    assert not compiled_passes.enabled(torch.device("meta"), bf16)
+    assert compiled_passes.status().startswith("on")
