@@ -90,6 +90,19 @@ def test_a_failed_compile_falls_back_to_eager_for_good(compiling, monkeypatch):
     assert compiled_passes.status() == "failed, eager passes: RuntimeError: no C++ compiler found"
 
 
+def test_a_time_limit_inside_the_pass_is_not_taken_for_a_compile_failure(compiling, monkeypatch):
+    from resbench.runtime import TimeLimitExceeded
+
+    def stopped(*args, **kwargs):
+        raise TimeLimitExceeded("cell time limit")
+
+    fresh = compiled_passes._compile(compiled_passes.norm_to_channel_major.eager, channel_dim=-1)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: stopped)
+    with pytest.raises(TimeLimitExceeded):
+        fresh(torch.randn(2, 5, 5, 8), torch.ones(8), torch.zeros(8), 1e-6, (1, 2, 0, 3), torch.bfloat16)
+    assert compiled_passes._state["failed"] is None
+
+
 def test_switch_devices_and_dtypes(monkeypatch):
     monkeypatch.setitem(compiled_passes._state, "failed", None)
     cpu, bf16 = torch.device("cpu"), torch.bfloat16

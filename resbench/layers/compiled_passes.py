@@ -67,6 +67,8 @@ def _compile(fn: Callable, channel_dim: int) -> Callable:
                 with _lock:  # torch.compile only wraps fn here; the compiling happens in the first call
                     holder.setdefault("fn", torch.compile(fn, fullgraph=True))
             return holder["fn"](*args, **kwargs)
+        except (TimeoutError, MemoryError):  # a sweep's time limit or memory: not the compiler's failure
+            raise
         except Exception as e:  # no C++ compiler, an inductor bug: the eager pass computes the same
             _state["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             return fn(*args, **kwargs)
