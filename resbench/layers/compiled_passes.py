@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import threading
 from typing import Callable
 
 import torch
@@ -24,22 +23,25 @@ import torch.nn.functional as F
 
 __all__ = ["enabled", "status", "norm_to_channel_major"]
 
-_lock = threading.Lock()
 _state = {"failed": None}  # the first compile error, after which every pass runs eager
 _HALF = (torch.bfloat16, torch.float16)
 
 
 def enabled(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether a group on `device` computed in `dtype` takes the compiled pass in this process."""
-    return (device.type == "cpu" and dtype in _HALF and _state["failed"] is None
-            and os.environ.get("RESBENCH_COMPILE", "1") != "0" and sys.version_info < (3, 14))
+    return device.type == "cpu" and dtype in _HALF and _state["failed"] is None and _switched_on()
 
 
 def status() -> str:
     """What a run record says of the compiled pass: on, off (RESBENCH_COMPILE=0) or the compile error."""
     if _state["failed"] is not None:
         return f"failed, eager passes: {_state['failed']}"
-    return "off" if os.environ.get("RESBENCH_COMPILE", "1") == "0" else "on for bf16/fp16 on the CPU"
+    return "on for bf16/fp16 on the CPU" if _switched_on() else "off"
+
+
+def _switched_on() -> bool:
+    """Not turned off by RESBENCH_COMPILE=0, on a Python torch.compile supports."""
+    return os.environ.get("RESBENCH_COMPILE", "1") != "0" and sys.version_info < (3, 14)
 
 
 def _compiled(channel_dim: int) -> Callable[[Callable], Callable]:
@@ -63,9 +65,8 @@ def _compile(fn: Callable, channel_dim: int) -> Callable:
                     if d != channel_dim % t.dim():
                         torch._dynamo.maybe_mark_dynamic(t, d)
         try:
-            if "fn" not in holder:
-                with _lock:  # torch.compile only wraps fn here; the compiling happens in the first call
-                    holder.setdefault("fn", torch.compile(fn, fullgraph=True))
+            if "fn" not in holder:  # torch.compile only wraps fn here; the compiling happens in the first call
+                holder["fn"] = torch.compile(fn, fullgraph=True)
             return holder["fn"](*args, **kwargs)
         except (TimeoutError, MemoryError):  # a sweep's time limit or memory: not the compiler's failure
             raise
