@@ -13,7 +13,9 @@ batch, group or grid does not recompile. With RESBENCH_COMPILE=0, off the CPU, o
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import sys
 from typing import Callable
@@ -44,6 +46,19 @@ def _switched_on() -> bool:
     return os.environ.get("RESBENCH_COMPILE", "1") != "0" and sys.version_info < (3, 14)
 
 
+@contextlib.contextmanager
+def _quiet_cpp_extension():
+    """Within the block torch's C++ extension logger keeps its warnings (on a machine without CUDA the first
+    compile warns "No CUDA runtime is found", a line in every bf16 sweep's output that concerns nothing here)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _compiled(channel_dim: int) -> Callable[[Callable], Callable]:
     """fn through torch.compile, built on first call; eager once any compile has failed. Every dim of a tensor
     argument but `channel_dim` is marked dynamic, so one compiled kernel serves every batch, group and grid;
@@ -67,6 +82,8 @@ def _compile(fn: Callable, channel_dim: int) -> Callable:
         try:
             if "fn" not in holder:  # torch.compile only wraps fn here; the compiling happens in the first call
                 holder["fn"] = torch.compile(fn, fullgraph=True)
+                with _quiet_cpp_extension():
+                    return holder["fn"](*args, **kwargs)
             return holder["fn"](*args, **kwargs)
         except (TimeoutError, MemoryError):  # a sweep's time limit or memory: not the compiler's failure
             raise
