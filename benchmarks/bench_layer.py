@@ -10,7 +10,7 @@ import torch
 import common
 from common import best_time
 
-from resbench.layers.s4nd import AUTO_TOEPLITZ_MAX_LEN, S4ND
+from resbench.layers.s4nd import S4ND, auto_toeplitz_max_len
 
 
 def main():
@@ -23,7 +23,7 @@ def main():
     args = common.parse(parser, malloc="default")
     torch.manual_seed(0)
     print(f"S4ND eval forward, H={args.width}, d_state={args.d_state}, batch={args.batch}, "
-          f"threads={args.threads}, malloc={args.malloc}, auto: Toeplitz up to side {AUTO_TOEPLITZ_MAX_LEN}")
+          f"threads={args.threads}, malloc={args.malloc}, auto: Toeplitz up to side {auto_toeplitz_max_len(2)}")
     print(f"{'side':>5} {'toeplitz ms':>12} {'fft ms':>9} {'auto ms':>9} {'fft/auto':>9} "
           f"{'auto/best':>10} {'max |diff|':>11}")
     for side in [int(s) for s in args.sides.split(",")]:

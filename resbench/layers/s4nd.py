@@ -20,16 +20,22 @@ import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
 from resbench.layers import compiled_passes
-from resbench.layers.blocks import GLU, has_forward_hooks, narrow_half_glu
+from resbench.layers.blocks import GLU, has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
+from resbench.layers.s4nd_ops import (apply_toeplitz, channel_major, conv_fft, fft_evaluate, inverse, kernel_spectrum,
+                                      store, toeplitz_from_kernel)
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
-           "channel_major", "AUTO_TOEPLITZ_MAX_LEN"]
+           "channel_major", "AUTO_TOEPLITZ_MAX_LEN", "auto_toeplitz_max_len"]
 
-# `method="auto"` uses the Toeplitz product while every axis is at most this long, FFT above.
-# Measured with benchmarks/bench_layer.py on the 2-core CPU (H=128, d_state 64, batch 64).
-AUTO_TOEPLITZ_MAX_LEN = 128
+# `method="auto"` uses the Toeplitz product while every axis is at most this long (by number of axes), the
+# FFT above. On the CPU (benchmarks/bench_fft_toeplitz.py, 2-core AMD VM, kernels cached, per image, fp32):
+# 1 axis even at 128 and FFT 3-20x faster from 512 to 2000; 2 axes Toeplitz 1.9x faster at 224, 1.2x at 512,
+# a training step 1.4x at 384; 3 axes Toeplitz 7x faster at 32x192x192 (bf16 gains more on the Toeplitz
+# side). On other devices the crossover is unmeasured: every axis up to 128 there, as the rule has been.
+AUTO_TOEPLITZ_MAX_LEN = {1: 128, 2: 512, 3: 512}
+AUTO_TOEPLITZ_MAX_LEN_UNMEASURED = 128
 
 # Evaluation runs a few images at a time, about this many input elements per group (4 MB), so that each
 # group's layout change, Toeplitz products, pointwise ops and output linear work on memory still in
@@ -45,100 +51,17 @@ _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "id": nn.Iden
 
 
 
-def toeplitz_from_kernel(k: torch.Tensor, length: int) -> torch.Tensor:
-    """(ch, H, Lk) causal (+ anticausal) taps -> (H, L, L) matrix T with y = T @ u along one axis.
-
-    T[i, j] = k[0, h, i-j] for 0 <= i-j < Lk and, with two channels, k[1, h, j-i-1] for 1 <= j-i <= Lk.
-    """
-    ch, H, Lk = k.shape
-    L = length
-    full = k.new_zeros(H, 2 * L - 1)  # (H, 2L-1): taps for offsets d = i-j in [-(L-1), L-1]
-    full[:, L - 1:L - 1 + Lk] = k[0]
-    if ch == 2:
-        n_back = min(Lk, L - 1)
-        full[:, L - 1 - n_back:L - 1] = k[1, :, :n_back].flip(-1)  # offset -d holds k[1, d-1]
-    i = torch.arange(L, device=k.device)
-    return full[:, i[:, None] - i[None, :] + L - 1]  # (H, L, L)
+def auto_toeplitz_max_len(dims: int, device: torch.device | str = "cpu") -> int:
+    """The longest axis `method="auto"` runs as Toeplitz products with `dims` axes on `device`."""
+    if torch.device(device).type != "cpu":
+        return AUTO_TOEPLITZ_MAX_LEN_UNMEASURED
+    return AUTO_TOEPLITZ_MAX_LEN[dims]
 
 
-def channel_major(dim: int) -> list[int]:
-    """Permutation (B, H, L1, ..., LN) -> (H, L1, ..., L_{N-1}, B, LN).
-
-    In that layout every axis's Toeplitz product is one large matrix product per channel (the batch
-    sits between the axes), instead of B*H tiny ones: about 1.6x faster on CPU at 28x28.
-    """
-    return [1, *range(2, 1 + dim), 0, 1 + dim]
-
-
-def apply_toeplitz(u: torch.Tensor, matrices: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Apply one (H, L, L) matrix per axis to u in channel-major layout (H, L1, ..., B, LN)."""
-    y = u
-    axis_dims = [*range(1, len(matrices)), len(matrices) + 1]  # where each axis sits; B is at len(matrices)
-    for dim, T in zip(axis_dims, matrices):
-        shape = y.shape
-        L = shape[dim]
-        if dim == y.dim() - 1:
-            y = torch.bmm(y.reshape(shape[0], -1, L), T.transpose(-1, -2))  # (H, M, L)
-        else:
-            pre = math.prod(shape[1:dim])
-            y = torch.matmul(T.unsqueeze(1), y.reshape(shape[0], pre, L, -1))  # (H, pre, L, post)
-        y = y.reshape(shape)
-    return y
-
-
-def _inverse(perm: Sequence[int]) -> list[int]:
-    return sorted(range(len(perm)), key=lambda i: perm[i])
-
-
-def conv_fft(u: torch.Tensor, kernels: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The official algorithm: outer-product N-d kernel, FFT convolution padded to L + Lk per axis."""
-    spatial = u.shape[2:]
-    full_kernel = None
-    sizes = []
-    for k, L in zip(kernels, spatial):
-        Lk = k.shape[-1]
-        # causal taps at the front, anticausal taps flipped at the back: a circular kernel of length L+Lk
-        k_axis = F.pad(k[0], (0, L))  # (H, Lk+L)
-        if k.shape[0] == 2:
-            k_axis = k_axis + F.pad(k[1].flip(-1), (L, 0))
-        sizes.append(L + Lk)
-        # grow the outer product one axis at a time: (H, n1, ..., n_axis)
-        full_kernel = k_axis if full_kernel is None else full_kernel[..., None] * k_axis.view(
-            k_axis.shape[0], *([1] * (full_kernel.dim() - 1)), -1)
-    dims = tuple(range(-len(spatial), 0))
-    with kernel_precision(u):  # float32 FFTs whatever autocast says (see kernel_precision); u's dtype back
-        k_f = torch.fft.rfftn(full_kernel.float(), s=sizes, dim=dims)  # (H, n1, ..., n_N/2+1)
-        u_f = torch.fft.rfftn(u.float(), s=sizes, dim=dims)  # (B, H, n1, ..., n_N/2+1)
-        y = torch.fft.irfftn(u_f * k_f, s=sizes, dim=dims)  # (B, H, n1, ..., nN)
-    return y[(..., *[slice(0, L) for L in spatial])].to(u.dtype)  # (B, H, *L)
-
-
-def _store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | None) -> None:
-    """dst = GLU(out) (or out), + res when given: out (m, 2H or H) holds the output linear's rows in the pixel
-    order of dst (..., H), and res (the residual) is laid out as dst."""
-    H = dst.shape[-1]
-    # a half-precision GLU in float32 when narrow (see NARROW_GLU) or when its sum goes to a float32 dst
-    in_fp32 = glu and (narrow_half_glu(out, -1) or (out.dtype != torch.float32 and dst.dtype == torch.float32))
-    if res is None and not in_fp32:
-        if glu:  # GLU over channels, as nn.GLU does on the official layout: one fused pass
-            torch.ops.aten.glu.out(out.view(*dst.shape[:-1], 2 * H), -1, out=dst)
-        else:
-            dst.copy_(out.view(dst.shape))
-        return
-    y = out.view(*dst.shape[:-1], out.shape[-1])
-    y = F.glu(y.float() if in_fp32 else y, -1) if glu else y
-    if res is None:
-        dst.copy_(y)
-    elif y.dtype != dst.dtype and y.dtype == torch.promote_types(y.dtype, res.dtype):
-        dst.copy_(y.add_(res))  # float32 y, bf16 dst: an add into a third dtype is several times slower
-    else:
-        torch.add(y, res, out=dst)
-
-
-def _method(method: str, spatial: Sequence[int]) -> str:
-    """"auto" resolved for the sides `spatial`; an unknown method is a user error."""
+def _method(method: str, spatial: Sequence[int], device: torch.device) -> str:
+    """"auto" resolved for the sides `spatial` on `device`; an unknown method is a user error."""
     if method == "auto":
-        return "toeplitz" if max(spatial) <= AUTO_TOEPLITZ_MAX_LEN else "fft"
+        return "toeplitz" if max(spatial) <= auto_toeplitz_max_len(len(spatial), device) else "fft"
     if method not in ("toeplitz", "fft"):
         raise ResbenchError(f"S4ND method={method!r}: expected 'toeplitz', 'fft' or 'auto'")
     return method
@@ -156,7 +79,7 @@ class S4ND(ResolutionAware):
                 for resbench's models (train_rate 1) is min(alpha, test / train); without an own alpha
                 the cap alone. With `bandlimit_adaptive` set (the older rule), the own alpha is scaled:
                 alpha * min(1, train_rate / r), which cuts below the test grid's Nyquist when alpha < 1.
-      method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= AUTO_TOEPLITZ_MAX_LEN).
+      method    "toeplitz", "fft" or "auto" (Toeplitz while every axis <= auto_toeplitz_max_len).
     kernel="diag" (SSMKernel) or "dplr" (DPLRKernel, with `rank`) chooses the per-axis kernel; the
     convolution treats both kernels' taps alike.
     """
@@ -245,7 +168,9 @@ class S4ND(ResolutionAware):
         spatial = tuple(x.shape[2:])
         if self.channels > 1:  # every SSM output channel convolves its input channel: (B, C*H, *L), index c*H + h
             x = x.repeat(1, self.channels, *([1] * self.dim))
-        method = _method(method, spatial)
+        method = _method(method, spatial, x.device)
+        if method == "fft" and self._fft_grouped():
+            return self._evaluate_fft(x, rate, bandlimit)
         ops = self._operators(spatial, rate, bandlimit, method)
         if method == "fft":
             y = conv_fft(x, ops) + x * self.D.view(1, -1, *([1] * self.dim))  # (B, H, *L)
@@ -262,7 +187,7 @@ class S4ND(ResolutionAware):
         z = self.output_linear(y.t())  # (M, H): rows in u's pixel order, the channel innermost
         # z is (L1, ..., B, LN, H) in memory; u's dim k is z's dim (k - 1) mod n.
         z = z.view(*u.shape[1:], self.d_model)
-        z = z.permute([(k - 1) % u.dim() for k in _inverse(perm)])  # (B, H, *L)
+        z = z.permute([(k - 1) % u.dim() for k in inverse(perm)])  # (B, H, *L)
         return z if self.transposed else z.movedim(1, -1)
 
     def prenorm_residual(self, x: torch.Tensor, norm: nn.LayerNorm, rate: float | Sequence[float] = 1.0,
@@ -271,15 +196,32 @@ class S4ND(ResolutionAware):
         a prenorm residual block. On the grouped path (no autograd, Toeplitz) the norm and the sum are taken
         a group of images at a time inside it, while the group is in cache: two passes over the batch fewer."""
         fused = (self.transposed and self.channels == 1 and not self.linear and self._grouped()
-                 and x.dim() == 2 + self.dim and _method(method, tuple(x.shape[2:])) == "toeplitz"
-                 and not has_forward_hooks(self, norm))
+                 and x.dim() == 2 + self.dim and not has_forward_hooks(self, norm))
         if not fused:
             return x + self(norm(x), rate=rate, bandlimit=bandlimit, method=method)
+        if _method(method, tuple(x.shape[2:]), x.device) == "fft":
+            return self._evaluate_fft(x, rate, bandlimit, norm)
         return self._evaluate(x, self._operators(tuple(x.shape[2:]), rate, bandlimit, "toeplitz"), norm)
 
     def _grouped(self) -> bool:
         """Whether a Toeplitz forward takes the grouped path: no autograd and no dropout to draw."""
         return not torch.is_grad_enabled() and not (self.training and isinstance(self.dropout, nn.Dropout))
+
+    def _fft_grouped(self) -> bool:
+        """Whether an FFT forward takes the grouped path (fft_evaluate): no autograd, no dropout, one output per
+        SSM channel, and an output linear."""
+        return self._grouped() and self.channels == 1 and not self.linear
+
+    def _evaluate_fft(self, x: torch.Tensor, rate, bandlimit, norm: nn.LayerNorm | None = None) -> torch.Tensor:
+        """The FFT path without autograd (fft_evaluate), with `norm` x + this layer of norm(x); under autocast
+        the output linear runs in its dtype, the transforms in float32. The output is channels last in memory."""
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        spectrum, sizes = self._operators(tuple(x.shape[2:]), rate, bandlimit, "spectrum")
+        with torch.autocast(device, enabled=False):
+            z = fft_evaluate(x, spectrum, sizes, self.output_linear[0], isinstance(self.output_linear[1], nn.GLU),
+                             self.activation, dtype, norm)  # (B, *L, H)
+        return z.movedim(-1, 1) if self.transposed else z
 
     def _evaluate(self, x: torch.Tensor, ops: Sequence[torch.Tensor], norm: nn.LayerNorm | None = None) -> torch.Tensor:
         """The Toeplitz path without autograd, a group of images at a time (see CHUNK_ELEMENTS); with `norm`,
@@ -339,7 +281,7 @@ class S4ND(ResolutionAware):
             out = torch.mm(y.t(), weight.t())  # (m, out): the output linear with its bias
             dst = z_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])  # (L1, ..., b, LN, H)
             res = None if norm is None else x_pixels.narrow(batch_dim, b0, u.shape[batch_dim + 1])
-            _store(out, dst, glu, res)
+            store(out, dst, glu, res)
         return z.movedim(-1, 1) if self.transposed else z
 
     def _activation_into(self, t: torch.Tensor, out: torch.Tensor) -> None:
@@ -350,10 +292,13 @@ class S4ND(ResolutionAware):
             out.copy_(self.activation(t))
 
     def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:
-        """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis; cached under cache_kernels(True)."""
+        """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis, or with method "spectrum" the kernel's
+        spectrum and the transform sizes (kernel_spectrum); cached under cache_kernels(True)."""
         def operators():
             with kernel_precision(self.D):  # kernels in float32 under autocast too (see kernel_precision)
                 ks = self.kernels(spatial, rate, bandlimit)  # dim x (ch, H, Lk)
+                if method == "spectrum":
+                    return kernel_spectrum(ks, spatial, self.D.view(-1))
             return [toeplitz_from_kernel(k, L) for k, L in zip(ks, spatial)] if method == "toeplitz" else ks
 
         cache = self._kernel_cache
