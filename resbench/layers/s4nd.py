@@ -31,9 +31,9 @@ __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel",
 
 # `method="auto"` uses the Toeplitz product while every axis is at most this long (by number of axes), the
 # FFT above. On the CPU (benchmarks/bench_fft_toeplitz.py, 2-core AMD VM, kernels cached, per image, fp32):
-# 1 axis even at 128 and FFT 3-20x faster from 512 to 2000; 2 axes Toeplitz 1.9x faster at 224, 1.2x at 512,
-# a training step 1.4x at 384; 3 axes Toeplitz 7x faster at 32x192x192 (bf16 gains more on the Toeplitz
-# side). On other devices the crossover is unmeasured: every axis up to 128 there, as the rule has been.
+# 1 axis even at 128 and the FFT 3.6-35x faster from 512 to 2000; 2 axes Toeplitz 1.9x faster at 224, 1.2x
+# at 512, a training step 1.3x at 384; 3 axes Toeplitz 5-7x faster up to 32x192x192 (bf16 gains more on the
+# Toeplitz side). On other devices the crossover is unmeasured: every axis up to 128 there.
 AUTO_TOEPLITZ_MAX_LEN = {1: 128, 2: 512, 3: 512}
 AUTO_TOEPLITZ_MAX_LEN_UNMEASURED = 128
 
@@ -47,8 +47,6 @@ AUTO_TOEPLITZ_MAX_LEN_UNMEASURED = 128
 CHUNK_ELEMENTS = 1 << 20
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "id": nn.Identity, None: nn.Identity}
-
-
 
 
 def auto_toeplitz_max_len(dims: int, device: torch.device | str = "cpu") -> int:
