@@ -3,8 +3,9 @@
 Both layers hold the same weights (the official layer's, loaded with S4ND.from_state_spaces), run in the
 same process under the same allocator setting, and compute their kernels in every call (no cache):
 eval forward (inference mode) and a training step (forward + backward of a summed output). Prints a table;
-asserts nothing. The "GEMM ms" column is the layer's output linear alone (a (B*L*L, H+1) x (H+1, 2H) product,
-the one the GLU output needs whatever the convolution costs), timed the same way: no layer's eval can be
+asserts nothing. The "GEMM ms" column is the layer's output linear alone (a (B*L*L, H) x (H, 2H) product with
+its bias, run as the layer runs it: through oneDNN in float32 on the CPU, see resbench.layers.onednn; the one
+the GLU output needs whatever the convolution costs), timed the same way: no layer's eval can be
 faster, so official / GEMM is the highest ratio this machine allows ("ceiling"). The official code is not
 part of resbench: pass a checkout of the repository,
 
@@ -24,6 +25,7 @@ import torch
 import common
 
 from resbench.device import autocast
+from resbench.layers import onednn
 from resbench.layers.s4nd import S4ND
 
 
@@ -80,9 +82,10 @@ def measure(side: int, args, official_path: str | None) -> dict:
         ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval().to(dev)
     with torch.inference_mode():
         row["ours"] = best_time(lambda: ours(x), args.repeats, dev, prec)
-        a = torch.randn(args.batch * side * side, args.width + 1, device=dev)
-        w = torch.randn(args.width + 1, 2 * args.width, device=dev)
-        row["gemm"] = best_time(lambda: torch.mm(a, w), args.repeats, dev, prec)
+        # the output linear alone, as the layer runs it (onednn.linear: oneDNN for float32 on the CPU)
+        a = torch.randn(args.batch * side * side, args.width, device=dev)
+        w, bias = torch.randn(2 * args.width, args.width, device=dev), torch.randn(2 * args.width, device=dev)
+        row["gemm"] = best_time(lambda: onednn.linear(a, w, bias), args.repeats, dev, prec)
     ours.train()
     row["ours_train"] = step_time(ours, x, args.repeats, dev, prec)
     return row

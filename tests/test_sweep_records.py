@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import run_cli
+from resbench.layers import onednn
 from resbench.store import read_results
 from resbench.sweep import SweepConfig, run_sweep
 
@@ -59,6 +60,7 @@ def test_every_run_keeps_its_record_with_the_code_commit(trained, cli, tmp_path)
     assert [r["config"]["test_res"] for r in records] == [["7"], ["7", "14"]]
     assert all(r["finished"] for r in records)
     assert all(re.fullmatch(r"[0-9a-f]{40}", r["code"]["commit"]) for r in records)  # this repo is a checkout
+    assert all(r["onednn_linears"] == onednn.status() for r in records)
     assert json.loads((out / "meta.json").read_text())["config"]["test_res"] == ["7", "14"]  # the newest
 
 
@@ -123,3 +125,15 @@ def test_a_subset_says_so_in_the_terminal_the_run_record_and_the_report(trained,
     assert code == 0 and "SUBSET" not in err
     assert cli("report", tmp_path / "full", "-o", tmp_path / "rep" / "full", "--format", "md")[0] == 0
     assert "SUBSET" not in (tmp_path / "rep" / "full.md").read_text()
+
+
+def test_a_float32_cpu_cell_runs_the_models_linears_through_onednn(trained, tmp_path, monkeypatch):
+    rows = []
+    real = onednn.linear
+    monkeypatch.setattr(onednn, "linear", lambda x, w, b: rows.append(x.shape[0]) or real(x, w, b))
+    run_sweep(SweepConfig(checkpoints=[str(trained["conv"])], out=str(tmp_path / "sw"), test_res=[(7, 7)],
+                          policy=["native"], dataset="synthetic", limit=16), quiet=True)
+    if onednn._operator() is None:
+        assert rows == []
+    else:
+        assert sum(rows) == 16  # conv2d_iso's one nn.Linear, its classifier, once per image

@@ -10,11 +10,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from resbench.layers import onednn
 from resbench.layers.blocks import narrow_half_glu
 from resbench.layers.resolution_aware import kernel_precision
 
 __all__ = ["toeplitz_from_kernel", "channel_major", "apply_toeplitz", "inverse", "full_kernel", "conv_fft",
-           "kernel_spectrum", "fft_evaluate", "store", "FFT_CHUNK_ELEMENTS"]
+           "kernel_spectrum", "fft_evaluate", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
 
 # The FFT evaluation path transforms a few images at a time, about this many spectrum elements per group
 # (complex float32: 8 bytes each), so a large batch of long signals or large images needs no batch-sized
@@ -131,15 +132,34 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
         y = torch.fft.irfftn(torch.fft.rfftn(u, s=sizes, dim=dims).mul_(spectrum), s=sizes, dim=dims)  # (b, H, *n)
         y = y[(slice(None), slice(None), *[slice(0, L) for L in spatial])]  # (b, H, *L)
         b = y.shape[0]
+        if onednn.usable(y) and dtype == torch.float32:  # the output linear through oneDNN, on pixel rows
+            a = y.new_empty(b, *spatial, H)
+            a.movedim(-1, 1).copy_(y)  # (b, *L, H): the layout change
+            if isinstance(activation, nn.GELU):
+                torch.ops.aten.gelu_(a, approximate=activation.approximate)
+            else:
+                a.copy_(activation(a))
+            out = onednn.linear(a.view(b * pixels, H), linear.weight, linear.bias)  # (b * pixels, out)
+            store(out, z[b0:b0 + b], glu, None if norm is None else x_last[b0:b0 + b])
+            continue
         a = y.new_empty(b, H + 1, *spatial, dtype=dtype)  # the activation, and a row of ones for the bias
         a[:, H] = 1
         if dtype == torch.float32 and isinstance(activation, nn.GELU):
-            torch.ops.aten.gelu.out(y, approximate=activation.approximate, out=a[:, :H])
+            gelu_into(y, a[:, :H], activation.approximate)
         else:
             a[:, :H] = activation(y)  # float32, rounded once into `dtype`
         out = torch.matmul(a.view(b, H + 1, pixels).transpose(1, 2), weight)  # (b, pixels, out)
         store(out.view(b * pixels, -1), z[b0:b0 + b], glu, None if norm is None else x_last[b0:b0 + b])
     return z
+
+
+def gelu_into(t: torch.Tensor, out: torch.Tensor, approximate: str = "none") -> torch.Tensor:
+    """out = GELU(t), written into out. PyTorch 2.14's CPU kernel for the exact GELU (erf) writes wrong values
+    into an `out` that is not contiguous when `t` is (seen for a transposed out and for a slice of channels), so
+    that case computes the GELU first and copies it in."""
+    if out.is_contiguous() or not t.is_contiguous():
+        return torch.ops.aten.gelu.out(t, approximate=approximate, out=out)
+    return out.copy_(F.gelu(t, approximate=approximate))
 
 
 def store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | None) -> None:

@@ -12,6 +12,7 @@ import torch
 from resbench.checkpoints import Checkpoint
 from resbench.device import autocast, device_name, float32_classifier
 from resbench.errors import ResbenchError
+from resbench.layers import onednn
 from resbench.resolution import format_size
 from resbench.runtime import TimeLimitExceeded, time_limit
 from resbench.scoring import score, top5_columns, wilson_interval
@@ -34,7 +35,8 @@ def evaluate_cell(model, images: SplitImages, ckpt: Checkpoint, cell: Cell, cfg:
         raise MemoryError(f"{e} (free device memory fell during the run)") from None
     ctx = (bandlimit_context(model, cell_alpha(ckpt, cell.bandlimit), cell.bandlimit)
            if cell.bandlimit != "none" else contextlib.nullcontext())
-    with ctx, autocast(torch.device(cfg.device), cfg.precision), float32_classifier(model, num_classes):
+    with ctx, autocast(torch.device(cfg.device), cfg.precision), float32_classifier(model, num_classes), \
+            onednn.linears(model):
         result = score(model, images.batches(cell.test_res, batch), num_classes, cell.policy, on_batch,
                        samples=cfg.log_samples, finite=True)  # NaN logits: an error row, not class 0's share
     seconds = time.perf_counter() - t0

@@ -17,7 +17,7 @@ import torch
 
 from resbench.checkpoints import package_versions
 from resbench.device import cpu_model, device_name
-from resbench.layers import compiled_passes
+from resbench.layers import compiled_passes, onednn
 from resbench.resolution import KINDS, format_size, sort_sizes
 from resbench.store import SweepLock, read_rows, results_frame, write_run, write_tables
 from resbench.sweep.checks import validate
@@ -51,6 +51,7 @@ def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
             "finished": None, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
             "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
             "compiled_passes": compiled_passes.status(),  # S4ND's norm pass (layers.compiled_passes), bf16/fp16
+            "onednn_linears": onednn.status(),  # float32 output linears on the CPU (layers.onednn)
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k not in ("test_res", "models")},
@@ -107,7 +108,8 @@ def _run_plan(p: SweepPlan, quiet: bool, on_cell_done) -> pd.DataFrame:
     else:
         execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
-    write_run(out, {**record, "finished": _now(), "compiled_passes": compiled_passes.status()})
+    write_run(out, {**record, "finished": _now(), "compiled_passes": compiled_passes.status(),
+                    "onednn_linears": onednn.status()})
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
     df.attrs["limit"] = sorted(set(p.images.values()))  # and the test images and seed of its cells
     df.attrs["seed"] = cfg.seed
