@@ -2,7 +2,8 @@
 
 Both layers hold the same weights (the official layer's, loaded with S4ND.from_state_spaces), run in the
 same process under the same allocator setting, and compute their kernels in every call (no cache):
-eval forward (inference mode) and a training step (forward + backward of a summed output). Prints a table;
+eval forward (inference mode) and a training step (forward + backward of a summed output): --repeats calls in
+a row per side, in --rounds rounds, the best call kept for each side (common.best_times). Prints a table;
 asserts nothing. The "GEMM ms" column is the layer's output linear alone (a (B*L*L, H) x (H, 2H) product with
 its bias, run as the layer runs it: through oneDNN in float32 on the CPU, see resbench.layers.onednn; the one
 the GLU output needs whatever the convolution costs), timed the same way: no layer's eval can be
@@ -29,14 +30,14 @@ from resbench.layers import onednn
 from resbench.layers.s4nd import S4ND
 
 
-def best_time(fn, repeats, device=torch.device("cpu"), precision="fp32"):
-    """common.best_time of fn under the precision's autocast, synchronising a GPU after each call."""
+def timed(fn, device=torch.device("cpu"), precision="fp32"):
+    """fn under the precision's autocast, synchronising a GPU after each call."""
     def call():
         with autocast(device, precision):
             fn()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-    return common.best_time(call, repeats)
+    return call
 
 
 def official_layer(path: str, config: dict):
@@ -47,16 +48,16 @@ def official_layer(path: str, config: dict):
     return OfficialS4ND(**config, return_state=False, verbose=False)
 
 
-def step_time(layer, x, repeats, device, precision, **kwargs):
-    """Seconds of one training step: forward, sum, backward (gradients of the weights and the input)."""
+def train_step(layer, x):
+    """One training step: forward, sum, backward (gradients of the weights and the input)."""
     x = x.clone().requires_grad_(True)
 
     def step():
         layer.zero_grad(set_to_none=True)
-        out = layer(x, **kwargs)
+        out = layer(x)
         out = out[0] if isinstance(out, tuple) else out
         out.float().sum().backward()
-    return best_time(step, repeats, device, precision)
+    return step
 
 
 def measure(side: int, args, official_path: str | None) -> dict:
@@ -72,22 +73,23 @@ def measure(side: int, args, official_path: str | None) -> dict:
         official = official_layer(official_path, config).eval()
         ours = S4ND.from_state_spaces(config, official.state_dict()).eval().to(dev)
         official = official.to(dev)
-        with torch.inference_mode():
-            with autocast(dev, prec):
-                row["diff"] = (ours(x).float() - official(x).float()).abs().max().item()
-            row["official"] = best_time(lambda: official(x), args.repeats, dev, prec)
-        official.train()
-        row["official_train"] = step_time(official, x, args.repeats, dev, prec)
+        with torch.inference_mode(), autocast(dev, prec):
+            row["diff"] = (ours(x).float() - official(x).float()).abs().max().item()
     else:
+        official = None
         ours = S4ND(**{k: v for k, v in config.items() if k not in ("kernel", "disc", "linear")}).eval().to(dev)
-    with torch.inference_mode():
-        row["ours"] = best_time(lambda: ours(x), args.repeats, dev, prec)
-        # the output linear alone, as the layer runs it (onednn.linear: oneDNN for float32 on the CPU)
-        a = torch.randn(args.batch * side * side, args.width, device=dev)
-        w, bias = torch.randn(2 * args.width, args.width, device=dev), torch.randn(2 * args.width, device=dev)
-        row["gemm"] = best_time(lambda: onednn.linear(a, w, bias), args.repeats, dev, prec)
-    ours.train()
-    row["ours_train"] = step_time(ours, x, args.repeats, dev, prec)
+    # the output linear alone, as the layer runs it (onednn.linear: oneDNN for float32 on the CPU)
+    a = torch.randn(args.batch * side * side, args.width, device=dev)
+    w, bias = torch.randn(2 * args.width, args.width, device=dev), torch.randn(2 * args.width, device=dev)
+    evals = {"ours": lambda: ours(x), "gemm": lambda: onednn.linear(a, w, bias)}
+    if official is not None:
+        evals["official"] = lambda: official(x)
+    with torch.inference_mode():  # the sides take turns, a block of calls each (common.best_times)
+        row.update(common.best_times({k: timed(fn, dev, prec) for k, fn in evals.items()}, args.repeats, args.rounds))
+    steps = {"ours_train": train_step(ours.train(), x)}
+    if official is not None:
+        steps["official_train"] = train_step(official.train(), x)
+    row.update(common.best_times({k: timed(fn, dev, prec) for k, fn in steps.items()}, args.repeats, args.rounds))
     return row
 
 
@@ -99,6 +101,7 @@ def main():
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--d-state", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="blocks of --repeats calls per side, taking turns")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16 (autocast, both layers)")
     args = common.parse(parser)

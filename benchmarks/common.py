@@ -31,6 +31,19 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def best_times(fns: dict, repeats: int, rounds: int = 3) -> dict:
+    """Seconds of the fastest call of each fn: `rounds` rounds in which each fn in turn gets a warm-up call and
+    `repeats` calls in a row (its steady state: its own buffers reused), the best over all rounds kept. A slow
+    spell on a shared machine then spoils one block, not a side's only one. Calls of different fns are not
+    interleaved one by one: with glibc's allocator as it comes, a layer timed right after another's large frees
+    pays to fault its memory in again on every call (the official layer's and ours alike)."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(best_time(fn, repeats))
+    return {name: min(ts) for name, ts in times.items()}
+
+
 def matmul_peak(side: int = 2048, repeats: int = 3) -> float:
     """GFLOP/s of one large float32 matrix product on this machine: the ceiling any model can reach."""
     a = torch.randn(side, side)

@@ -113,3 +113,96 @@ def test_switch_devices_and_dtypes(monkeypatch):
     assert not compiled_passes.enabled(cpu, torch.float32)
     assert not compiled_passes.enabled(torch.device("meta"), bf16)
     assert compiled_passes.status().startswith("on")
+
+
+def _conv_block(dims, d=8, k=3, seed=0):
+    from resbench.layers.blocks import PreNormBlock, glu_mixer
+
+    torch.manual_seed(seed)
+    conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims](d, d, k, padding=k // 2)
+    block = PreNormBlock(d, glu_mixer(conv, d, dims), dropout=0.1).eval()
+    for p in block.parameters():  # the mixer's output as large as the stream: a wrong formula shows
+        nn.init.normal_(p, std=0.5)
+    return block
+
+
+@needs_compiler
+@pytest.mark.parametrize("dims,sides", [(1, (30,)), (2, (9, 9)), (2, (6, 11))])
+def test_conv_glu_block_in_bf16_matches_the_eager_block(compiling, monkeypatch, dims, sides):
+    block = _conv_block(dims, seed=dims)
+    x = torch.randn(3, *sides, 8).movedim(-1, 1).bfloat16()  # (B, D, *L), channels last, a bf16 stream
+    calls = []
+    monkeypatch.setattr(compiled_passes, "conv_glu_block", _counting(compiled_passes.conv_glu_block, calls))
+    with torch.inference_mode():
+        reference = block.float()(x.float())  # float32 throughout
+        block.float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            compiled = block(x)
+            monkeypatch.setenv("RESBENCH_COMPILE", "0")
+            eager = block(x)
+    assert len(calls) == 1 and compiled.dtype == eager.dtype == torch.bfloat16
+    assert compiled.shape == eager.shape == x.shape and compiled.stride() == x.stride()
+    scale = (reference - x.float()).abs().max()  # the mixer's part
+    assert scale >= 0.5 * x.float().abs().max()
+    assert (compiled.float() - reference).abs().max() <= 2 ** -5 * scale  # bf16 rounding, not a wrong formula
+    assert (compiled.float() - eager.float()).abs().max() <= 2 ** -5 * scale
+    assert compiled_passes._state["failed"] is None
+
+
+@needs_compiler
+def test_conv_glu_block_is_skipped_where_it_does_not_apply(compiling, monkeypatch):
+    from resbench.layers.blocks import conv_glu_convs
+
+    calls = []
+    monkeypatch.setattr(compiled_passes, "conv_glu_block", _counting(compiled_passes.conv_glu_block, calls))
+    x2 = torch.randn(2, 8, 6, 6).bfloat16()
+    block = _conv_block(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            block(x2.float())  # a float32 stream: the eager block keeps its dtype
+            _conv_block(3)(torch.randn(2, 8, 4, 4, 4).bfloat16())  # 3-d: eager (compiled it ran slower)
+            handle = block.mixer[1].register_forward_hook(lambda *a: None)
+            block(x2)  # a hook on one of its modules sees its call
+            handle.remove()
+        block(x2)  # autograd
+    with torch.no_grad():
+        block(x2.float())  # no autocast
+    assert calls == []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        block(x2)
+    assert len(calls) == 1  # the same block where it applies
+    strided = _conv_block(2)
+    strided.mixer[0].stride = (2, 2)  # not the plain convolution the pass computes
+    assert conv_glu_convs(strided.mixer) is None and conv_glu_convs(block.mixer) is not None
+    assert conv_glu_convs(nn.Sequential(nn.Identity(), nn.GELU(), nn.Conv2d(8, 16, 1), nn.GLU(1))) is None
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_norm_mean_matches_eager(compiling, dtype):
+    torch.manual_seed(2)
+    weight, bias = torch.randn(16), torch.randn(16)
+    for shape in [(3, 9, 9, 16), (2, 40, 16), (2, 3, 5, 7, 16)]:
+        x = (torch.randn(*shape) * 3 + 1).to(dtype)
+        got = compiled_passes.norm_mean(x, weight, bias, 1e-5)
+        expected = torch.nn.functional.layer_norm(x.double(), (16,), weight.double(), bias.double(), 1e-5)
+        expected = expected.mean(dim=tuple(range(1, x.dim() - 1)))
+        assert got.dtype == torch.float32 and got.shape == (shape[0], 16)
+        assert torch.allclose(got.double(), expected, atol=1e-5), shape
+
+
+@needs_compiler
+def test_iso_models_head_takes_norm_mean_under_autocast(compiling, monkeypatch):
+    from resbench.models import create_model
+
+    calls = []
+    monkeypatch.setattr(compiled_passes, "norm_mean", _counting(compiled_passes.norm_mean, calls))
+    model = create_model("conv2d_iso", train_res=8, d_model=8, n_layers=1).eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.inference_mode():
+        fp32 = model(x)
+        assert calls == []  # float32: eager
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x)
+    assert len(calls) == 1 and half.shape == fp32.shape
+    assert (half.float() - fp32).abs().max() <= 0.05 * fp32.abs().max()

@@ -6,7 +6,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GLU", "NARROW_GLU", "narrow_half_glu", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock", "has_forward_hooks"]
+from resbench.layers import compiled_passes
+
+__all__ = ["GLU", "NARROW_GLU", "narrow_half_glu", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock", "has_forward_hooks",
+           "compiled_dtype", "conv_glu_convs"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
@@ -85,4 +88,39 @@ class PreNormBlock(nn.Module):
         if (not (self.training and self.dropout.p > 0) and hasattr(self.mixer, "prenorm_residual")
                 and not has_forward_hooks(self.mixer)):  # the mixer's own call is skipped; S4ND checks the norm
             return self.mixer.prenorm_residual(x, self.norm)  # the mixer fuses the norm and the sum where it can
+        dtype = compiled_dtype(x)
+        if dtype is not None and x.dtype == dtype and not (self.training and self.dropout.p > 0):
+            convs = conv_glu_convs(self.mixer)
+            if convs is not None and not has_forward_hooks(self, self.norm, *self.mixer):
+                conv, out = convs  # the block in one compiled call, its hooks-free modules skipped
+                with torch.autocast(x.device.type, enabled=False):
+                    return compiled_passes.conv_glu_block(
+                        x, self.norm.weight, self.norm.bias, self.norm.eps, conv.weight.to(dtype), conv.bias.to(dtype),
+                        conv.padding, conv.groups, out.weight.to(dtype), out.bias.to(dtype))
         return x + self.dropout(self.mixer(self.norm(x)))
+
+
+def compiled_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The half dtype autocast computes in where a compiled pass takes x's evaluation (compiled_passes): no
+    autograd, autocast on at x's device in a dtype the passes take, the passes on; else None."""
+    device = x.device.type
+    if torch.is_grad_enabled() or not torch.is_autocast_enabled(device):
+        return None
+    dtype = torch.get_autocast_dtype(device)
+    return dtype if compiled_passes.enabled(x.device, dtype) else None
+
+
+def conv_glu_convs(mixer: nn.Module) -> tuple[nn.Module, nn.Module] | None:
+    """(conv, 1x1 conv) of a glu_mixer over a plain convolution (stride and dilation 1, zero padding given as
+    sizes, both with bias, GELU exact), else None: the mixer compiled_passes.conv_glu_block computes."""
+    if not (isinstance(mixer, nn.Sequential) and len(mixer) == 4):
+        return None
+    conv, act, out, glu = mixer
+    plain = (nn.Conv1d, nn.Conv2d)
+    if not (type(conv) in plain and type(out) is type(conv) and type(act) is nn.GELU and isinstance(glu, nn.GLU)):
+        return None
+    if (act.approximate != "none" or glu.dim != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str)
+            or conv.bias is None or out.bias is None or any(s != 1 for s in (*conv.stride, *conv.dilation))
+            or any(k != 1 for k in out.kernel_size) or out.groups != 1 or any(p != 0 for p in out.padding)):
+        return None
+    return conv, out

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from resbench.errors import ResbenchError
-from resbench.layers.blocks import PreNormBlock, glu_mixer
+from resbench.layers import compiled_passes
+from resbench.layers.blocks import PreNormBlock, compiled_dtype, glu_mixer, has_forward_hooks
 from resbench.layers.rate_s4nd import RateS4ND
 from resbench.models.base import ModelConfig, ResModel, check_positive_int, policies
 from resbench.models.fields import S4NDFields, s4nd_layer
@@ -65,7 +66,12 @@ class IsoModel(ResModel):
         # (a 1x1 convolution writes channel-first and needs a transposing copy after it).
         x = F.linear(x.movedim(1, -1), self.stem.weight.flatten(1), self.stem.bias)  # (B, *sides, D)
         x = self.blocks(x.movedim(-1, 1))  # (B, D, *sides), channels-last in memory
-        x = self.norm(x.movedim(1, -1)).mean(dim=tuple(range(1, 1 + self.dims)))  # (B, D)
+        x = x.movedim(1, -1)  # (B, *sides, D)
+        if compiled_dtype(x) is not None and not has_forward_hooks(self.norm):  # one compiled float32 pass
+            with torch.autocast(x.device.type, enabled=False):
+                x = compiled_passes.norm_mean(x, self.norm.weight, self.norm.bias, self.norm.eps)  # (B, D)
+        else:
+            x = self.norm(x).mean(dim=tuple(range(1, 1 + self.dims)))  # (B, D)
         return self.head(x)  # (B, num_classes)
 
 
