@@ -39,7 +39,7 @@ stage study_fp32 150 python3 cli.py sweep checkpoints/ -o "$work/study_fp32" --d
 if [ -n "$official" ]; then
   for precision in fp32 bf16; do
     stage "layer_$precision" 60 python3 benchmarks/bench_official.py --official "$official" --sides 28,224 \
-      --device cuda --precision "$precision" --repeats 10 --threads 8
+      --device cuda --precision "$precision" --repeats 10 --rounds 1 --threads 8
   done
 fi
 stage study_bf16 100 python3 cli.py sweep checkpoints/ -o "$work/study_bf16" --device cuda --batch-size 4096 \
