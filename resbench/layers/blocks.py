@@ -85,11 +85,12 @@ class PreNormBlock(nn.Module):
         self.dropout = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, *sides)
-        if (not (self.training and self.dropout.p > 0) and hasattr(self.mixer, "prenorm_residual")
-                and not has_forward_hooks(self.mixer)):  # the mixer's own call is skipped; S4ND checks the norm
+        no_dropout = not (self.training and self.dropout.p > 0)
+        if no_dropout and hasattr(self.mixer, "prenorm_residual") and not has_forward_hooks(self.mixer):
+            # the mixer's own call is skipped; S4ND checks the norm
             return self.mixer.prenorm_residual(x, self.norm)  # the mixer fuses the norm and the sum where it can
         dtype = compiled_dtype(x)
-        if dtype is not None and x.dtype == dtype and not (self.training and self.dropout.p > 0):
+        if no_dropout and dtype is not None and x.dtype == dtype:
             convs = conv_glu_convs(self.mixer)
             if convs is not None and not has_forward_hooks(self, self.norm, *self.mixer):
                 conv, out = convs  # the block in one compiled call, its hooks-free modules skipped

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["usable", "linear", "status", "linears", "RowsLinear"]
+__all__ = ["enabled", "usable", "linear", "status", "linears", "RowsLinear"]
 
 _state = {"failed": None}  # the first error from the operator, after which every call takes F.linear
 
@@ -37,10 +37,16 @@ def _switched_on() -> bool:
     return os.environ.get("RESBENCH_ONEDNN", "1") != "0"
 
 
-def usable(x: torch.Tensor) -> bool:
-    """Whether `linear` of x runs through oneDNN in this process: float32 on the CPU, operator present, not off."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+def enabled(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether products in `dtype` on `device` run through oneDNN in this process: float32 on the CPU outside
+    autocast, the operator present, not switched off, not failed."""
+    return (device.type == "cpu" and dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
             and _state["failed"] is None and _switched_on() and _operator() is not None)
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether `linear` of x runs through oneDNN in this process (`enabled` for x's device and dtype)."""
+    return enabled(x.device, x.dtype)
 
 
 def status() -> str:

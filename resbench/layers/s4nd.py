@@ -22,8 +22,8 @@ from resbench.errors import ResbenchError
 from resbench.layers import compiled_passes, onednn
 from resbench.layers.blocks import GLU, has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
-from resbench.layers.s4nd_ops import (apply_toeplitz, channel_major, conv_fft, fft_evaluate, gelu_into, inverse,
-                                      kernel_spectrum, store, toeplitz_from_kernel)
+from resbench.layers.s4nd_ops import (activate_, apply_toeplitz, channel_major, conv_fft, fft_evaluate, gelu_into,
+                                      inverse, kernel_spectrum, store, toeplitz_from_kernel)
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
@@ -254,7 +254,7 @@ class S4ND(ResolutionAware):
         batch_dim = self.dim - 1  # where the batch sits in z_pixels
         if not self.linear:
             linear, glu = self.output_linear[0], isinstance(self.output_linear[1], nn.GLU)
-            rows = dtype == x.dtype and onednn.usable(x)  # float32 on the CPU: pixel rows through oneDNN
+            rows = onednn.enabled(x.device, dtype)  # float32 on the CPU: pixel rows through oneDNN
             weight = None if rows else torch.cat([linear.weight, linear.bias[:, None]], dim=1).to(dtype)  # bias last
         D = self.D.view(-1, 1).to(dtype)  # (W, 1)
         compiled = norm is not None and compiled_passes.enabled(x.device, dtype)
@@ -277,7 +277,7 @@ class S4ND(ResolutionAware):
             if rows:  # float32 on the CPU: the output linear through oneDNN, which reads pixel rows
                 a = conv.new_empty(conv.shape[1], W)  # (m, W)
                 torch.addcmul(conv, u.view(W, -1), D, out=a.t())  # + D * u, written transposed
-                out = onednn.linear(self._activation_(a), linear.weight, linear.bias)  # (m, out)
+                out = onednn.linear(activate_(a, self.activation), linear.weight, linear.bias)  # (m, out)
             else:
                 y = conv.new_empty(W + 1, conv.shape[1])  # activation, and a row of ones for the bias
                 y[W] = 1
@@ -294,12 +294,6 @@ class S4ND(ResolutionAware):
             gelu_into(t, out, self.activation.approximate)
         else:
             out.copy_(self.activation(t))
-
-    def _activation_(self, t: torch.Tensor) -> torch.Tensor:
-        """activation(t) in place on a contiguous t (forward sends no active dropout here)."""
-        if isinstance(self.activation, nn.GELU):
-            return torch.ops.aten.gelu_(t, approximate=self.activation.approximate)
-        return t.copy_(self.activation(t))
 
     def _operators(self, spatial, rate, bandlimit, method) -> list[torch.Tensor]:
         """Toeplitz matrices (H, L, L) or FFT kernels (ch, H, Lk) per axis, or with method "spectrum" the kernel's

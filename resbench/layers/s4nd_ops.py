@@ -15,7 +15,7 @@ from resbench.layers.blocks import narrow_half_glu
 from resbench.layers.resolution_aware import kernel_precision
 
 __all__ = ["toeplitz_from_kernel", "channel_major", "apply_toeplitz", "inverse", "full_kernel", "conv_fft",
-           "kernel_spectrum", "fft_evaluate", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
+           "kernel_spectrum", "fft_evaluate", "activate_", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
 
 # The FFT evaluation path transforms a few images at a time, about this many spectrum elements per group
 # (complex float32: 8 bytes each), so a large batch of long signals or large images needs no batch-sized
@@ -121,7 +121,8 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
     pixels = math.prod(spatial)
     z = x.new_empty(B, *spatial, H, dtype=dtype if norm is None else torch.promote_types(dtype, x.dtype))
     x_last = x.movedim(1, -1)  # (B, *L, H)
-    weight = torch.cat([linear.weight, linear.bias[:, None]], dim=1).t().to(dtype)  # (H+1, out): bias last
+    rows = onednn.enabled(x.device, dtype)  # float32 on the CPU: the output linear through oneDNN, on pixel rows
+    weight = None if rows else torch.cat([linear.weight, linear.bias[:, None]], dim=1).t().to(dtype)  # bias last
     group = max(1, min(B, FFT_CHUNK_ELEMENTS // spectrum.numel()))
     for b0 in range(0, B, group):
         xg = x_last[b0:b0 + group]  # (b, *L, H)
@@ -132,25 +133,27 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
         y = torch.fft.irfftn(torch.fft.rfftn(u, s=sizes, dim=dims).mul_(spectrum), s=sizes, dim=dims)  # (b, H, *n)
         y = y[(slice(None), slice(None), *[slice(0, L) for L in spatial])]  # (b, H, *L)
         b = y.shape[0]
-        if onednn.usable(y) and dtype == torch.float32:  # the output linear through oneDNN, on pixel rows
+        if rows:
             a = y.new_empty(b, *spatial, H)
             a.movedim(-1, 1).copy_(y)  # (b, *L, H): the layout change
-            if isinstance(activation, nn.GELU):
-                torch.ops.aten.gelu_(a, approximate=activation.approximate)
-            else:
-                a.copy_(activation(a))
-            out = onednn.linear(a.view(b * pixels, H), linear.weight, linear.bias)  # (b * pixels, out)
-            store(out, z[b0:b0 + b], glu, None if norm is None else x_last[b0:b0 + b])
-            continue
-        a = y.new_empty(b, H + 1, *spatial, dtype=dtype)  # the activation, and a row of ones for the bias
-        a[:, H] = 1
-        if dtype == torch.float32 and isinstance(activation, nn.GELU):
-            gelu_into(y, a[:, :H], activation.approximate)
+            out = onednn.linear(activate_(a, activation).view(b * pixels, H), linear.weight, linear.bias)
         else:
-            a[:, :H] = activation(y)  # float32, rounded once into `dtype`
-        out = torch.matmul(a.view(b, H + 1, pixels).transpose(1, 2), weight)  # (b, pixels, out)
+            a = y.new_empty(b, H + 1, *spatial, dtype=dtype)  # the activation, and a row of ones for the bias
+            a[:, H] = 1
+            if dtype == torch.float32 and isinstance(activation, nn.GELU):
+                gelu_into(y, a[:, :H], activation.approximate)
+            else:
+                a[:, :H] = activation(y)  # float32, rounded once into `dtype`
+            out = torch.matmul(a.view(b, H + 1, pixels).transpose(1, 2), weight)  # (b, pixels, out)
         store(out.view(b * pixels, -1), z[b0:b0 + b], glu, None if norm is None else x_last[b0:b0 + b])
     return z
+
+
+def activate_(t: torch.Tensor, activation: nn.Module) -> torch.Tensor:
+    """activation(t) written over a contiguous t (no dropout runs here); returns t."""
+    if isinstance(activation, nn.GELU):
+        return torch.ops.aten.gelu_(t, approximate=activation.approximate)
+    return t.copy_(activation(t))
 
 
 def gelu_into(t: torch.Tensor, out: torch.Tensor, approximate: str = "none") -> torch.Tensor:

@@ -44,14 +44,19 @@ def _code_commit() -> dict:
     return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
 
 
+def _pass_status() -> dict:
+    """What ran the cells' passes in this process, as a run record says it (it can change mid-run on a failure)."""
+    return {"compiled_passes": compiled_passes.status(),  # bf16/fp16 passes compiled (layers.compiled_passes)
+            "onednn_linears": onednn.status()}  # float32 output linears on the CPU (layers.onednn)
+
+
 def _run_record(p: SweepPlan, run_id: str, started: str) -> dict:
     """This run's record as it starts ("finished" None; run_sweep fills it in at the end)."""
     cfg = p.cfg
     return {"run_id": run_id, "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "started": started,
             "finished": None, "shard": list(cfg.shard), "code": _code_commit(), "versions": package_versions(),
             "device": device_name(torch.device(cfg.device)), "precision": cfg.precision,
-            "compiled_passes": compiled_passes.status(),  # S4ND's norm pass (layers.compiled_passes), bf16/fp16
-            "onednn_linears": onednn.status(),  # float32 output linears on the CPU (layers.onednn)
+            **_pass_status(),
             "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                         "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()},
             "config": {**{k: v for k, v in vars(cfg).items() if k not in ("test_res", "models")},
@@ -108,8 +113,7 @@ def _run_plan(p: SweepPlan, quiet: bool, on_cell_done) -> pd.DataFrame:
     else:
         execute(p, console, on_cell_done)
     df = write_tables(out) if read_rows(out) else results_frame([])
-    write_run(out, {**record, "finished": _now(), "compiled_passes": compiled_passes.status(),
-                    "onednn_linears": onednn.status()})
+    write_run(out, {**record, "finished": _now(), **_pass_status()})
     df.attrs["checkpoint_sha256"] = [c.sha256 for c in p.ckpts]  # the files this run swept
     df.attrs["limit"] = sorted(set(p.images.values()))  # and the test images and seed of its cells
     df.attrs["seed"] = cfg.seed
