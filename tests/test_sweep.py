@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -25,6 +26,8 @@ from resbench.resolution import default_test_sizes
 from resbench.scoring import wilson_interval
 from resbench.store import RESULT_COLUMNS, read_results
 from resbench.sweep import SweepConfig, parse_shard, run_sweep
+from resbench.sweep.config import Cell
+from resbench.sweep.grid import shard_cells
 
 # the grid every sweep here runs: 2 checkpoints x 5 sizes x 2 policies x (on, off for S4ND; none for Conv2D)
 SIZES = [7, 14, 21, 28, 35]
@@ -246,7 +249,7 @@ def test_shards_merged_equal_the_full_sweep(full, ckpt_dir, tmp_path, cli):
         run_sweep(config(ckpt_dir, part, shard=(k, 2)), quiet=True)
         assert (part / f"cells-{k}of2.jsonl").exists() and (part / f"meta-{k}of2.json").exists()
     sizes = [len(read_table(p)) for p in parts]
-    assert sizes == [(N_CELLS + 1) // 2, N_CELLS // 2]
+    assert sorted(sizes, reverse=True) == [(N_CELLS + 1) // 2, N_CELLS // 2]
     keys = [set(map(tuple, read_table(p)[CELL].values.tolist())) for p in parts]
     assert not keys[0] & keys[1]
 
@@ -263,6 +266,52 @@ def test_shards_into_one_folder_give_the_full_table(full, ckpt_dir, tmp_path):
         run_sweep(config(ckpt_dir, tmp_path, shard=(k, 2)), quiet=True)
     assert_same_cells(read_table(tmp_path), read_table(full))
     assert_no_duplicates(tmp_path)
+
+
+def _grid(sizes: list[int], per_size: int, train: int = 14) -> tuple[list[Cell], list]:
+    """Cells of one stand-in checkpoint in the grid's order: each size, then `per_size` settings of it."""
+    ckpt = SimpleNamespace(train_res=(train, train))
+    return [Cell(0, (s, s), "native", str(b)) for s in sizes for b in range(per_size)], [ckpt]
+
+
+def _pixels(cells: list[Cell]) -> int:
+    return sum(math.prod(c.test_res) for c in cells)
+
+
+def test_shards_draw_every_size_whatever_the_grid_period():
+    """Four test sizes over four shards: every 4th cell would give one shard all the 56 px cells (64x the
+    work of the 7 px ones); dealt by size each shard gets a like share."""
+    cells, ckpts = _grid([7, 14, 28, 56], 1)
+    cells = cells * 12  # 48 cells, period 4
+    shards = [shard_cells(cells, ckpts, (k, 4)) for k in range(1, 5)]
+    for part in shards:
+        assert {c.test_res[0] for c in part} == {7, 14, 28, 56}
+    work = [_pixels(part) for part in shards]
+    assert max(work) - min(work) <= 56 * 56
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 64), min_size=0, max_size=60), st.integers(1, 9))
+def test_shards_partition_the_cells_and_balance_pixels(sizes, n):
+    cells = [Cell(0, (s, s), "native", str(i)) for i, s in enumerate(sizes)]
+    ckpts = [SimpleNamespace(train_res=(14, 14))]
+    shards = [shard_cells(cells, ckpts, (k, n)) for k in range(1, n + 1)]
+    dealt = [c for part in shards for c in part]
+    assert sorted(dealt, key=cells.index) == cells and len(dealt) == len(cells)  # each cell once
+    for part in shards:
+        assert part == sorted(part, key=cells.index)  # the grid's order kept
+    counts = [len(part) for part in shards]
+    assert max(counts) - min(counts) <= 1
+    work = [_pixels(part) for part in shards]
+    assert max(work) - min(work) <= max([s * s for s in sizes], default=0)
+
+
+def test_shards_deal_by_the_size_the_model_runs_at():
+    """Under resize-input the model runs at its training size: those cells weigh what the training size does."""
+    ckpt = SimpleNamespace(train_res=(56, 56))
+    cells = [Cell(0, (28, 28), "native", "on"), Cell(0, (14, 14), "native", "on"),
+             Cell(0, (7, 7), "resize-input", "on")]
+    assert shard_cells(cells, [ckpt], (1, 3)) == [cells[2]]  # the 56 px model, though tested at 7
 
 
 @pytest.mark.parametrize("text, expected", [("1/1", (1, 1)), ("2/3", (2, 3)), (" 1/4", (1, 4))])

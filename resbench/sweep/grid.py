@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from resbench import data
 from resbench.checkpoints import Checkpoint
 from resbench.data.stream import eval_settings, transform_text
 from resbench.errors import ResbenchError
 from resbench.resolution import bandlimit_alpha, default_test_sizes, fit_sizes, format_size, parse_size
+from resbench.sweep.batches import model_size
 from resbench.sweep.config import Cell, SweepConfig
 
 __all__ = ["checkpoint_transform", "training_sizes", "recipe", "cell_alpha", "subset_rule", "images_key",
-           "test_sizes", "plan_cells", "dataset_name"]
+           "test_sizes", "plan_cells", "shard_cells", "dataset_name"]
 
 
 def _adaptive_kernels(ckpt: Checkpoint) -> bool:
@@ -100,13 +103,24 @@ def test_sizes(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[list[tuple[int
 
 
 def plan_cells(ckpts: list[Checkpoint], cfg: SweepConfig) -> list[Cell]:
-    """All cells of the sweep in a fixed order; the shard keeps every n-th, starting at k-1."""
+    """All cells of the sweep in a fixed order, or the part of them that --shard K/N deals to shard K."""
     cells = [Cell(i, size, policy, bl) for i, (ckpt, sizes) in enumerate(zip(ckpts, test_sizes(ckpts, cfg)))
              for size in sizes for policy in cfg.policy for bl in _bandlimit_values(ckpt, cfg.bandlimit)
              if (bl not in ("adaptive", "capped") or _adaptive_differs(ckpt, size, policy))
              and not _repeats_native(ckpt, size, policy)]
-    k, n = cfg.shard
-    return cells[k - 1::n]
+    return shard_cells(cells, ckpts, cfg.shard)
+
+
+def shard_cells(cells: list[Cell], ckpts: list[Checkpoint], shard: tuple[int, int]) -> list[Cell]:
+    """Shard k of n: the cells ranked by the pixels (samples, voxels) the model runs at, largest first, and dealt
+    back and forth over the shards (1..n, n..1, 1..n, ...), so each shard draws a like share of large and small
+    cells whatever the grid's period (every n-th cell of a grid of n test sizes would all be one size). Each
+    shard keeps the grid's order. Depends on the cells alone: every process of a sweep deals the same."""
+    k, n = shard
+    pixels = [math.prod(model_size(ckpts[c.ckpt_index], c)) for c in cells]
+    ranked = sorted(range(len(cells)), key=lambda i: (-pixels[i], i))
+    mine = {i for turn, i in enumerate(ranked) if min(turn % (2 * n), 2 * n - 1 - turn % (2 * n)) == k - 1}
+    return [c for i, c in enumerate(cells) if i in mine]
 
 
 def dataset_name(ckpt: Checkpoint, cfg: SweepConfig) -> str:
