@@ -268,12 +268,6 @@ def test_shards_into_one_folder_give_the_full_table(full, ckpt_dir, tmp_path):
     assert_no_duplicates(tmp_path)
 
 
-def _grid(sizes: list[int], per_size: int, train: int = 14) -> tuple[list[Cell], list]:
-    """Cells of one stand-in checkpoint in the grid's order: each size, then `per_size` settings of it."""
-    ckpt = SimpleNamespace(train_res=(train, train))
-    return [Cell(0, (s, s), "native", str(b)) for s in sizes for b in range(per_size)], [ckpt]
-
-
 def _pixels(cells: list[Cell]) -> int:
     return sum(math.prod(c.test_res) for c in cells)
 
@@ -281,8 +275,8 @@ def _pixels(cells: list[Cell]) -> int:
 def test_shards_draw_every_size_whatever_the_grid_period():
     """Four test sizes over four shards: every 4th cell would give one shard all the 56 px cells (64x the
     work of the 7 px ones); dealt by size each shard gets a like share."""
-    cells, ckpts = _grid([7, 14, 28, 56], 1)
-    cells = cells * 12  # 48 cells, period 4
+    cells = [Cell(0, (s, s), "native", "on") for s in [7, 14, 28, 56]] * 12  # 48 cells, period 4
+    ckpts = [SimpleNamespace(train_res=(14, 14))]
     shards = [shard_cells(cells, ckpts, (k, 4)) for k in range(1, 5)]
     for part in shards:
         assert {c.test_res[0] for c in part} == {7, 14, 28, 56}

@@ -65,7 +65,8 @@ __all__ = ["sweep_cmd", "print_summaries", "stats_options", "summary_table", "pr
               help="Images a batch, honoured unless memory cannot take it (then lowered, with a line and a note "
                    "in the run record). Default: 256, on the CPU cut to about 25,000 model pixels a batch "
                    "(32 images at 28x28), which keeps activations near the cache.")
-@click.option("--shard", default="1/1", show_default=True, help="Run part K of N of the cells, dealt by the size each model runs at so the parts take like work.")
+@click.option("--shard", default="1/1", show_default=True,
+              help="Run part K of N of the cells, dealt by the size each model runs at so the parts take like work.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (the first GPU if any, else the CPU), cpu, cuda, cuda:N or mps.")
 @click.option("--precision", default="fp32", show_default=True, help="fp32, bf16 or fp16 (autocast).")
