@@ -5,6 +5,7 @@ import shutil
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from resbench.layers import compiled_passes
 from resbench.layers.blocks import ChannelNorm
@@ -159,7 +160,6 @@ def test_conv_glu_block_is_skipped_where_it_does_not_apply(compiling, monkeypatc
     block = _conv_block(2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         with torch.no_grad():
-            block(x2.float())  # a float32 stream: the eager block keeps its dtype
             _conv_block(3)(torch.randn(2, 8, 4, 4, 4).bfloat16())  # 3-d: eager (compiled it ran slower)
             handle = block.mixer[1].register_forward_hook(lambda *a: None)
             block(x2)  # a hook on one of its modules sees its call
@@ -171,6 +171,13 @@ def test_conv_glu_block_is_skipped_where_it_does_not_apply(compiling, monkeypatc
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         block(x2)
     assert len(calls) == 1  # the same block where it applies
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fp32_stream = block(x2.float())  # a float32 stream too: the sum in float32
+        monkeypatch.setenv("RESBENCH_COMPILE", "0")
+        eager = block(x2.float())
+        monkeypatch.setenv("RESBENCH_COMPILE", "1")
+    assert len(calls) == 2 and fp32_stream.dtype == eager.dtype == torch.float32
+    assert (fp32_stream - eager).abs().max() <= 2 ** -5 * (eager - x2.float()).abs().max()
     strided = _conv_block(2)
     strided.mixer[0].stride = (2, 2)  # not the plain convolution the pass computes
     assert conv_glu_convs(strided.mixer) is None and conv_glu_convs(block.mixer) is not None
@@ -205,4 +212,57 @@ def test_iso_models_head_takes_norm_mean_under_autocast(compiling, monkeypatch):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half = model(x)
     assert len(calls) == 1 and half.shape == fp32.shape
+    assert (half.float() - fp32).abs().max() <= 0.05 * fp32.abs().max()
+
+
+@needs_compiler
+@pytest.mark.parametrize("sides,method", [((10, 10), "toeplitz"), ((4, 6, 6), "toeplitz"), ((150,), "fft")])
+def test_s4nd_prenorm_residual_on_a_float32_stream_sums_in_float32(compiling, monkeypatch, sides, method):
+    torch.manual_seed(2)
+    layer = S4ND(16, d_state=8, dim=len(sides), l_max=list(sides)).eval()
+    norm = ChannelNorm(16)
+    nn.init.normal_(norm.weight), nn.init.normal_(norm.bias)
+    x = torch.randn(3, *sides, 16).movedim(-1, 1)  # (B, H, *L), channels last, a float32 stream
+    calls = []
+    monkeypatch.setattr(compiled_passes, "glu_residual_", _counting(compiled_passes.glu_residual_, calls))
+    with torch.inference_mode():
+        reference = layer.prenorm_residual(x, norm, method=method)  # float32 throughout
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            compiled = layer.prenorm_residual(x, norm, method=method)
+            monkeypatch.setenv("RESBENCH_COMPILE", "0")
+            eager = layer.prenorm_residual(x, norm, method=method)
+    assert calls and compiled.dtype == eager.dtype == torch.float32 and compiled.shape == x.shape
+    assert compiled.stride() == eager.stride()
+    branch = (reference - x).abs().max()  # the layer's part of the sum
+    assert (compiled - eager).abs().max() <= 2 ** -7 * branch  # one rounding apart at most
+    assert (compiled - reference).abs().max() <= 2 ** -4 * branch  # bf16 products, not a wrong formula
+
+
+def test_glu_residual_writes_strided_views(monkeypatch):
+    monkeypatch.setenv("RESBENCH_COMPILE", "0")  # the eager body; the compiled one is checked above
+    torch.manual_seed(3)
+    z = torch.zeros(4, 5, 6, 8)  # (B, L1, L2, H)
+    res = torch.randn(4, 5, 6, 8)
+    view = z.permute(1, 0, 2, 3)[:, 1:3]  # (L1, b, L2, H): a group in a layer's pixel order
+    out = torch.randn(5, 2, 6, 16).bfloat16()
+    compiled_passes.glu_residual_.eager(out, view, res.permute(1, 0, 2, 3)[:, 1:3])
+    expected = res[1:3] + F.glu(out.float(), -1).permute(1, 0, 2, 3)
+    assert torch.equal(z[1:3], expected) and not z[0].any() and not z[3].any()
+
+
+@needs_compiler
+@pytest.mark.parametrize("name", ["s4nd_iso", "conv2d_iso"])
+def test_iso_models_keep_a_float32_residual_stream_under_autocast(compiling, name):
+    from resbench.models import create_model
+
+    model = create_model(name, train_res=8, d_model=8, n_layers=2, d_state=4).eval() if name == "s4nd_iso" else \
+        create_model(name, train_res=8, d_model=8, n_layers=2).eval()
+    seen = []
+    model.blocks[1].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    x = torch.randn(2, 1, 8, 8)
+    with torch.inference_mode():
+        fp32 = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = model(x)
+    assert seen == [torch.float32, torch.float32]  # the sum after block 0: float32 under autocast too
     assert (half.float() - fp32).abs().max() <= 0.05 * fp32.abs().max()

@@ -81,12 +81,13 @@ def test_s4nd_iso_logits_are_those_of_the_unfused_blocks(train_res, test, monkey
     x = torch.randn(6, 1, test, test)
     norms = []
     evaluate = S4ND._evaluate
-    monkeypatch.setattr(S4ND, "_evaluate", lambda self, x, ops, norm=None: norms.append(norm) or
-                        evaluate(self, x, ops, norm))
+    monkeypatch.setattr(S4ND, "_evaluate", lambda self, x, ops, norm=None, overwrite=False: norms.append(norm) or
+                        evaluate(self, x, ops, norm, overwrite))
     with torch.inference_mode():
         fused = model(x)
         assert len(norms) == 2 and all(n is not None for n in norms)  # both blocks took the fused path
-        monkeypatch.setattr(PreNormBlock, "forward", lambda self, x: x + self.dropout(self.mixer(self.norm(x))))
+        monkeypatch.setattr(PreNormBlock, "forward",
+                            lambda self, x, overwrite=False: x + self.dropout(self.mixer(self.norm(x))))
         plain = model(x)
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
 
@@ -112,3 +113,27 @@ def test_hooked_layers_see_every_call():
             model(torch.randn(2, 1, 8, 8))
         handle.remove()
         assert len(seen) == 1
+
+
+@pytest.mark.parametrize("train_res,test_res", [(8, 10), ([40], [150])])  # Toeplitz 2-d; FFT 1-d
+@pytest.mark.parametrize("precision", [None, torch.bfloat16])
+def test_iso_model_summing_over_its_stream_computes_what_a_hooked_model_does(train_res, test_res, precision):
+    from resbench.models import create_model
+
+    torch.manual_seed(4)
+    model = create_model("s4nd_iso", train_res=train_res, d_model=8, n_layers=3, d_state=4).eval()
+    x = torch.randn(3, 1, *([test_res] * 2 if isinstance(test_res, int) else test_res))
+    seen = []
+
+    def keep_input(module, args):
+        seen.append(args[0].clone())
+
+    with torch.inference_mode(), torch.autocast("cpu", dtype=precision or torch.float32, enabled=bool(precision)):
+        overwritten = model(x)  # no hooks: each block sums into its input
+        handle = model.blocks[1].register_forward_pre_hook(keep_input)
+        inputs = []
+        model.blocks[1].register_forward_hook(lambda module, args, out: inputs.append(args[0].clone()))
+        hooked = model(x)  # a hook: the blocks return new tensors
+        handle.remove()
+    assert torch.equal(overwritten, hooked)
+    assert torch.equal(seen[0], inputs[0])  # the hook saw block 1's input unchanged after the block ran

@@ -84,21 +84,26 @@ class PreNormBlock(nn.Module):
         self.mixer = mixer
         self.dropout = FastDropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D, *sides)
+    def forward(self, x: torch.Tensor, overwrite: bool = False) -> torch.Tensor:  # (B, D, *sides)
+        """`overwrite`: x is the caller's own residual stream, which the block may overwrite with the sum where no
+        autograd records it (see S4ND.prenorm_residual)."""
         no_dropout = not (self.training and self.dropout.p > 0)
         if no_dropout and hasattr(self.mixer, "prenorm_residual") and not has_forward_hooks(self.mixer):
             # the mixer's own call is skipped; S4ND checks the norm
-            return self.mixer.prenorm_residual(x, self.norm)  # the mixer fuses the norm and the sum where it can
+            return self.mixer.prenorm_residual(x, self.norm, overwrite=overwrite)  # fuses the norm and sum if it can
         dtype = compiled_dtype(x)
-        if no_dropout and dtype is not None and x.dtype == dtype:
+        if no_dropout and dtype is not None and x.dtype in (dtype, torch.float32):
             convs = conv_glu_convs(self.mixer)
             if convs is not None and not has_forward_hooks(self, self.norm, *self.mixer):
                 conv, out = convs  # the block in one compiled call, its hooks-free modules skipped
                 with torch.autocast(x.device.type, enabled=False):
                     return compiled_passes.conv_glu_block(
                         x, self.norm.weight, self.norm.bias, self.norm.eps, conv.weight.to(dtype), conv.bias.to(dtype),
-                        conv.padding, conv.groups, out.weight.to(dtype), out.bias.to(dtype))
-        return x + self.dropout(self.mixer(self.norm(x)))
+                        conv.padding, conv.groups, out.weight.to(dtype), out.bias.to(dtype), overwrite)
+        y = self.dropout(self.mixer(self.norm(x)))
+        if overwrite and not torch.is_grad_enabled() and torch.result_type(x, y) == x.dtype:
+            return x.add_(y)
+        return x + y
 
 
 def compiled_dtype(x: torch.Tensor) -> torch.dtype | None:

@@ -1,6 +1,7 @@
 """Passes of evaluation compiled by torch.compile (inductor's C++ backend), in bf16/fp16 on the CPU: the norm over
-channels before each S4ND layer and the layout change after it, in one loop (`norm_to_channel_major`); the whole
-prenorm block of the Conv-ISO baselines (`conv_glu_block`); the iso models' head norm and mean (`norm_mean`).
+channels before each S4ND layer and the layout change after it, in one loop (`norm_to_channel_major`); S4ND's GLU
+and residual sum into a float32 stream (`glu_residual_`); the whole prenorm block of the Conv-ISO baselines
+(`conv_glu_block`); the iso models' head norm and mean (`norm_mean`).
 
 Eager PyTorch runs the layer norm over 64 channels at about ten memory passes' cost and then transposes its
 output into the channel-major layout of the Toeplitz products (`channel_major`). Compiled as one kernel the two
@@ -12,9 +13,10 @@ batch, group or grid does not recompile. With RESBENCH_COMPILE=0, off the CPU, o
 (no C++ compiler) the eager passes run: the same math, rounded once in the same dtype.
 
 The Conv-ISO block (norm, k-tap convolution, GELU, 1x1 convolution, GLU, residual sum) compiled keeps the two
-convolutions as oneDNN calls and fuses the passes around them; its norm is taken in float32 from the bf16 stream
-(eager autocast takes it in bf16). The head's norm and mean over every pixel run in float32 in one loop, and the
-features reach the classifier in float32 (eager autocast rounds them to bf16 first).
+convolutions as oneDNN calls and fuses the passes around them; its norm is taken in float32. The iso models keep
+their residual stream in float32 under autocast (models/iso.py): S4ND's half-precision output is gated and added
+to it in one float32 pass, and the Conv-ISO block adds its half output to the float32 stream. The head's norm and
+mean over every pixel run in float32 in one loop, and the features reach the classifier in float32.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch.nn.functional as F
 
 __all__ = ["enabled", "status", "norm_to_channel_major", "conv_glu_block", "norm_mean"]
 
+RECOMPILE_LIMIT = 64  # versions of one pass a process may compile (see _compile)
 _state = {"failed": None}  # the first compile error, after which every pass runs eager
 _HALF = (torch.bfloat16, torch.float16)
 
@@ -65,28 +68,30 @@ def _quiet_cpp_extension():
         logger.setLevel(level)
 
 
-def _compiled(channel_dim: int) -> Callable[[Callable], Callable]:
+def _compiled(channel_dim: int, activations: int = 1) -> Callable[[Callable], Callable]:
     """fn through torch.compile, built on first call; eager once any compile has failed. Every dim of the first
-    argument (the activations) but `channel_dim` is marked dynamic, so one compiled kernel serves every batch,
-    group and grid;
-    the channel count stays fixed, which lets inductor unroll the reduction over it (with every dim dynamic the
+    `activations` arguments (the activations) but `channel_dim` is marked dynamic, so one compiled kernel serves
+    every batch, group and grid; the channel count stays fixed, which lets inductor unroll the reduction over it (with every dim dynamic the
     compiled layer norm over 64 channels ran 4x slower than eager)."""
-    return functools.partial(_compile, channel_dim=channel_dim)
+    return functools.partial(_compile, channel_dim=channel_dim, activations=activations)
 
 
-def _compile(fn: Callable, channel_dim: int) -> Callable:
+def _compile(fn: Callable, channel_dim: int, activations: int = 1) -> Callable:
     holder: dict = {}
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
         if _state["failed"] is not None:
             return fn(*args, **kwargs)
-        x = args[0]  # the activations: weights keep their shapes
-        for d in range(x.dim()):
-            if d != channel_dim % x.dim():
-                torch._dynamo.maybe_mark_dynamic(x, d)
+        for x in args[:activations]:  # the activations: weights keep their shapes
+            for d in range(x.dim()):
+                if d != channel_dim % x.dim():
+                    torch._dynamo.maybe_mark_dynamic(x, d)
         try:
             if "fn" not in holder:  # torch.compile only wraps fn here; the compiling happens in the first call
+                # each pass compiles once per rank, channel count and dtypes: more than dynamo's default limit of
+                # 8 versions in a sweep of many models, which fullgraph would turn into a failure (eager for good)
+                torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
                 holder["fn"] = torch.compile(fn, fullgraph=True)
                 with _quiet_cpp_extension():
                     return holder["fn"](*args, **kwargs)
@@ -116,14 +121,16 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 @_compiled(channel_dim=1)
 def conv_glu_block(x: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, eps: float,
                    weight: torch.Tensor, bias: torch.Tensor, padding: tuple[int, ...], groups: int,
-                   out_weight: torch.Tensor, out_bias: torch.Tensor) -> torch.Tensor:
-    """x + GLU(conv1x1(GELU(conv(norm(x))))) for x (b, D, *L) in a half dtype, the norm over channels in float32
-    (its weights float32), the convolutions' weights in x's dtype: (b, D, *L) in x's dtype and memory format."""
+                   out_weight: torch.Tensor, out_bias: torch.Tensor, overwrite: bool = False) -> torch.Tensor:
+    """x + GLU(conv1x1(GELU(conv(norm(x))))) for x (b, D, *L) in float32 or the convolutions' half dtype, the norm
+    over channels in float32 (its weights float32), the rest in the weights' dtype, the sum in x's: (b, D, *L) in
+    x's dtype and memory format; with `overwrite` the sum is written into x (and x returned)."""
     conv = _CONV[x.dim() - 2]
     y = F.layer_norm(x.movedim(1, -1).float(), (x.shape[1],), norm_weight, norm_bias, eps)
-    y = y.to(x.dtype).movedim(-1, 1)  # (b, D, *L)
+    y = y.to(weight.dtype).movedim(-1, 1)  # (b, D, *L)
     y = F.gelu(conv(y, weight, bias, padding=padding, groups=groups))
-    return x + F.glu(conv(y, out_weight, out_bias), 1)
+    y = F.glu(conv(y, out_weight, out_bias), 1)
+    return x.add_(y) if overwrite else x + y
 
 
 @_compiled(channel_dim=-1)
@@ -131,3 +138,10 @@ def norm_mean(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: fl
     """LayerNorm over the channels of x (b, *L, D), then the mean over every pixel, in float32: (b, D)."""
     y = F.layer_norm(x.float(), (x.shape[-1],), weight, bias, eps)
     return y.mean(dim=tuple(range(1, x.dim() - 1)))
+
+
+@_compiled(channel_dim=-1, activations=3)
+def glu_residual_(out: torch.Tensor, dst: torch.Tensor, res: torch.Tensor) -> None:
+    """dst = res + GLU(out) over the last dim, in float32 from a half `out`: out (..., 2H) in the pixel order of
+    dst and res (..., H), which may be strided views; written into dst."""
+    dst.copy_(res.float() + F.glu(out.float(), -1))

@@ -26,9 +26,9 @@ class RateS4ND(ResolutionAware):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, L1, L2) -> (B, H, L1, L2)
         return self.s4nd(x, rate=self.rate(), method=self.method)
 
-    def prenorm_residual(self, x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    def prenorm_residual(self, x: torch.Tensor, norm: torch.nn.LayerNorm, overwrite: bool = False) -> torch.Tensor:
         """x + self(norm(x)), the norm over channels (see S4ND.prenorm_residual)."""
-        return self.s4nd.prenorm_residual(x, norm, rate=self.rate(), method=self.method)
+        return self.s4nd.prenorm_residual(x, norm, rate=self.rate(), method=self.method, overwrite=overwrite)
 
     def rate(self) -> tuple[float, ...]:
         return self.input_rate or (1.0,) * self.s4nd.dim  # no rate given: the layer's reference grid

@@ -23,7 +23,7 @@ from resbench.layers import compiled_passes, onednn
 from resbench.layers.blocks import GLU, has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.s4nd_ops import (activate_, apply_toeplitz, channel_major, conv_fft, fft_evaluate, gelu_into,
-                                      inverse, kernel_spectrum, store, toeplitz_from_kernel)
+                                      inverse, kernel_spectrum, store, sum_buffer, toeplitz_from_kernel)
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
@@ -189,17 +189,21 @@ class S4ND(ResolutionAware):
         return z if self.transposed else z.movedim(1, -1)
 
     def prenorm_residual(self, x: torch.Tensor, norm: nn.LayerNorm, rate: float | Sequence[float] = 1.0,
-                         bandlimit: float | None = ..., method: str = "auto") -> torch.Tensor:
+                         bandlimit: float | None = ..., method: str = "auto", overwrite: bool = False) -> torch.Tensor:
         """x + self(norm(x)), `norm` a LayerNorm over the channels of x (B, H, *L) (as ChannelNorm): the body of
         a prenorm residual block. On the grouped path (no autograd, Toeplitz) the norm and the sum are taken
-        a group of images at a time inside it, while the group is in cache: two passes over the batch fewer."""
+        a group of images at a time inside it, while the group is in cache: two passes over the batch fewer.
+
+        `overwrite`: x is the caller's own (a model's residual stream, read by nothing after this call), so the
+        grouped paths may write the sum into x, group by group, instead of into a new tensor: the sum reads and
+        writes the same memory, and a float32 stream under autocast costs about what a half one does."""
         fused = (self.transposed and self.channels == 1 and not self.linear and self._grouped()
                  and x.dim() == 2 + self.dim and not has_forward_hooks(self, norm))
         if not fused:
             return x + self(norm(x), rate=rate, bandlimit=bandlimit, method=method)
         if _method(method, tuple(x.shape[2:]), x.device) == "fft":
-            return self._evaluate_fft(x, rate, bandlimit, norm)
-        return self._evaluate(x, self._operators(tuple(x.shape[2:]), rate, bandlimit, "toeplitz"), norm)
+            return self._evaluate_fft(x, rate, bandlimit, norm, overwrite)
+        return self._evaluate(x, self._operators(tuple(x.shape[2:]), rate, bandlimit, "toeplitz"), norm, overwrite)
 
     def _grouped(self) -> bool:
         """Whether a Toeplitz forward takes the grouped path: no autograd and no dropout to draw."""
@@ -210,7 +214,8 @@ class S4ND(ResolutionAware):
         SSM channel, and an output linear."""
         return self._grouped() and self.channels == 1 and not self.linear
 
-    def _evaluate_fft(self, x: torch.Tensor, rate, bandlimit, norm: nn.LayerNorm | None = None) -> torch.Tensor:
+    def _evaluate_fft(self, x: torch.Tensor, rate, bandlimit, norm: nn.LayerNorm | None = None,
+                      overwrite: bool = False) -> torch.Tensor:
         """The FFT path without autograd (fft_evaluate), with `norm` x + this layer of norm(x); under autocast
         the output linear runs in its dtype, the transforms in float32. The output is channels last in memory."""
         device = x.device.type
@@ -218,10 +223,11 @@ class S4ND(ResolutionAware):
         spectrum, sizes = self._operators(tuple(x.shape[2:]), rate, bandlimit, "spectrum")
         with torch.autocast(device, enabled=False):
             z = fft_evaluate(x, spectrum, sizes, self.output_linear[0], isinstance(self.output_linear[1], nn.GLU),
-                             self.activation, dtype, norm)  # (B, *L, H)
+                             self.activation, dtype, norm, overwrite)  # (B, *L, H)
         return z.movedim(-1, 1) if self.transposed else z
 
-    def _evaluate(self, x: torch.Tensor, ops: Sequence[torch.Tensor], norm: nn.LayerNorm | None = None) -> torch.Tensor:
+    def _evaluate(self, x: torch.Tensor, ops: Sequence[torch.Tensor], norm: nn.LayerNorm | None = None,
+                  overwrite: bool = False) -> torch.Tensor:
         """The Toeplitz path without autograd, a group of images at a time (see CHUNK_ELEMENTS); with `norm`,
         x + this layer of norm(x) (see prenorm_residual).
 
@@ -236,16 +242,17 @@ class S4ND(ResolutionAware):
             # dtype if wider, as x + output promotes); a norm runs in x's dtype (autocast alone would take fp32)
             dtype = torch.get_autocast_dtype(device)
             with torch.autocast(device, enabled=False):
-                return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype, norm)
-        return self._evaluate_in(x, ops, x.dtype, norm)
+                return self._evaluate_in(x, [T.to(dtype) for T in ops], dtype, norm, overwrite)
+        return self._evaluate_in(x, ops, x.dtype, norm, overwrite)
 
     def _evaluate_in(self, x: torch.Tensor, ops: Sequence[torch.Tensor], dtype: torch.dtype,
-                     norm: nn.LayerNorm | None) -> torch.Tensor:
+                     norm: nn.LayerNorm | None, overwrite: bool = False) -> torch.Tensor:
         B, H, W, spatial = x.shape[0], self.d_model, x.shape[1], tuple(x.shape[2:])  # W = C*H conv channels
         perm = channel_major(self.dim)  # (B, H, *L) -> (H, L1, ..., b, LN)
         # (B, *L, H) to a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
         pixel_order = [*[max(k - 1, 0) for k in perm[1:]], self.dim + 1]
-        z = x.new_empty(B, *spatial, H, dtype=dtype if norm is None else torch.promote_types(dtype, x.dtype))
+        z = sum_buffer(x, dtype, overwrite) if norm is not None else \
+            x.new_empty(B, *spatial, H, dtype=dtype)
         z_pixels = z.permute(pixel_order)
         x_pixels = x.movedim(1, -1).permute(pixel_order)  # the residual, in the same order
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4

@@ -10,12 +10,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from resbench.layers import onednn
+from resbench.layers import compiled_passes, onednn
 from resbench.layers.blocks import narrow_half_glu
 from resbench.layers.resolution_aware import kernel_precision
 
 __all__ = ["toeplitz_from_kernel", "channel_major", "apply_toeplitz", "inverse", "full_kernel", "conv_fft",
-           "kernel_spectrum", "fft_evaluate", "activate_", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
+           "kernel_spectrum", "fft_evaluate", "sum_buffer", "activate_", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
 
 # The FFT evaluation path transforms a few images at a time, about this many spectrum elements per group
 # (complex float32: 8 bytes each), so a large batch of long signals or large images needs no batch-sized
@@ -107,7 +107,8 @@ def kernel_spectrum(kernels: Sequence[torch.Tensor], spatial: Sequence[int],
 
 
 def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], linear: nn.Linear, glu: bool,
-                 activation: nn.Module, dtype: torch.dtype, norm: nn.LayerNorm | None = None) -> torch.Tensor:
+                 activation: nn.Module, dtype: torch.dtype, norm: nn.LayerNorm | None = None,
+                 overwrite: bool = False) -> torch.Tensor:
     """The FFT path without autograd, a group of images at a time (FFT_CHUNK_ELEMENTS): x (B, H, *L) in, read
     channels last ((B, *L, H) in memory, as the models keep it, costs no copy), (B, *L, H) out in `dtype`; with
     `norm`, x + the layer of norm(x), in x's dtype if wider.
@@ -119,7 +120,7 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
     B, H, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
     n = len(spatial)
     pixels = math.prod(spatial)
-    z = x.new_empty(B, *spatial, H, dtype=dtype if norm is None else torch.promote_types(dtype, x.dtype))
+    z = sum_buffer(x, dtype, overwrite) if norm is not None else x.new_empty(B, *spatial, H, dtype=dtype)
     x_last = x.movedim(1, -1)  # (B, *L, H)
     rows = onednn.enabled(x.device, dtype)  # float32 on the CPU: the output linear through oneDNN, on pixel rows
     weight = None if rows else torch.cat([linear.weight, linear.bias[:, None]], dim=1).t().to(dtype)  # bias last
@@ -147,6 +148,17 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
             out = torch.matmul(a.view(b, H + 1, pixels).transpose(1, 2), weight)  # (b, pixels, out)
         store(out.view(b * pixels, -1), z[b0:b0 + b], glu, None if norm is None else x_last[b0:b0 + b])
     return z
+
+
+def sum_buffer(x: torch.Tensor, dtype: torch.dtype, overwrite: bool) -> torch.Tensor:
+    """Where a prenorm residual layer writes x + layer(norm(x)), (B, *L, H): x itself (channels last) when the
+    caller lets it be overwritten and the sum keeps x's dtype and layout, else a new tensor in the wider of
+    `dtype` (the layer's) and x's dtype, as x + output promotes."""
+    x_last = x.movedim(1, -1)  # (B, *L, H)
+    sum_dtype = torch.promote_types(dtype, x.dtype)
+    if overwrite and sum_dtype == x.dtype and x_last.is_contiguous():
+        return x_last
+    return x.new_empty(x_last.shape, dtype=sum_dtype)
 
 
 def activate_(t: torch.Tensor, activation: nn.Module) -> torch.Tensor:
@@ -178,6 +190,9 @@ def store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | N
             dst.copy_(out.view(dst.shape))
         return
     y = out.view(*dst.shape[:-1], out.shape[-1])
+    if glu and res is not None and out.dtype != dst.dtype and compiled_passes.enabled(out.device, out.dtype):
+        compiled_passes.glu_residual_(y, dst, res)  # a half out into a float32 stream: one pass
+        return
     y = F.glu(y.float() if in_fp32 else y, -1) if glu else y
     if res is None:
         dst.copy_(y)

@@ -63,9 +63,22 @@ class IsoModel(ResModel):
         # channels-last memory: the norms and the per-pixel linears read it without copies, and
         # S4ND hands its output back channel-innermost. Eval at 28x28 is about 1/3 faster this way.
         # The 1x1 stem is applied as the per-pixel linear it is, which writes channels-last directly
-        # (a 1x1 convolution writes channel-first and needs a transposing copy after it).
-        x = F.linear(x.movedim(1, -1), self.stem.weight.flatten(1), self.stem.bias)  # (B, *sides, D)
-        x = self.blocks(x.movedim(-1, 1))  # (B, D, *sides), channels-last in memory
+        # (a 1x1 convolution writes channel-first and needs a transposing copy after it). Under autocast the
+        # stem runs in float32, so the residual stream stays float32: each block computes in the half dtype and
+        # adds its output to a float32 sum. A half-precision stream rounds that sum at every block, which
+        # flipped 3-10x more predictions against float32 (docs/benchmarks.md, "bf16").
+        x = x.movedim(1, -1)  # (B, *sides, C)
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                x = F.linear(x.float(), self.stem.weight.flatten(1).float(), self.stem.bias.float())  # (B, *sides, D)
+        else:
+            x = F.linear(x, self.stem.weight.flatten(1), self.stem.bias)  # (B, *sides, D)
+        x = x.movedim(-1, 1)  # (B, D, *sides), channels-last in memory
+        if has_forward_hooks(self.blocks, *self.blocks):  # a hook sees each block's input as it was
+            x = self.blocks(x)
+        else:  # the stream is this forward's own: each block may write its sum over its input
+            for block in self.blocks:
+                x = block(x, overwrite=True)
         x = x.movedim(1, -1)  # (B, *sides, D)
         if compiled_dtype(x) is not None and not has_forward_hooks(self.norm):  # one compiled float32 pass
             with torch.autocast(x.device.type, enabled=False):
