@@ -266,3 +266,23 @@ def test_iso_models_keep_a_float32_residual_stream_under_autocast(compiling, nam
             half = model(x)
     assert seen == [torch.float32, torch.float32]  # the sum after block 0: float32 under autocast too
     assert (half.float() - fp32).abs().max() <= 0.05 * fp32.abs().max()
+
+
+@needs_compiler
+@pytest.mark.parametrize("train_res,test_res", [(8, 10), ([40], [150])])  # Toeplitz 2-d; FFT 1-d
+def test_s4nd_iso_sums_over_its_float32_stream_through_the_compiled_pass(compiling, monkeypatch, train_res, test_res):
+    from resbench.models import create_model
+
+    torch.manual_seed(5)
+    model = create_model("s4nd_iso", train_res=train_res, d_model=8, n_layers=2, d_state=4).eval()
+    x = torch.randn(3, 1, *([test_res] * 2 if isinstance(test_res, int) else test_res))
+    calls = []
+    monkeypatch.setattr(compiled_passes, "glu_add_", _counting(compiled_passes.glu_add_, calls))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        overwritten = model(x)  # each block sums into the stream: glu_add_
+        handle = model.blocks.register_forward_hook(lambda *args: None)
+        separate = model(x)  # a hook: new tensors, glu_residual_
+        handle.remove()
+    assert compiled_passes._state["failed"] is None  # both passes compiled
+    assert len(calls) == 2  # one per block
+    assert torch.equal(overwritten, separate)

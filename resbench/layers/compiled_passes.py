@@ -143,5 +143,14 @@ def norm_mean(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: fl
 @_compiled(channel_dim=-1, activations=3)
 def glu_residual_(out: torch.Tensor, dst: torch.Tensor, res: torch.Tensor) -> None:
     """dst = res + GLU(out) over the last dim, in float32 from a half `out`: out (..., 2H) in the pixel order of
-    dst and res (..., H), which may be strided views; written into dst."""
+    dst and res (..., H), which may be strided views, not of the same memory (glu_add_ is that case); written
+    into dst."""
     dst.copy_(res.float() + F.glu(out.float(), -1))
+
+
+@_compiled(channel_dim=-1, activations=2)
+def glu_add_(out: torch.Tensor, dst: torch.Tensor) -> None:
+    """dst += GLU(out) over the last dim, in float32 from a half `out` (see glu_residual_): the sum written over
+    the residual itself. (Compiled with two views of one tensor as inputs, inductor fails to build their common
+    base under dynamic shapes, so the overwriting case has its own pass.)"""
+    dst.add_(F.glu(out.float(), -1))

@@ -191,7 +191,11 @@ def store(out: torch.Tensor, dst: torch.Tensor, glu: bool, res: torch.Tensor | N
         return
     y = out.view(*dst.shape[:-1], out.shape[-1])
     if glu and res is not None and out.dtype != dst.dtype and compiled_passes.enabled(out.device, out.dtype):
-        compiled_passes.glu_residual_(y, dst, res)  # a half out into a float32 stream: one pass
+        # a half out into a float32 stream: one pass, over the residual itself where dst is it (overwrite)
+        if dst.data_ptr() == res.data_ptr() and dst.stride() == res.stride():
+            compiled_passes.glu_add_(y, dst)
+        else:
+            compiled_passes.glu_residual_(y, dst, res)
         return
     y = F.glu(y.float() if in_fp32 else y, -1) if glu else y
     if res is None:
