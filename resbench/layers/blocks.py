@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from resbench.layers import compiled_passes
 
-__all__ = ["GLU", "NARROW_GLU", "narrow_half_glu", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock", "has_forward_hooks",
-           "compiled_dtype", "conv_glu_convs"]
+__all__ = ["GLU", "NARROW_GLU", "narrow_half_glu", "glu_mixer", "FastDropout", "ChannelNorm", "PreNormBlock",
+           "has_forward_hooks", "compiled_dtype", "conv_glu_convs"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 

@@ -1,7 +1,7 @@
 """Passes of evaluation compiled by torch.compile (inductor's C++ backend), in bf16/fp16 on the CPU: the norm over
 channels before each S4ND layer and the layout change after it, in one loop (`norm_to_channel_major`); S4ND's GLU
-and residual sum into a float32 stream (`glu_residual_`); the whole prenorm block of the Conv-ISO baselines
-(`conv_glu_block`); the iso models' head norm and mean (`norm_mean`).
+and residual sum into a float32 stream (`glu_residual_`, or `glu_add_` over the stream itself); the whole prenorm
+block of the Conv-ISO baselines (`conv_glu_block`); the iso models' head norm and mean (`norm_mean`).
 
 Eager PyTorch runs the layer norm over 64 channels at about ten memory passes' cost and then transposes its
 output into the channel-major layout of the Toeplitz products (`channel_major`). Compiled as one kernel the two
@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["enabled", "status", "norm_to_channel_major", "conv_glu_block", "norm_mean"]
+__all__ = ["enabled", "status", "norm_to_channel_major", "conv_glu_block", "norm_mean", "glu_residual_", "glu_add_",
+           "RECOMPILE_LIMIT"]
 
 RECOMPILE_LIMIT = 64  # versions of one pass a process may compile (see _compile)
 _state = {"failed": None}  # the first compile error, after which every pass runs eager
@@ -71,8 +72,8 @@ def _quiet_cpp_extension():
 def _compiled(channel_dim: int, activations: int = 1) -> Callable[[Callable], Callable]:
     """fn through torch.compile, built on first call; eager once any compile has failed. Every dim of the first
     `activations` arguments (the activations) but `channel_dim` is marked dynamic, so one compiled kernel serves
-    every batch, group and grid; the channel count stays fixed, which lets inductor unroll the reduction over it (with every dim dynamic the
-    compiled layer norm over 64 channels ran 4x slower than eager)."""
+    every batch, group and grid; the channel count stays fixed, which lets inductor unroll the reduction over it
+    (with every dim dynamic the compiled layer norm over 64 channels ran 4x slower than eager)."""
     return functools.partial(_compile, channel_dim=channel_dim, activations=activations)
 
 
