@@ -23,7 +23,7 @@ from resbench.layers import compiled_passes, onednn
 from resbench.layers.blocks import GLU, has_forward_hooks
 from resbench.layers.resolution_aware import ResolutionAware, kernel_precision
 from resbench.layers.s4nd_ops import (activate_, apply_toeplitz, channel_major, conv_fft, fft_evaluate, gelu_into,
-                                      inverse, kernel_spectrum, store, sum_buffer, toeplitz_from_kernel)
+                                      inverse, kernel_spectrum, output_buffer, store, toeplitz_from_kernel)
 from resbench.layers.ssm_kernels import KERNELS, DPLRKernel, SSMKernel, randn_init
 
 __all__ = ["S4ND", "SSMKernel", "DPLRKernel", "KERNELS", "toeplitz_from_kernel", "apply_toeplitz", "conv_fft",
@@ -251,8 +251,7 @@ class S4ND(ResolutionAware):
         perm = channel_major(self.dim)  # (B, H, *L) -> (H, L1, ..., b, LN)
         # (B, *L, H) to a group's pixel order (L1, ..., b, LN, H): x's dim 0 is z's 0, x's dim k >= 2 is z's k - 1
         pixel_order = [*[max(k - 1, 0) for k in perm[1:]], self.dim + 1]
-        z = sum_buffer(x, dtype, overwrite) if norm is not None else \
-            x.new_empty(B, *spatial, H, dtype=dtype)
+        z = output_buffer(x, H, dtype, norm is not None, overwrite)  # (B, *L, H)
         z_pixels = z.permute(pixel_order)
         x_pixels = x.movedim(1, -1).permute(pixel_order)  # the residual, in the same order
         budget = CHUNK_ELEMENTS if x.is_contiguous() else CHUNK_ELEMENTS // 4

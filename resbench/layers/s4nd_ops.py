@@ -15,7 +15,7 @@ from resbench.layers.blocks import narrow_half_glu
 from resbench.layers.resolution_aware import kernel_precision
 
 __all__ = ["toeplitz_from_kernel", "channel_major", "apply_toeplitz", "inverse", "full_kernel", "conv_fft",
-           "kernel_spectrum", "fft_evaluate", "sum_buffer", "activate_", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
+           "kernel_spectrum", "fft_evaluate", "output_buffer", "activate_", "gelu_into", "store", "FFT_CHUNK_ELEMENTS"]
 
 # The FFT evaluation path transforms a few images at a time, about this many spectrum elements per group
 # (complex float32: 8 bytes each), so a large batch of long signals or large images needs no batch-sized
@@ -120,7 +120,7 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
     B, H, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
     n = len(spatial)
     pixels = math.prod(spatial)
-    z = sum_buffer(x, dtype, overwrite) if norm is not None else x.new_empty(B, *spatial, H, dtype=dtype)
+    z = output_buffer(x, H, dtype, norm is not None, overwrite)  # (B, *L, H)
     x_last = x.movedim(1, -1)  # (B, *L, H)
     rows = onednn.enabled(x.device, dtype)  # float32 on the CPU: the output linear through oneDNN, on pixel rows
     weight = None if rows else torch.cat([linear.weight, linear.bias[:, None]], dim=1).t().to(dtype)  # bias last
@@ -150,15 +150,18 @@ def fft_evaluate(x: torch.Tensor, spectrum: torch.Tensor, sizes: Sequence[int], 
     return z
 
 
-def sum_buffer(x: torch.Tensor, dtype: torch.dtype, overwrite: bool) -> torch.Tensor:
-    """Where a prenorm residual layer writes x + layer(norm(x)), (B, *L, H): x itself (channels last) when the
-    caller lets it be overwritten and the sum keeps x's dtype and layout, else a new tensor in the wider of
-    `dtype` (the layer's) and x's dtype, as x + output promotes."""
-    x_last = x.movedim(1, -1)  # (B, *L, H)
-    sum_dtype = torch.promote_types(dtype, x.dtype)
+def output_buffer(x: torch.Tensor, width: int, dtype: torch.dtype, residual: bool, overwrite: bool) -> torch.Tensor:
+    """Where an evaluation path writes its output of `width` channels for x (B, C, *L), (B, *L, width): without
+    `residual` a new tensor in `dtype` (the layer's); with it (x + layer(norm(x)), width C) x itself, channels
+    last, when the caller lets it be overwritten and the sum keeps x's dtype and layout, else a new tensor in the
+    wider of `dtype` and x's dtype, as x + output promotes."""
+    shape = (x.shape[0], *x.shape[2:], width)
+    if not residual:
+        return x.new_empty(shape, dtype=dtype)
+    x_last, sum_dtype = x.movedim(1, -1), torch.promote_types(dtype, x.dtype)
     if overwrite and sum_dtype == x.dtype and x_last.is_contiguous():
         return x_last
-    return x.new_empty(x_last.shape, dtype=sum_dtype)
+    return x.new_empty(shape, dtype=sum_dtype)
 
 
 def activate_(t: torch.Tensor, activation: nn.Module) -> torch.Tensor:
